@@ -1,0 +1,42 @@
+# Strata: every target creates its own virtual environment from the pinned constraints.
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup run test test-long lint bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Strata needs Python 3.11)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip==25.3"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+## The main job: replay the real NASDAQ (LOBSTER) sample through the matching engine and check it.
+run: $(STAMP)
+	$(BIN)/strata replay-book --format lobster data/lobster/AAPL_2012-06-21_34200000_57600000_message_10.csv \
+		--initial-book data/lobster/AAPL_2012-06-21_34200000_57600000_orderbook_10.csv \
+		--check-steps data/lobster/AAPL_2012-06-21_34200000_57600000_orderbook_10.csv
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+## The test command: lint, types, the import-layer contract, then the test suite.
+test: lint
+	$(BIN)/pytest
+
+## Heavy campaigns (long differential and property runs).
+test-long: $(STAMP)
+	$(BIN)/pytest -m long
+
+bench: $(STAMP)
+	$(BIN)/strata bench engine
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Strata: a modular execution layer for on-chain derivatives."""

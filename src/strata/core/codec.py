@@ -1,0 +1,62 @@
+"""The single canonical binary encoding for everything hashed or signed.
+
+Everything that is hashed, signed or committed is a msgspec ``Struct`` encoded as MessagePack with
+``array_like=True`` (fields by position, no names). msgspec always writes an integer in its
+shortest form and a struct's fields in declaration order, so one value has one encoding. A decoder
+that accepted a longer form of the same value would let two byte strings stand for one transaction;
+:func:`decode_canonical` therefore re-encodes what it decoded and rejects any input that does not
+come back byte for byte (``encode(decode(b)) == b``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Generic, TypeVar
+
+import msgspec
+
+from strata.core.errors import ErrorCode, InvalidTransaction
+
+T = TypeVar("T")
+
+_ENCODER = msgspec.msgpack.Encoder()
+
+
+def encode(value: object) -> bytes:
+    """Canonical bytes of ``value`` (a msgspec Struct, or a tuple/int/bytes of them)."""
+    return _ENCODER.encode(value)
+
+
+def sha256(data: bytes) -> bytes:
+    """SHA-256 digest (the chain's hash: cheap on the EVM through its precompile)."""
+    return hashlib.sha256(data).digest()
+
+
+class CanonicalDecoder(Generic[T]):
+    """Decodes one type strictly and canonically.
+
+    Raises
+    ------
+    InvalidTransaction
+        ``MALFORMED_TRANSACTION`` when the bytes do not decode as the type (``error_code`` lets
+        other kinds of record reuse this with their own code), ``NON_CANONICAL_ENCODING`` when
+        they decode but are not the canonical encoding of what they decode to, and
+        ``TRANSACTION_TOO_LARGE`` past ``max_size`` bytes.
+    """
+
+    def __init__(self, type_: Any, max_size: int) -> None:
+        self._decoder: msgspec.msgpack.Decoder[T] = msgspec.msgpack.Decoder(type_)
+        self._max_size = max_size
+
+    def decode(self, data: bytes) -> T:
+        if len(data) > self._max_size:
+            raise InvalidTransaction(
+                ErrorCode.TRANSACTION_TOO_LARGE, f"{len(data)} bytes > {self._max_size}"
+            )
+        try:
+            value = self._decoder.decode(data)
+        except msgspec.DecodeError as exc:  # ValidationError is a subclass
+            raise InvalidTransaction(ErrorCode.MALFORMED_TRANSACTION, str(exc)) from None
+        if _ENCODER.encode(value) != data:
+            raise InvalidTransaction(ErrorCode.NON_CANONICAL_ENCODING, "not the canonical bytes")
+        return value

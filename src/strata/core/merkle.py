@@ -1,0 +1,376 @@
+"""Reference sparse Merkle tree: a readable, stateless commitment to a map of bytes to bytes.
+
+This module is the *spec* of the tree. A faster incremental tree may replace it on the hot path,
+but it must produce the same roots and proofs, and is differentially tested against this one.
+
+Shape
+-----
+- A map from keys (arbitrary bytes) to values (arbitrary bytes).
+- A key lives at ``path = sha256(key)``: 256 bits read most significant bit first. Bit ``d`` of the
+  path chooses the branch at depth ``d``: ``0`` is left, ``1`` is right.
+- Hashes are domain separated as in RFC 6962, so a leaf can never pass for an internal node::
+
+      value_hash = sha256(value)
+      leaf_hash  = sha256(0x00 || path || value_hash)      # 1 + 32 + 32 bytes hashed
+      node_hash  = sha256(0x01 || left || right)           # 1 + 32 + 32 bytes hashed
+      EMPTY      = 32 zero bytes                           # the hash of an empty subtree
+
+- Path compression, as in the binary form of the Diem/Aptos Jellyfish tree. The hash of the subtree
+  of leaves whose paths share a ``d``-bit prefix is:
+
+  * ``EMPTY`` if it holds no leaf;
+  * that leaf's ``leaf_hash`` if it holds exactly one leaf (the leaf is *not* pushed down to depth
+    256: it sits at the shallowest depth where it is alone);
+  * ``node_hash(left, right)`` if it holds two or more leaves, where ``left`` and ``right`` are the
+    subtrees split on path bit ``d`` (an empty side is ``EMPTY``).
+
+  The root is the subtree at depth 0; the root of the empty map is ``EMPTY``. A leaf therefore sits
+  at depth about ``log2(n)`` and costs that many hashes to prove. A tree built this way is
+  *canonical*: one map has exactly one shape, whatever order its items arrive in.
+
+Proofs
+------
+A :class:`SparseMerkleProof` for a key lists the ``siblings`` of the nodes on the key's path, from
+the root's children down to depth ``d = len(siblings)``, where the key's subtree is a single leaf or
+empty. What sits there decides the kind of proof:
+
+- *inclusion*: the key's own leaf; ``leaf`` is ``None`` and the verifier rebuilds the leaf from the
+  key and the claimed value;
+- *exclusion, empty*: nothing; ``leaf`` is ``None``;
+- *exclusion, occupied*: another key's leaf, whose paths share the first ``d`` bits; ``leaf`` is
+  that leaf's ``(path, value_hash)``.
+
+:func:`verify_proof` is stateless and never raises on a malformed proof: it returns ``False``.
+Besides refolding the root, it checks that the proof is canonical: at most 256 siblings, each 32
+bytes; the deepest sibling is not ``EMPTY`` (a node with one empty side and a single leaf on the
+other would have been compressed); an inclusion proof carries no ``leaf``; an occupying leaf has a
+path different from the key's and shares the key's first ``d`` bits.
+
+Lists
+-----
+:func:`compute_list_root` commits to an ordered list (transactions, receipts, withdrawals) as the
+map ``{index.to_bytes(8, "big"): item} | {b"length": len(items).to_bytes(8, "big")}``. Every item
+has its own key, so no item is ever duplicated to fill a level (Bitcoin CVE-2012-2459), and the
+length is committed too, so a proof of ``b"length"`` bounds the list and ``[]`` is not ``EMPTY``.
+``LIST_LENGTH_KEY`` is 6 bytes and cannot collide with an 8-byte index key.
+
+Proof encoding
+--------------
+:func:`encode_proof` is canonical (one proof, one byte string)::
+
+    kind            1 byte    0x00 no leaf, 0x01 leaf present
+    sibling_count   2 bytes   big-endian, at most 256
+    leaf            64 bytes  path || value_hash, only when kind == 0x01
+    siblings        32 bytes each, root side first
+
+:func:`decode_proof` accepts exactly these strings (no trailing bytes) and raises ``ValueError``
+on anything else, so ``encode_proof(decode_proof(b)) == b`` whenever decoding succeeds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from bisect import bisect_left
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import Final
+
+HASH_BYTES: Final = 32
+"""Length of every hash, path and value hash, in bytes."""
+
+MAX_DEPTH: Final = 256
+"""Bits in a path, hence the most siblings a proof can hold."""
+
+EMPTY: Final = bytes(HASH_BYTES)
+"""Hash of an empty subtree, and root of the empty map."""
+
+LEAF_PREFIX: Final = b"\x00"
+NODE_PREFIX: Final = b"\x01"
+
+LIST_LENGTH_KEY: Final = b"length"
+"""Key under which :func:`compute_list_root` commits the list length (8 bytes, big-endian)."""
+
+LIST_INDEX_BYTES: Final = 8
+
+_PROOF_KIND_NO_LEAF: Final = 0
+_PROOF_KIND_LEAF: Final = 1
+_PROOF_HEADER_BYTES: Final = 3
+_PROOF_LEAF_BYTES: Final = 2 * HASH_BYTES
+
+
+@dataclass(frozen=True, slots=True)
+class SparseMerkleProof:
+    """Proof that a key holds a value, or holds none, under a root.
+
+    ``siblings`` are 32-byte hashes, root side first. ``leaf`` is ``None`` for an inclusion proof
+    and for an exclusion proof whose position is empty; otherwise it is the ``(path, value_hash)``
+    of the other leaf occupying the key's position. The class does not validate its fields:
+    :func:`verify_proof` rejects malformed proofs and :func:`decode_proof` never builds one.
+    """
+
+    siblings: tuple[bytes, ...]
+    leaf: tuple[bytes, bytes] | None = None
+
+
+# -- Hashes ---------------------------------------------------------------------------------------
+
+
+def compute_path(key: bytes) -> bytes:
+    """Return the 32-byte path of ``key``: ``sha256(key)``."""
+    return hashlib.sha256(key).digest()
+
+
+def compute_value_hash(value: bytes) -> bytes:
+    """Return the 32-byte hash of ``value`` stored in its leaf: ``sha256(value)``."""
+    return hashlib.sha256(value).digest()
+
+
+def compute_leaf_hash(path: bytes, value_hash: bytes) -> bytes:
+    """Return ``sha256(0x00 || path || value_hash)``; both arguments are 32 bytes."""
+    return hashlib.sha256(LEAF_PREFIX + path + value_hash).digest()
+
+
+def compute_node_hash(left: bytes, right: bytes) -> bytes:
+    """Return ``sha256(0x01 || left || right)``; both arguments are 32 bytes."""
+    return hashlib.sha256(NODE_PREFIX + left + right).digest()
+
+
+def get_path_bit(path: bytes, depth: int) -> int:
+    """Return bit ``depth`` (0 = most significant bit of byte 0) of ``path``: 0 left, 1 right."""
+    return (path[depth >> 3] >> (7 - (depth & 7))) & 1
+
+
+def compute_common_prefix_bits(a: bytes, b: bytes) -> int:
+    """Return how many leading bits two 32-byte paths share (256 when they are equal)."""
+    diff = int.from_bytes(a, "big") ^ int.from_bytes(b, "big")
+    return MAX_DEPTH - diff.bit_length()
+
+
+# -- Roots ----------------------------------------------------------------------------------------
+
+# A leaf as the tree builder sees it: (path, value_hash). Lists of them are sorted by path.
+_Leaf = tuple[bytes, bytes]
+
+
+def _sorted_leaves(pairs: Iterable[tuple[bytes, bytes]]) -> list[_Leaf]:
+    """Hash and sort ``(key, value)`` pairs into leaves; raise ``ValueError`` on a repeated key."""
+    leaves = sorted((compute_path(key), compute_value_hash(value)) for key, value in pairs)
+    for previous, current in pairwise(leaves):
+        if previous[0] == current[0]:
+            raise ValueError("duplicate key: two pairs share the path " + current[0].hex())
+    return leaves
+
+
+def _split(leaves: Sequence[_Leaf], lo: int, hi: int, depth: int) -> int:
+    """Return the first index in ``[lo, hi)`` whose path has bit ``depth`` set.
+
+    The leaves in ``[lo, hi)`` share their first ``depth`` bits and are sorted by path, so bit
+    ``depth`` reads 0...0 1...1 across the range and a binary search finds the boundary.
+    """
+    return bisect_left(leaves, 1, lo, hi, key=lambda leaf: get_path_bit(leaf[0], depth))
+
+
+def _subtree_hash(leaves: Sequence[_Leaf], lo: int, hi: int, depth: int) -> bytes:
+    """Hash of the subtree at ``depth`` holding ``leaves[lo:hi]`` (which share ``depth`` bits)."""
+    count = hi - lo
+    if count == 0:
+        return EMPTY
+    if count == 1:
+        path, value_hash = leaves[lo]
+        return compute_leaf_hash(path, value_hash)
+    # Two distinct paths differ in some bit below 256, so this recursion ends before MAX_DEPTH.
+    mid = _split(leaves, lo, hi, depth)
+    left = _subtree_hash(leaves, lo, mid, depth + 1)
+    right = _subtree_hash(leaves, mid, hi, depth + 1)
+    return compute_node_hash(left, right)
+
+
+def compute_root_from_pairs(pairs: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """Return the root of the map given as ``(key, value)`` pairs, in any order.
+
+    Costs ``O(n log n)`` (one sort, about ``2n`` hashes). Raises ``ValueError`` if a key appears
+    twice, even with the same value: the input would not be a map.
+    """
+    leaves = _sorted_leaves(pairs)
+    return _subtree_hash(leaves, 0, len(leaves), 0)
+
+
+def compute_root(items: Mapping[bytes, bytes]) -> bytes:
+    """Return the root of ``items``; the result does not depend on the mapping's order."""
+    return compute_root_from_pairs(items.items())
+
+
+def get_list_item_key(index: int) -> bytes:
+    """Return the key of item ``index`` in a committed list: 8 bytes, big-endian.
+
+    Raises ``ValueError`` if ``index`` is negative or does not fit in 64 bits.
+    """
+    if not 0 <= index < 1 << (8 * LIST_INDEX_BYTES):
+        raise ValueError(f"list index out of range: {index}")
+    return index.to_bytes(LIST_INDEX_BYTES, "big")
+
+
+def compute_list_entries(items: Sequence[bytes]) -> dict[bytes, bytes]:
+    """Return the map that :func:`compute_list_root` commits to; use it to prove list items.
+
+    Item ``i`` sits at :func:`get_list_item_key` ``(i)`` and the length, as 8 bytes big-endian,
+    at :data:`LIST_LENGTH_KEY`.
+    """
+    entries = {get_list_item_key(index): item for index, item in enumerate(items)}
+    entries[LIST_LENGTH_KEY] = len(items).to_bytes(LIST_INDEX_BYTES, "big")
+    return entries
+
+
+def compute_list_root(items: Sequence[bytes]) -> bytes:
+    """Return the root of an ordered list: the root of :func:`compute_list_entries` ``(items)``.
+
+    Lists that differ in any item, in order or in length (``[a, b, c]`` and ``[a, b, c, c]``)
+    have different roots, and the empty list's root is not ``EMPTY``.
+    """
+    return compute_root(compute_list_entries(items))
+
+
+# -- Proofs ---------------------------------------------------------------------------------------
+
+
+def prove(items: Mapping[bytes, bytes], key: bytes) -> SparseMerkleProof:
+    """Return the inclusion proof of ``key`` if ``items`` holds it, else its exclusion proof.
+
+    Costs ``O(n log n)``: it rebuilds the sibling subtrees from ``items``.
+    """
+    leaves = _sorted_leaves(items.items())
+    path = compute_path(key)
+    siblings: list[bytes] = []
+    lo, hi, depth = 0, len(leaves), 0
+    while hi - lo >= 2:
+        mid = _split(leaves, lo, hi, depth)
+        if get_path_bit(path, depth) == 0:
+            siblings.append(_subtree_hash(leaves, mid, hi, depth + 1))
+            hi = mid
+        else:
+            siblings.append(_subtree_hash(leaves, lo, mid, depth + 1))
+            lo = mid
+        depth += 1
+    leaf: _Leaf | None = None
+    if hi - lo == 1 and leaves[lo][0] != path:
+        leaf = leaves[lo]
+    return SparseMerkleProof(siblings=tuple(siblings), leaf=leaf)
+
+
+def _is_hash(value: object) -> bool:
+    return isinstance(value, bytes) and len(value) == HASH_BYTES
+
+
+def _is_well_formed(proof: object) -> bool:
+    """Check the proof's types and sizes, so that verification cannot raise."""
+    if not isinstance(proof, SparseMerkleProof):
+        return False
+    siblings = proof.siblings
+    if not isinstance(siblings, tuple) or len(siblings) > MAX_DEPTH:
+        return False
+    if not all(_is_hash(sibling) for sibling in siblings):
+        return False
+    leaf = proof.leaf
+    if leaf is None:
+        return True
+    return isinstance(leaf, tuple) and len(leaf) == 2 and _is_hash(leaf[0]) and _is_hash(leaf[1])
+
+
+def compute_root_from_proof(path: bytes, bottom: bytes, siblings: Sequence[bytes]) -> bytes:
+    """Fold ``bottom``, the hash at depth ``len(siblings)`` on ``path``, up to the root.
+
+    Performs no checks; :func:`verify_proof` is the safe entry point.
+    """
+    node = bottom
+    for depth in range(len(siblings) - 1, -1, -1):
+        if get_path_bit(path, depth) == 0:
+            node = compute_node_hash(node, siblings[depth])
+        else:
+            node = compute_node_hash(siblings[depth], node)
+    return node
+
+
+def verify_proof(root: bytes, key: bytes, value: bytes | None, proof: SparseMerkleProof) -> bool:
+    """Return whether ``proof`` shows that, under ``root``, ``key`` holds ``value``.
+
+    ``value is None`` asks for an exclusion proof (``key`` is absent), otherwise an inclusion
+    proof. Returns ``False``, never raises, for any malformed or non-canonical input: a root or
+    sibling that is not 32 bytes, more than 256 siblings, an ``EMPTY`` deepest sibling, an inclusion
+    proof carrying a ``leaf``, an occupying leaf with the key's own path or off the key's prefix.
+    """
+    if not _is_hash(root) or not isinstance(key, bytes) or not _is_well_formed(proof):
+        return False
+    if value is not None and not isinstance(value, bytes):
+        return False
+    siblings = proof.siblings
+    depth = len(siblings)
+    # The deepest node on the path has at most one leaf (or none) on the key's side, so a real
+    # tree has a non-empty subtree opposite it; otherwise that node would have been compressed.
+    if depth > 0 and siblings[-1] == EMPTY:
+        return False
+    path = compute_path(key)
+    if value is not None:
+        if proof.leaf is not None:
+            return False
+        bottom = compute_leaf_hash(path, compute_value_hash(value))
+    elif proof.leaf is None:
+        bottom = EMPTY
+    else:
+        leaf_path, leaf_value_hash = proof.leaf
+        # Same path: this would be the key's own leaf, i.e. an inclusion dressed as an exclusion.
+        if leaf_path == path:
+            return False
+        if compute_common_prefix_bits(leaf_path, path) < depth:
+            return False
+        bottom = compute_leaf_hash(leaf_path, leaf_value_hash)
+    return compute_root_from_proof(path, bottom, siblings) == root
+
+
+# -- Proof encoding -------------------------------------------------------------------------------
+
+
+def encode_proof(proof: SparseMerkleProof) -> bytes:
+    """Return the canonical bytes of ``proof`` (layout in the module docstring).
+
+    Raises ``ValueError`` if the proof is malformed (a field of the wrong size, too many siblings).
+    """
+    if not _is_well_formed(proof):
+        raise ValueError("cannot encode a malformed proof")
+    if proof.leaf is None:
+        head = bytes([_PROOF_KIND_NO_LEAF]) + len(proof.siblings).to_bytes(2, "big")
+    else:
+        head = bytes([_PROOF_KIND_LEAF]) + len(proof.siblings).to_bytes(2, "big")
+        head += proof.leaf[0] + proof.leaf[1]
+    return head + b"".join(proof.siblings)
+
+
+def decode_proof(data: bytes) -> SparseMerkleProof:
+    """Parse the canonical bytes of a proof; the inverse of :func:`encode_proof`.
+
+    Raises ``ValueError`` naming the fault if ``data`` is not bytes, is too short, has an unknown
+    kind byte, more than 256 siblings, or a length that does not match its header exactly.
+    """
+    if not isinstance(data, bytes):
+        raise ValueError(f"proof must be bytes, not {type(data).__name__}")
+    if len(data) < _PROOF_HEADER_BYTES:
+        raise ValueError(f"proof too short: {len(data)} bytes, header needs {_PROOF_HEADER_BYTES}")
+    kind = data[0]
+    if kind not in (_PROOF_KIND_NO_LEAF, _PROOF_KIND_LEAF):
+        raise ValueError(f"unknown proof kind byte: 0x{kind:02x}")
+    count = int.from_bytes(data[1:_PROOF_HEADER_BYTES], "big")
+    if count > MAX_DEPTH:
+        raise ValueError(f"too many siblings: {count} > {MAX_DEPTH}")
+    leaf_bytes = _PROOF_LEAF_BYTES if kind == _PROOF_KIND_LEAF else 0
+    expected = _PROOF_HEADER_BYTES + leaf_bytes + count * HASH_BYTES
+    if len(data) != expected:
+        raise ValueError(f"proof length {len(data)} does not match its header ({expected} bytes)")
+    offset = _PROOF_HEADER_BYTES
+    leaf: _Leaf | None = None
+    if kind == _PROOF_KIND_LEAF:
+        leaf = (data[offset : offset + HASH_BYTES], data[offset + HASH_BYTES : offset + leaf_bytes])
+        offset += leaf_bytes
+    siblings = tuple(
+        data[start : start + HASH_BYTES] for start in range(offset, len(data), HASH_BYTES)
+    )
+    return SparseMerkleProof(siblings=siblings, leaf=leaf)

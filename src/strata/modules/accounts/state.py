@@ -1,0 +1,71 @@
+"""Keys owned by ``accounts`` (the only code that touches them).
+
+=================  ======  ==========================  ======================================
+table              prefix  key                         value
+=================  ======  ==========================  ======================================
+``nonces``         0x10    address (20 bytes)          sorted tuple of the recent nonces used
+``agents``         0x11    agent public key (32 B)     ``AgentRecord``
+``account_agents`` 0x12    address (20 bytes)          sorted tuple of the account's agent keys
+=================  ======  ==========================  ======================================
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from strata.core.codec import encode
+from strata.state.store import State, Table
+
+
+class AgentRecord(msgspec.Struct, frozen=True, array_like=True):
+    """An Ed25519 agent key approved by ``account`` until ``valid_until_ms`` (exclusive)."""
+
+    account: bytes
+    valid_until_ms: int
+
+
+def _identity(key: bytes) -> bytes:
+    return key
+
+
+def register_tables(state: State) -> None:
+    """Create this module's tables in a new state."""
+    j = state.journal
+    state.add_table(Table("nonces", 0x10, j, _identity, encode))
+    state.add_table(Table("agents", 0x11, j, _identity, encode))
+    state.add_table(Table("account_agents", 0x12, j, _identity, encode))
+
+
+def get_nonces(state: State, account: bytes) -> tuple[int, ...]:
+    nonces: tuple[int, ...] | None = state.tables["nonces"].data.get(account)
+    return nonces if nonces is not None else ()
+
+
+def set_nonces(state: State, account: bytes, nonces: tuple[int, ...]) -> None:
+    state.tables["nonces"].put(account, nonces)
+
+
+def get_agent(state: State, public_key: bytes) -> AgentRecord | None:
+    record: AgentRecord | None = state.tables["agents"].data.get(public_key)
+    return record
+
+
+def set_agent(state: State, public_key: bytes, record: AgentRecord) -> None:
+    state.tables["agents"].put(public_key, record)
+
+
+def delete_agent(state: State, public_key: bytes) -> None:
+    state.tables["agents"].delete(public_key)
+
+
+def get_account_agents(state: State, account: bytes) -> tuple[bytes, ...]:
+    agents: tuple[bytes, ...] | None = state.tables["account_agents"].data.get(account)
+    return agents if agents is not None else ()
+
+
+def set_account_agents(state: State, account: bytes, agents: tuple[bytes, ...]) -> None:
+    table = state.tables["account_agents"]
+    if agents:
+        table.put(account, agents)
+    else:
+        table.delete(account)

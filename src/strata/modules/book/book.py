@@ -1,0 +1,554 @@
+"""The order book of one market: price-time priority matching, fast.
+
+The book holds resting limit orders of one market and matches incoming orders against them. It
+moves no funds and knows nothing of margin: it reports fills and removed orders, and ``clearing``
+applies them. ``tests/differential/model_book.py`` is a slow, obviously correct model of the same
+rules; the differential tests prove the two equal on random streams.
+
+Layout
+------
+- ``_orders``: ``order_id -> Order`` for every resting order.
+- Per side, ``_levels[side]``: ``key -> level`` where a level is a ``dict`` ``order_id -> Order``
+  kept in arrival order (CPython dicts keep insertion order; deleting from the middle is O(1)),
+  so a level is a FIFO queue with O(1) cancel. The key of a price is ``price_ticks`` for asks and
+  ``-price_ticks`` for bids, so on both sides the *smallest* key is the best price and one code
+  path serves both sides.
+- Per side, ``_heaps[side]``: a binary min-heap of the keys of that side's level dicts. Every key
+  of ``_levels[side]`` is in the heap exactly once. A level that becomes empty is kept (empty)
+  until its key reaches the top of the heap, where it is popped and its dict entry deleted (lazy
+  deletion); an order placed at that price meanwhile reuses the empty level. When the number of
+  level dicts outgrows twice the number seen at the last compaction, empty levels are dropped and
+  the heap is rebuilt (amortized O(1)).
+- ``_open_count``: ``owner -> number of resting orders``; ``_by_client``: ``(owner, client_id)
+  -> Order`` for resting orders that carry a client id.
+
+Ordering invariant
+------------------
+Best price first, then arrival order within a price (the order in which ``place`` rested the
+order or ``insert_resting`` inserted it). Order ids are supplied by the caller and are *not*
+assumed monotonic: in the chain they are the per-market sequence (so arrival order equals id
+order), in a replay they are external ids. ``reduce`` keeps an order's place in its queue. No
+set is ever iterated; ``iter_orders`` yields orders sorted by ``order_id`` (the canonical order
+for the state root), ``depth`` sorts prices.
+
+After every public call: the book is not crossed (best bid < best ask), every resting order has
+``size_lots > 0``, and ``_orders``, the levels, ``_open_count`` and ``_by_client`` agree.
+
+Complexity
+----------
+With ``L`` price levels on a side: resting a new order O(1) at an existing price, O(log L) at a
+new price; ``cancel`` and ``reduce`` O(1); a match O(levels crossed * log L + makers touched).
+Popping stale empty levels is amortized against their creation. ``depth`` is O(L log L),
+``iter_orders`` O(n log n); both are off the hot path. FOK placements and reduce-only makers take
+a slower path that only runs when they are present (an FOK first scans the crossing levels in
+price order, O(L log L), to decide fillability).
+
+Known limitations
+-----------------
+- Not thread safe; one book per market, driven by one thread (matching is partitioned by
+  market).
+- ``best_bid``/``best_ask``/``depth`` may drop stale empty levels (an internal mutation that is
+  invisible through the API).
+- The open-order limit and the client-id check are made up front, before matching: a GTC order
+  from an owner at the limit is rejected even if it would have filled completely (use IOC).
+- Rebuilding a book from state with ``insert_resting`` must insert orders in time priority
+  order (in the chain: ascending ``order_id``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from heapq import heapify, heappop, heappush
+from typing import NamedTuple
+
+from strata.core.errors import ErrorCode, InvariantViolation
+from strata.modules.book.types import Order, OrderReason, OrderStatus, TimeInForce
+
+__all__ = ["Book", "Fill", "PlaceResult", "ReduceOnlyCap"]
+
+ReduceOnlyCap = Callable[[bytes, bool], int]
+"""``cap(owner, is_buy) -> lots``: the most lots ``owner``'s reduce-only makers on side
+``is_buy`` may still trade, as of the start of the ``place`` call (normally the size of the
+position that such trades would reduce)."""
+
+
+class Fill(NamedTuple):
+    """One match between the incoming order and a resting maker.
+
+    ``maker`` is the resting order with its ``size_lots`` already decremented (removed from the
+    book when it reaches 0); ``price_ticks`` is always the maker's price; ``size_lots > 0``.
+    """
+
+    maker: Order
+    price_ticks: int
+    size_lots: int
+
+
+class PlaceResult(NamedTuple):
+    """Outcome of ``Book.place``.
+
+    fills:        matches in execution order
+    canceled:     resting orders removed during this placement, with the reason (``SELF_TRADE``
+                  or ``REDUCE_ONLY``), in the order they were removed
+    status:       the incoming order's status: ``OPEN`` (rests), ``FILLED``, ``CANCELED``
+                  (IOC/FOK remainder) or ``REJECTED`` (no effect at all)
+    reason:       ``NONE`` with ``OPEN``, ``FILLED`` with ``FILLED``, ``IOC_REMAINDER`` with
+                  ``CANCELED``; with ``REJECTED``: ``DUPLICATE_CLIENT_ID``,
+                  ``TOO_MANY_OPEN_ORDERS``, ``POST_ONLY_WOULD_TAKE`` or ``FOK_NOT_FILLABLE``
+    filled_lots:  total lots filled (sum of ``fills`` sizes)
+    """
+
+    fills: list[Fill]
+    canceled: list[tuple[Order, OrderReason]]
+    status: OrderStatus
+    reason: OrderReason
+    filled_lots: int
+
+
+# Module-level bindings: global lookups are cheaper than enum attribute lookups in hot paths.
+_new = tuple.__new__
+_GTC = TimeInForce.GTC
+_IOC = TimeInForce.IOC
+_FOK = TimeInForce.FOK
+_POST_ONLY = TimeInForce.POST_ONLY
+_OPEN = OrderStatus.OPEN
+_FILLED_S = OrderStatus.FILLED
+_CANCELED = OrderStatus.CANCELED
+_REJECTED = OrderStatus.REJECTED
+_R_NONE = OrderReason.NONE
+_R_FILLED = OrderReason.FILLED
+_R_SELF = OrderReason.SELF_TRADE
+_R_POST = OrderReason.POST_ONLY_WOULD_TAKE
+_R_IOC = OrderReason.IOC_REMAINDER
+_R_FOK = OrderReason.FOK_NOT_FILLABLE
+_R_RO = OrderReason.REDUCE_ONLY
+_R_DUP = OrderReason.DUPLICATE_CLIENT_ID
+_R_MANY = OrderReason.TOO_MANY_OPEN_ORDERS
+
+_MAY_REST = (_GTC, _POST_ONLY)
+
+_Level = dict[int, Order]
+
+_GC_MIN = 256
+"""Level dicts a side may hold before the first compaction of empty levels."""
+
+
+class Book:
+    """The resting orders of one market and the matching rules (see the module docstring).
+
+    Sides are indexed ``0`` for bids and ``1`` for asks internally.
+    """
+
+    __slots__ = (
+        "_by_client",
+        "_gc_at",
+        "_heaps",
+        "_levels",
+        "_open_count",
+        "_orders",
+        "market_id",
+        "max_open_orders_per_owner",
+    )
+
+    def __init__(self, market_id: int, max_open_orders_per_owner: int = 1000) -> None:
+        self.market_id = market_id
+        self.max_open_orders_per_owner = max_open_orders_per_owner
+        self._orders: dict[int, Order] = {}
+        self._levels: tuple[dict[int, _Level], dict[int, _Level]] = ({}, {})
+        self._heaps: tuple[list[int], list[int]] = ([], [])
+        self._gc_at = [_GC_MIN, _GC_MIN]
+        self._open_count: dict[bytes, int] = {}
+        self._by_client: dict[tuple[bytes, int], Order] = {}
+
+    # ------------------------------------------------------------------ reads
+
+    def get_order(self, order_id: int) -> Order | None:
+        """The resting order with this id, or ``None``."""
+        return self._orders.get(order_id)
+
+    def get_order_by_client_id(self, owner: bytes, client_id: int) -> Order | None:
+        """The resting order of ``owner`` with this client id, or ``None``."""
+        return self._by_client.get((owner, client_id))
+
+    def _best_key(self, side: int) -> int | None:
+        """Smallest key of a non-empty level of ``side``, dropping stale empty levels on top."""
+        heap = self._heaps[side]
+        levels = self._levels[side]
+        while heap:
+            key = heap[0]
+            if levels[key]:
+                return key
+            heappop(heap)
+            del levels[key]
+        return None
+
+    def best_bid(self) -> int | None:
+        """Highest bid price in ticks, or ``None`` if there is no bid."""
+        key = self._best_key(0)
+        return None if key is None else -key
+
+    def best_ask(self) -> int | None:
+        """Lowest ask price in ticks, or ``None`` if there is no ask."""
+        return self._best_key(1)
+
+    def depth(self, levels: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """The top ``levels`` price levels of each side: ``(bids, asks)``, each best first, each
+        entry ``(price_ticks, total size_lots at that price)``."""
+        out: list[list[tuple[int, int]]] = []
+        for side in (0, 1):
+            side_levels = self._levels[side]
+            keys = sorted(k for k, lv in side_levels.items() if lv)[:levels]
+            sign = -1 if side == 0 else 1
+            out.append(
+                [(k * sign, sum(o.size_lots for o in side_levels[k].values())) for k in keys]
+            )
+        return out[0], out[1]
+
+    def open_order_count(self, owner: bytes) -> int:
+        """Number of resting orders of ``owner`` in this book."""
+        return self._open_count.get(owner, 0)
+
+    def iter_orders(self) -> Iterator[Order]:
+        """Every resting order, sorted by ``order_id`` ascending (canonical order)."""
+        orders = self._orders
+        for order_id in sorted(orders):
+            yield orders[order_id]
+
+    def __len__(self) -> int:
+        """Number of resting orders."""
+        return len(self._orders)
+
+    # ----------------------------------------------------------------- writes
+
+    def insert_resting(self, order: Order) -> None:
+        """Put ``order`` at the back of its price level without matching.
+
+        Used to rebuild a book from state (insert in time priority order) or from a snapshot.
+        The caller guarantees it does not cross the opposite side and that ``size_lots > 0``.
+        Raises ``InvariantViolation`` if the order id is already resting or the client id is
+        live for the owner.
+        """
+        if order.order_id in self._orders:
+            raise InvariantViolation(
+                ErrorCode.INVARIANT_VIOLATION, f"order id {order.order_id} already resting"
+            )
+        cid = order.client_id
+        if cid is not None and (order.owner, cid) in self._by_client:
+            raise InvariantViolation(
+                ErrorCode.INVARIANT_VIOLATION, f"client id {cid} already live for owner"
+            )
+        self._rest(order, 0 if order.is_buy else 1)
+
+    def _rest(self, order: Order, side: int) -> None:
+        """Append ``order`` to its level on ``side`` and index it (no checks)."""
+        key = -order.price_ticks if side == 0 else order.price_ticks
+        levels = self._levels[side]
+        level = levels.get(key)
+        if level is None:
+            levels[key] = {order.order_id: order}
+            heappush(self._heaps[side], key)
+            if len(levels) > self._gc_at[side]:
+                self._compact(side)
+        else:
+            level[order.order_id] = order
+        self._orders[order.order_id] = order
+        owner = order.owner
+        counts = self._open_count
+        counts[owner] = counts.get(owner, 0) + 1
+        if order.client_id is not None:
+            self._by_client[(owner, order.client_id)] = order
+
+    def _compact(self, side: int) -> None:
+        """Drop empty levels of ``side`` and rebuild its heap (amortized O(1) per level)."""
+        levels = self._levels[side]
+        for key in [k for k, lv in levels.items() if not lv]:
+            del levels[key]
+        heap = list(levels)
+        heapify(heap)
+        self._heaps[side][:] = heap
+        self._gc_at[side] = max(_GC_MIN, 2 * len(levels))
+
+    def _unindex(self, order: Order) -> None:
+        """Remove ``order`` from the owner count and the client-id index."""
+        owner = order.owner
+        counts = self._open_count
+        n = counts[owner] - 1
+        if n:
+            counts[owner] = n
+        else:
+            del counts[owner]
+        if order.client_id is not None:
+            del self._by_client[(owner, order.client_id)]
+
+    def cancel(self, order_id: int) -> Order | None:
+        """Remove the resting order ``order_id`` and return it (unchanged), or ``None`` if no
+        such order rests."""
+        order = self._orders.pop(order_id, None)
+        if order is None:
+            return None
+        if order.is_buy:
+            del self._levels[0][-order.price_ticks][order_id]
+        else:
+            del self._levels[1][order.price_ticks][order_id]
+        self._unindex(order)
+        return order
+
+    def reduce(self, order_id: int, size_lots: int) -> Order | None:
+        """Partial cancel: decrease the remaining size of ``order_id`` by ``size_lots`` (> 0).
+
+        The order keeps its time priority. If its size reaches ``<= 0`` it is removed from the
+        book and returned with ``size_lots == 0``. Returns the order, or ``None`` if no such
+        order rests. Raises ``InvariantViolation`` if ``size_lots <= 0``.
+        """
+        if size_lots <= 0:
+            raise InvariantViolation(
+                ErrorCode.INVARIANT_VIOLATION, f"reduce by non-positive size {size_lots}"
+            )
+        order = self._orders.get(order_id)
+        if order is None:
+            return None
+        left = order.size_lots - size_lots
+        if left > 0:
+            order.size_lots = left
+            return order
+        self.cancel(order_id)
+        order.size_lots = 0
+        return order
+
+    def place(
+        self,
+        order: Order,
+        tif: TimeInForce,
+        reduce_only_cap: ReduceOnlyCap | None = None,
+    ) -> PlaceResult:
+        """Match ``order`` against the book, then rest, cancel or reject its remainder.
+
+        Checks, in this order, before anything changes (a failed check returns ``REJECTED``
+        with no effect at all):
+
+        1. ``client_id`` live for the same owner -> ``DUPLICATE_CLIENT_ID`` (any time in force);
+        2. GTC/POST_ONLY while the owner already has ``max_open_orders_per_owner`` resting
+           orders -> ``TOO_MANY_OPEN_ORDERS`` (even if the order would fill completely);
+        3. POST_ONLY whose price reaches the best opposite price -> ``POST_ONLY_WOULD_TAKE``
+           (also when that opposite order is the owner's own);
+        4. FOK that cannot fill completely -> ``FOK_NOT_FILLABLE``; availability skips the
+           owner's own makers and applies reduce-only caps, exactly as matching would.
+
+        Matching: while the order has size left and the best opposite price is at or better
+        than its limit, take the oldest maker at that price. A maker of the same owner is
+        canceled (``SELF_TRADE``) and matching continues. With ``reduce_only_cap``, a maker
+        with ``reduce_only`` fills at most ``reduce_only_cap(maker.owner, maker.is_buy)`` minus
+        what that owner's makers already filled in this call; it is canceled (``REDUCE_ONLY``)
+        if that allowance is ``<= 0`` or if after its fill it has more lots left than its
+        remaining allowance. Without ``reduce_only_cap``, reduce-only makers are ordinary makers.
+        Fills are at the maker's price. ``order.size_lots`` is decremented as it fills; a GTC or
+        POST_ONLY remainder rests (this same object), an IOC/FOK remainder is canceled
+        (``IOC_REMAINDER``, also when nothing filled).
+
+        The caller guarantees ``order.size_lots > 0`` and ``order.price_ticks > 0``; a market
+        order is an IOC at the worst acceptable price. Raises ``InvariantViolation`` if
+        ``order.order_id`` is already resting.
+        """
+        owner = order.owner
+        cid = order.client_id
+        if cid is not None and (owner, cid) in self._by_client:
+            return _new(PlaceResult, ([], [], _REJECTED, _R_DUP, 0))
+        if tif in _MAY_REST and self._open_count.get(owner, 0) >= self.max_open_orders_per_owner:
+            return _new(PlaceResult, ([], [], _REJECTED, _R_MANY, 0))
+        order_id = order.order_id
+        orders = self._orders
+        if order_id in orders:
+            raise InvariantViolation(
+                ErrorCode.INVARIANT_VIOLATION, f"order id {order_id} already resting"
+            )
+        # Incoming buys take asks (side 1, key = price); sells take bids (side 0, key = -price).
+        if order.is_buy:
+            opp = 1
+            limit_key = order.price_ticks
+        else:
+            opp = 0
+            limit_key = -order.price_ticks
+        heap = self._heaps[opp]
+        levels = self._levels[opp]
+        # Best non-empty opposite level (inline _best_key).
+        crosses = False
+        while heap:
+            key = heap[0]
+            if levels[key]:
+                crosses = key <= limit_key
+                break
+            heappop(heap)
+            del levels[key]
+        if not crosses:
+            if tif in _MAY_REST:
+                # Rest (inline _rest): the order's own side is the other one.
+                own = 1 - opp
+                own_levels = self._levels[own]
+                key = -limit_key
+                level = own_levels.get(key)
+                if level is None:
+                    own_levels[key] = {order_id: order}
+                    heappush(self._heaps[own], key)
+                    if len(own_levels) > self._gc_at[own]:
+                        self._compact(own)
+                else:
+                    level[order_id] = order
+                orders[order_id] = order
+                counts = self._open_count
+                counts[owner] = counts.get(owner, 0) + 1
+                if cid is not None:
+                    self._by_client[(owner, cid)] = order
+                return _new(PlaceResult, ([], [], _OPEN, _R_NONE, 0))
+            if tif == _FOK:
+                return _new(PlaceResult, ([], [], _REJECTED, _R_FOK, 0))
+            return _new(PlaceResult, ([], [], _CANCELED, _R_IOC, 0))
+        if tif == _POST_ONLY:
+            return _new(PlaceResult, ([], [], _REJECTED, _R_POST, 0))
+        if tif == _FOK and not self._is_fillable(order, limit_key, levels, reduce_only_cap):
+            return _new(PlaceResult, ([], [], _REJECTED, _R_FOK, 0))
+        fills, canceled = self._take(order, limit_key, opp, reduce_only_cap)
+        filled = 0
+        for fill in fills:
+            filled += fill[2]
+        if not order.size_lots:
+            return _new(PlaceResult, (fills, canceled, _FILLED_S, _R_FILLED, filled))
+        if tif == _GTC:
+            self._rest(order, 1 - opp)
+            return _new(PlaceResult, (fills, canceled, _OPEN, _R_NONE, filled))
+        return _new(PlaceResult, (fills, canceled, _CANCELED, _R_IOC, filled))
+
+    def _take(
+        self,
+        order: Order,
+        limit_key: int,
+        opp: int,
+        cap_fn: ReduceOnlyCap | None,
+    ) -> tuple[list[Fill], list[tuple[Order, OrderReason]]]:
+        """Match ``order`` against side ``opp`` down to ``limit_key`` (see ``place``).
+
+        Decrements ``order.size_lots`` and the makers' sizes; removes consumed and canceled
+        makers. Returns ``(fills, canceled)``.
+        """
+        heap = self._heaps[opp]
+        levels = self._levels[opp]
+        orders = self._orders
+        counts = self._open_count
+        by_client = self._by_client
+        owner = order.owner
+        remaining = order.size_lots
+        fills: list[Fill] = []
+        canceled: list[tuple[Order, OrderReason]] = []
+        append_fill = fills.append
+        # Reduce-only bookkeeping, only with a cap function: start-of-call caps and lots filled
+        # so far by each maker owner in this call.
+        caps: dict[bytes, int] = {}
+        used: dict[bytes, int] = {}
+        while remaining:
+            while heap:
+                key = heap[0]
+                level = levels[key]
+                if level:
+                    break
+                heappop(heap)
+                del levels[key]
+            else:
+                break
+            if key > limit_key:
+                break
+            removed: list[Order] = []
+            for maker in level.values():
+                maker_owner = maker.owner
+                if maker_owner == owner:
+                    removed.append(maker)
+                    canceled.append((maker, _R_SELF))
+                    continue
+                maker_size = maker.size_lots
+                if cap_fn is None:
+                    qty = remaining if remaining < maker_size else maker_size
+                    maker.size_lots = maker_size - qty
+                    remaining -= qty
+                    append_fill(_new(Fill, (maker, maker.price_ticks, qty)))
+                    if qty == maker_size:
+                        removed.append(maker)
+                    if not remaining:
+                        break
+                    continue
+                # Slow path: a cap function is present.
+                used_before = used.get(maker_owner, 0)
+                if maker.reduce_only:
+                    cap = caps.get(maker_owner)
+                    if cap is None:
+                        cap = cap_fn(maker_owner, maker.is_buy)
+                        caps[maker_owner] = cap
+                    allowed = cap - used_before
+                    if allowed <= 0:
+                        removed.append(maker)
+                        canceled.append((maker, _R_RO))
+                        continue
+                    qty = remaining if remaining < maker_size else maker_size
+                    if allowed < qty:
+                        qty = allowed
+                else:
+                    allowed = -1
+                    qty = remaining if remaining < maker_size else maker_size
+                maker.size_lots = maker_size - qty
+                remaining -= qty
+                used[maker_owner] = used_before + qty
+                append_fill(_new(Fill, (maker, maker.price_ticks, qty)))
+                if qty == maker_size:
+                    removed.append(maker)
+                elif allowed >= 0 and maker_size - qty > allowed - qty:
+                    removed.append(maker)
+                    canceled.append((maker, _R_RO))
+                if not remaining:
+                    break
+            for maker in removed:
+                maker_id = maker.order_id
+                del level[maker_id]
+                del orders[maker_id]
+                maker_owner = maker.owner
+                n = counts[maker_owner] - 1
+                if n:
+                    counts[maker_owner] = n
+                else:
+                    del counts[maker_owner]
+                if maker.client_id is not None:
+                    del by_client[(maker_owner, maker.client_id)]
+        order.size_lots = remaining
+        return fills, canceled
+
+    def _is_fillable(
+        self,
+        order: Order,
+        limit_key: int,
+        levels: dict[int, _Level],
+        cap_fn: ReduceOnlyCap | None,
+    ) -> bool:
+        """Whether matching ``order`` would fill it completely (a dry run of ``_take``)."""
+        owner = order.owner
+        need = order.size_lots
+        caps: dict[bytes, int] = {}
+        used: dict[bytes, int] = {}
+        for key in sorted(k for k in levels if k <= limit_key):
+            for maker in levels[key].values():
+                maker_owner = maker.owner
+                if maker_owner == owner:
+                    continue
+                qty = need if need < maker.size_lots else maker.size_lots
+                if cap_fn is not None:
+                    used_before = used.get(maker_owner, 0)
+                    if maker.reduce_only:
+                        cap = caps.get(maker_owner)
+                        if cap is None:
+                            cap = cap_fn(maker_owner, maker.is_buy)
+                            caps[maker_owner] = cap
+                        allowed = cap - used_before
+                        if allowed <= 0:
+                            continue
+                        if allowed < qty:
+                            qty = allowed
+                    used[maker_owner] = used_before + qty
+                need -= qty
+                if not need:
+                    return True
+        return False

@@ -1,0 +1,386 @@
+"""The matching phase of one market: cancels, then placements, in canonical order.
+
+This runs once per market per block and touches nothing outside that market's partition: its
+book, its order sequence, and a per-block working copy of the positions held in it (for
+reduce-only). What it produces for accounts (fills, fees and reservation releases) goes into
+:class:`AccountDelta` records that the settlement phase applies account by account, so that a
+parallel executor can run markets side by side and then accounts side by side.
+
+Reads that cross partitions are of block-start state that no phase before settlement writes:
+positions (for reduce-only), traded volume (for fee tiers) and marks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from strata.core.units import PPM
+from strata.modules.book import Book, Order, OrderReason, OrderStatus, TimeInForce
+from strata.modules.clearing import (
+    FeeTier,
+    get_position_size,
+    get_volume,
+    select_fee_tier,
+)
+from strata.modules.clearing.events import FillEvent, OrderUpdate
+from strata.modules.margin import compute_remaining_reservation
+from strata.modules.markets import Market, take_order_id
+from strata.state.store import State
+
+
+class EventSink(Protocol):
+    """Where a transaction's events go (a list of the chain's wider event union is one)."""
+
+    def append(self, event: OrderUpdate | FillEvent, /) -> None: ...
+
+
+class PlaceOp:
+    """A placement admitted for matching (one order of a PlaceOrder, bulk or modify)."""
+
+    __slots__ = (
+        "client_id",
+        "is_buy",
+        "market_id",
+        "owner",
+        "price_ticks",
+        "reduce_only",
+        "replace_client_id",
+        "replace_order_id",
+        "replaced",
+        "reserved_quote",
+        "size_lots",
+        "tif",
+        "tx_index",
+    )
+
+    def __init__(
+        self,
+        tx_index: int,
+        owner: bytes,
+        market_id: int,
+        is_buy: bool,
+        price_ticks: int,
+        size_lots: int,
+        tif: int,
+        reduce_only: bool,
+        client_id: int | None,
+        reserved_quote: int,
+        replace_order_id: int | None = None,
+        replace_client_id: int | None = None,
+    ) -> None:
+        self.tx_index = tx_index
+        self.owner = owner
+        self.market_id = market_id
+        self.is_buy = is_buy
+        self.price_ticks = price_ticks
+        self.size_lots = size_lots
+        self.tif = tif
+        self.reduce_only = reduce_only
+        self.client_id = client_id
+        self.reserved_quote = reserved_quote
+        self.replace_order_id = replace_order_id
+        self.replace_client_id = replace_client_id
+        self.replaced: bool | None = None
+        """For a modify: set by the cancel step to whether the old order was found and
+        canceled (its client id then passes to the replacement)."""
+
+
+class CancelOp:
+    """A cancel admitted for matching: by order id, by client id, or all of an owner's orders."""
+
+    __slots__ = ("cancel_all", "client_id", "market_id", "modify", "order_id", "owner", "tx_index")
+
+    def __init__(
+        self,
+        tx_index: int,
+        owner: bytes,
+        market_id: int,
+        order_id: int | None = None,
+        client_id: int | None = None,
+        cancel_all: bool = False,
+        modify: PlaceOp | None = None,
+    ) -> None:
+        self.tx_index = tx_index
+        self.owner = owner
+        self.market_id = market_id
+        self.order_id = order_id
+        self.client_id = client_id
+        self.cancel_all = cancel_all
+        self.modify = modify
+
+
+class AccountDelta:
+    """What one account receives from the matching phase, applied in settlement.
+
+    ``fills`` holds ``(market_id, is_buy, price_ticks, size_lots, fee_quote)`` in market order,
+    then in the order they happened. ``release_quote`` is reservation to give back.
+    """
+
+    __slots__ = ("credit_quote", "fills", "release_quote")
+
+    def __init__(self) -> None:
+        self.fills: list[tuple[int, bool, int, int, int]] = []
+        self.release_quote = 0
+        self.credit_quote = 0
+
+
+class MarketWork:
+    """Per transaction: matching work done (fills, price levels crossed), for gas."""
+
+    __slots__ = ("fills", "levels")
+
+    def __init__(self) -> None:
+        self.fills = 0
+        self.levels = 0
+
+
+def _delta(deltas: dict[bytes, AccountDelta], owner: bytes) -> AccountDelta:
+    delta = deltas.get(owner)
+    if delta is None:
+        delta = deltas[owner] = AccountDelta()
+    return delta
+
+
+def _order_update(
+    market_id: int, order: Order, status: int, reason: int, filled: int
+) -> OrderUpdate:
+    return OrderUpdate(
+        market_id,
+        order.order_id,
+        order.owner,
+        status,
+        reason,
+        order.size_lots,
+        filled,
+        order.client_id,
+    )
+
+
+def process_market_matching(
+    state: State,
+    market: Market,
+    book: Book,
+    cancels: Sequence[CancelOp],
+    places: Sequence[PlaceOp],
+    fee_tiers: Sequence[FeeTier],
+    events: Sequence[EventSink],
+    deltas: dict[bytes, AccountDelta],
+    work: list[MarketWork],
+) -> None:
+    """Run one market's matching: every cancel, then every placement, in the given order.
+
+    Appends each transaction's events to ``events[tx_index]``, each account's fills and releases
+    to ``deltas`` and the matching work to ``work[tx_index]``. Never raises on user input: every
+    outcome of an order is a status with a reason.
+    """
+    market_id = market.market_id
+    qptl = market.quote_per_tick_lot
+
+    # --- cancels ---
+    for cancel in cancels:
+        out = events[cancel.tx_index]
+        if cancel.cancel_all:
+            mine = [o for o in book.iter_orders() if o.owner == cancel.owner]
+            for order in mine:
+                book.cancel(order.order_id)
+                _delta(deltas, order.owner).release_quote += order.reserved_quote
+                out.append(
+                    _order_update(
+                        market_id, order, OrderStatus.CANCELED, OrderReason.CANCELED_ALL, 0
+                    )
+                )
+            continue
+        found: Order | None
+        if cancel.order_id is not None:
+            found = book.get_order(cancel.order_id)
+        else:
+            assert cancel.client_id is not None
+            found = book.get_order_by_client_id(cancel.owner, cancel.client_id)
+        if found is None or found.owner != cancel.owner:
+            if cancel.modify is not None:
+                cancel.modify.replaced = False
+            out.append(
+                OrderUpdate(
+                    market_id,
+                    cancel.order_id or 0,
+                    cancel.owner,
+                    OrderStatus.REJECTED,
+                    OrderReason.UNKNOWN_ORDER,
+                    0,
+                    0,
+                    cancel.client_id,
+                )
+            )
+            continue
+        book.cancel(found.order_id)
+        _delta(deltas, found.owner).release_quote += found.reserved_quote
+        reason = OrderReason.CANCELED_BY_USER
+        if cancel.modify is not None:
+            cancel.modify.replaced = True
+            cancel.modify.client_id = found.client_id
+            reason = OrderReason.REPLACED
+        out.append(_order_update(market_id, found, OrderStatus.CANCELED, reason, 0))
+
+    # --- placements ---
+    positions: dict[bytes, int] = {}
+    tiers: dict[bytes, FeeTier] = {}
+
+    def position_of(owner: bytes) -> int:
+        size = positions.get(owner)
+        if size is None:
+            size = positions[owner] = get_position_size(state, owner, market_id)
+        return size
+
+    def tier_of(owner: bytes) -> FeeTier:
+        tier = tiers.get(owner)
+        if tier is None:
+            tier = tiers[owner] = select_fee_tier(fee_tiers, get_volume(state, owner))
+        return tier
+
+    def reduce_only_cap(owner: bytes, is_buy: bool) -> int:
+        size = position_of(owner)
+        if is_buy:
+            return -size if size < 0 else 0
+        return size if size > 0 else 0
+
+    for op in places:
+        out = events[op.tx_index]
+        owner = op.owner
+        if op.replaced is False:
+            _delta(deltas, owner).release_quote += op.reserved_quote
+            out.append(
+                OrderUpdate(
+                    market_id,
+                    0,
+                    owner,
+                    OrderStatus.REJECTED,
+                    OrderReason.UNKNOWN_ORDER,
+                    0,
+                    0,
+                    op.client_id,
+                )
+            )
+            continue
+        order_id = take_order_id(state, market_id)
+        size = op.size_lots
+        if op.reduce_only:
+            cap = reduce_only_cap(owner, op.is_buy)
+            if cap < size:
+                size = cap
+            if size <= 0:
+                _delta(deltas, owner).release_quote += op.reserved_quote
+                out.append(
+                    OrderUpdate(
+                        market_id,
+                        order_id,
+                        owner,
+                        OrderStatus.REJECTED,
+                        OrderReason.REDUCE_ONLY,
+                        0,
+                        0,
+                        op.client_id,
+                    )
+                )
+                continue
+        order = Order(
+            order_id,
+            owner,
+            op.is_buy,
+            op.price_ticks,
+            size,
+            op.client_id,
+            op.reduce_only,
+            op.reserved_quote,
+        )
+        result = book.place(order, TimeInForce(op.tif), reduce_only_cap)
+
+        for canceled, reason in result.canceled:
+            _delta(deltas, canceled.owner).release_quote += canceled.reserved_quote
+            canceled.reserved_quote = 0
+            out.append(_order_update(market_id, canceled, OrderStatus.CANCELED, reason, 0))
+
+        fills = result.fills
+        if fills:
+            taker_tier = tier_of(owner)
+            taker_delta = _delta(deltas, owner)
+            taker_is_buy = op.is_buy
+            maker_is_buy = not taker_is_buy
+            signed = size_sign = 1 if taker_is_buy else -1
+            last_price = -1
+            levels = 0
+            for fill in fills:
+                maker = fill.maker
+                price = fill.price_ticks
+                qty = fill.size_lots
+                if price != last_price:
+                    levels += 1
+                    last_price = price
+                notional = price * qty * qptl
+                taker_fee = -((-notional * taker_tier.taker_ppm) // PPM)
+                maker_ppm = tier_of(maker.owner).maker_ppm
+                if maker_ppm >= 0:
+                    maker_fee = -((-notional * maker_ppm) // PPM)
+                else:
+                    maker_fee = -((notional * -maker_ppm) // PPM)
+                taker_delta.fills.append((market_id, taker_is_buy, price, qty, taker_fee))
+                maker_delta = _delta(deltas, maker.owner)
+                maker_delta.fills.append((market_id, maker_is_buy, price, qty, maker_fee))
+                signed = size_sign * qty
+                positions[owner] = position_of(owner) + signed
+                positions[maker.owner] = position_of(maker.owner) - signed
+                # The maker's reservation shrinks with its size (it was size + qty before).
+                remaining = maker.size_lots
+                keep = compute_remaining_reservation(
+                    maker.reserved_quote, remaining + qty, remaining
+                )
+                maker_delta.release_quote += maker.reserved_quote - keep
+                maker.reserved_quote = keep
+                out.append(
+                    FillEvent(
+                        market_id,
+                        maker.order_id,
+                        order_id,
+                        maker.owner,
+                        owner,
+                        taker_is_buy,
+                        price,
+                        qty,
+                        maker_fee,
+                        taker_fee,
+                    )
+                )
+                if remaining == 0:
+                    out.append(
+                        _order_update(market_id, maker, OrderStatus.FILLED, OrderReason.FILLED, qty)
+                    )
+                else:
+                    out.append(
+                        _order_update(market_id, maker, OrderStatus.OPEN, OrderReason.NONE, qty)
+                    )
+            w = work[op.tx_index]
+            w.fills += len(fills)
+            w.levels += levels
+
+        # The taker keeps a reservation only for what rests.
+        if result.status == OrderStatus.OPEN:
+            keep = compute_remaining_reservation(op.reserved_quote, op.size_lots, order.size_lots)
+            order.reserved_quote = keep
+            release = op.reserved_quote - keep
+        else:
+            order.reserved_quote = 0
+            release = op.reserved_quote
+        if release:
+            _delta(deltas, owner).release_quote += release
+        out.append(
+            OrderUpdate(
+                market_id,
+                order_id,
+                owner,
+                result.status,
+                result.reason,
+                order.size_lots,
+                result.filled_lots,
+                order.client_id,
+            )
+        )

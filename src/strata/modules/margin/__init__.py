@@ -1,0 +1,161 @@
+"""Margin: cross-margin equity and requirements, and the initial margin reserved by open orders.
+
+============  ======  ===================  =====================================================
+table         prefix  key                  value
+============  ======  ===================  =====================================================
+``reserved``  0x50    address (20 bytes)   quote reserved by the account's open orders (sum)
+============  ======  ===================  =====================================================
+
+Definitions (all quote units, integers)
+---------------------------------------
+For a position of ``size_lots`` (signed: long > 0) in a market with mark ``mark_ticks``::
+
+    value           = size_lots * mark_ticks * quote_per_tick_lot                (signed)
+    unrealized_pnl  = value - entry_cost_quote
+    initial_req     = ceil(|value| * initial_margin_ppm / 1e6)
+    maintenance_req = ceil(|value| * maintenance_margin_ppm / 1e6)
+
+For an account with balance ``B`` (see ``collateral``) and reservations ``R``::
+
+    equity          = B + sum(value)
+    free_collateral = equity - sum(initial_req) - R
+    withdrawable    = free_collateral - sum(max(unrealized_pnl, 0))
+
+Unrealized profit backs trading but is never withdrawable (the Mango Markets lesson). An order
+reserves ``ceil(max(price, mark) * size * quote_per_tick_lot * (initial_margin_ppm + fee_ppm)
+/ 1e6)`` at admission and is accepted only if free collateral stays non-negative; the reservation
+shrinks in proportion (rounded up) as the order fills and is released when it ends. Reduce-only
+orders reserve nothing: they can only lower the requirement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import msgspec
+
+from strata.core.codec import encode
+from strata.core.units import PPM
+from strata.state.store import State, Table
+
+
+class Position(msgspec.Struct, frozen=True, array_like=True):
+    """A position in one market: signed size in lots and the signed quote paid for it.
+
+    ``entry_cost_quote`` is positive for a long (quote paid) and negative for a short (quote
+    received); ``entry_cost_quote / size_lots / quote_per_tick_lot`` is the average entry price.
+    """
+
+    market_id: int
+    size_lots: int
+    entry_cost_quote: int
+
+
+class AccountRisk(msgspec.Struct, frozen=True):
+    """An account's margin figures, in quote units (see the module docstring)."""
+
+    equity_quote: int
+    initial_quote: int
+    maintenance_quote: int
+    unrealized_profit_quote: int
+    reserved_quote: int
+
+    @property
+    def free_collateral_quote(self) -> int:
+        return self.equity_quote - self.initial_quote - self.reserved_quote
+
+    @property
+    def withdrawable_quote(self) -> int:
+        return self.free_collateral_quote - self.unrealized_profit_quote
+
+    def is_below_maintenance(self) -> bool:
+        return self.equity_quote < self.maintenance_quote
+
+
+class MarketRiskParams(msgspec.Struct, frozen=True):
+    """What margin needs of a market: its mark and its listing's factors."""
+
+    mark_ticks: int
+    quote_per_tick_lot: int
+    initial_margin_ppm: int
+    maintenance_margin_ppm: int
+
+
+def _identity(key: bytes) -> bytes:
+    return key
+
+
+def register_tables(state: State) -> None:
+    state.add_table(Table("reserved", 0x50, state.journal, _identity, encode))
+
+
+def get_reserved(state: State, account: bytes) -> int:
+    reserved: int | None = state.tables["reserved"].data.get(account)
+    return 0 if reserved is None else reserved
+
+
+def add_reserved(state: State, account: bytes, delta_quote: int) -> None:
+    """Change the account's total reservation; a total of zero deletes the key."""
+    table = state.tables["reserved"]
+    total = table.data.get(account, 0) + delta_quote
+    if total:
+        table.put(account, total)
+    else:
+        table.delete(account)
+
+
+def compute_account_risk(
+    balance_quote: int,
+    reserved_quote: int,
+    positions: Sequence[Position],
+    get_params: Callable[[int], MarketRiskParams],
+) -> AccountRisk:
+    """The account's :class:`AccountRisk` from its balance, reservations and positions.
+
+    ``get_params(market_id)`` gives the mark and factors of each market the account holds.
+    Requirements round up (against the account).
+    """
+    equity = balance_quote
+    initial = maintenance = profit = 0
+    for position in positions:
+        params = get_params(position.market_id)
+        value = position.size_lots * params.mark_ticks * params.quote_per_tick_lot
+        equity += value
+        notional = value if value >= 0 else -value
+        initial += -((-notional * params.initial_margin_ppm) // PPM)
+        maintenance += -((-notional * params.maintenance_margin_ppm) // PPM)
+        pnl = value - position.entry_cost_quote
+        if pnl > 0:
+            profit += pnl
+    return AccountRisk(equity, initial, maintenance, profit, reserved_quote)
+
+
+def compute_order_reservation(
+    price_ticks: int,
+    size_lots: int,
+    mark_ticks: int,
+    quote_per_tick_lot: int,
+    initial_margin_ppm: int,
+    fee_ppm: int,
+) -> int:
+    """Initial margin plus worst-case fee held for an order, rounded up.
+
+    The price used is the larger of the limit and the mark: a buy never pays more than its limit,
+    and a sell's position is margined at the mark once it fills.
+    """
+    price = price_ticks if price_ticks > mark_ticks else mark_ticks
+    notional = price * size_lots * quote_per_tick_lot
+    return -((-notional * (initial_margin_ppm + fee_ppm)) // PPM)
+
+
+def compute_remaining_reservation(
+    reserved_quote: int, size_before_lots: int, size_after_lots: int
+) -> int:
+    """What an order keeps reserved after its size falls from ``before`` to ``after``.
+
+    ``ceil(reserved * after / before)``: the releases of successive partial fills telescope, so an
+    order that ends has released exactly what it reserved.
+    """
+    if size_after_lots <= 0:
+        return 0
+    return -((-reserved_quote * size_after_lots) // size_before_lots)

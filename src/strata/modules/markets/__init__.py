@@ -1,0 +1,126 @@
+"""Markets: the listed perpetual markets and their parameters, and each market's order sequence.
+
+=================  ======  =====================  =============================================
+table              prefix  key                    value
+=================  ======  =====================  =============================================
+``markets``        0x20    market id (4 bytes)    :class:`Market`
+``market_seq``     0x21    market id (4 bytes)    next order id of the market (its sequence)
+=================  ======  =====================  =============================================
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+import msgspec
+
+from strata.core.codec import encode
+from strata.core.errors import ErrorCode, InvalidTransaction
+from strata.state.store import State, Table
+
+
+class MarketStatus(IntEnum):
+    ACTIVE = 0
+    """Orders are accepted and matched."""
+    CLOSED = 1
+    """No new orders; cancels still work."""
+
+
+class Market(msgspec.Struct, frozen=True, array_like=True, kw_only=True):
+    """A perpetual market's listing.
+
+    Units: ``quote_per_tick_lot`` is the quote value of one lot at a price of one tick (see
+    ``core/units.py``); margins and fees are parts per million of notional.
+    """
+
+    market_id: int
+    symbol: str
+    quote_per_tick_lot: int
+    min_size_lots: int
+    max_size_lots: int
+    max_price_ticks: int
+    initial_margin_ppm: int
+    maintenance_margin_ppm: int
+    max_open_orders_per_account: int
+    status: int = MarketStatus.ACTIVE
+
+
+def encode_market_key(market_id: int) -> bytes:
+    return market_id.to_bytes(4, "big")
+
+
+def register_tables(state: State) -> None:
+    """Create this module's tables in a new state."""
+    j = state.journal
+    state.add_table(Table("markets", 0x20, j, encode_market_key, encode))
+    state.add_table(Table("market_seq", 0x21, j, encode_market_key, encode))
+
+
+def check_market_params(market: Market) -> None:
+    """Check a listing's parameters (genesis or governance).
+
+    Raises
+    ------
+    InvalidTransaction
+        ``BAD_AMOUNT`` if a parameter is out of its range: every size and price bound positive,
+        ``0 < maintenance <= initial <= 1_000_000`` ppm.
+    """
+    ok = (
+        0 <= market.market_id < 1 << 32
+        and market.quote_per_tick_lot > 0
+        and 0 < market.min_size_lots <= market.max_size_lots
+        and market.max_price_ticks > 0
+        and 0 < market.maintenance_margin_ppm <= market.initial_margin_ppm <= 1_000_000
+        and market.max_open_orders_per_account > 0
+    )
+    if not ok:
+        raise InvalidTransaction(ErrorCode.BAD_AMOUNT, f"bad market parameters: {market}")
+
+
+def list_market(state: State, market: Market) -> None:
+    """Add a market (genesis)."""
+    check_market_params(market)
+    state.tables["markets"].put(market.market_id, market)
+    state.tables["market_seq"].put(market.market_id, 1)
+
+
+def get_market(state: State, market_id: int) -> Market | None:
+    market: Market | None = state.tables["markets"].data.get(market_id)
+    return market
+
+
+def get_market_ids(state: State) -> list[int]:
+    """Every listed market id, ascending."""
+    return sorted(state.tables["markets"].data)
+
+
+def check_order_params(state: State, market_id: int, price_ticks: int, size_lots: int) -> Market:
+    """Check an order against its market's listing and return the market.
+
+    Raises
+    ------
+    InvalidTransaction
+        ``UNKNOWN_MARKET``, ``MARKET_NOT_ACTIVE``, ``PRICE_OUT_OF_RANGE`` (price not in
+        ``[1, max_price_ticks]``), ``SIZE_BELOW_MINIMUM`` or ``SIZE_OUT_OF_RANGE``
+        (above ``max_size_lots``).
+    """
+    market = get_market(state, market_id)
+    if market is None:
+        raise InvalidTransaction(ErrorCode.UNKNOWN_MARKET, f"market {market_id}")
+    if market.status != MarketStatus.ACTIVE:
+        raise InvalidTransaction(ErrorCode.MARKET_NOT_ACTIVE, f"market {market_id}")
+    if not 1 <= price_ticks <= market.max_price_ticks:
+        raise InvalidTransaction(ErrorCode.PRICE_OUT_OF_RANGE, f"price {price_ticks}")
+    if size_lots < market.min_size_lots:
+        raise InvalidTransaction(ErrorCode.SIZE_BELOW_MINIMUM, f"size {size_lots}")
+    if size_lots > market.max_size_lots:
+        raise InvalidTransaction(ErrorCode.SIZE_OUT_OF_RANGE, f"size {size_lots}")
+    return market
+
+
+def take_order_id(state: State, market_id: int) -> int:
+    """Assign the market's next order id (its time priority) and advance the sequence."""
+    table = state.tables["market_seq"]
+    order_id: int = table.data[market_id]
+    table.put(market_id, order_id + 1)
+    return order_id

@@ -1,0 +1,150 @@
+"""The state container: one table per module, a transaction journal, and canonical leaves.
+
+Layout
+------
+:class:`State` holds named :class:`Table` objects, one or more per module, each a dict from a typed
+key to an immutable record. A module's ``state.py`` is the only code that reads or writes its
+tables. Each table knows how to turn its entries into Merkle leaves (``prefix ‖ encoded key`` →
+canonical record bytes), so the state root commits to every table without knowing their types.
+
+The order books are consensus state too, but they are indexed structures rather than tables; they
+live in ``State.books`` (owned by the ``book`` module, which provides their leaves).
+
+Journal
+-------
+``begin()`` opens a journal; every write then records the value it replaced; ``rollback()`` puts
+them back in reverse order and ``commit()`` forgets them. Journals do not nest. The state root is
+refused while a journal is open. Books are not journaled: the phases that touch books (matching,
+risk) never roll back, by construction (check, then apply).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, TypeVar
+
+import msgspec
+
+from strata.core.errors import ErrorCode, InvariantViolation
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+_MISSING: Any = object()
+
+
+class Journal:
+    """Undo log shared by all tables of one :class:`State`."""
+
+    __slots__ = ("undo",)
+
+    def __init__(self) -> None:
+        self.undo: list[tuple[dict[Any, Any], Any, Any]] | None = None
+
+
+class Table(Generic[K, V]):
+    """A journaled map owned by one module.
+
+    ``prefix`` is the table's one-byte leaf prefix (unique in the state), ``encode_key`` turns a
+    key into bytes and ``encode_value`` a record into its canonical bytes.
+    """
+
+    __slots__ = ("data", "encode_key", "encode_value", "journal", "name", "prefix")
+
+    def __init__(
+        self,
+        name: str,
+        prefix: int,
+        journal: Journal,
+        encode_key: Callable[[K], bytes],
+        encode_value: Callable[[V], bytes],
+    ) -> None:
+        self.name = name
+        self.prefix = prefix
+        self.journal = journal
+        self.encode_key = encode_key
+        self.encode_value = encode_value
+        self.data: dict[K, V] = {}
+
+    def get(self, key: K) -> V | None:
+        return self.data.get(key)
+
+    def put(self, key: K, value: V) -> None:
+        data = self.data
+        undo = self.journal.undo
+        if undo is not None:
+            undo.append((data, key, data.get(key, _MISSING)))
+        data[key] = value
+
+    def delete(self, key: K) -> None:
+        data = self.data
+        if key not in data:
+            return
+        undo = self.journal.undo
+        if undo is not None:
+            undo.append((data, key, data[key]))
+        del data[key]
+
+    def leaves(self) -> Iterator[tuple[bytes, bytes]]:
+        """``(prefix ‖ key bytes, value bytes)`` for every entry (any order: the tree sorts)."""
+        head = bytes((self.prefix,))
+        ek = self.encode_key
+        ev = self.encode_value
+        for key, value in self.data.items():
+            yield head + ek(key), ev(value)
+
+
+class ChainTip(msgspec.Struct, frozen=True, array_like=True):
+    """The last applied block: its height, timestamp and header hash.
+
+    The tip travels with the state (a block's header hash commits to its state root, so it cannot
+    be under that root); storage persists it beside the state.
+    """
+
+    height: int
+    timestamp_ms: int
+    header_hash: bytes
+
+
+class State:
+    """All consensus state. Construct through ``stf.genesis``; copy with ``stf.copy_state``."""
+
+    __slots__ = ("books", "journal", "tables", "tip")
+
+    def __init__(self) -> None:
+        self.journal = Journal()
+        self.tables: dict[str, Table[Any, Any]] = {}
+        self.books: dict[int, Any] = {}
+        self.tip = ChainTip(-1, 0, bytes(32))
+
+    def table(self, name: str) -> Table[Any, Any]:
+        return self.tables[name]
+
+    def add_table(self, table: Table[Any, Any]) -> None:
+        if table.name in self.tables or any(t.prefix == table.prefix for t in self.tables.values()):
+            raise InvariantViolation(ErrorCode.INVARIANT_VIOLATION, f"table {table.name} twice")
+        table.journal = self.journal
+        self.tables[table.name] = table
+
+    # --- journal ---
+    def begin(self) -> None:
+        if self.journal.undo is not None:
+            raise InvariantViolation(ErrorCode.JOURNAL_OPEN, "journals do not nest")
+        self.journal.undo = []
+
+    def commit(self) -> None:
+        self.journal.undo = None
+
+    def rollback(self) -> None:
+        undo = self.journal.undo
+        if undo is None:
+            raise InvariantViolation(ErrorCode.JOURNAL_OPEN, "no journal to roll back")
+        for data, key, old in reversed(undo):
+            if old is _MISSING:
+                data.pop(key, None)
+            else:
+                data[key] = old
+        self.journal.undo = None
+
+    def is_journal_open(self) -> bool:
+        return self.journal.undo is not None

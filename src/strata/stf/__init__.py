@@ -1,0 +1,1 @@
+"""The state transition function: ``apply_block(pre_state, block, params) -> BlockOutput``."""

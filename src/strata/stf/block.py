@@ -1,0 +1,78 @@
+"""Headers, blocks, receipts and the output of ``apply_block``."""
+
+from __future__ import annotations
+
+import msgspec
+
+from strata.core.codec import CanonicalDecoder, encode, sha256
+from strata.modules.collateral import WithdrawalRecord
+from strata.stf.events import Event
+from strata.stf.transactions import SystemInput
+
+MAX_BLOCK_BYTES = 64 * 1024 * 1024
+Hash32 = bytes
+
+
+class Header(msgspec.Struct, frozen=True, array_like=True, kw_only=True):
+    """A block header. Roots are 32-byte SHA-256 sparse-Merkle roots (``core/merkle.py``)."""
+
+    chain_id: int
+    height: int
+    parent_hash: bytes
+    timestamp_ms: int
+    gas_used: int
+    state_root: bytes
+    transactions_root: bytes
+    receipts_root: bytes
+    withdrawals_root: bytes
+
+
+class Block(msgspec.Struct, frozen=True, array_like=True):
+    """A header, the system inputs of its prologue, and the transactions in sequencer order."""
+
+    header: Header
+    system: tuple[SystemInput, ...]
+    transactions: tuple[bytes, ...]
+
+
+class Receipt(msgspec.Struct, frozen=True, array_like=True):
+    """The outcome of one transaction: ``status`` 0 for success, else an ``ErrorCode`` of the
+    execution-failure family (effects rolled back, fee and nonce kept)."""
+
+    tx_hash: bytes
+    status: int
+    gas_used: int
+    events: tuple[Event, ...]
+
+
+class BlockEvents(msgspec.Struct, frozen=True, array_like=True):
+    """Events of the block's own phases: prologue (deposits, oracle), settlement (positions)."""
+
+    prologue: tuple[Event, ...]
+    settlement: tuple[Event, ...]
+
+
+class BlockOutput(msgspec.Struct, frozen=True):
+    """What ``apply_block`` returns: the header it computed and everything it committed to."""
+
+    header: Header
+    receipts: tuple[Receipt, ...]
+    block_events: BlockEvents
+    withdrawals: tuple[WithdrawalRecord, ...]
+    transactions: tuple[bytes, ...]
+    """The transactions the block includes, in sequencer order."""
+    rejected: tuple[tuple[bytes, int], ...] = ()
+    """When building: ``(tx_hash, code)`` of each transaction left out as invalid."""
+
+
+def compute_header_hash(header: Header) -> bytes:
+    return sha256(encode(header))
+
+
+_BLOCK_DECODER: CanonicalDecoder[Block] = CanonicalDecoder(Block, MAX_BLOCK_BYTES)
+
+
+def decode_block(data: bytes) -> Block:
+    """Decode a block from its canonical bytes (raises ``InvalidTransaction`` codes on bad bytes;
+    ``stf`` turns them into ``InvalidBlock``)."""
+    return _BLOCK_DECODER.decode(data)

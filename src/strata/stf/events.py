@@ -1,0 +1,69 @@
+"""Events of account actions and system inputs; matching events live in ``clearing.events``.
+
+Every state change emits a typed event. Events are committed in the receipts root and are the only
+source of feeds and indexes.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from strata.modules.clearing.events import FillEvent, OrderUpdate, PositionChanged
+
+
+class AgentApproved(msgspec.Struct, frozen=True, array_like=True, tag=1):
+    account: bytes
+    public_key: bytes
+    valid_until_ms: int
+
+
+class AgentRevoked(msgspec.Struct, frozen=True, array_like=True, tag=2):
+    account: bytes
+    public_key: bytes
+
+
+class Transferred(msgspec.Struct, frozen=True, array_like=True, tag=3):
+    sender: bytes
+    recipient: bytes
+    amount_quote: int
+
+
+class WithdrawalRequested(msgspec.Struct, frozen=True, array_like=True, tag=4):
+    withdrawal_id: int
+    account: bytes
+    destination: bytes
+    amount_quote: int
+
+
+class Deposited(msgspec.Struct, frozen=True, array_like=True, tag=5):
+    index: int
+    account: bytes
+    amount_quote: int
+
+
+class OraclePriceUpdated(msgspec.Struct, frozen=True, array_like=True, tag=6):
+    market_id: int
+    price_ticks: int
+    timestamp_ms: int
+    signer: bytes
+
+
+class FeeCharged(msgspec.Struct, frozen=True, array_like=True, tag=7):
+    """Gas fee paid by a transaction's account."""
+
+    account: bytes
+    fee_quote: int
+
+
+Event = (
+    AgentApproved
+    | AgentRevoked
+    | Transferred
+    | WithdrawalRequested
+    | Deposited
+    | OraclePriceUpdated
+    | FeeCharged
+    | OrderUpdate
+    | FillEvent
+    | PositionChanged
+)

@@ -1,0 +1,92 @@
+"""Chain parameters, resolved by height so that a rule change is a scheduled, replayable upgrade."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import pairwise
+
+import msgspec
+
+from strata.core.errors import ErrorCode, InvalidBlock
+from strata.modules.clearing import FeeTier
+
+
+class GasSchedule(msgspec.Struct, frozen=True, array_like=True, kw_only=True):
+    """Deterministic gas: a base cost per transaction kind plus matching work.
+
+    Gas bounds a block's execution time: the block may use at most ``ChainParams.block_gas_limit``.
+    """
+
+    account_action: int = 2_000
+    """ApproveAgent, RevokeAgent, Transfer, Withdraw."""
+    place: int = 1_000
+    """Per order placed (a bulk pays it per order)."""
+    cancel: int = 300
+    """Per cancel (CancelAll: per market)."""
+    per_fill: int = 200
+    per_level: int = 100
+    """Per price level a taker crosses."""
+
+
+class ChainParams(msgspec.Struct, frozen=True, array_like=True, kw_only=True):
+    """Everything ``apply_block`` reads besides the state and the block."""
+
+    chain_id: int
+    bridge_address: bytes = b"\x00" * 20
+    """The settlement chain's bridge contract, bound into every signature (zero until it exists)."""
+    oracle_keys: tuple[bytes, ...] = ()
+    """Addresses whose signed prices the prologue accepts (the genesis oracle set)."""
+    fee_tiers: tuple[FeeTier, ...] = (FeeTier(0, 100, 400),)
+    gas: GasSchedule = GasSchedule()
+    gas_price_quote: int = 0
+    """Quote per unit of gas; zero (free trading) by default."""
+    block_gas_limit: int = 50_000_000
+    max_transactions_per_block: int = 100_000
+    nonce_window: int = 100
+    nonce_past_bound_ms: int = 2 * 24 * 3600 * 1000
+    nonce_future_bound_ms: int = 24 * 3600 * 1000
+    max_agents_per_account: int = 8
+
+
+def check_chain_params(params: ChainParams) -> None:
+    """Refuse parameters that would break an invariant (checked at genesis and at upgrades).
+
+    Raises
+    ------
+    InvalidBlock
+        ``MALFORMED_BLOCK`` if fee tiers are empty or unsorted, a maker rebate exceeds the lowest
+        taker fee (the fee pool could go negative), or a bound is not positive.
+    """
+    tiers = params.fee_tiers
+    ok = (
+        len(tiers) > 0
+        and tiers[0].min_volume_quote == 0
+        and all(a.min_volume_quote < b.min_volume_quote for a, b in pairwise(tiers))
+        and all(t.taker_ppm >= 0 for t in tiers)
+        and -min(t.maker_ppm for t in tiers) <= min(t.taker_ppm for t in tiers)
+        and params.nonce_window > 0
+        and params.block_gas_limit > 0
+        and params.gas_price_quote >= 0
+        and len(params.bridge_address) == 20
+    )
+    if not ok:
+        raise InvalidBlock(ErrorCode.MALFORMED_BLOCK, "invalid chain parameters")
+
+
+class ParamsSchedule:
+    """Parameters by activation height: ``at(h)`` is the last entry activated at or before ``h``."""
+
+    def __init__(self, entries: Sequence[tuple[int, ChainParams]]) -> None:
+        ordered = sorted(entries, key=lambda e: e[0])
+        if not ordered or ordered[0][0] != 0:
+            raise InvalidBlock(ErrorCode.MALFORMED_BLOCK, "the schedule must start at height 0")
+        for _, params in ordered:
+            check_chain_params(params)
+        self._entries = tuple(ordered)
+
+    def at(self, height: int) -> ChainParams:
+        chosen = self._entries[0][1]
+        for activation, params in self._entries:
+            if activation <= height:
+                chosen = params
+        return chosen

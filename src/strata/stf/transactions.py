@@ -1,0 +1,245 @@
+"""Transactions: the signed envelope, every action, and the system inputs of a block.
+
+Encoding
+--------
+Each record is a msgspec ``Struct`` encoded as MessagePack with fields by position
+(``array_like``); actions and system inputs are tagged unions whose tag is the first element.
+A transaction is one byte string; :func:`decode_transaction` accepts only the canonical bytes
+(``encode(decode(b)) == b``) and at most ``MAX_TRANSACTION_BYTES``.
+
+Signing
+-------
+The signer signs the EIP-712 digest of ``Transaction(account, nonce, keccak256(action bytes))``
+under the domain of the chain id and the bridge contract (``core/signatures.py``). A wallet signs
+with secp256k1 (65 bytes, ``agent`` is ``None``); an approved agent signs with Ed25519 (64 bytes,
+``agent`` is its 32-byte public key).
+
+Units
+-----
+Prices in ticks, sizes in lots, amounts in quote units (1e-6 USDC), times and nonces in ms.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Final
+
+import msgspec
+
+from strata.core.codec import CanonicalDecoder, encode, sha256
+
+MAX_TRANSACTION_BYTES: Final = 16_384
+MAX_BULK_ITEMS: Final = 64
+
+Address = Annotated[bytes, msgspec.Meta(min_length=20, max_length=20)]
+PublicKey32 = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
+U64 = Annotated[int, msgspec.Meta(ge=0, le=(1 << 63) - 1)]
+U32 = Annotated[int, msgspec.Meta(ge=0, le=(1 << 32) - 1)]
+Positive = Annotated[int, msgspec.Meta(ge=1, le=(1 << 63) - 1)]
+Signature = Annotated[bytes, msgspec.Meta(min_length=64, max_length=65)]
+TifCode = Annotated[int, msgspec.Meta(ge=0, le=3)]
+
+
+class _Action(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
+    pass
+
+
+class ApproveAgent(_Action, tag=1, frozen=True):
+    """Authorize an Ed25519 key to trade for the account until ``valid_until_ms``. Wallet only."""
+
+    public_key: PublicKey32
+    valid_until_ms: U64
+
+
+class RevokeAgent(_Action, tag=2, frozen=True):
+    """Revoke an agent key. Wallet only."""
+
+    public_key: PublicKey32
+
+
+class Transfer(_Action, tag=3, frozen=True):
+    """Move quote to another account. Debited at admission, credited in settlement. Wallet only."""
+
+    to: Address
+    amount_quote: Positive
+
+
+class Withdraw(_Action, tag=4, frozen=True):
+    """Debit free collateral into a withdrawal record the bridge pays to ``destination``."""
+
+    amount_quote: Positive
+    destination: Address
+
+
+class PlaceOrder(_Action, tag=5, frozen=True):
+    """A limit order. A market order is an IOC whose price is the worst price accepted."""
+
+    market_id: U32
+    is_buy: bool
+    price_ticks: Positive
+    size_lots: Positive
+    tif: TifCode = 0
+    reduce_only: bool = False
+    client_id: U64 | None = None
+
+
+class CancelOrder(_Action, tag=6, frozen=True):
+    """Cancel one order by its id or by its client id (exactly one of them)."""
+
+    market_id: U32
+    order_id: U64 | None = None
+    client_id: U64 | None = None
+
+
+class CancelAll(_Action, tag=7, frozen=True):
+    """Cancel every open order of the account in one market, or in all markets (``None``)."""
+
+    market_id: U32 | None = None
+
+
+class ModifyOrder(_Action, tag=8, frozen=True):
+    """Cancel an order (by id or client id) and place its replacement, which keeps the client
+    id and takes a new place in the queue. If the old order is gone, nothing is placed."""
+
+    market_id: U32
+    order_id: U64 | None
+    client_id: U64 | None
+    is_buy: bool
+    price_ticks: Positive
+    size_lots: Positive
+    tif: TifCode = 0
+    reduce_only: bool = False
+
+
+class BulkPlace(_Action, tag=9, frozen=True):
+    """Up to 64 placements under one signature; each order gets its own status."""
+
+    orders: tuple[PlaceOrder, ...]
+
+
+class BulkCancel(_Action, tag=10, frozen=True):
+    """Up to 64 cancels under one signature."""
+
+    cancels: tuple[CancelOrder, ...]
+
+
+class BulkModify(_Action, tag=11, frozen=True):
+    """Up to 64 modifies under one signature."""
+
+    modifies: tuple[ModifyOrder, ...]
+
+
+Action = (
+    ApproveAgent
+    | RevokeAgent
+    | Transfer
+    | Withdraw
+    | PlaceOrder
+    | CancelOrder
+    | CancelAll
+    | ModifyOrder
+    | BulkPlace
+    | BulkCancel
+    | BulkModify
+)
+
+
+class SignedTransaction(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
+    """The envelope: who acts, with which nonce, what, and the signature over it."""
+
+    account: Address
+    nonce: U64
+    action: Action
+    agent: PublicKey32 | None
+    signature: Signature
+
+
+class Deposit(msgspec.Struct, frozen=True, array_like=True, tag=1):
+    """A deposit from the settlement chain's inbox (``index`` is its position in the inbox)."""
+
+    index: U64
+    account: Address
+    amount_quote: Positive
+
+
+class OraclePrice(msgspec.Struct, frozen=True, array_like=True, tag=2):
+    """A price observed at ``timestamp_ms``, signed by a key of the genesis oracle set.
+
+    The signature is over the same EIP-712 digest as a transaction, with ``account = signer``,
+    ``nonce = timestamp_ms`` and the action bytes of :class:`OracleObservation`.
+    """
+
+    market_id: U32
+    price_ticks: Positive
+    timestamp_ms: U64
+    signer: Address
+    signature: Signature
+
+
+class OracleObservation(msgspec.Struct, frozen=True, array_like=True):
+    """What an oracle key signs."""
+
+    market_id: int
+    price_ticks: int
+    timestamp_ms: int
+
+
+SystemInput = Deposit | OraclePrice
+
+_TX_DECODER: CanonicalDecoder[SignedTransaction] = CanonicalDecoder(
+    SignedTransaction, MAX_TRANSACTION_BYTES
+)
+
+
+def decode_transaction(data: bytes) -> SignedTransaction:
+    """Decode one transaction from its canonical bytes.
+
+    Raises
+    ------
+    InvalidTransaction
+        ``MALFORMED_TRANSACTION``, ``NON_CANONICAL_ENCODING`` or ``TRANSACTION_TOO_LARGE``.
+    """
+    return _TX_DECODER.decode(data)
+
+
+def encode_transaction(tx: SignedTransaction) -> bytes:
+    return encode(tx)
+
+
+def encode_action(action: Action) -> bytes:
+    """The bytes whose Keccak hash the signer signs."""
+    return encode(action)
+
+
+def compute_transaction_hash(data: bytes) -> bytes:
+    """A transaction's id: SHA-256 of its canonical bytes."""
+    return sha256(data)
+
+
+def compute_oracle_action_bytes(price: OraclePrice) -> bytes:
+    return encode(OracleObservation(price.market_id, price.price_ticks, price.timestamp_ms))
+
+
+class TxClass:
+    """Canonical in-block classes: makers are protected by running before takers."""
+
+    ACCOUNT_OR_POST_ONLY = 0
+    CANCEL = 1
+    TAKING = 2
+
+
+_POST_ONLY = 3
+
+
+def compute_tx_class(action: Action) -> int:
+    """The class of a transaction for the canonical in-block order (ARCHITECTURE.md)."""
+    if isinstance(action, CancelOrder | CancelAll | BulkCancel):
+        return TxClass.CANCEL
+    if isinstance(action, PlaceOrder | ModifyOrder):
+        return TxClass.ACCOUNT_OR_POST_ONLY if action.tif == _POST_ONLY else TxClass.TAKING
+    if isinstance(action, BulkPlace):
+        post_only = all(o.tif == _POST_ONLY for o in action.orders)
+        return TxClass.ACCOUNT_OR_POST_ONLY if post_only else TxClass.TAKING
+    if isinstance(action, BulkModify):
+        post_only = all(m.tif == _POST_ONLY for m in action.modifies)
+        return TxClass.ACCOUNT_OR_POST_ONLY if post_only else TxClass.TAKING
+    return TxClass.ACCOUNT_OR_POST_ONLY

@@ -1,0 +1,937 @@
+"""The state transition: a block of signed transactions turns a state into the next one.
+
+``apply_block(pre_state, block, params)`` validates a block someone else built; ``build_block``
+is the sequencer's side of the same function: it leaves invalid transactions out and fills in the
+header. Both run :func:`_execute`, which runs the phases of ARCHITECTURE.md in this order:
+
+==============  ==============  ===========================================================
+phase           partitioned by  what happens here
+==============  ==============  ===========================================================
+prologue        none (serial)   header checks; deposits; oracle prices (the mark)
+admission       account         signature authority, nonce, fee; account actions; transfers
+                                debit; withdrawals; each order reserves initial margin
+                                against the account as it stood at block start, or fails
+matching        market          cancels, then placements, in canonical order
+settlement      account         fills, fees and realized PnL; reservations released;
+                                transfer credits
+risk            account/market  (liquidation arrives with the risk engine; nothing yet)
+epilogue        none            withdrawals, receipts, transactions and state roots
+==============  ==============  ===========================================================
+
+No phase reads what another partition of the same phase writes, so a parallel executor that runs
+partitions side by side produces the same bytes as this serial one.
+
+Canonical order: the sequencer's order, then a stable sort by class (account actions and
+post-only orders, then cancels, then orders that can take liquidity), so makers are protected.
+
+Failure: an invalid transaction (bad encoding, signature, nonce, unknown market, ...) makes a block
+invalid (:class:`InvalidBlock` ``INVALID_TRANSACTION_IN_BLOCK``); ``build_block`` leaves it out. A
+transaction that fails during execution is included with its fee and nonce kept, its effects
+rolled back, and its code in the receipt.
+
+``apply_block`` mutates ``pre_state`` into the post-state. If it raises, ``pre_state`` is left
+half-applied and must be discarded (use ``copy_state`` first to keep it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from strata.core.codec import encode
+from strata.core.errors import (
+    ChainError,
+    ErrorCode,
+    ExecutionFailure,
+    InvalidBlock,
+    InvalidTransaction,
+)
+from strata.core.merkle import compute_list_root
+from strata.core.signatures import (
+    compute_transaction_digest,
+    recover_wallet_address,
+    verify_agent_signature,
+)
+from strata.modules import accounts, clearing, collateral, margin, markets, oracle
+from strata.modules.book import Book, OrderReason, OrderStatus, TimeInForce
+from strata.modules.book.state import copy_book
+from strata.modules.clearing.events import OrderUpdate, PositionChanged
+from strata.modules.clearing.matching import (
+    AccountDelta,
+    CancelOp,
+    MarketWork,
+    PlaceOp,
+    process_market_matching,
+)
+from strata.modules.collateral import WithdrawalRecord
+from strata.modules.margin import AccountRisk, MarketRiskParams, Position
+from strata.state.store import ChainTip, State
+from strata.stf.block import Block, BlockEvents, BlockOutput, Header, Receipt, compute_header_hash
+from strata.stf.events import (
+    AgentApproved,
+    AgentRevoked,
+    Deposited,
+    Event,
+    FeeCharged,
+    OraclePriceUpdated,
+    Transferred,
+    WithdrawalRequested,
+)
+from strata.stf.params import ChainParams
+from strata.stf.state_root import compute_state_root
+from strata.stf.transactions import (
+    MAX_BULK_ITEMS,
+    ApproveAgent,
+    BulkCancel,
+    BulkModify,
+    BulkPlace,
+    CancelAll,
+    CancelOrder,
+    Deposit,
+    ModifyOrder,
+    OraclePrice,
+    PlaceOrder,
+    RevokeAgent,
+    SignedTransaction,
+    SystemInput,
+    Transfer,
+    Withdraw,
+    compute_oracle_action_bytes,
+    compute_transaction_hash,
+    compute_tx_class,
+    decode_transaction,
+    encode_action,
+)
+
+_WALLET_ONLY = (ApproveAgent, RevokeAgent, Transfer, Withdraw)
+
+
+# --------------------------------------------------------------------------------------------
+# Signatures: a whole batch at once, before execution (a thread pool can run this upstream).
+# --------------------------------------------------------------------------------------------
+
+
+def check_signature(params: ChainParams, tx: SignedTransaction) -> bytes | None:
+    """Who signed ``tx``: the recovered wallet address, or the agent key if its Ed25519
+    signature is valid; ``None`` if the signature is invalid. Authority (is this signer allowed
+    to act for ``tx.account``?) is checked at admission against the state."""
+    digest = compute_transaction_digest(
+        params.chain_id, params.bridge_address, tx.account, tx.nonce, encode_action(tx.action)
+    )
+    if tx.agent is None:
+        return recover_wallet_address(digest, tx.signature)
+    if verify_agent_signature(tx.agent, digest, tx.signature):
+        return tx.agent
+    return None
+
+
+def check_signatures(params: ChainParams, transactions: Sequence[bytes]) -> list[bytes | None]:
+    """:func:`check_signature` of every transaction of a block, in order (``None`` also for bytes
+    that do not decode). The executor calls this once per block, or takes it from upstream."""
+    signers: list[bytes | None] = []
+    for data in transactions:
+        try:
+            tx = decode_transaction(data)
+        except InvalidTransaction:
+            signers.append(None)
+            continue
+        signers.append(check_signature(params, tx))
+    return signers
+
+
+# --------------------------------------------------------------------------------------------
+# Prologue
+# --------------------------------------------------------------------------------------------
+
+
+def check_header(state: State, header: Header, params: ChainParams) -> None:
+    """Check the header fields known before execution against the chain tip.
+
+    Raises
+    ------
+    InvalidBlock
+        ``BAD_CHAIN_ID``, ``BAD_HEIGHT`` (not tip + 1), ``BAD_PARENT_HASH`` or ``BAD_TIMESTAMP``
+        (not after the tip's).
+    """
+    tip = state.tip
+    if header.chain_id != params.chain_id:
+        raise InvalidBlock(ErrorCode.BAD_CHAIN_ID, f"{header.chain_id} != {params.chain_id}")
+    if header.height != tip.height + 1:
+        raise InvalidBlock(ErrorCode.BAD_HEIGHT, f"{header.height} after {tip.height}")
+    if header.parent_hash != tip.header_hash:
+        raise InvalidBlock(ErrorCode.BAD_PARENT_HASH, header.parent_hash.hex())
+    if header.timestamp_ms <= tip.timestamp_ms:
+        raise InvalidBlock(ErrorCode.BAD_TIMESTAMP, f"{header.timestamp_ms} <= {tip.timestamp_ms}")
+
+
+def process_system_input(
+    state: State, item: SystemInput, timestamp_ms: int, params: ChainParams
+) -> Event:
+    """Apply one system input of the prologue.
+
+    Raises
+    ------
+    InvalidBlock
+        ``BAD_SYSTEM_INPUT`` for an out-of-order or invalid deposit, or an oracle price for an
+        unknown market, out of range, from the future or not newer than the stored one;
+        ``UNKNOWN_ORACLE_KEY`` or ``BAD_ORACLE_SIGNATURE`` for a price not signed by the oracle
+        set.
+    """
+    if isinstance(item, Deposit):
+        collateral.process_deposit(state, item.index, item.account, item.amount_quote)
+        return Deposited(item.index, item.account, item.amount_quote)
+    check_oracle_price(state, item, timestamp_ms, params)
+    oracle.set_oracle_price(state, item.market_id, item.price_ticks, item.timestamp_ms)
+    return OraclePriceUpdated(item.market_id, item.price_ticks, item.timestamp_ms, item.signer)
+
+
+def check_oracle_price(
+    state: State, item: OraclePrice, timestamp_ms: int, params: ChainParams
+) -> None:
+    """See :func:`process_system_input`."""
+    if item.signer not in params.oracle_keys:
+        raise InvalidBlock(ErrorCode.UNKNOWN_ORACLE_KEY, item.signer.hex())
+    digest = compute_transaction_digest(
+        params.chain_id,
+        params.bridge_address,
+        item.signer,
+        item.timestamp_ms,
+        compute_oracle_action_bytes(item),
+    )
+    if recover_wallet_address(digest, item.signature) != item.signer:
+        raise InvalidBlock(ErrorCode.BAD_ORACLE_SIGNATURE, item.signer.hex())
+    market = markets.get_market(state, item.market_id)
+    if (
+        market is None
+        or item.price_ticks > market.max_price_ticks
+        or item.timestamp_ms > timestamp_ms
+        or not oracle.is_newer_price(state, item.market_id, item.timestamp_ms)
+    ):
+        raise InvalidBlock(ErrorCode.BAD_SYSTEM_INPUT, f"oracle price {item}")
+
+
+# --------------------------------------------------------------------------------------------
+# Admission
+# --------------------------------------------------------------------------------------------
+
+
+class _Block:
+    """Working data of one block's execution (never part of the state)."""
+
+    def __init__(self, state: State, params: ChainParams, header_timestamp_ms: int) -> None:
+        self.state = state
+        self.params = params
+        self.timestamp_ms = header_timestamp_ms
+        self.market_ids = markets.get_market_ids(state)
+        self.cancels: dict[int, list[CancelOp]] = {m: [] for m in self.market_ids}
+        self.places: dict[int, list[PlaceOp]] = {m: [] for m in self.market_ids}
+        self.credits: dict[bytes, int] = {}
+        self.withdrawals: list[WithdrawalRecord] = []
+        self._risk_params: dict[int, MarketRiskParams] = {}
+        self.max_taker_ppm = max(t.taker_ppm for t in params.fee_tiers)
+
+    def risk_params(self, market_id: int) -> MarketRiskParams:
+        params = self._risk_params.get(market_id)
+        if params is None:
+            market = markets.get_market(self.state, market_id)
+            mark = oracle.get_mark_price(self.state, market_id)
+            assert market is not None
+            params = MarketRiskParams(
+                0 if mark is None else mark,
+                market.quote_per_tick_lot,
+                market.initial_margin_ppm,
+                market.maintenance_margin_ppm,
+            )
+            self._risk_params[market_id] = params
+        return params
+
+
+def get_account_risk(state: State, account: bytes, work: _Block | None = None) -> AccountRisk:
+    """The account's margin figures now (marks are the oracle prices)."""
+    block = work if work is not None else _Block(state, ChainParams(chain_id=0), 0)
+    return margin.compute_account_risk(
+        collateral.get_balance(state, account),
+        margin.get_reserved(state, account),
+        clearing.get_positions(state, account),
+        block.risk_params,
+    )
+
+
+def _check_withdrawable(block: _Block, account: bytes, amount_quote: int) -> None:
+    risk = get_account_risk(block.state, account, block)
+    if risk.withdrawable_quote < amount_quote:
+        raise ExecutionFailure(
+            ErrorCode.INSUFFICIENT_FREE_COLLATERAL,
+            f"withdrawable {risk.withdrawable_quote} < {amount_quote}",
+        )
+
+
+def _check_place(block: _Block, order: PlaceOrder | ModifyOrder) -> None:
+    markets.check_order_params(block.state, order.market_id, order.price_ticks, order.size_lots)
+
+
+def _check_static(block: _Block, tx: SignedTransaction) -> None:
+    """Stateless-in-spirit checks of an action (markets exist, sizes in range, bulk bounds).
+
+    Raises
+    ------
+    InvalidTransaction
+        The code of the first failed check.
+    """
+    action = tx.action
+    if isinstance(action, PlaceOrder | ModifyOrder):
+        _check_place(block, action)
+        if isinstance(action, ModifyOrder) and (action.order_id is None) == (
+            action.client_id is None
+        ):
+            raise InvalidTransaction(ErrorCode.MALFORMED_TRANSACTION, "order id xor client id")
+    elif isinstance(action, CancelOrder):
+        _check_cancel(block, action)
+    elif isinstance(action, CancelAll):
+        if (
+            action.market_id is not None
+            and markets.get_market(block.state, action.market_id) is None
+        ):
+            raise InvalidTransaction(ErrorCode.UNKNOWN_MARKET, str(action.market_id))
+    elif isinstance(action, BulkPlace | BulkCancel | BulkModify):
+        items: Sequence[PlaceOrder | CancelOrder | ModifyOrder]
+        if isinstance(action, BulkPlace):
+            items = action.orders
+        elif isinstance(action, BulkCancel):
+            items = action.cancels
+        else:
+            items = action.modifies
+        if not items:
+            raise InvalidTransaction(ErrorCode.BULK_EMPTY, "a bulk action needs an item")
+        if len(items) > MAX_BULK_ITEMS:
+            raise InvalidTransaction(ErrorCode.BULK_TOO_LARGE, f"{len(items)} > {MAX_BULK_ITEMS}")
+        for item in items:
+            if isinstance(item, CancelOrder):
+                _check_cancel(block, item)
+            else:
+                _check_static(block, SignedTransaction(tx.account, tx.nonce, item, None, b""))
+    elif isinstance(action, Transfer) and action.to == tx.account:
+        raise InvalidTransaction(ErrorCode.SELF_TRANSFER, "transfer to self")
+
+
+def _check_cancel(block: _Block, cancel: CancelOrder) -> None:
+    if markets.get_market(block.state, cancel.market_id) is None:
+        raise InvalidTransaction(ErrorCode.UNKNOWN_MARKET, str(cancel.market_id))
+    if (cancel.order_id is None) == (cancel.client_id is None):
+        raise InvalidTransaction(ErrorCode.MALFORMED_TRANSACTION, "order id xor client id")
+
+
+def compute_base_gas(params: ChainParams, tx: SignedTransaction) -> int:
+    """Gas known before execution: per account action, per order placed, per cancel."""
+    gas = params.gas
+    action = tx.action
+    if isinstance(action, PlaceOrder):
+        return gas.place
+    if isinstance(action, ModifyOrder):
+        return gas.place + gas.cancel
+    if isinstance(action, CancelOrder | CancelAll):
+        return gas.cancel
+    if isinstance(action, BulkPlace):
+        return gas.place * len(action.orders)
+    if isinstance(action, BulkCancel):
+        return gas.cancel * len(action.cancels)
+    if isinstance(action, BulkModify):
+        return (gas.place + gas.cancel) * len(action.modifies)
+    return gas.account_action
+
+
+def check_authority(
+    state: State, tx: SignedTransaction, signer: bytes | None, timestamp_ms: int
+) -> None:
+    """Check that the verified ``signer`` may act for ``tx.account``.
+
+    Raises
+    ------
+    InvalidTransaction
+        ``BAD_SIGNATURE`` (no valid signature), ``WRONG_SIGNER`` (a wallet signature by another
+        address), ``UNKNOWN_AGENT`` (an agent key not approved, expired, or of another account),
+        ``AGENT_IS_WALLET_ONLY`` (an agent may not manage agents or move funds out).
+    """
+    if signer is None:
+        raise InvalidTransaction(ErrorCode.BAD_SIGNATURE, "signature does not verify")
+    if tx.agent is None:
+        if signer != tx.account:
+            raise InvalidTransaction(ErrorCode.WRONG_SIGNER, signer.hex())
+        return
+    if signer != tx.agent:
+        raise InvalidTransaction(ErrorCode.BAD_SIGNATURE, "agent signature mismatch")
+    if accounts.get_agent_account(state, tx.agent, timestamp_ms) != tx.account:
+        raise InvalidTransaction(ErrorCode.UNKNOWN_AGENT, tx.agent.hex())
+    if isinstance(tx.action, _WALLET_ONLY):
+        raise InvalidTransaction(ErrorCode.AGENT_IS_WALLET_ONLY, type(tx.action).__name__)
+
+
+def process_admission(
+    block: _Block, tx_index: int, tx: SignedTransaction, signer: bytes | None
+) -> tuple[int, int, list[Event]]:
+    """Admit one transaction: authority, nonce, fee, then its admission-phase effects.
+
+    Returns ``(status, base_gas, events)``: ``status`` is 0 or the ``ExecutionFailure`` code (the
+    effects were rolled back; nonce and fee are kept).
+
+    Raises
+    ------
+    InvalidTransaction
+        If the transaction may not be included; then nothing has changed.
+    """
+    state = block.state
+    params = block.params
+    account = tx.account
+    check_authority(state, tx, signer, block.timestamp_ms)
+    accounts.check_nonce(
+        state,
+        account,
+        tx.nonce,
+        block.timestamp_ms,
+        params.nonce_window,
+        params.nonce_past_bound_ms,
+        params.nonce_future_bound_ms,
+    )
+    _check_static(block, tx)
+    base_gas = compute_base_gas(params, tx)
+    fee = base_gas * params.gas_price_quote
+    if fee and collateral.get_balance(state, account) < fee:
+        raise InvalidTransaction(ErrorCode.INSUFFICIENT_FEE_BALANCE, f"fee {fee}")
+
+    # From here on the transaction is included.
+    accounts.use_nonce(state, account, tx.nonce, params.nonce_window)
+    events: list[Event] = []
+    if fee:
+        collateral.add_balance(state, account, -fee)
+        clearing.add_fee_pool(state, fee)
+        events.append(FeeCharged(account, fee))
+    state.begin()
+    mark = len(block.withdrawals)
+    staged: list[tuple[bool, CancelOp | PlaceOp]] = []
+    credit: tuple[bytes, int] | None = None
+    try:
+        credit = _admit_action(block, tx_index, tx, events, staged)
+    except ExecutionFailure as failure:
+        state.rollback()
+        del block.withdrawals[mark:]
+        return failure.code, base_gas, events[:1] if fee else []
+    state.commit()
+    for is_cancel, op in staged:
+        if is_cancel:
+            assert isinstance(op, CancelOp)
+            block.cancels[op.market_id].append(op)
+        else:
+            assert isinstance(op, PlaceOp)
+            block.places[op.market_id].append(op)
+    if credit is not None:
+        block.credits[credit[0]] = block.credits.get(credit[0], 0) + credit[1]
+    return 0, base_gas, events
+
+
+def _admit_action(
+    block: _Block,
+    tx_index: int,
+    tx: SignedTransaction,
+    events: list[Event],
+    staged: list[tuple[bool, CancelOp | PlaceOp]],
+) -> tuple[bytes, int] | None:
+    """The admission-phase effects of an action; returns a credit for settlement, if any."""
+    state = block.state
+    account = tx.account
+    action = tx.action
+    if isinstance(action, ApproveAgent):
+        accounts.process_approve_agent(
+            state,
+            account,
+            action.public_key,
+            action.valid_until_ms,
+            block.timestamp_ms,
+            block.params.max_agents_per_account,
+        )
+        events.append(AgentApproved(account, action.public_key, action.valid_until_ms))
+    elif isinstance(action, RevokeAgent):
+        accounts.process_revoke_agent(state, account, action.public_key)
+        events.append(AgentRevoked(account, action.public_key))
+    elif isinstance(action, Transfer):
+        _check_withdrawable(block, account, action.amount_quote)
+        collateral.add_balance(state, account, -action.amount_quote)
+        events.append(Transferred(account, action.to, action.amount_quote))
+        return action.to, action.amount_quote
+    elif isinstance(action, Withdraw):
+        _check_withdrawable(block, account, action.amount_quote)
+        record = collateral.record_withdrawal(
+            state, account, action.amount_quote, block.state.tip.height + 1
+        )
+        block.withdrawals.append(record)
+        events.append(
+            WithdrawalRequested(
+                record.withdrawal_id, account, action.destination, action.amount_quote
+            )
+        )
+    elif isinstance(action, PlaceOrder):
+        op = _reserve(block, tx_index, account, action, None, None, single=True)
+        assert op is not None
+        staged.append((False, op))
+    elif isinstance(action, BulkPlace):
+        for order in action.orders:
+            op = _reserve(block, tx_index, account, order, None, None, single=False)
+            if op is not None:
+                staged.append((False, op))
+            else:
+                events.append(_rejected_for_margin(account, order))
+    elif isinstance(action, ModifyOrder | BulkModify):
+        modifies = (action,) if isinstance(action, ModifyOrder) else action.modifies
+        for modify in modifies:
+            if isinstance(action, ModifyOrder):
+                _check_order_owned(
+                    block, account, CancelOrder(modify.market_id, modify.order_id, modify.client_id)
+                )
+            credit = _live_reservation(block, account, modify.market_id, modify)
+            op = _reserve(
+                block,
+                tx_index,
+                account,
+                modify,
+                modify.order_id,
+                modify.client_id,
+                single=isinstance(action, ModifyOrder),
+                credit_quote=credit,
+            )
+            if op is None:
+                events.append(_rejected_for_margin(account, modify))
+                continue
+            staged.append(
+                (
+                    True,
+                    CancelOp(
+                        tx_index,
+                        account,
+                        modify.market_id,
+                        modify.order_id,
+                        modify.client_id,
+                        modify=op,
+                    ),
+                )
+            )
+            staged.append((False, op))
+    elif isinstance(action, CancelOrder | BulkCancel):
+        cancels = (action,) if isinstance(action, CancelOrder) else action.cancels
+        for cancel in cancels:
+            if isinstance(action, CancelOrder):
+                _check_order_owned(block, account, cancel)
+            staged.append(
+                (
+                    True,
+                    CancelOp(
+                        tx_index, account, cancel.market_id, cancel.order_id, cancel.client_id
+                    ),
+                )
+            )
+    elif isinstance(action, CancelAll):
+        market_ids = block.market_ids if action.market_id is None else [action.market_id]
+        for market_id in market_ids:
+            staged.append((True, CancelOp(tx_index, account, market_id, cancel_all=True)))
+    return None
+
+
+def _rejected_for_margin(account: bytes, order: PlaceOrder | ModifyOrder) -> Event:
+    client_id = order.client_id
+    return OrderUpdate(
+        order.market_id,
+        0,
+        account,
+        OrderStatus.REJECTED,
+        OrderReason.INSUFFICIENT_MARGIN,
+        0,
+        0,
+        client_id,
+    )
+
+
+def _check_order_owned(block: _Block, account: bytes, cancel: CancelOrder) -> None:
+    book: Book = block.state.books[cancel.market_id]
+    if cancel.order_id is not None:
+        order = book.get_order(cancel.order_id)
+        if order is not None and order.owner != account:
+            raise ExecutionFailure(ErrorCode.NOT_ORDER_OWNER, str(cancel.order_id))
+    else:
+        assert cancel.client_id is not None
+        order = book.get_order_by_client_id(account, cancel.client_id)
+    if order is None:
+        raise ExecutionFailure(ErrorCode.UNKNOWN_ORDER, f"{cancel.order_id}/{cancel.client_id}")
+
+
+def _live_reservation(block: _Block, account: bytes, market_id: int, modify: ModifyOrder) -> int:
+    book: Book = block.state.books[market_id]
+    if modify.order_id is not None:
+        order = book.get_order(modify.order_id)
+    else:
+        assert modify.client_id is not None
+        order = book.get_order_by_client_id(account, modify.client_id)
+    if order is None or order.owner != account:
+        return 0
+    reserved: int = order.reserved_quote
+    return reserved
+
+
+def _reserve(
+    block: _Block,
+    tx_index: int,
+    account: bytes,
+    order: PlaceOrder | ModifyOrder,
+    replace_order_id: int | None,
+    replace_client_id: int | None,
+    *,
+    single: bool,
+    credit_quote: int = 0,
+) -> PlaceOp | None:
+    """Reserve initial margin for one order against the account's free collateral.
+
+    ``credit_quote`` is the reservation of the order a modify replaces (released when it is
+    canceled in matching). Returns the placement to match, or ``None`` when the margin is
+    insufficient in a bulk action.
+
+    Raises
+    ------
+    ExecutionFailure
+        ``INSUFFICIENT_MARGIN`` for a single order that the free collateral does not cover.
+    """
+    reserved = 0
+    if not order.reduce_only:
+        params = block.risk_params(order.market_id)
+        reserved = margin.compute_order_reservation(
+            order.price_ticks,
+            order.size_lots,
+            params.mark_ticks,
+            params.quote_per_tick_lot,
+            params.initial_margin_ppm,
+            block.max_taker_ppm,
+        )
+        free = get_account_risk(block.state, account, block).free_collateral_quote
+        if free + credit_quote < reserved:
+            if single:
+                raise ExecutionFailure(
+                    ErrorCode.INSUFFICIENT_MARGIN, f"needs {reserved}, free {free + credit_quote}"
+                )
+            return None
+        margin.add_reserved(block.state, account, reserved)
+    client_id = order.client_id if isinstance(order, PlaceOrder) else replace_client_id
+    return PlaceOp(
+        tx_index,
+        account,
+        order.market_id,
+        order.is_buy,
+        order.price_ticks,
+        order.size_lots,
+        order.tif,
+        order.reduce_only,
+        client_id,
+        reserved,
+        replace_order_id,
+        replace_client_id,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Settlement
+# --------------------------------------------------------------------------------------------
+
+
+def process_settlement(
+    state: State,
+    account: bytes,
+    delta: AccountDelta | None,
+    credit_quote: int,
+    quote_per_tick_lot: dict[int, int],
+) -> list[Event]:
+    """Apply one account's fills (market by market), fees, releases and credits."""
+    events: list[Event] = []
+    if delta is not None and delta.fills:
+        fills = delta.fills
+        i = 0
+        n = len(fills)
+        volume = 0
+        while i < n:
+            market_id = fills[i][0]
+            qptl = quote_per_tick_lot[market_id]
+            size = clearing.get_position_size(state, account, market_id)
+            position = Position(market_id, 0, 0)
+            if size:
+                for p in clearing.get_positions(state, account):
+                    if p.market_id == market_id:
+                        position = p
+            realized = fees = 0
+            while i < n and fills[i][0] == market_id:
+                _, is_buy, price, qty, fee = fills[i]
+                position, pnl = clearing.apply_fill_to_account(
+                    state, account, position, is_buy, price, qty, fee, qptl
+                )
+                realized += pnl
+                fees += fee
+                volume += price * qty * qptl
+                i += 1
+            clearing.set_position(state, account, position)
+            events.append(
+                PositionChanged(
+                    account,
+                    market_id,
+                    position.size_lots,
+                    position.entry_cost_quote,
+                    realized,
+                    fees,
+                )
+            )
+        clearing.add_volume(state, account, volume)
+    if delta is not None:
+        if delta.release_quote:
+            margin.add_reserved(state, account, -delta.release_quote)
+        if delta.credit_quote:
+            collateral.add_balance(state, account, delta.credit_quote)
+            clearing.add_fee_pool(state, -delta.credit_quote)
+    if credit_quote:
+        collateral.add_balance(state, account, credit_quote)
+    return events
+
+
+# --------------------------------------------------------------------------------------------
+# The block
+# --------------------------------------------------------------------------------------------
+
+
+def _execute(
+    state: State,
+    header: Header,
+    system: Sequence[SystemInput],
+    transactions: Sequence[bytes],
+    params: ChainParams,
+    signers: Sequence[bytes | None] | None,
+    building: bool,
+) -> BlockOutput:
+    check_header(state, header, params)
+    if len(transactions) > params.max_transactions_per_block:
+        raise InvalidBlock(ErrorCode.TOO_MANY_TRANSACTIONS, str(len(transactions)))
+    if signers is None:
+        signers = check_signatures(params, transactions)
+    if len(signers) != len(transactions):
+        raise InvalidBlock(ErrorCode.MALFORMED_BLOCK, "one signer result per transaction")
+
+    # --- prologue ---
+    prologue: list[Event] = [
+        process_system_input(state, item, header.timestamp_ms, params) for item in system
+    ]
+
+    # --- canonical order ---
+    decoded: list[tuple[int, int, SignedTransaction, bytes]] = []
+    rejected: list[tuple[bytes, int]] = []
+    included = [True] * len(transactions)
+    for index, data in enumerate(transactions):
+        try:
+            tx = decode_transaction(data)
+        except InvalidTransaction as error:
+            if not building:
+                raise InvalidBlock(
+                    ErrorCode.INVALID_TRANSACTION_IN_BLOCK, f"tx {index}: {error}"
+                ) from None
+            rejected.append((compute_transaction_hash(data), error.code))
+            included[index] = False
+            continue
+        decoded.append((compute_tx_class(tx.action), index, tx, data))
+    decoded.sort(key=lambda entry: entry[0])  # stable: the sequencer's order within a class
+
+    # --- admission ---
+    block = _Block(state, params, header.timestamp_ms)
+    admitted: list[tuple[int, SignedTransaction, bytes, int, int]] = []
+    tx_events: list[list[Event]] = []
+    for _, index, tx, data in decoded:
+        try:
+            status, base_gas, events = process_admission(block, len(admitted), tx, signers[index])
+        except InvalidTransaction as error:
+            if not building:
+                raise InvalidBlock(
+                    ErrorCode.INVALID_TRANSACTION_IN_BLOCK, f"tx {index}: {error}"
+                ) from None
+            rejected.append((compute_transaction_hash(data), error.code))
+            included[index] = False
+            continue
+        admitted.append((index, tx, data, status, base_gas))
+        tx_events.append(events)
+
+    # --- matching, market by market ---
+    deltas: dict[bytes, AccountDelta] = {}
+    work = [MarketWork() for _ in admitted]
+    qptl: dict[int, int] = {}
+    for market_id in block.market_ids:
+        market = markets.get_market(state, market_id)
+        assert market is not None
+        qptl[market_id] = market.quote_per_tick_lot
+        cancels = block.cancels[market_id]
+        places = block.places[market_id]
+        if cancels or places:
+            process_market_matching(
+                state,
+                market,
+                state.books[market_id],
+                cancels,
+                places,
+                params.fee_tiers,
+                tx_events,
+                deltas,
+                work,
+            )
+
+    # --- receipts and gas ---
+    gas_schedule = params.gas
+    receipts: list[Receipt] = []
+    gas_used = 0
+    for position, (_, tx, data, status, base_gas) in enumerate(admitted):
+        w = work[position]
+        gas = base_gas + w.fills * gas_schedule.per_fill + w.levels * gas_schedule.per_level
+        work_fee = (gas - base_gas) * params.gas_price_quote
+        if work_fee:
+            # Matching work is paid in settlement, with the fills it produced.
+            delta = deltas.get(tx.account)
+            if delta is None:
+                delta = deltas[tx.account] = AccountDelta()
+            delta.credit_quote -= work_fee
+        gas_used += gas
+        receipts.append(
+            Receipt(compute_transaction_hash(data), status, gas, tuple(tx_events[position]))
+        )
+    if gas_used > params.block_gas_limit:
+        raise InvalidBlock(
+            ErrorCode.BLOCK_GAS_LIMIT_EXCEEDED, f"{gas_used} > {params.block_gas_limit}"
+        )
+
+    # --- settlement, account by account ---
+    settlement: list[Event] = []
+    for account in sorted(deltas.keys() | block.credits.keys()):
+        settlement.extend(
+            process_settlement(
+                state, account, deltas.get(account), block.credits.get(account, 0), qptl
+            )
+        )
+
+    # --- risk: liquidations arrive with the risk engine ---
+
+    # --- epilogue ---
+    included_txs = tuple(data for index, data in enumerate(transactions) if included[index])
+    block_events = BlockEvents(tuple(prologue), tuple(settlement))
+    computed = Header(
+        chain_id=header.chain_id,
+        height=header.height,
+        parent_hash=header.parent_hash,
+        timestamp_ms=header.timestamp_ms,
+        gas_used=gas_used,
+        state_root=compute_state_root(state),
+        transactions_root=compute_list_root(included_txs),
+        receipts_root=compute_list_root(
+            [encode(receipt) for receipt in receipts] + [encode(block_events)]
+        ),
+        withdrawals_root=compute_list_root([encode(w) for w in block.withdrawals]),
+    )
+    state.tip = ChainTip(computed.height, computed.timestamp_ms, compute_header_hash(computed))
+    return BlockOutput(
+        header=computed,
+        receipts=tuple(receipts),
+        block_events=block_events,
+        withdrawals=tuple(block.withdrawals),
+        transactions=included_txs,
+        rejected=tuple(rejected),
+    )
+
+
+def apply_block(
+    pre_state: State,
+    block: Block,
+    params: ChainParams,
+    signers: Sequence[bytes | None] | None = None,
+) -> BlockOutput:
+    """Apply a block built by someone else and check every commitment of its header.
+
+    ``signers`` are the results of :func:`check_signatures` on ``block.transactions`` if they were
+    computed upstream (e.g. on a thread pool); otherwise they are computed here.
+
+    Raises
+    ------
+    InvalidBlock
+        Any header, system-input or transaction rule broken, or a root, ``gas_used`` or
+        transaction that does not match what execution produces.
+    """
+    output = _execute(
+        pre_state, block.header, block.system, block.transactions, params, signers, False
+    )
+    claimed = block.header
+    computed = output.header
+    checks = (
+        (claimed.state_root, computed.state_root, ErrorCode.BAD_STATE_ROOT),
+        (claimed.transactions_root, computed.transactions_root, ErrorCode.BAD_TRANSACTIONS_ROOT),
+        (claimed.receipts_root, computed.receipts_root, ErrorCode.BAD_RECEIPTS_ROOT),
+        (claimed.withdrawals_root, computed.withdrawals_root, ErrorCode.BAD_WITHDRAWALS_ROOT),
+    )
+    for got, want, code in checks:
+        if got != want:
+            raise InvalidBlock(code, f"header {got.hex()} != computed {want.hex()}")
+    if claimed.gas_used != computed.gas_used:
+        raise InvalidBlock(ErrorCode.BAD_GAS_USED, f"{claimed.gas_used} != {computed.gas_used}")
+    return output
+
+
+def build_block(
+    pre_state: State,
+    timestamp_ms: int,
+    system: Sequence[SystemInput],
+    transactions: Sequence[bytes],
+    params: ChainParams,
+    signers: Sequence[bytes | None] | None = None,
+) -> tuple[Block, BlockOutput]:
+    """The sequencer's side: execute candidate transactions on top of ``pre_state``, leave out
+    the invalid ones (``BlockOutput.rejected``) and return the sealed block and its output.
+
+    Raises
+    ------
+    InvalidBlock
+        For an invalid system input or a block over its gas limit (the sequencer then retries
+        with fewer transactions on a fresh copy of the state).
+    """
+    tip = pre_state.tip
+    draft = Header(
+        chain_id=params.chain_id,
+        height=tip.height + 1,
+        parent_hash=tip.header_hash,
+        timestamp_ms=timestamp_ms,
+        gas_used=0,
+        state_root=b"",
+        transactions_root=b"",
+        receipts_root=b"",
+        withdrawals_root=b"",
+    )
+    output = _execute(pre_state, draft, system, transactions, params, signers, True)
+    return Block(output.header, tuple(system), output.transactions), output
+
+
+def copy_state(state: State) -> State:
+    """An independent deep copy of ``state`` (tables are maps of immutable records)."""
+    if state.is_journal_open():
+        raise ChainError(ErrorCode.JOURNAL_OPEN, "copy with an open journal")
+    copy = State()
+    for table in state.tables.values():
+        clone = type(table)(
+            table.name, table.prefix, copy.journal, table.encode_key, table.encode_value
+        )
+        clone.data = dict(table.data)
+        copy.add_table(clone)
+    for market_id, book in state.books.items():
+        market = markets.get_market(state, market_id)
+        assert market is not None
+        copy.books[market_id] = copy_book(book, market.max_open_orders_per_account)
+    copy.tip = state.tip
+    return copy
+
+
+__all__ = [
+    "TimeInForce",
+    "apply_block",
+    "build_block",
+    "check_signatures",
+    "copy_state",
+    "get_account_risk",
+]
