@@ -196,3 +196,41 @@ def generate(
             mix["reduce"] += 1
         out.append(ev)
     return Workload(setup, out, mix)
+
+
+def write_jsonl(workload: Workload, path: str) -> int:
+    """Write setup + events in ``strata replay-book --format jsonl`` form; returns the line count.
+
+    Passive and GTC marketable orders become ``limit`` events; IOC orders become ``market``
+    events (no price limit, so they may sweep further than in the book benchmark).
+    """
+    import json
+
+    n = 0
+    with open(path, "w", encoding="ascii") as f:
+        for ev in [*workload.setup, *workload.events]:
+            if ev[0] == OP_PLACE:
+                _, order_id, _, is_buy, price, size, tif = ev
+                side = "buy" if is_buy else "sell"
+                if tif == TimeInForce.IOC:
+                    rec: dict[str, object] = {"op": "market", "id": order_id, "side": side}
+                    rec["qty"] = size
+                else:
+                    rec = {"op": "limit", "id": order_id, "side": side, "price": price, "qty": size}
+            elif ev[0] == OP_CANCEL:
+                rec = {"op": "cancel", "id": ev[1]}
+            else:
+                rec = {"op": "reduce", "id": ev[1], "qty": ev[2]}
+            f.write(json.dumps(rec) + "\n")
+            n += 1
+    return n
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) != 4:
+        print("usage: python bench/workload.py EVENTS SEED OUT.jsonl", file=sys.stderr)
+        raise SystemExit(2)
+    count = write_jsonl(generate(int(sys.argv[1]), int(sys.argv[2])), sys.argv[3])
+    print(f"wrote {count} lines to {sys.argv[3]}")

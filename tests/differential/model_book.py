@@ -94,7 +94,11 @@ class ModelBook:
         for o in self.resting:
             if any(o is s for s in skip) or not self._crosses(incoming, o):
                 continue
-            if best is None or (incoming.is_buy and o.price_ticks < best.price_ticks) or (not incoming.is_buy and o.price_ticks > best.price_ticks):
+            if (
+                best is None
+                or (incoming.is_buy and o.price_ticks < best.price_ticks)
+                or (not incoming.is_buy and o.price_ticks > best.price_ticks)
+            ):
                 best = o
         return best
 

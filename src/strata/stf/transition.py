@@ -227,7 +227,36 @@ class _Block:
         self.credits: dict[bytes, int] = {}
         self.withdrawals: list[WithdrawalRecord] = []
         self._risk_params: dict[int, MarketRiskParams] = {}
+        self._position_part: dict[bytes, tuple[int, int]] = {}
         self.max_taker_ppm = max(t.taker_ppm for t in params.fee_tiers)
+
+    def position_part(self, account: bytes) -> tuple[int, int]:
+        """``(sum(value) - sum(initial_req), sum(max(unrealized_pnl, 0)))`` of the account's
+        positions. Positions and marks do not change during admission, so this is computed once
+        per account per block; balance and reservations are read fresh each time."""
+        part = self._position_part.get(account)
+        if part is None:
+            positions = clearing.get_positions(self.state, account)
+            if positions:
+                risk = margin.compute_account_risk(0, 0, positions, self.risk_params)
+                part = (risk.equity_quote - risk.initial_quote, risk.unrealized_profit_quote)
+            else:
+                part = (0, 0)
+            self._position_part[account] = part
+        return part
+
+    def free_collateral(self, account: bytes) -> int:
+        """The account's free collateral now (see ``margin``), during admission."""
+        state = self.state
+        return (
+            collateral.get_balance(state, account)
+            + self.position_part(account)[0]
+            - margin.get_reserved(state, account)
+        )
+
+    def withdrawable(self, account: bytes) -> int:
+        """What the account may withdraw or transfer now: free collateral less unrealized profit."""
+        return self.free_collateral(account) - self.position_part(account)[1]
 
     def risk_params(self, market_id: int) -> MarketRiskParams:
         params = self._risk_params.get(market_id)
@@ -245,9 +274,9 @@ class _Block:
         return params
 
 
-def get_account_risk(state: State, account: bytes, work: _Block | None = None) -> AccountRisk:
+def get_account_risk(state: State, account: bytes) -> AccountRisk:
     """The account's margin figures now (marks are the oracle prices)."""
-    block = work if work is not None else _Block(state, ChainParams(chain_id=0), 0)
+    block = _Block(state, ChainParams(chain_id=0), 0)
     return margin.compute_account_risk(
         collateral.get_balance(state, account),
         margin.get_reserved(state, account),
@@ -257,11 +286,10 @@ def get_account_risk(state: State, account: bytes, work: _Block | None = None) -
 
 
 def _check_withdrawable(block: _Block, account: bytes, amount_quote: int) -> None:
-    risk = get_account_risk(block.state, account, block)
-    if risk.withdrawable_quote < amount_quote:
+    withdrawable = block.withdrawable(account)
+    if withdrawable < amount_quote:
         raise ExecutionFailure(
-            ErrorCode.INSUFFICIENT_FREE_COLLATERAL,
-            f"withdrawable {risk.withdrawable_quote} < {amount_quote}",
+            ErrorCode.INSUFFICIENT_FREE_COLLATERAL, f"withdrawable {withdrawable} < {amount_quote}"
         )
 
 
@@ -606,7 +634,7 @@ def _reserve(
             params.initial_margin_ppm,
             block.max_taker_ppm,
         )
-        free = get_account_risk(block.state, account, block).free_collateral_quote
+        free = block.free_collateral(account)
         if free + credit_quote < reserved:
             if single:
                 raise ExecutionFailure(

@@ -72,11 +72,16 @@ def check_nonce(
 
 def use_nonce(state: State, account: bytes, nonce: int, window: int) -> None:
     """Record ``nonce`` as used (after :func:`check_nonce`), keeping the ``window`` largest."""
-    nonces = list(get_nonces(state, account))
-    insort(nonces, nonce)
-    if len(nonces) > window:
-        del nonces[: len(nonces) - window]
-    set_nonces(state, account, tuple(nonces))
+    nonces = get_nonces(state, account)
+    if not nonces or nonce > nonces[-1]:
+        updated = (*nonces, nonce)  # the common case: signers' clocks move forward
+    else:
+        as_list = list(nonces)
+        insort(as_list, nonce)
+        updated = tuple(as_list)
+    if len(updated) > window:
+        updated = updated[len(updated) - window :]
+    set_nonces(state, account, updated)
 
 
 def get_agent_account(state: State, public_key: bytes, timestamp_ms: int) -> bytes | None:

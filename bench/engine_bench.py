@@ -1,0 +1,203 @@
+"""``strata bench engine``: the matching engine alone and the full state transition, side by side.
+
+Three figures from one run, on one core (the machine is shared and noisy: compare the ratios):
+
+(a) ``book_events_per_s``: the book workload of ``bench/workload.py`` through ``Book`` alone;
+(b) ``engine_events_per_s``: full ``apply_block`` (admission with nonces and margin reservation,
+    matching, clearing and settlement, events, receipts and every root) on a chain workload, with
+    signatures checked upstream, as a verifier re-executes blocks;
+(c) ``reference_events_per_s``: the naive list-based model book on the book workload.
+
+The chain workload (seeded): ``accounts`` funded accounts trade one market around a fixed oracle
+price; each block holds ``block_size`` single-order transactions: 45% passive GTC/post-only
+placements at 0-5 ticks behind the touch, 30% cancels of the sender's own live orders, 15% IOC
+takers that cross 1-3 levels, 10% modifies of a live order. The blocks are first built with
+``build_block`` (untimed, real secp256k1 signatures), then re-executed from genesis with
+``apply_block`` (timed), checking every header root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from strata.client.signing import wallet_from_seed  # noqa: E402
+from strata.core.signatures import compute_transaction_digest  # noqa: E402
+from strata.modules.clearing.events import OrderUpdate  # noqa: E402
+from strata.modules.markets import Market  # noqa: E402
+from strata.stf.genesis import Allocation, GenesisConfig, InitialPrice, make_genesis  # noqa: E402
+from strata.stf.params import ChainParams  # noqa: E402
+from strata.stf.transactions import (  # noqa: E402
+    Action,
+    CancelOrder,
+    ModifyOrder,
+    PlaceOrder,
+    SignedTransaction,
+    encode_action,
+    encode_transaction,
+)
+from strata.stf.transition import apply_block, build_block  # noqa: E402
+
+MARKET = Market(
+    market_id=1,
+    symbol="BTC-PERP",
+    quote_per_tick_lot=10,
+    min_size_lots=1,
+    max_size_lots=1_000_000,
+    max_price_ticks=10_000_000,
+    initial_margin_ppm=50_000,
+    maintenance_margin_ppm=30_000,
+    max_open_orders_per_account=1_000,
+)
+MID = 100_000
+GENESIS_MS = 1_700_000_000_000
+
+
+def build_chain_workload(
+    events: int, seed: int, accounts: int = 200, block_size: int = 10_000
+) -> tuple[GenesisConfig, list[tuple[object, list[bytes | None]]]]:
+    """Build the blocks of the chain workload (untimed). Returns the genesis and, per block, the
+    block and its upstream signature results."""
+    rng = random.Random(seed)
+    wallets = [wallet_from_seed(f"bench-{i}") for i in range(accounts)]
+    params = ChainParams(chain_id=1, block_gas_limit=10**12, max_transactions_per_block=10**6)
+    config = GenesisConfig(
+        params=params,
+        timestamp_ms=GENESIS_MS,
+        markets=(MARKET,),
+        allocations=tuple(Allocation(w.address, 10**15) for w in wallets),
+        prices=(InitialPrice(1, MID),),
+    )
+    state, _ = make_genesis(config)
+    live: dict[int, list[int]] = {i: [] for i in range(accounts)}
+    owner_of: dict[bytes, int] = {w.address: i for i, w in enumerate(wallets)}
+    blocks: list[tuple[object, list[bytes | None]]] = []
+    nonce = GENESIS_MS
+    now = GENESIS_MS
+    made = 0
+    book = state.books[1]
+    while made < events:
+        txs: list[bytes] = []
+        signers: list[bytes | None] = []
+        for _ in range(min(block_size, events - made)):
+            who = rng.randrange(accounts)
+            wallet = wallets[who]
+            roll = rng.random()
+            best_bid = book.best_bid() or MID - 1
+            best_ask = book.best_ask() or MID + 1
+            action: Action
+            if roll < 0.30 and live[who]:
+                order_id = live[who].pop(rng.randrange(len(live[who])))
+                action = CancelOrder(1, order_id, None)
+            elif roll < 0.40 and live[who]:
+                order_id = live[who].pop(rng.randrange(len(live[who])))
+                is_buy = rng.random() < 0.5
+                price = best_bid - rng.randrange(6) if is_buy else best_ask + rng.randrange(6)
+                action = ModifyOrder(1, order_id, None, is_buy, price, rng.randint(1, 10), 0)
+            elif roll < 0.55:
+                is_buy = rng.random() < 0.5
+                depth = rng.randint(0, 2)
+                price = best_ask + depth if is_buy else best_bid - depth
+                action = PlaceOrder(1, is_buy, max(price, 1), rng.randint(5, 30), 1)
+            else:
+                is_buy = rng.random() < 0.5
+                price = best_bid - rng.randrange(6) if is_buy else best_ask + rng.randrange(6)
+                tif = 3 if rng.random() < 0.5 else 0
+                action = PlaceOrder(1, is_buy, max(price, 1), rng.randint(1, 10), tif)
+            nonce += 1
+            digest = compute_transaction_digest(
+                params.chain_id, params.bridge_address, wallet.address, nonce, encode_action(action)
+            )
+            txs.append(
+                encode_transaction(
+                    SignedTransaction(
+                        wallet.address, nonce, action, None, wallet.sign_digest(digest)
+                    )
+                )
+            )
+            signers.append(wallet.address)
+            made += 1
+        now += 1_000
+        nonce = max(nonce, now)
+        block, output = build_block(state, now, (), txs, params, signers)
+        assert not output.rejected, output.rejected[:3]
+        for receipt in output.receipts:
+            for event in receipt.events:
+                if isinstance(event, OrderUpdate) and event.order_id:
+                    who = owner_of[event.owner]
+                    if event.status == 0 and event.filled_lots == 0 and event.remaining_lots:
+                        live[who].append(event.order_id)
+        for i in live:
+            live[i] = [o for o in live[i] if book.get_order(o) is not None]
+        blocks.append((block, signers))
+    return config, blocks
+
+
+def run_engine(config: GenesisConfig, blocks: list[tuple[object, list[bytes | None]]]) -> float:
+    """Re-execute the blocks from genesis with ``apply_block``; return the seconds taken."""
+    state, _ = make_genesis(config)
+    elapsed = 0.0
+    for block, signers in blocks:
+        start = time.perf_counter()
+        apply_block(state, block, config.params, signers)  # type: ignore[arg-type]
+        elapsed += time.perf_counter() - start
+    return elapsed
+
+
+def run_book(events: int, seed: int) -> tuple[float, float, int]:
+    """(book events/s, model book events/s, events given to the model)."""
+    from bench.book_bench import run_book_bench
+
+    result = run_book_bench(events, seed)
+    return (
+        float(result["book_events_per_s"]),
+        float(result["reference_events_per_s"]),
+        int(result.get("reference_events", events)),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="strata bench engine", description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=100_000, help="book and engine events")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--json", action="store_true", help="print one JSON line")
+    args = parser.parse_args(argv)
+
+    print(f"building the chain workload ({args.events} transactions)...", file=sys.stderr)
+    config, blocks = build_chain_workload(args.events, args.seed)
+    print("timing apply_block...", file=sys.stderr)
+    engine_s = run_engine(config, blocks)
+    print("timing the book and the model book...", file=sys.stderr)
+    book_rate, model_rate, model_events = run_book(args.events, args.seed)
+    engine_rate = args.events / engine_s
+    summary = {
+        "events": args.events,
+        "seed": args.seed,
+        "book_events_per_s": round(book_rate),
+        "engine_events_per_s": round(engine_rate),
+        "reference_events_per_s": round(model_rate),
+        "reference_events": model_events,
+        "book_vs_reference": round(book_rate / model_rate, 1),
+        "engine_vs_book": round(engine_rate / book_rate, 3),
+    }
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"{'benchmark':<34}{'events/s':>14}")
+        print(f"{'(a) book only':<34}{summary['book_events_per_s']:>14,}")
+        print(f"{'(b) full apply_block':<34}{summary['engine_events_per_s']:>14,}")
+        print(f"{'(c) naive model book':<34}{summary['reference_events_per_s']:>14,}")
+        print(f"book / model book = {summary['book_vs_reference']}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

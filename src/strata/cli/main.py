@@ -1,0 +1,54 @@
+"""``strata``: the command line.
+
+Commands
+--------
+``strata replay-book``  replay an order-event stream (JSONL or LOBSTER) through one market's book
+``strata bench engine`` the engine benchmark (book alone, full ``apply_block``, naive model book)
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+USAGE = """usage: strata <command> [options]
+
+commands:
+  replay-book   replay an order-event stream through the matching engine (--help for options)
+  bench engine  measure the book, the full state transition and the naive model book
+"""
+
+
+def _bench(argv: list[str]) -> int:
+    if not argv or argv[0] != "engine":
+        print("usage: strata bench engine [--events N] [--seed S] [--json]", file=sys.stderr)
+        return 2
+    # Benchmarks live in the repository's bench/ folder, beside src/.
+    root = Path(__file__).resolve().parents[3]
+    if not (root / "bench" / "engine_bench.py").is_file():
+        print("error: strata bench runs from a source checkout (bench/ not found)", file=sys.stderr)
+        return 2
+    sys.path.insert(0, str(root))
+    from bench.engine_bench import main as bench_main
+
+    return bench_main(argv[1:])
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if args else 2
+    command, rest = args[0], args[1:]
+    if command == "replay-book":
+        from strata.replay.book_replay import main as replay_main
+
+        return replay_main(rest)
+    if command == "bench":
+        return _bench(rest)
+    print(f"error: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

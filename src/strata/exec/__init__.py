@@ -1,0 +1,1 @@
+"""Ring 1 executors: strategies behind the ``apply_block`` contract (serial now, parallel later)."""

@@ -1,0 +1,1 @@
+"""Ring 2 replay tools: ``strata replay-book``."""
