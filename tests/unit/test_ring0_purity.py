@@ -28,9 +28,7 @@ def find_violations(source: str) -> list[str]:
         line = getattr(node, "lineno", 0)
         if isinstance(node, ast.Constant) and isinstance(node.value, float):
             found.append(f"{line}: float literal {node.value!r}")
-        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
-            found.append(f"{line}: true division")
-        elif isinstance(node, ast.AugAssign) and isinstance(node.op, ast.Div):
+        elif isinstance(node, ast.BinOp | ast.AugAssign) and isinstance(node.op, ast.Div):
             found.append(f"{line}: true division")
         elif isinstance(node, ast.Import):
             for alias in node.names:

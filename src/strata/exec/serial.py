@@ -1,8 +1,8 @@
 """The serial reference executor.
 
-It checks a block's signatures as one batch (the hook a later issue runs on a thread pool), then runs
-``apply_block`` phase by phase, partition by partition, in canonical order. The parallel executor of
-a later issue must produce byte-identical ``BlockOutput``s.
+It checks a block's signatures as one batch (the hook a later issue runs on a thread pool), then
+runs ``apply_block`` phase by phase, partition by partition, in canonical order. The parallel
+executor of a later issue must produce byte-identical ``BlockOutput``s.
 """
 
 from __future__ import annotations
