@@ -8,26 +8,29 @@ benchmark measures the book and not a decoder:
 - ``(OP_CANCEL, order_id)``
 - ``(OP_REDUCE, order_id, size_lots)``
 
-Mix (fractions of ``events``, defaults)
+Mix (probabilities per event, defaults)
 ---------------------------------------
-- 45% passive limit placements (GTC, about 1 in 10 POST_ONLY) on the order's own side at 0-9
-  ticks behind the touch (geometric: mostly at or one tick behind the best price), never
-  crossing;
+- 45% passive limit placements (GTC, 1 in 10 POST_ONLY) on the order's own side at 0-12 ticks
+  behind the mid (geometric, p = ``BEHIND_P`` = 0.35: mostly at the touch), clamped so they
+  never cross;
 - 30% cancels of a uniformly chosen live order;
-- 15% marketable orders (2/3 IOC, 1/3 GTC) priced at the 1st, 2nd or 3rd opposite level
-  (uniform), sized to take that many levels' visible size (minus a random part of the last one),
-  so they cross 1-3 levels;
-- 10% partial reduces of a live order by 1 to ``size - 1`` lots (a full-size reduce when the
-  order has 1 lot).
+- 15% marketable orders (2/3 IOC, 1/3 GTC) limited at the 1st, 2nd or 3rd opposite level
+  (uniform), sized like a passive order (1 + geometric, p = 0.25, at most 15 lots), so they
+  cross into level 2 or 3 when the levels before are thinner than their size; GTC ones get an
+  extra chunk that rests after crossing;
+- 10% partial reduces of a live order of at least 2 lots (a few tries) by 1 to ``size - 1``.
+
+A restoring force moves up to ``TILT`` = 5% of the mix between placements and cancels to keep
+the book near ``target_live`` orders, and placements are forced while fewer than 50 orders rest.
+Marketable orders consume about 1.7 resting orders each, so the book settles at 50-200 orders
+and the realized mix is about 50/25/15/10 (``Workload.mix`` counts it).
 
 Price process
 -------------
 A mid price in ticks (start 100_000) follows a lazy random walk: before each event it moves one
-tick up or down with probability ``drift_prob`` (default 0.02). Passive orders are placed
-relative to the current best price of their own side (or to the mid when that side is empty),
-clamped so they never cross the opposite side. Sizes are 1 to 10 lots (``1 + geometric``,
-mean about 3). Owners are drawn from 64 accounts, so self-trades are rare but happen. Order ids
-are consecutive from 1 (the chain's per-market sequence).
+tick up or down with probability ``drift_prob`` (default 0.02). Passive sizes are 1 to 10 lots
+(``1 + geometric``, p = 0.35). Owners are drawn from 64 accounts, so self-trades are rare but
+happen. Order ids are consecutive from 1 (the chain's per-market sequence).
 
 The generator drives a real ``Book`` to know the live orders and the touch, so every cancel and
 reduce names a live order when it is generated.

@@ -74,7 +74,7 @@ REPLAY_CODES = {ErrorCode.NONCE_ALREADY_USED, ErrorCode.NONCE_BELOW_WINDOW}
 
 # Per market: (price step in ticks, size strategy); 30 steps either side of the mark is ~3 %.
 PRICE_STEP = {1: 500, 2: 30}
-SIZES = {1: st.integers(1, 30), 2: st.integers(10, 3_000)}
+SIZES = {1: st.integers(1, 80), 2: st.integers(10, 20_000)}
 
 accounts = st.sampled_from(NAMES)
 market_ids = st.sampled_from((1, 2))
@@ -141,11 +141,15 @@ class ChainMachine(RuleBasedStateMachine):
         self.deposited = BALANCE_QUOTE * len(NAMES)
         self.withdrawn = 0
         self.blocks = 0
+        self.block_size = 6
+        """A block is sealed when this many transactions are pending (or by ``seal``)."""
 
     # ------------------------------------------------------------------ helpers
 
     def _add(self, who: str, action: Action) -> None:
         self.pending.append(Pending(self.chain.tx(who, action), self.chain.addr(who), action))
+        if len(self.pending) >= self.block_size:
+            self.seal()
 
     def _client_id(self, who: str) -> int:
         self.next_client_id[who] += 1
@@ -235,7 +239,7 @@ class ChainMachine(RuleBasedStateMachine):
     ) -> None:
         orders = []
         for (market_id, is_buy, offset, tif, reduce_only), pick in zip(items, sizes, strict=False):
-            size = (10 + pick % 1_000) if market_id == 2 else 1 + pick % 20
+            size = (10 + pick % 10_000) if market_id == 2 else 1 + pick % 40
             # Every bulk order has a fresh client id: that is how the test finds its order id.
             orders.append(self._order(who, market_id, is_buy, offset, size, tif, reduce_only, True))
         self._add(who, BulkPlace(tuple(orders)))
@@ -285,17 +289,17 @@ class ChainMachine(RuleBasedStateMachine):
         else:
             oid = resting[pick % len(resting)][0] if resting else 1_000_000 + pick
         price = max(1, self._mark(market_id) + offset * PRICE_STEP[market_id])
-        size = (10 + pick % 1_000) if market_id == 2 else 1 + pick % 20
+        size = (10 + pick % 10_000) if market_id == 2 else 1 + pick % 40
         self._add(
             who, ModifyOrder(market_id, oid, cid, is_buy, price, size, tif, reduce_only)
         )
 
-    @rule(who=accounts, to=accounts, amount=st.integers(1, 20_000_000))
+    @rule(who=accounts, to=accounts, amount=st.integers(1, 50_000_000))
     def transfer(self, who: str, to: str, amount: int) -> None:
         if who != to:
             self._add(who, Transfer(self.chain.addr(to), amount))
 
-    @rule(who=accounts, amount=st.integers(1, 30_000_000))
+    @rule(who=accounts, amount=st.integers(1, 60_000_000))
     def withdraw(self, who: str, amount: int) -> None:
         self._add(who, Withdraw(amount, b"\x11" * 20))
 
@@ -577,8 +581,8 @@ class ChainMachine(RuleBasedStateMachine):
 
 
 FAST = settings(
-    max_examples=40,
-    stateful_step_count=15,
+    max_examples=60,
+    stateful_step_count=30,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow],
