@@ -71,7 +71,13 @@ def summarize_state(state: State) -> Json:
         },
         "open_orders": {
             str(market_id): [
-                [o.order_id, o.owner.hex(), "buy" if o.is_buy else "sell", o.price_ticks, o.size_lots]
+                [
+                    o.order_id,
+                    o.owner.hex(),
+                    "buy" if o.is_buy else "sell",
+                    o.price_ticks,
+                    o.size_lots,
+                ]
                 for o in state.books[market_id].iter_orders()
             ]
             for market_id in sorted(state.books)

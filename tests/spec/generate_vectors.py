@@ -1,0 +1,2006 @@
+"""Generate the golden state-transition vectors of ``tests/vectors/stf/``.
+
+Every vector is built by a scenario function below (deterministic keys from ``wallet_from_seed``,
+fixed timestamps), so the files are a pure function of the code: a change that moves a root
+must regenerate them in the same commit.
+
+Usage (from the repository root)::
+
+    PYTHONPATH=src:. python tests/spec/generate_vectors.py          # write every file
+    PYTHONPATH=src:. python tests/spec/generate_vectors.py --check  # fail if any file differs
+
+A scenario asserts what it means to show (statuses, rejection codes, order outcomes), so a
+behaviour change fails here with a readable message instead of silently rewriting a vector.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+if __name__ == "__main__":  # run as a script: make ``strata`` and ``tests`` importable
+    _ROOT = Path(__file__).resolve().parents[2]
+    sys.path[:0] = [str(_ROOT / "src"), str(_ROOT)]
+
+import msgspec
+
+from strata.client.signing import AgentKey, agent_from_seed, wallet_from_seed
+from strata.core.errors import ErrorCode, InvalidBlock
+from strata.core.merkle import compute_list_root
+from strata.modules.book import OrderReason, OrderStatus, TimeInForce
+from strata.modules.clearing import FeeTier
+from strata.modules.markets import Market, MarketStatus
+from strata.stf.block import Block, BlockOutput
+from strata.stf.genesis import Allocation, GenesisConfig, InitialPrice, make_genesis
+from strata.stf.params import ChainParams
+from strata.stf.transactions import (
+    Action,
+    ApproveAgent,
+    BulkCancel,
+    BulkModify,
+    BulkPlace,
+    CancelAll,
+    CancelOrder,
+    Deposit,
+    ModifyOrder,
+    OraclePrice,
+    PlaceOrder,
+    RevokeAgent,
+    SignedTransaction,
+    SystemInput,
+    Transfer,
+    Withdraw,
+    encode_transaction,
+)
+from strata.stf.transition import apply_block, build_block, copy_state
+from tests.helpers.chain import BLOCK_MS, BTC, CHAIN_ID, ETH, GENESIS_MS, sign, sign_price
+from tests.spec.vector_format import (
+    VECTOR_DIR,
+    Json,
+    compute_block_expect,
+    dump_vector,
+    encode_genesis,
+    iter_vector_paths,
+    summarize_state,
+)
+
+GTC, IOC, FOK, ALO = TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK, TimeInForce.POST_ONLY
+OPEN, FILLED, CANCELED, REJECTED = (
+    OrderStatus.OPEN,
+    OrderStatus.FILLED,
+    OrderStatus.CANCELED,
+    OrderStatus.REJECTED,
+)
+R = OrderReason
+E = ErrorCode
+BALANCE = 1_000_000_000_000
+"""Each genesis account's quote: 1,000,000 USDC at 1e-6 USDC per unit."""
+
+
+class Scenario:
+    """A chain being scripted into a vector: its genesis, blocks and expectations."""
+
+    def __init__(
+        self,
+        *,
+        names: Sequence[str] = ("alice", "bob", "carol"),
+        balances: dict[str, int] | None = None,
+        markets: Sequence[Market] = (BTC, ETH),
+        prices: Sequence[tuple[int, int]] = ((1, 500_000), (2, 30_000)),
+        **param_overrides: Any,
+    ) -> None:
+        self.wallets = {name: wallet_from_seed(name) for name in names}
+        self.oracle = wallet_from_seed("oracle")
+        self.params = ChainParams(
+            chain_id=CHAIN_ID, oracle_keys=(self.oracle.address,), **param_overrides
+        )
+        amounts = balances or {}
+        self.config = GenesisConfig(
+            params=self.params,
+            timestamp_ms=GENESIS_MS,
+            markets=tuple(markets),
+            allocations=tuple(
+                Allocation(w.address, amounts.get(n, BALANCE))
+                for n, w in self.wallets.items()
+                if amounts.get(n, BALANCE) > 0
+            ),
+            prices=tuple(InitialPrice(m, p) for m, p in prices),
+        )
+        self.state, _ = make_genesis(self.config)
+        self.now_ms = GENESIS_MS
+        self.nonce_clock = GENESIS_MS
+        self.deposit_index = 0
+        self.blocks: list[str] = []
+        self.expect: list[Json] = []
+
+    # --- inputs ---
+
+    def addr(self, who: str) -> bytes:
+        return self.wallets[who].address
+
+    def nonce(self) -> int:
+        self.nonce_clock += 1
+        return self.nonce_clock
+
+    def tx(self, who: str, action: Action, nonce: int | None = None) -> bytes:
+        """``action`` signed by ``who``'s wallet for ``who``'s account."""
+        return sign(
+            self.wallets[who], action, self.nonce() if nonce is None else nonce, self.params
+        )
+
+    def agent_tx(
+        self, agent: AgentKey, account: str, action: Action, nonce: int | None = None
+    ) -> bytes:
+        """``action`` signed by ``agent`` for ``account``."""
+        return sign(
+            self.wallets[account],
+            action,
+            self.nonce() if nonce is None else nonce,
+            self.params,
+            agent=agent,
+            account=self.addr(account),
+        )
+
+    def place(
+        self,
+        who: str,
+        market_id: int,
+        is_buy: bool,
+        price_ticks: int,
+        size_lots: int,
+        tif: int = GTC,
+        reduce_only: bool = False,
+        client_id: int | None = None,
+    ) -> bytes:
+        return self.tx(
+            who,
+            PlaceOrder(market_id, is_buy, price_ticks, size_lots, tif, reduce_only, client_id),
+        )
+
+    def price(self, market_id: int, price_ticks: int, ts_offset_ms: int = 1) -> OraclePrice:
+        """An oracle price observed ``ts_offset_ms`` after the previous block."""
+        return sign_price(
+            self.oracle, market_id, price_ticks, self.now_ms + ts_offset_ms, self.params
+        )
+
+    def deposit(self, account: bytes, amount_quote: int) -> Deposit:
+        item = Deposit(self.deposit_index, account, amount_quote)
+        self.deposit_index += 1
+        return item
+
+    # --- blocks ---
+
+    def block(
+        self,
+        txs: Sequence[bytes] = (),
+        system: Sequence[SystemInput] = (),
+        *,
+        status: Sequence[int] | None = None,
+        rejected: Sequence[int] | None = None,
+        updates: Sequence[Sequence[tuple[int, int]]] | None = None,
+    ) -> BlockOutput:
+        """Build the next block from candidates ``txs`` and record it with its expectation.
+
+        ``status``, ``rejected`` (codes) and ``updates`` state what the scenario means to show;
+        the generator fails if the chain does something else."""
+        self.now_ms += BLOCK_MS
+        block, output = build_block(self.state, self.now_ms, system, txs, self.params)
+        expect = compute_block_expect(output)
+        if status is not None:
+            assert expect["receipt_status"] == [int(s) for s in status], expect["receipt_status"]
+        if rejected is not None:
+            got = [code for _, code in expect["rejected"]]
+            assert got == [int(c) for c in rejected], got
+        if updates is not None:
+            want = [[[int(s), int(r)] for s, r in receipt] for receipt in updates]
+            assert expect["order_updates"] == want, expect["order_updates"]
+        if output.rejected:
+            expect["candidates"] = [tx.hex() for tx in txs]
+        self.blocks.append(msgspec.msgpack.encode(block).hex())
+        self.expect.append(expect)
+        return output
+
+    def draft(
+        self,
+        txs: Sequence[bytes] = (),
+        system: Sequence[SystemInput] = (),
+        params: ChainParams | None = None,
+        timestamp_ms: int | None = None,
+    ) -> Block:
+        """A valid next block built on a copy of the state (nothing recorded or advanced)."""
+        ts = self.now_ms + BLOCK_MS if timestamp_ms is None else timestamp_ms
+        block, _ = build_block(copy_state(self.state), ts, system, txs, params or self.params)
+        return block
+
+    def invalid(self, block: Block, code: ErrorCode) -> None:
+        """Record ``block`` as a block that ``apply_block`` must reject with ``code``."""
+        try:
+            apply_block(copy_state(self.state), block, self.params)
+        except InvalidBlock as error:
+            assert error.code == code, f"{error} instead of {code.name}"
+        else:
+            raise AssertionError(f"block accepted, expected {code.name}")
+        self.blocks.append(msgspec.msgpack.encode(block).hex())
+        self.expect.append({"invalid_block_code": int(code)})
+
+    def force_tx(self, bad_tx: bytes, valid_txs: Sequence[bytes] = ()) -> None:
+        """A block the sequencer could not have built: ``bad_tx`` forced in after the valid
+        transactions, with the transactions root resealed over the forced list."""
+        block = self.draft(valid_txs)
+        txs = (*block.transactions, bad_tx)
+        header = msgspec.structs.replace(block.header, transactions_root=compute_list_root(txs))
+        self.invalid(Block(header, block.system, txs), E.INVALID_TRANSACTION_IN_BLOCK)
+
+    def to_vector(self, description: str) -> Json:
+        return {
+            "description": description,
+            "genesis": encode_genesis(self.config),
+            "blocks": self.blocks,
+            "expect": self.expect,
+            "post": summarize_state(self.state),
+        }
+
+
+def reheader(block: Block, **fields: Any) -> Block:
+    """``block`` with some header fields replaced (nothing else resealed)."""
+    return Block(msgspec.structs.replace(block.header, **fields), block.system, block.transactions)
+
+
+SCENARIOS: dict[str, Callable[[], Scenario]] = {}
+
+
+def vector(name: str) -> Callable[[Callable[[], Scenario]], Callable[[], Scenario]]:
+    def register(fn: Callable[[], Scenario]) -> Callable[[], Scenario]:
+        assert name not in SCENARIOS, name
+        SCENARIOS[name] = fn
+        return fn
+
+    return register
+
+
+def two_sided(s: Scenario) -> None:
+    """Block 1: alice rests a sell of 10 BTC lots at 500_100 (order 1), bob a buy of 10 at
+    499_900 (order 2)."""
+    s.block(
+        [s.place("alice", 1, False, 500_100, 10), s.place("bob", 1, True, 499_900, 10)],
+        status=[0, 0],
+    )
+
+
+def bob_long_5(s: Scenario) -> None:
+    """Block 1: alice sells 5 BTC lots to bob at 500_000 (alice short 5, bob long 5)."""
+    s.block(
+        [s.place("alice", 1, False, 500_000, 5), s.place("bob", 1, True, 500_000, 5)],
+        status=[0, 0],
+    )
+
+
+# =============================================================================================
+# Orders: each time in force, reduce-only, client ids, self-trade, limits
+# =============================================================================================
+
+
+@vector("place_gtc_rests_alice_sell_10_at_500100")
+def _() -> Scenario:
+    """A GTC sell with nothing to cross rests in the book (order 1, status OPEN)."""
+    s = Scenario()
+    s.block([s.place("alice", 1, False, 500_100, 10)], status=[0], updates=[[(OPEN, R.NONE)]])
+    return s
+
+
+@vector("place_gtc_bob_buy_fills_alice_resting_sell_10_at_500100")
+def _() -> Scenario:
+    """A GTC buy crossing a resting sell of the same size fills both at the maker's price;
+    default fees (maker 100 ppm, taker 400 ppm) go to the fee pool."""
+    s = Scenario()
+    s.block([s.place("alice", 1, False, 500_100, 10)], status=[0])
+    s.block(
+        [s.place("bob", 1, True, 500_200, 10)],
+        status=[0],
+        updates=[[(FILLED, R.FILLED), (FILLED, R.FILLED)]],
+    )
+    return s
+
+
+@vector("place_gtc_partial_fill_rests_remainder_6_of_10")
+def _() -> Scenario:
+    """A GTC buy of 10 against a resting sell of 4 fills 4 and rests 6 at its limit."""
+    s = Scenario()
+    s.block([s.place("alice", 1, False, 500_100, 4)], status=[0])
+    s.block(
+        [s.place("bob", 1, True, 500_200, 10)],
+        status=[0],
+        updates=[[(FILLED, R.FILLED), (OPEN, R.NONE)]],
+    )
+    return s
+
+
+@vector("place_ioc_partial_fill_remainder_canceled")
+def _() -> Scenario:
+    """An IOC buy of 10 against a resting sell of 4 fills 4; the remainder is canceled
+    (IOC_REMAINDER) and nothing rests."""
+    s = Scenario()
+    s.block([s.place("alice", 1, False, 500_100, 4)], status=[0])
+    s.block(
+        [s.place("bob", 1, True, 500_100, 10, IOC)],
+        status=[0],
+        updates=[[(FILLED, R.FILLED), (CANCELED, R.IOC_REMAINDER)]],
+    )
+    return s
+
+
+@vector("place_ioc_without_cross_canceled_ioc_remainder")
+def _() -> Scenario:
+    """An IOC with nothing to cross is canceled whole (IOC_REMAINDER); its reservation is
+    released."""
+    s = Scenario()
+    s.block(
+        [s.place("bob", 1, True, 499_000, 10, IOC)],
+        status=[0],
+        updates=[[(CANCELED, R.IOC_REMAINDER)]],
+    )
+    return s
+
+
+@vector("market_buy_ioc_at_worst_price_sweeps_three_levels")
+def _() -> Scenario:
+    """A market buy (IOC at the worst accepted price 550_000) takes three ask levels in price
+    order; gas counts 3 fills and 3 levels."""
+    s = Scenario()
+    s.block(
+        [
+            s.place("alice", 1, False, 500_100, 2),
+            s.place("alice", 1, False, 500_200, 3),
+            s.place("carol", 1, False, 500_300, 5),
+        ],
+        status=[0, 0, 0],
+    )
+    s.block(
+        [s.place("bob", 1, True, 550_000, 10, IOC)],
+        status=[0],
+        updates=[[(FILLED, R.FILLED), (FILLED, R.FILLED), (FILLED, R.FILLED), (FILLED, R.FILLED)]],
+    )
+    return s
+
+
+@vector("market_sell_ioc_at_price_1_takes_best_bid_then_cancels_rest")
+def _() -> Scenario:
+    """A market sell (IOC at 1 tick) takes both bids, best first, and cancels the rest."""
+    s = Scenario()
+    s.block(
+        [s.place("alice", 1, True, 499_900, 3), s.place("carol", 1, True, 499_800, 2)],
+        status=[0, 0],
+    )
+    s.block(
+        [s.place("bob", 1, False, 1, 8, IOC)],
+        status=[0],
+        updates=[[(FILLED, R.FILLED), (FILLED, R.FILLED), (CANCELED, R.IOC_REMAINDER)]],
+    )
+    return s
+
+
+@vector("place_fok_fills_whole_across_two_makers")
+def _() -> Scenario:
+    """An FOK buy of 7 that two resting sells (3 + 5) can fill completely fills whole."""
+    s = Scenario()
+    s.block(
+        [s.place("alice", 1, False, 500_100, 3), s.place("carol", 1, False, 500_200, 5)],
+        status=[0, 0],
+    )
+    s.block(
+        [s.place("bob", 1, True, 500_200, 7, FOK)],
+        status=[0],
+        updates=[[(FILLED, R.FILLED), (OPEN, R.NONE), (FILLED, R.FILLED)]],
+    )
+    return s
+
+
+@vector("place_fok_not_fillable_rejected_book_unchanged")
+def _() -> Scenario:
+    """An FOK buy of 10 against 4 lots available is rejected (FOK_NOT_FILLABLE) and the book
+    is unchanged."""
+    s = Scenario()
+    s.block([s.place("alice", 1, False, 500_100, 4)], status=[0])
+    s.block(
+        [s.place("bob", 1, True, 500_100, 10, FOK)],
+        status=[0],
+        updates=[[(REJECTED, R.FOK_NOT_FILLABLE)]],
+    )
+    return s
+
+
+@vector("place_post_only_rests_below_best_ask")
+def _() -> Scenario:
+    """A post-only buy below the best ask rests."""
+    s = Scenario()
+    s.block([s.place("alice", 1, False, 500_100, 4)], status=[0])
+    s.block([s.place("bob", 1, True, 500_000, 4, ALO)], status=[0], updates=[[(OPEN, R.NONE)]])
+    return s
+
+
+@vector("place_post_only_would_take_rejected")
+def _() -> Scenario:
+    """A post-only buy at the best ask would take liquidity: rejected (POST_ONLY_WOULD_TAKE)."""
+    s = Scenario()
+    s.block([s.place("alice", 1, False, 500_100, 4)], status=[0])
+    s.block(
+        [s.place("bob", 1, True, 500_100, 4, ALO)],
+        status=[0],
+        updates=[[(REJECTED, R.POST_ONLY_WOULD_TAKE)]],
+    )
+    return s
+
+
+@vector("self_trade_cancels_own_maker_then_fills_bob_and_rests")
+def _() -> Scenario:
+    """alice's buy meets her own resting sell first: that maker is canceled (SELF_TRADE), the
+    buy fills bob's sell and rests the rest."""
+    s = Scenario()
+    s.block(
+        [s.place("alice", 1, False, 500_100, 5), s.place("bob", 1, False, 500_200, 3)],
+        status=[0, 0],
+    )
+    s.block(
+        [s.place("alice", 1, True, 500_200, 10)],
+        status=[0],
+        updates=[[(CANCELED, R.SELF_TRADE), (FILLED, R.FILLED), (OPEN, R.NONE)]],
+    )
+    return s
+
+
+@vector("reduce_only_without_position_rejected")
+def _() -> Scenario:
+    """A reduce-only sell from an account with no position is rejected (REDUCE_ONLY)."""
+    s = Scenario()
+    s.block(
+        [s.place("alice", 1, False, 500_100, 5, GTC, True)],
+        status=[0],
+        updates=[[(REJECTED, R.REDUCE_ONLY)]],
+    )
+    return s
+
+
+@vector("reduce_only_sell_8_capped_to_long_5_and_closes")
+def _() -> Scenario:
+    """bob is long 5; a reduce-only IOC sell of 8 is cut to 5, fills against carol's bid and
+    closes the position (no reservation taken)."""
+    s = Scenario()
+    bob_long_5(s)
+    s.block([s.place("carol", 1, True, 499_000, 20)], status=[0])
+    s.block(
+        [s.place("bob", 1, False, 499_000, 8, IOC, True)],
+        status=[0],
+        updates=[[(OPEN, R.NONE), (FILLED, R.FILLED)]],
+    )
+    return s
+
+
+@vector("reduce_only_buy_that_would_grow_long_rejected")
+def _() -> Scenario:
+    """bob is long 5: a reduce-only buy would increase the position and is rejected."""
+    s = Scenario()
+    bob_long_5(s)
+    s.block(
+        [s.place("bob", 1, True, 499_000, 2, GTC, True)],
+        status=[0],
+        updates=[[(REJECTED, R.REDUCE_ONLY)]],
+    )
+    return s
+
+
+@vector("duplicate_client_id_rejected_while_first_order_lives")
+def _() -> Scenario:
+    """A second order with a client id that alice's resting order already uses is rejected
+    (DUPLICATE_CLIENT_ID); the first order is untouched."""
+    s = Scenario()
+    s.block([s.place("alice", 1, False, 500_100, 5, client_id=7)], status=[0])
+    s.block(
+        [s.place("alice", 1, False, 500_300, 5, client_id=7)],
+        status=[0],
+        updates=[[(REJECTED, R.DUPLICATE_CLIENT_ID)]],
+    )
+    return s
+
+
+@vector("client_id_reusable_in_other_market_and_by_other_owner")
+def _() -> Scenario:
+    """Client ids are unique per (owner, market): the same id in ETH, or by bob, is accepted."""
+    s = Scenario()
+    s.block(
+        [
+            s.place("alice", 1, False, 500_100, 5, client_id=7),
+            s.place("alice", 2, False, 30_100, 50, client_id=7),
+            s.place("bob", 1, False, 500_200, 5, client_id=7),
+        ],
+        status=[0, 0, 0],
+        updates=[[(OPEN, R.NONE)]] * 3,
+    )
+    return s
+
+
+TINY = Market(
+    market_id=3,
+    symbol="TINY-PERP",
+    quote_per_tick_lot=1,
+    min_size_lots=1,
+    max_size_lots=1_000,
+    max_price_ticks=1_000_000,
+    initial_margin_ppm=100_000,
+    maintenance_margin_ppm=50_000,
+    max_open_orders_per_account=2,
+)
+
+
+@vector("too_many_open_orders_third_gtc_rejected_ioc_still_allowed")
+def _() -> Scenario:
+    """In a market allowing 2 open orders per account, alice's third GTC is rejected
+    (TOO_MANY_OPEN_ORDERS); an IOC is not limited and fills bob's ask."""
+    s = Scenario(markets=(BTC, TINY), prices=((1, 500_000), (3, 1_000)))
+    s.block(
+        [
+            s.place("alice", 3, True, 900, 1),
+            s.place("alice", 3, True, 901, 1),
+            s.place("bob", 3, False, 1_100, 5),
+        ],
+        status=[0, 0, 0],
+    )
+    s.block(
+        [s.place("alice", 3, True, 902, 1), s.place("alice", 3, True, 1_100, 1, IOC)],
+        status=[0, 0],
+        updates=[[(REJECTED, R.TOO_MANY_OPEN_ORDERS)], [(OPEN, R.NONE), (FILLED, R.FILLED)]],
+    )
+    return s
+
+
+@vector("reduce_only_resting_maker_canceled_once_position_closed")
+def _() -> Scenario:
+    """bob, long 5, rests a reduce-only sell of 5, then closes the long with another sell.
+    When carol's buy reaches the reduce-only maker it is canceled (REDUCE_ONLY) unfilled."""
+    s = Scenario()
+    bob_long_5(s)
+    s.block([s.place("bob", 1, False, 500_500, 5, GTC, True)], status=[0])
+    s.block([s.place("carol", 1, True, 499_000, 5), s.place("bob", 1, False, 499_000, 5, IOC)])
+    s.block(
+        [s.place("carol", 1, True, 500_500, 5, IOC)],
+        status=[0],
+        updates=[[(CANCELED, R.REDUCE_ONLY), (CANCELED, R.IOC_REMAINDER)]],
+    )
+    return s
+
+
+@vector("place_fok_not_fillable_when_own_orders_excluded")
+def _() -> Scenario:
+    """FOK availability skips the owner's own makers: alice's FOK buy of 5 sees only bob's 3
+    lots and is rejected (FOK_NOT_FILLABLE) without canceling her own ask."""
+    s = Scenario()
+    s.block(
+        [s.place("alice", 1, False, 500_100, 3), s.place("bob", 1, False, 500_200, 3)],
+        status=[0, 0],
+    )
+    s.block(
+        [s.place("alice", 1, True, 500_200, 5, FOK)],
+        status=[0],
+        updates=[[(REJECTED, R.FOK_NOT_FILLABLE)]],
+    )
+    return s
+
+
+@vector("duplicate_client_id_in_same_block_second_rejected")
+def _() -> Scenario:
+    """Two orders of alice with client id 3 in one block: the first rests, the second is
+    rejected (DUPLICATE_CLIENT_ID)."""
+    s = Scenario()
+    s.block(
+        [
+            s.place("alice", 1, False, 500_100, 1, client_id=3),
+            s.place("alice", 1, False, 500_200, 1, client_id=3),
+        ],
+        status=[0, 0],
+        updates=[[(OPEN, R.NONE)], [(REJECTED, R.DUPLICATE_CLIENT_ID)]],
+    )
+    return s
+
+
+# =============================================================================================
+# Cancels and modifies
+# =============================================================================================
+
+
+@vector("cancel_order_by_id_releases_reservation")
+def _() -> Scenario:
+    """alice cancels her order 1 by id: CANCELED (CANCELED_BY_USER), reservation released."""
+    s = Scenario()
+    two_sided(s)
+    s.block(
+        [s.tx("alice", CancelOrder(1, order_id=1))],
+        status=[0],
+        updates=[[(CANCELED, R.CANCELED_BY_USER)]],
+    )
+    return s
+
+
+@vector("cancel_order_by_client_id_42")
+def _() -> Scenario:
+    """alice cancels by client id 42; her other order stays."""
+    s = Scenario()
+    s.block(
+        [
+            s.place("alice", 1, False, 500_100, 5, client_id=42),
+            s.place("alice", 1, False, 500_200, 5, client_id=43),
+        ],
+        status=[0, 0],
+    )
+    s.block(
+        [s.tx("alice", CancelOrder(1, client_id=42))],
+        status=[0],
+        updates=[[(CANCELED, R.CANCELED_BY_USER)]],
+    )
+    return s
+
+
+@vector("cancel_all_btc_keeps_eth_orders")
+def _() -> Scenario:
+    """CancelAll(market 1) cancels alice's two BTC orders (CANCELED_ALL) and keeps her ETH
+    order and bob's BTC order."""
+    s = Scenario()
+    s.block(
+        [
+            s.place("alice", 1, False, 500_100, 5),
+            s.place("alice", 1, True, 499_000, 5),
+            s.place("alice", 2, False, 30_100, 50),
+            s.place("bob", 1, False, 500_300, 5),
+        ],
+        status=[0, 0, 0, 0],
+    )
+    s.block(
+        [s.tx("alice", CancelAll(1))],
+        status=[0],
+        updates=[[(CANCELED, R.CANCELED_ALL), (CANCELED, R.CANCELED_ALL)]],
+    )
+    return s
+
+
+@vector("cancel_all_every_market")
+def _() -> Scenario:
+    """CancelAll() cancels alice's orders in every market; bob's stay."""
+    s = Scenario()
+    s.block(
+        [
+            s.place("alice", 1, False, 500_100, 5),
+            s.place("alice", 2, False, 30_100, 50),
+            s.place("alice", 2, True, 29_900, 50),
+            s.place("bob", 2, False, 30_300, 50),
+        ],
+        status=[0, 0, 0, 0],
+    )
+    s.block(
+        [s.tx("alice", CancelAll(None))],
+        status=[0],
+        updates=[[(CANCELED, R.CANCELED_ALL)] * 3],
+    )
+    return s
+
+
+@vector("cancel_all_with_no_orders_succeeds_empty")
+def _() -> Scenario:
+    """CancelAll with nothing open is included with status 0 and no order events."""
+    s = Scenario()
+    s.block([s.tx("carol", CancelAll(None))], status=[0], updates=[[]])
+    return s
+
+
+@vector("modify_order_by_id_replaced_at_new_price")
+def _() -> Scenario:
+    """ModifyOrder by id cancels order 1 (REPLACED) and rests the replacement at 500_050 with
+    a new id."""
+    s = Scenario()
+    two_sided(s)
+    s.block(
+        [s.tx("alice", ModifyOrder(1, 1, None, False, 500_050, 8))],
+        status=[0],
+        updates=[[(CANCELED, R.REPLACED), (OPEN, R.NONE)]],
+    )
+    return s
+
+
+@vector("modify_order_by_client_id_keeps_client_id_and_crosses")
+def _() -> Scenario:
+    """ModifyOrder by client id 9 moves alice's sell across bob's bid: the replacement keeps
+    client id 9 and fills."""
+    s = Scenario()
+    s.block(
+        [
+            s.place("alice", 1, False, 500_100, 10, client_id=9),
+            s.place("bob", 1, True, 499_900, 10),
+        ],
+        status=[0, 0],
+    )
+    s.block(
+        [s.tx("alice", ModifyOrder(1, None, 9, False, 499_900, 10))],
+        status=[0],
+        updates=[[(CANCELED, R.REPLACED), (FILLED, R.FILLED), (FILLED, R.FILLED)]],
+    )
+    # The client id is free again once the replacement filled.
+    s.block([s.place("alice", 1, False, 500_500, 1, client_id=9)], status=[0])
+    return s
+
+
+@vector("modify_order_gone_in_same_block_places_nothing")
+def _() -> Scenario:
+    """In one block alice cancels order 1 and then modifies it: the cancel runs first, so the
+    modify finds no order (UNKNOWN_ORDER) and places nothing."""
+    s = Scenario()
+    two_sided(s)
+    s.block(
+        [
+            s.tx("alice", ModifyOrder(1, 1, None, False, 500_050, 8)),
+            s.tx("alice", CancelOrder(1, order_id=1)),
+        ],
+        status=[0, 0],
+        updates=[[(CANCELED, R.CANCELED_BY_USER)], [(REJECTED, R.UNKNOWN_ORDER)] * 2],
+    )
+    return s
+
+
+@vector("bulk_place_three_orders_one_over_margin_rejected")
+def _() -> Scenario:
+    """carol (20,000 USDC) bulk-places three BTC sells; the middle one needs more margin than is
+    left and is rejected (INSUFFICIENT_MARGIN) while the other two rest."""
+    s = Scenario(balances={"carol": 20_000_000_000})
+    s.block(
+        [
+            s.tx(
+                "carol",
+                BulkPlace(
+                    (
+                        PlaceOrder(1, False, 500_100, 10),
+                        PlaceOrder(1, False, 500_200, 100_000),
+                        PlaceOrder(1, False, 500_300, 10, client_id=5),
+                    )
+                ),
+            )
+        ],
+        status=[0],
+        updates=[[(REJECTED, R.INSUFFICIENT_MARGIN), (OPEN, R.NONE), (OPEN, R.NONE)]],
+    )
+    return s
+
+
+@vector("bulk_place_post_only_is_maker_class")
+def _() -> Scenario:
+    """A BulkPlace of post-only orders runs in the maker class: bob's taker, first in the
+    sequencer's order, still fills against it in the same block."""
+    s = Scenario()
+    s.block(
+        [
+            s.place("bob", 1, True, 500_100, 4, IOC),
+            s.tx(
+                "alice",
+                BulkPlace(
+                    (PlaceOrder(1, False, 500_100, 2, ALO), PlaceOrder(1, False, 500_100, 2, ALO))
+                ),
+            ),
+        ],
+        status=[0, 0],
+        updates=[
+            [(OPEN, R.NONE), (OPEN, R.NONE)],
+            [(FILLED, R.FILLED), (FILLED, R.FILLED), (FILLED, R.FILLED)],
+        ],
+    )
+    return s
+
+
+@vector("bulk_cancel_one_known_one_unknown_order")
+def _() -> Scenario:
+    """BulkCancel of order 1 and of unknown order 99: the first is canceled, the second is
+    reported REJECTED (UNKNOWN_ORDER); the transaction succeeds."""
+    s = Scenario()
+    two_sided(s)
+    s.block(
+        [s.tx("alice", BulkCancel((CancelOrder(1, order_id=1), CancelOrder(1, order_id=99))))],
+        status=[0],
+        updates=[[(CANCELED, R.CANCELED_BY_USER), (REJECTED, R.UNKNOWN_ORDER)]],
+    )
+    return s
+
+
+@vector("bulk_cancel_of_another_owners_order_is_unknown_order")
+def _() -> Scenario:
+    """bob's BulkCancel naming alice's order 1 does not touch it (UNKNOWN_ORDER)."""
+    s = Scenario()
+    two_sided(s)
+    s.block(
+        [s.tx("bob", BulkCancel((CancelOrder(1, order_id=1),)))],
+        status=[0],
+        updates=[[(REJECTED, R.UNKNOWN_ORDER)]],
+    )
+    return s
+
+
+@vector("bulk_modify_one_known_one_unknown_order")
+def _() -> Scenario:
+    """BulkModify of order 1 and of unknown order 99: the first is replaced; the second places
+    nothing (UNKNOWN_ORDER for its cancel and its replacement)."""
+    s = Scenario()
+    two_sided(s)
+    s.block(
+        [
+            s.tx(
+                "alice",
+                BulkModify(
+                    (
+                        ModifyOrder(1, 1, None, False, 500_200, 10),
+                        ModifyOrder(1, 99, None, False, 500_300, 10),
+                    )
+                ),
+            )
+        ],
+        status=[0],
+        updates=[
+            [
+                (CANCELED, R.REPLACED),
+                (REJECTED, R.UNKNOWN_ORDER),
+                (OPEN, R.NONE),
+                (REJECTED, R.UNKNOWN_ORDER),
+            ]
+        ],
+    )
+    return s
+
+
+@vector("bulk_modify_over_margin_rejected_old_order_kept")
+def _() -> Scenario:
+    """carol (20,000 USDC) bulk-modifies her order to a size the margin does not cover: the
+    modify is rejected (INSUFFICIENT_MARGIN) and her old order stays."""
+    s = Scenario(balances={"carol": 20_000_000_000})
+    s.block([s.place("carol", 1, False, 500_100, 10)], status=[0])
+    s.block(
+        [s.tx("carol", BulkModify((ModifyOrder(1, 1, None, False, 500_100, 100_000),)))],
+        status=[0],
+        updates=[[(REJECTED, R.INSUFFICIENT_MARGIN)]],
+    )
+    return s
+
+
+# =============================================================================================
+# Canonical in-block order
+# =============================================================================================
+
+
+@vector("canonical_order_post_only_maker_runs_before_earlier_taker")
+def _() -> Scenario:
+    """bob's IOC buy comes first in the sequencer's order, alice's post-only sell second; the
+    canonical order runs the post-only first, so bob fills against it."""
+    s = Scenario()
+    s.block(
+        [s.place("bob", 1, True, 500_100, 5, IOC), s.place("alice", 1, False, 500_100, 5, ALO)],
+        status=[0, 0],
+        updates=[[(OPEN, R.NONE)], [(FILLED, R.FILLED), (FILLED, R.FILLED)]],
+    )
+    return s
+
+
+@vector("canonical_order_cancel_runs_before_earlier_taker")
+def _() -> Scenario:
+    """bob's IOC buy comes first, alice's cancel of the ask it targets second; cancels run
+    before takers, so bob's IOC finds nothing (IOC_REMAINDER)."""
+    s = Scenario()
+    two_sided(s)
+    s.block(
+        [s.place("bob", 1, True, 500_100, 5, IOC), s.tx("alice", CancelOrder(1, order_id=1))],
+        status=[0, 0],
+        updates=[[(CANCELED, R.CANCELED_BY_USER)], [(CANCELED, R.IOC_REMAINDER)]],
+    )
+    return s
+
+
+@vector("same_block_takers_keep_sequencer_order_price_time")
+def _() -> Scenario:
+    """Two GTC buys in one block match in sequencer order: bob's takes the only ask, carol's
+    rests."""
+    s = Scenario()
+    s.block([s.place("alice", 1, False, 500_100, 5)], status=[0])
+    s.block(
+        [s.place("bob", 1, True, 500_100, 5), s.place("carol", 1, True, 500_200, 5)],
+        status=[0, 0],
+        updates=[[(FILLED, R.FILLED), (FILLED, R.FILLED)], [(OPEN, R.NONE)]],
+    )
+    return s
+
+
+# =============================================================================================
+# Positions and PnL
+# =============================================================================================
+
+
+@vector("position_closed_at_profit_realizes_pnl")
+def _() -> Scenario:
+    """bob buys 5 at 500_000, then sells 5 at 501_000 to carol: his position closes and he
+    realizes 5 * 1_000 * 10 quote minus fees."""
+    s = Scenario()
+    bob_long_5(s)
+    s.block([s.place("carol", 1, True, 501_000, 5)], status=[0])
+    s.block([s.place("bob", 1, False, 501_000, 5)], status=[0])
+    return s
+
+
+@vector("position_flip_long_5_to_short_3")
+def _() -> Scenario:
+    """bob, long 5, sells 8: the fill closes the long and opens a short of 3 at the fill price."""
+    s = Scenario()
+    bob_long_5(s)
+    s.block([s.place("carol", 1, True, 499_500, 8)], status=[0])
+    s.block([s.place("bob", 1, False, 499_500, 8)], status=[0])
+    return s
+
+
+@vector("two_markets_positions_btc_and_eth")
+def _() -> Scenario:
+    """alice and bob trade in both markets in one block; positions are kept per market."""
+    s = Scenario()
+    s.block(
+        [
+            s.place("alice", 1, False, 500_000, 3),
+            s.place("alice", 2, True, 30_000, 100),
+            s.place("bob", 1, True, 500_000, 3),
+            s.place("bob", 2, False, 30_000, 100),
+        ],
+        status=[0, 0, 0, 0],
+    )
+    return s
+
+
+# =============================================================================================
+# Agents
+# =============================================================================================
+
+AGENT = agent_from_seed("alice-bot")
+AGENT_2 = agent_from_seed("alice-bot-2")
+
+
+def approve(s: Scenario, until_ms: int = GENESIS_MS + 3_600_000) -> None:
+    s.block([s.tx("alice", ApproveAgent(AGENT.public_key, until_ms))], status=[0])
+
+
+@vector("agent_approved_then_places_order_for_alice")
+def _() -> Scenario:
+    """alice approves an agent key; the agent signs a PlaceOrder for alice's account."""
+    s = Scenario()
+    approve(s)
+    s.block(
+        [s.agent_tx(AGENT, "alice", PlaceOrder(1, False, 500_100, 5))],
+        status=[0],
+        updates=[[(OPEN, R.NONE)]],
+    )
+    return s
+
+
+@vector("agent_cancels_and_modifies_for_alice")
+def _() -> Scenario:
+    """An approved agent cancels one of alice's orders and modifies another."""
+    s = Scenario()
+    approve(s)
+    s.block(
+        [s.place("alice", 1, False, 500_100, 5), s.place("alice", 1, False, 500_200, 5)],
+        status=[0, 0],
+    )
+    s.block(
+        [
+            s.agent_tx(AGENT, "alice", CancelOrder(1, order_id=1)),
+            s.agent_tx(AGENT, "alice", ModifyOrder(1, 2, None, False, 500_300, 5)),
+        ],
+        status=[0, 0],
+    )
+    return s
+
+
+@vector("reject_agent_revoked_unknown_agent")
+def _() -> Scenario:
+    """After RevokeAgent, the key's transactions are left out (UNKNOWN_AGENT)."""
+    s = Scenario()
+    approve(s)
+    s.block([s.tx("alice", RevokeAgent(AGENT.public_key))], status=[0])
+    s.block(
+        [s.agent_tx(AGENT, "alice", PlaceOrder(1, False, 500_100, 5))],
+        status=[],
+        rejected=[E.UNKNOWN_AGENT],
+    )
+    return s
+
+
+@vector("reject_agent_expired_unknown_agent")
+def _() -> Scenario:
+    """An agent approved until a time at or before the block's timestamp is unknown."""
+    s = Scenario()
+    approve(s, until_ms=GENESIS_MS + 2 * BLOCK_MS)
+    s.block(
+        [s.agent_tx(AGENT, "alice", PlaceOrder(1, False, 500_100, 5))],
+        status=[],
+        rejected=[E.UNKNOWN_AGENT],
+    )
+    return s
+
+
+@vector("reject_agent_never_approved_unknown_agent")
+def _() -> Scenario:
+    """An agent key alice never approved cannot act for her (UNKNOWN_AGENT); a forced block
+    with it is invalid."""
+    s = Scenario()
+    bad = s.agent_tx(AGENT, "alice", PlaceOrder(1, False, 500_100, 5))
+    s.force_tx(bad)
+    s.block([bad], status=[], rejected=[E.UNKNOWN_AGENT])
+    return s
+
+
+@vector("reject_agent_for_other_account_unknown_agent")
+def _() -> Scenario:
+    """alice's agent signing for bob's account is unknown for bob."""
+    s = Scenario()
+    approve(s)
+    s.block(
+        [s.agent_tx(AGENT, "bob", PlaceOrder(1, False, 500_100, 5))],
+        status=[],
+        rejected=[E.UNKNOWN_AGENT],
+    )
+    return s
+
+
+@vector("reject_agent_transfer_agent_is_wallet_only")
+def _() -> Scenario:
+    """An agent may trade but not move funds: its Transfer is left out (AGENT_IS_WALLET_ONLY);
+    a forced block with it is invalid."""
+    s = Scenario()
+    approve(s)
+    bad = s.agent_tx(AGENT, "alice", Transfer(wallet_from_seed("bob").address, 1_000))
+    s.force_tx(bad)
+    s.block(
+        [bad, s.agent_tx(AGENT, "alice", Withdraw(1_000, s.addr("alice")))],
+        status=[],
+        rejected=[E.AGENT_IS_WALLET_ONLY, E.AGENT_IS_WALLET_ONLY],
+    )
+    return s
+
+
+@vector("reject_agent_approves_agent_wallet_only")
+def _() -> Scenario:
+    """An agent may not approve or revoke agents (AGENT_IS_WALLET_ONLY)."""
+    s = Scenario()
+    approve(s)
+    s.block(
+        [
+            s.agent_tx(AGENT, "alice", ApproveAgent(AGENT_2.public_key, GENESIS_MS + 10**6)),
+            s.agent_tx(AGENT, "alice", RevokeAgent(AGENT.public_key)),
+        ],
+        status=[],
+        rejected=[E.AGENT_IS_WALLET_ONLY, E.AGENT_IS_WALLET_ONLY],
+    )
+    return s
+
+
+@vector("reject_agent_bad_signature")
+def _() -> Scenario:
+    """An agent transaction whose Ed25519 signature is by another key is left out
+    (BAD_SIGNATURE)."""
+    s = Scenario()
+    approve(s)
+    nonce = s.nonce()
+    action = PlaceOrder(1, False, 500_100, 5)
+    forged = sign(
+        s.wallets["alice"], action, nonce, s.params, agent=AGENT_2, account=s.addr("alice")
+    )
+    tx = msgspec.msgpack.decode(forged, type=SignedTransaction)
+    bad = encode_transaction(msgspec.structs.replace(tx, agent=AGENT.public_key))
+    s.block([bad], status=[], rejected=[E.BAD_SIGNATURE])
+    return s
+
+
+@vector("approve_agent_renew_extends_validity")
+def _() -> Scenario:
+    """Approving the same key again renews it (no second slot used); the agent trades after
+    the first expiry."""
+    s = Scenario(max_agents_per_account=1)
+    approve(s, until_ms=GENESIS_MS + 3 * BLOCK_MS)
+    s.block([s.tx("alice", ApproveAgent(AGENT.public_key, GENESIS_MS + 10**6))], status=[0])
+    s.block([], status=[])
+    s.block([s.agent_tx(AGENT, "alice", PlaceOrder(1, True, 499_000, 1))], status=[0])
+    return s
+
+
+@vector("fail_revoke_unknown_agent_agent_not_found")
+def _() -> Scenario:
+    """Revoking a key that is not alice's agent fails in execution (AGENT_NOT_FOUND 3010)."""
+    s = Scenario()
+    s.block([s.tx("alice", RevokeAgent(AGENT.public_key))], status=[E.AGENT_NOT_FOUND])
+    return s
+
+
+@vector("fail_approve_second_agent_too_many_agents")
+def _() -> Scenario:
+    """With at most one agent per account, a second approval fails (TOO_MANY_AGENTS 3011)."""
+    s = Scenario(max_agents_per_account=1)
+    approve(s)
+    s.block(
+        [s.tx("alice", ApproveAgent(AGENT_2.public_key, GENESIS_MS + 10**6))],
+        status=[E.TOO_MANY_AGENTS],
+    )
+    return s
+
+
+@vector("fail_approve_agent_of_another_account")
+def _() -> Scenario:
+    """bob approving alice's agent key fails (AGENT_OF_ANOTHER_ACCOUNT 3012)."""
+    s = Scenario()
+    approve(s)
+    s.block(
+        [s.tx("bob", ApproveAgent(AGENT.public_key, GENESIS_MS + 10**6))],
+        status=[E.AGENT_OF_ANOTHER_ACCOUNT],
+    )
+    return s
+
+
+# =============================================================================================
+# Transfers, withdrawals, deposits, oracle
+# =============================================================================================
+
+
+@vector("transfer_alice_to_bob_1000_usdc")
+def _() -> Scenario:
+    """alice transfers 1,000 USDC to bob: debited at admission, credited in settlement."""
+    s = Scenario()
+    s.block([s.tx("alice", Transfer(s.addr("bob"), 1_000_000_000))], status=[0], updates=[[]])
+    return s
+
+
+@vector("transfer_to_new_account_then_it_trades")
+def _() -> Scenario:
+    """alice funds dave, an account absent at genesis; dave then places an order."""
+    s = Scenario(names=("alice", "bob", "dave"), balances={"dave": 0})
+    s.block([s.tx("alice", Transfer(s.addr("dave"), 50_000_000_000))], status=[0])
+    s.block([s.place("dave", 1, True, 499_000, 10)], status=[0], updates=[[(OPEN, R.NONE)]])
+    return s
+
+
+@vector("fail_transfer_credit_not_spendable_same_block")
+def _() -> Scenario:
+    """carol (1 USDC) receives 100 USDC and sends 50 USDC in the same block: credits land in
+    settlement, so her transfer fails (INSUFFICIENT_FREE_COLLATERAL) and her nonce is used."""
+    s = Scenario(balances={"carol": 1_000_000})
+    s.block(
+        [
+            s.tx("alice", Transfer(s.addr("carol"), 100_000_000)),
+            s.tx("carol", Transfer(s.addr("bob"), 50_000_000)),
+        ],
+        status=[0, E.INSUFFICIENT_FREE_COLLATERAL],
+    )
+    return s
+
+
+@vector("fail_transfer_reserved_margin_insufficient_free_collateral")
+def _() -> Scenario:
+    """carol's open order reserves margin; a transfer of her whole balance fails
+    (INSUFFICIENT_FREE_COLLATERAL 3001)."""
+    s = Scenario(balances={"carol": 20_000_000_000})
+    s.block([s.place("carol", 1, True, 499_000, 10)], status=[0])
+    s.block(
+        [s.tx("carol", Transfer(s.addr("bob"), 20_000_000_000))],
+        status=[E.INSUFFICIENT_FREE_COLLATERAL],
+    )
+    return s
+
+
+@vector("withdraw_100_usdc_commits_withdrawals_root")
+def _() -> Scenario:
+    """alice and bob withdraw; two withdrawal records (ids 0 and 1) enter the withdrawals root
+    and the ledger's withdrawn total."""
+    s = Scenario()
+    s.block(
+        [
+            s.tx("alice", Withdraw(100_000_000, s.addr("alice"))),
+            s.tx("bob", Withdraw(250_000_000, wallet_from_seed("bob-cold").address)),
+        ],
+        status=[0, 0],
+    )
+    return s
+
+
+@vector("fail_withdraw_above_balance_insufficient_free_collateral")
+def _() -> Scenario:
+    """carol withdraws more than she has: INSUFFICIENT_FREE_COLLATERAL, no record, nonce
+    kept."""
+    s = Scenario(balances={"carol": 1_000_000})
+    s.block(
+        [s.tx("carol", Withdraw(2_000_000, s.addr("carol")))],
+        status=[E.INSUFFICIENT_FREE_COLLATERAL],
+    )
+    return s
+
+
+@vector("fail_withdraw_unrealized_profit_not_withdrawable")
+def _() -> Scenario:
+    """carol (50,000 USDC) buys 1,000 BTC lots at 500_000; the oracle moves to 600_000. Her
+    unrealized profit (1,000 USDC) backs trading but cannot be withdrawn: 50,000 USDC is within
+    her free collateral (~50,398) but not her withdrawable amount (~49,398); 49,000 is."""
+    s = Scenario(balances={"carol": 50_000_000_000})
+    s.block(
+        [s.place("alice", 1, False, 500_000, 1_000), s.place("carol", 1, True, 500_000, 1_000)],
+        status=[0, 0],
+    )
+    s.block([], [s.price(1, 600_000)])
+    s.block(
+        [s.tx("carol", Withdraw(50_000_000_000, s.addr("carol")))],
+        status=[E.INSUFFICIENT_FREE_COLLATERAL],
+    )
+    s.block([s.tx("carol", Withdraw(49_000_000_000, s.addr("carol")))], status=[0])
+    return s
+
+
+@vector("deposits_two_in_inbox_order_credit_new_account")
+def _() -> Scenario:
+    """Two deposits (indexes 0 and 1) credit dave, new to the chain, who then trades."""
+    s = Scenario(names=("alice", "dave"), balances={"dave": 0})
+    dave = s.addr("dave")
+    s.block([], [s.deposit(dave, 30_000_000_000), s.deposit(dave, 20_000_000_000)])
+    s.block([s.place("dave", 1, True, 499_000, 10)], [s.deposit(s.addr("alice"), 5)], status=[0])
+    return s
+
+
+@vector("deposit_and_order_same_block_deposit_lands_first")
+def _() -> Scenario:
+    """Deposits run in the prologue, before admission: dave's order in the same block is
+    covered by his deposit."""
+    s = Scenario(names=("alice", "dave"), balances={"dave": 0})
+    s.block(
+        [s.place("dave", 1, True, 499_000, 10)],
+        [s.deposit(s.addr("dave"), 30_000_000_000)],
+        status=[0],
+        updates=[[(OPEN, R.NONE)]],
+    )
+    return s
+
+
+@vector("oracle_price_update_moves_mark_for_margin")
+def _() -> Scenario:
+    """carol (20,000 USDC) bids 45,000 BTC lots at 400_000. An order reserves margin at
+    max(price, mark): at the genesis mark 500_000 it fails (INSUFFICIENT_MARGIN); once an oracle
+    price of 400_000 lands in the prologue, the same order fits."""
+    s = Scenario(balances={"carol": 20_000_000_000})
+    s.block(
+        [s.place("carol", 1, True, 400_000, 45_000)],
+        status=[E.INSUFFICIENT_MARGIN],
+    )
+    s.block([s.place("carol", 1, True, 400_000, 45_000)], [s.price(1, 400_000)], status=[0])
+    return s
+
+
+@vector("oracle_prices_two_markets_one_block")
+def _() -> Scenario:
+    """Oracle prices for BTC and ETH in one block's prologue, then a newer BTC price."""
+    s = Scenario()
+    s.block([], [s.price(1, 510_000), s.price(2, 31_000)])
+    s.block([], [s.price(1, 505_000)])
+    return s
+
+
+# =============================================================================================
+# Fees and gas
+# =============================================================================================
+
+REBATE_TIERS = (FeeTier(0, 100, 400), FeeTier(10_000_000, -50, 300))
+
+
+@vector("fees_maker_rebate_tier_after_volume")
+def _() -> Scenario:
+    """Fee tiers: above 10 USDC of volume the maker gets a 50 ppm rebate and the taker pays
+    300 ppm. Block 1 trades 3 lots (15 USDC each side) at tier 0; in block 3 alice's maker fill
+    earns a rebate and bob pays 300 ppm."""
+    s = Scenario(fee_tiers=REBATE_TIERS)
+    s.block(
+        [s.place("alice", 1, False, 500_000, 3), s.place("bob", 1, True, 500_000, 3)],
+        status=[0, 0],
+    )
+    s.block([s.place("alice", 1, False, 500_100, 3)], status=[0])
+    s.block(
+        [s.place("bob", 1, True, 500_100, 3)],
+        status=[0],
+        updates=[[(FILLED, R.FILLED), (FILLED, R.FILLED)]],
+    )
+    return s
+
+
+@vector("fees_rebate_tier_new_taker_pays_tier_0")
+def _() -> Scenario:
+    """The tier is per account: alice (rebate tier) makes, carol (no volume) takes at 400 ppm."""
+    s = Scenario(fee_tiers=REBATE_TIERS)
+    s.block(
+        [s.place("alice", 1, False, 500_000, 3), s.place("bob", 1, True, 500_000, 3)],
+        status=[0, 0],
+    )
+    s.block([s.place("alice", 1, False, 500_100, 3)], status=[0])
+    s.block([s.place("carol", 1, True, 500_100, 3)], status=[0])
+    return s
+
+
+@vector("gas_price_2_charges_fee_per_transaction")
+def _() -> Scenario:
+    """With a gas price of 2 quote per gas, each transaction pays base gas * 2 into the fee pool
+    (FeeCharged): a transfer 4,000 and an order 2,000."""
+    s = Scenario(gas_price_quote=2)
+    s.block(
+        [s.tx("alice", Transfer(s.addr("bob"), 1_000_000)), s.place("bob", 1, True, 499_000, 1)],
+        status=[0, 0],
+    )
+    return s
+
+
+@vector("gas_price_2_taker_pays_matching_work")
+def _() -> Scenario:
+    """With gas price 2, a taker that fills two makers at two levels pays for 2 fills and 2
+    levels of work on top of its base gas, in settlement."""
+    s = Scenario(gas_price_quote=2)
+    s.block(
+        [s.place("alice", 1, False, 500_100, 1), s.place("carol", 1, False, 500_200, 1)],
+        status=[0, 0],
+    )
+    s.block([s.place("bob", 1, True, 500_200, 2)], status=[0])
+    return s
+
+
+@vector("gas_price_2_failed_transaction_keeps_fee")
+def _() -> Scenario:
+    """With gas price 2, a withdrawal that fails (INSUFFICIENT_FREE_COLLATERAL) still pays its
+    fee and uses its nonce."""
+    s = Scenario(gas_price_quote=2, balances={"carol": 1_000_000})
+    s.block(
+        [s.tx("carol", Withdraw(999_999, s.addr("carol")))],
+        status=[E.INSUFFICIENT_FREE_COLLATERAL],
+    )
+    return s
+
+
+@vector("reject_insufficient_fee_balance")
+def _() -> Scenario:
+    """With gas price 2, dave (no balance) cannot pay the 2,000 fee of an order: left out
+    (INSUFFICIENT_FEE_BALANCE); a forced block with it is invalid."""
+    s = Scenario(names=("alice", "dave"), balances={"dave": 0}, gas_price_quote=2)
+    bad = s.place("dave", 1, True, 499_000, 1)
+    s.force_tx(bad)
+    s.block([bad], status=[], rejected=[E.INSUFFICIENT_FEE_BALANCE])
+    return s
+
+
+# =============================================================================================
+# Invalid transactions (left out by the builder)
+# =============================================================================================
+
+
+@vector("reject_nonce_already_used")
+def _() -> Scenario:
+    """A second transaction with a nonce alice already used is left out (NONCE_ALREADY_USED),
+    also within one block; a forced block with it is invalid."""
+    s = Scenario()
+    n = s.nonce()
+    s.block(
+        [
+            s.tx("alice", PlaceOrder(1, False, 500_100, 1), nonce=n),
+            s.tx("alice", PlaceOrder(1, False, 500_200, 1), nonce=n),
+        ],
+        status=[0],
+        rejected=[E.NONCE_ALREADY_USED],
+    )
+    bad = s.tx("alice", PlaceOrder(1, False, 500_300, 1), nonce=n)
+    s.force_tx(bad)
+    s.block([bad], status=[], rejected=[E.NONCE_ALREADY_USED])
+    return s
+
+
+@vector("reject_nonce_below_window")
+def _() -> Scenario:
+    """With a window of 2 nonces, a fresh nonce below the window's floor is left out
+    (NONCE_BELOW_WINDOW); one above it is accepted."""
+    s = Scenario(nonce_window=2)
+    low = s.nonce()
+    s.block([s.tx("alice", CancelAll(None)), s.tx("alice", CancelAll(None))], status=[0, 0])
+    s.block(
+        [s.tx("alice", CancelAll(None), nonce=low), s.tx("alice", CancelAll(None))],
+        status=[0],
+        rejected=[E.NONCE_BELOW_WINDOW],
+    )
+    return s
+
+
+@vector("reject_nonce_out_of_time_bound_past_and_future")
+def _() -> Scenario:
+    """Nonces more than 2 days before or 1 day after the block time are left out
+    (NONCE_OUT_OF_TIME_BOUND); a forced block with one is invalid."""
+    s = Scenario()
+    past = s.tx("alice", CancelAll(None), nonce=GENESIS_MS - 2 * 86_400_000)
+    future = s.tx("alice", CancelAll(None), nonce=GENESIS_MS + 2 * 86_400_000)
+    s.force_tx(future)
+    s.block(
+        [past, future], status=[], rejected=[E.NONCE_OUT_OF_TIME_BOUND, E.NONCE_OUT_OF_TIME_BOUND]
+    )
+    return s
+
+
+@vector("reject_unknown_market_place_cancel_cancel_all")
+def _() -> Scenario:
+    """Market 99 does not exist: a PlaceOrder, a CancelOrder and a CancelAll naming it are left
+    out (UNKNOWN_MARKET); a forced block with one is invalid."""
+    s = Scenario()
+    bad = s.place("alice", 99, True, 100, 1)
+    s.force_tx(bad)
+    s.block(
+        [bad, s.tx("alice", CancelOrder(99, order_id=1)), s.tx("alice", CancelAll(99))],
+        status=[],
+        rejected=[E.UNKNOWN_MARKET, E.UNKNOWN_MARKET, E.UNKNOWN_MARKET],
+    )
+    return s
+
+
+CLOSED = Market(
+    market_id=4,
+    symbol="OLD-PERP",
+    quote_per_tick_lot=1,
+    min_size_lots=1,
+    max_size_lots=1_000,
+    max_price_ticks=1_000_000,
+    initial_margin_ppm=100_000,
+    maintenance_margin_ppm=50_000,
+    max_open_orders_per_account=10,
+    status=MarketStatus.CLOSED,
+)
+
+
+@vector("reject_market_not_active_closed_market")
+def _() -> Scenario:
+    """A closed market takes no new orders (MARKET_NOT_ACTIVE); a cancel there is still
+    included."""
+    s = Scenario(markets=(BTC, CLOSED), prices=((1, 500_000), (4, 1_000)))
+    s.block(
+        [s.place("alice", 4, True, 1_000, 1), s.tx("alice", CancelOrder(4, order_id=1))],
+        status=[E.UNKNOWN_ORDER],
+        rejected=[E.MARKET_NOT_ACTIVE],
+    )
+    return s
+
+
+@vector("reject_price_out_of_range_above_max")
+def _() -> Scenario:
+    """A BTC price above max_price_ticks (10,000,000,000) is left out (PRICE_OUT_OF_RANGE)."""
+    s = Scenario()
+    s.block(
+        [s.place("alice", 1, True, 10_000_000_001, 1)], status=[], rejected=[E.PRICE_OUT_OF_RANGE]
+    )
+    return s
+
+
+@vector("reject_size_out_of_range_above_max")
+def _() -> Scenario:
+    """An ETH size above max_size_lots is left out (SIZE_OUT_OF_RANGE), also inside a bulk."""
+    s = Scenario()
+    s.block(
+        [
+            s.place("alice", 2, True, 30_000, 100_000_001),
+            s.tx("alice", BulkPlace((PlaceOrder(2, True, 30_000, 100_000_001),))),
+        ],
+        status=[],
+        rejected=[E.SIZE_OUT_OF_RANGE, E.SIZE_OUT_OF_RANGE],
+    )
+    return s
+
+
+@vector("reject_size_below_minimum_eth_5_lots")
+def _() -> Scenario:
+    """ETH's minimum size is 10 lots: an order of 5, or a modify to 5, is left out
+    (SIZE_BELOW_MINIMUM)."""
+    s = Scenario()
+    s.block(
+        [
+            s.place("alice", 2, True, 30_000, 5),
+            s.tx("alice", ModifyOrder(2, 1, None, True, 30_000, 5)),
+        ],
+        status=[],
+        rejected=[E.SIZE_BELOW_MINIMUM, E.SIZE_BELOW_MINIMUM],
+    )
+    return s
+
+
+@vector("reject_bulk_too_large_65_orders")
+def _() -> Scenario:
+    """A bulk of 65 items (the limit is 64) is left out (BULK_TOO_LARGE); 64 are accepted."""
+    s = Scenario()
+    orders = tuple(PlaceOrder(1, True, 400_000 + i, 1) for i in range(65))
+    s.block(
+        [s.tx("alice", BulkPlace(orders)), s.tx("bob", BulkPlace(orders[:64]))],
+        status=[0],
+        rejected=[E.BULK_TOO_LARGE],
+    )
+    return s
+
+
+@vector("reject_bulk_empty_place_cancel_modify")
+def _() -> Scenario:
+    """Empty BulkPlace, BulkCancel and BulkModify are left out (BULK_EMPTY)."""
+    s = Scenario()
+    s.block(
+        [
+            s.tx("alice", BulkPlace(())),
+            s.tx("alice", BulkCancel(())),
+            s.tx("alice", BulkModify(())),
+        ],
+        status=[],
+        rejected=[E.BULK_EMPTY] * 3,
+    )
+    return s
+
+
+@vector("reject_self_transfer")
+def _() -> Scenario:
+    """A transfer to the sender's own account is left out (SELF_TRANSFER); a forced block with
+    it is invalid."""
+    s = Scenario()
+    bad = s.tx("alice", Transfer(s.addr("alice"), 1))
+    s.force_tx(bad)
+    s.block([bad], status=[], rejected=[E.SELF_TRANSFER])
+    return s
+
+
+@vector("reject_malformed_transaction_bytes")
+def _() -> Scenario:
+    """Bytes that do not decode as a transaction (garbage; a zero amount; an unknown action
+    tag) are left out (MALFORMED_TRANSACTION); a forced block with one is invalid."""
+    s = Scenario()
+    good = s.tx("alice", Transfer(s.addr("bob"), 1))
+    zero = bytearray(good)
+    # The amount (1) ends the action, before agent (nil) and signature (bin8, 65 bytes):
+    # make it 0, which ``Positive`` forbids.
+    idx = len(zero) - 67 - 1 - 1
+    assert zero[idx : idx + 2] == b"\x01\xc0"
+    zero[idx] = 0x00
+    tag = bytearray(good)
+    tag_at = 1 + 22 + 9 + 1  # array(5) | bin8 address | uint64 nonce | array(3) | tag
+    assert tag[tag_at] == 3
+    tag[tag_at] = 99
+    s.force_tx(b"\x01\x02\x03")
+    s.block(
+        [b"\x01\x02\x03", bytes(zero), bytes(tag), good],
+        status=[0],
+        rejected=[E.MALFORMED_TRANSACTION] * 3,
+    )
+    return s
+
+
+@vector("reject_malformed_cancel_both_ids_or_none")
+def _() -> Scenario:
+    """A cancel or modify must name exactly one of order id and client id; otherwise it is left
+    out (MALFORMED_TRANSACTION)."""
+    s = Scenario()
+    s.block(
+        [
+            s.tx("alice", CancelOrder(1, order_id=1, client_id=1)),
+            s.tx("alice", CancelOrder(1)),
+            s.tx("alice", ModifyOrder(1, None, None, True, 499_000, 1)),
+            s.tx("alice", BulkCancel((CancelOrder(1),))),
+        ],
+        status=[],
+        rejected=[E.MALFORMED_TRANSACTION] * 4,
+    )
+    return s
+
+
+def non_canonical(tx: bytes) -> bytes:
+    """``tx`` with its action tag (a positive fixint) re-encoded as uint8 ``cc``: it decodes to
+    the same transaction (and the same signed digest) but is not the canonical bytes."""
+    at = 1 + 22 + 9 + 1
+    assert tx[at] < 0x80
+    return tx[:at] + b"\xcc" + tx[at:]
+
+
+@vector("reject_non_canonical_encoding")
+def _() -> Scenario:
+    """A validly signed transaction whose action tag uses a longer integer form is left out
+    (NON_CANONICAL_ENCODING): one transaction, one byte string. A forced block is invalid."""
+    s = Scenario()
+    bad = non_canonical(s.place("alice", 1, True, 499_000, 1))
+    s.force_tx(bad)
+    s.block([bad], status=[], rejected=[E.NON_CANONICAL_ENCODING])
+    return s
+
+
+@vector("reject_transaction_too_large")
+def _() -> Scenario:
+    """A transaction over 16,384 bytes is left out before decoding (TRANSACTION_TOO_LARGE)."""
+    s = Scenario()
+    s.block([b"\x95" + b"\x00" * 16_384], status=[], rejected=[E.TRANSACTION_TOO_LARGE])
+    return s
+
+
+@vector("reject_wallet_bad_signature")
+def _() -> Scenario:
+    """A wallet signature that is not a canonical secp256k1 signature (r = 0) is left out
+    (BAD_SIGNATURE); a forced block with it is invalid."""
+    s = Scenario()
+    tx = msgspec.msgpack.decode(s.place("alice", 1, True, 499_000, 1), type=SignedTransaction)
+    bad = encode_transaction(msgspec.structs.replace(tx, signature=bytes(64) + b"\x1b"))
+    s.force_tx(bad)
+    s.block([bad], status=[], rejected=[E.BAD_SIGNATURE])
+    return s
+
+
+@vector("reject_wrong_signer_bob_signs_for_alice")
+def _() -> Scenario:
+    """bob's wallet signature on a transaction for alice's account is left out
+    (WRONG_SIGNER); a forced block with it is invalid."""
+    s = Scenario()
+    bad = sign(
+        s.wallets["bob"], Transfer(s.addr("bob"), 1), s.nonce(), s.params, account=s.addr("alice")
+    )
+    s.force_tx(bad)
+    s.block([bad], status=[], rejected=[E.WRONG_SIGNER])
+    return s
+
+
+@vector("reject_signature_for_other_chain_id_wrong_signer")
+def _() -> Scenario:
+    """A transaction signed for chain 1 recovers another address here: left out
+    (WRONG_SIGNER) — replay across chains is impossible."""
+    s = Scenario()
+    other = ChainParams(chain_id=1)
+    bad = sign(s.wallets["alice"], CancelAll(None), s.nonce(), other)
+    s.block([bad], status=[], rejected=[E.WRONG_SIGNER])
+    return s
+
+
+# =============================================================================================
+# Execution failures (included, rolled back, nonce and fee kept)
+# =============================================================================================
+
+
+@vector("fail_order_insufficient_margin")
+def _() -> Scenario:
+    """carol (20,000 USDC) places a BTC buy needing ~100,000 USDC of margin: included with
+    INSUFFICIENT_MARGIN, nothing rests; a retry with the same nonce is then a used nonce."""
+    s = Scenario(balances={"carol": 20_000_000_000})
+    n = s.nonce()
+    s.block(
+        [s.tx("carol", PlaceOrder(1, True, 500_000, 100_000), nonce=n)],
+        status=[E.INSUFFICIENT_MARGIN],
+    )
+    s.block(
+        [s.tx("carol", PlaceOrder(1, True, 500_000, 2), nonce=n)],
+        status=[],
+        rejected=[E.NONCE_ALREADY_USED],
+    )
+    return s
+
+
+@vector("fail_modify_over_margin_insufficient_margin")
+def _() -> Scenario:
+    """A single ModifyOrder whose replacement needs more margin than is free (counting the old
+    order's reservation) fails with INSUFFICIENT_MARGIN; the old order stays."""
+    s = Scenario(balances={"carol": 20_000_000_000})
+    s.block([s.place("carol", 1, True, 499_000, 10)], status=[0])
+    s.block(
+        [s.tx("carol", ModifyOrder(1, 1, None, True, 499_000, 100_000))],
+        status=[E.INSUFFICIENT_MARGIN],
+    )
+    return s
+
+
+@vector("fail_cancel_unknown_order_id")
+def _() -> Scenario:
+    """Cancelling order 99, which does not exist, fails (UNKNOWN_ORDER 3020); so does a cancel
+    by an unused client id and a modify of a missing order."""
+    s = Scenario()
+    two_sided(s)
+    s.block(
+        [
+            s.tx("alice", CancelOrder(1, order_id=99)),
+            s.tx("alice", CancelOrder(1, client_id=5)),
+            s.tx("alice", ModifyOrder(1, 99, None, False, 500_000, 1)),
+        ],
+        status=[E.UNKNOWN_ORDER, E.UNKNOWN_ORDER, E.UNKNOWN_ORDER],
+    )
+    return s
+
+
+@vector("fail_cancel_other_owners_order_not_order_owner")
+def _() -> Scenario:
+    """bob cancelling or modifying alice's order 1 fails (NOT_ORDER_OWNER 3021); the order
+    stays."""
+    s = Scenario()
+    two_sided(s)
+    s.block(
+        [
+            s.tx("bob", CancelOrder(1, order_id=1)),
+            s.tx("bob", ModifyOrder(1, 1, None, False, 500_000, 1)),
+        ],
+        status=[E.NOT_ORDER_OWNER, E.NOT_ORDER_OWNER],
+    )
+    return s
+
+
+# =============================================================================================
+# Invalid blocks
+# =============================================================================================
+
+
+@vector("invalid_block_bad_parent_hash")
+def _() -> Scenario:
+    """A block whose parent hash is not the tip's hash is rejected (BAD_PARENT_HASH)."""
+    s = Scenario()
+    two_sided(s)
+    s.invalid(reheader(s.draft(), parent_hash=b"\x11" * 32), E.BAD_PARENT_HASH)
+    return s
+
+
+@vector("invalid_block_bad_height")
+def _() -> Scenario:
+    """A block at height tip + 2 is rejected (BAD_HEIGHT); so is a replay of height 1."""
+    s = Scenario()
+    two_sided(s)
+    s.invalid(reheader(s.draft(), height=3), E.BAD_HEIGHT)
+    s.invalid(reheader(s.draft(), height=1), E.BAD_HEIGHT)
+    return s
+
+
+@vector("invalid_block_bad_timestamp_not_after_tip")
+def _() -> Scenario:
+    """A block whose timestamp equals the tip's is rejected (BAD_TIMESTAMP)."""
+    s = Scenario()
+    two_sided(s)
+    s.invalid(reheader(s.draft(), timestamp_ms=s.now_ms), E.BAD_TIMESTAMP)
+    return s
+
+
+@vector("invalid_block_bad_chain_id")
+def _() -> Scenario:
+    """A block for chain 1 is rejected (BAD_CHAIN_ID)."""
+    s = Scenario()
+    s.invalid(reheader(s.draft(), chain_id=1), E.BAD_CHAIN_ID)
+    return s
+
+
+@vector("invalid_block_bad_state_root")
+def _() -> Scenario:
+    """A block claiming another state root is rejected (BAD_STATE_ROOT)."""
+    s = Scenario()
+    two_sided(s)
+    s.invalid(
+        reheader(s.draft([s.place("carol", 1, True, 500_100, 1)]), state_root=b"\x00" * 32),
+        E.BAD_STATE_ROOT,
+    )
+    return s
+
+
+@vector("invalid_block_bad_transactions_root")
+def _() -> Scenario:
+    """A block whose transactions root does not commit to its transactions is rejected
+    (BAD_TRANSACTIONS_ROOT)."""
+    s = Scenario()
+    block = s.draft([s.place("carol", 1, True, 500_100, 1)])
+    s.invalid(reheader(block, transactions_root=compute_list_root(())), E.BAD_TRANSACTIONS_ROOT)
+    return s
+
+
+@vector("invalid_block_bad_receipts_root")
+def _() -> Scenario:
+    """A block claiming the receipts root of an empty block is rejected (BAD_RECEIPTS_ROOT)."""
+    s = Scenario()
+    block = s.draft([s.place("carol", 1, True, 500_100, 1)])
+    s.invalid(reheader(block, receipts_root=compute_list_root(())), E.BAD_RECEIPTS_ROOT)
+    return s
+
+
+@vector("invalid_block_bad_withdrawals_root")
+def _() -> Scenario:
+    """A block with a withdrawal that claims an empty withdrawals root is rejected
+    (BAD_WITHDRAWALS_ROOT)."""
+    s = Scenario()
+    block = s.draft([s.tx("alice", Withdraw(5_000_000, s.addr("alice")))])
+    s.invalid(reheader(block, withdrawals_root=compute_list_root(())), E.BAD_WITHDRAWALS_ROOT)
+    return s
+
+
+@vector("invalid_block_bad_gas_used")
+def _() -> Scenario:
+    """A block claiming one more gas than execution uses is rejected (BAD_GAS_USED)."""
+    s = Scenario()
+    block = s.draft([s.place("carol", 1, True, 500_100, 1)])
+    s.invalid(reheader(block, gas_used=block.header.gas_used + 1), E.BAD_GAS_USED)
+    return s
+
+
+@vector("invalid_block_gas_limit_exceeded")
+def _() -> Scenario:
+    """With a block gas limit of 3,000, a block of two orders (2,000 gas) is valid and one of
+    two orders plus a transfer (4,000) is rejected (BLOCK_GAS_LIMIT_EXCEEDED)."""
+    s = Scenario(block_gas_limit=3_000)
+    roomy = msgspec.structs.replace(s.params, block_gas_limit=50_000_000)
+    txs = [
+        s.place("alice", 1, False, 500_100, 1),
+        s.place("bob", 1, True, 499_000, 1),
+        s.tx("carol", Transfer(s.addr("bob"), 1)),
+    ]
+    s.invalid(s.draft(txs, params=roomy), E.BLOCK_GAS_LIMIT_EXCEEDED)
+    s.block(txs[:2], status=[0, 0])
+    return s
+
+
+@vector("invalid_block_too_many_transactions")
+def _() -> Scenario:
+    """With at most 2 transactions per block, a block of 3 is rejected (TOO_MANY_TRANSACTIONS)."""
+    s = Scenario(max_transactions_per_block=2)
+    roomy = msgspec.structs.replace(s.params, max_transactions_per_block=100)
+    txs = [s.tx(n, CancelAll(None)) for n in ("alice", "bob", "carol")]
+    s.invalid(s.draft(txs, params=roomy), E.TOO_MANY_TRANSACTIONS)
+    s.block(txs[:2], status=[0, 0])
+    return s
+
+
+@vector("invalid_block_deposit_out_of_order")
+def _() -> Scenario:
+    """The inbox's next deposit is index 1: a block with index 2, or a replay of index 0, is
+    rejected (BAD_SYSTEM_INPUT)."""
+    s = Scenario()
+    s.block([], [s.deposit(s.addr("carol"), 7_000_000)])
+    good = s.draft([], [Deposit(1, s.addr("carol"), 1)])
+    s.invalid(Block(good.header, (Deposit(2, s.addr("carol"), 1),), ()), E.BAD_SYSTEM_INPUT)
+    s.invalid(Block(good.header, (Deposit(0, s.addr("carol"), 1),), ()), E.BAD_SYSTEM_INPUT)
+    return s
+
+
+@vector("invalid_block_oracle_price_unknown_key")
+def _() -> Scenario:
+    """An oracle price signed by a key outside the genesis oracle set is rejected
+    (UNKNOWN_ORACLE_KEY)."""
+    s = Scenario()
+    good = s.draft([], [s.price(1, 510_000)])
+    rogue = sign_price(wallet_from_seed("mallory"), 1, 510_000, s.now_ms + 1, s.params)
+    s.invalid(Block(good.header, (rogue,), ()), E.UNKNOWN_ORACLE_KEY)
+    return s
+
+
+@vector("invalid_block_oracle_price_bad_signature")
+def _() -> Scenario:
+    """An oracle price whose signed value differs from the posted one is rejected
+    (BAD_ORACLE_SIGNATURE)."""
+    s = Scenario()
+    signed = s.price(1, 510_000)
+    good = s.draft([], [signed])
+    forged = msgspec.structs.replace(signed, price_ticks=900_000)
+    s.invalid(Block(good.header, (forged,), ()), E.BAD_ORACLE_SIGNATURE)
+    return s
+
+
+@vector("invalid_block_oracle_price_unknown_market_stale_or_future")
+def _() -> Scenario:
+    """Oracle prices for an unknown market, not newer than the stored one, from after the
+    block's timestamp, or above the market's max price are rejected (BAD_SYSTEM_INPUT)."""
+    s = Scenario()
+    s.block([], [s.price(1, 510_000)])
+    header = s.draft().header
+    ts = s.now_ms + 1
+    for bad in (
+        sign_price(s.oracle, 99, 510_000, ts, s.params),
+        sign_price(s.oracle, 1, 510_000, s.now_ms - BLOCK_MS + 1, s.params),
+        sign_price(s.oracle, 1, 510_000, s.now_ms + BLOCK_MS + 1, s.params),
+        sign_price(s.oracle, 1, 10_000_000_001, ts, s.params),
+    ):
+        s.invalid(Block(header, (bad,), ()), E.BAD_SYSTEM_INPUT)
+    return s
+
+
+@vector("invalid_block_then_valid_block_chain_continues")
+def _() -> Scenario:
+    """A rejected block leaves the state as it was: the valid block built after it at the
+    same height applies."""
+    s = Scenario()
+    two_sided(s)
+    s.invalid(reheader(s.draft(), state_root=b"\x01" * 32), E.BAD_STATE_ROOT)
+    s.block([s.place("carol", 1, True, 500_100, 10)], status=[0])
+    return s
+
+
+# =============================================================================================
+# Longer runs
+# =============================================================================================
+
+
+@vector("ten_block_session_every_action_type")
+def _() -> Scenario:
+    """A session of ten blocks touching every action type, a deposit and oracle prices."""
+    s = Scenario(
+        names=("alice", "bob", "carol", "dave"), balances={"dave": 0}, fee_tiers=REBATE_TIERS
+    )
+    dave = s.addr("dave")
+    s.block(
+        [s.tx("alice", ApproveAgent(AGENT.public_key, GENESIS_MS + 10**6))],
+        [s.deposit(dave, 100_000_000_000)],
+        status=[0],
+    )
+    s.block(
+        [
+            s.agent_tx(AGENT, "alice", PlaceOrder(1, False, 500_100, 10, client_id=1)),
+            s.place("bob", 1, True, 499_900, 10, ALO, client_id=1),
+            s.place("dave", 2, False, 30_100, 100),
+        ],
+        status=[0, 0, 0],
+    )
+    s.block([s.place("carol", 1, True, 500_100, 4, IOC)], [s.price(1, 500_050)], status=[0])
+    s.block([s.tx("alice", ModifyOrder(1, None, 1, False, 500_080, 6))], status=[0])
+    s.block(
+        [
+            s.tx(
+                "bob",
+                BulkPlace((PlaceOrder(2, True, 30_100, 50), PlaceOrder(2, True, 29_000, 50))),
+            ),
+            s.tx("dave", Transfer(s.addr("carol"), 1_000_000_000)),
+        ],
+        status=[0, 0],
+    )
+    s.block(
+        [s.tx("bob", BulkModify((ModifyOrder(2, None, None, True, 29_500, 50),)))],
+        status=[],
+        rejected=[E.MALFORMED_TRANSACTION],
+    )
+    s.block([s.tx("bob", BulkCancel((CancelOrder(1, client_id=1),)))], status=[0])
+    s.block([s.tx("alice", RevokeAgent(AGENT.public_key))], [s.price(2, 30_050)], status=[0])
+    s.block([s.tx("carol", Withdraw(500_000_000, s.addr("carol")))], status=[0])
+    s.block([s.tx("dave", CancelAll(None)), s.tx("bob", CancelAll(2))], status=[0, 0])
+    return s
+
+
+# =============================================================================================
+# Writing and checking
+# =============================================================================================
+
+
+def generate() -> dict[str, str]:
+    """Every vector's file text, by file name."""
+    out: dict[str, str] = {}
+    for name, fn in SCENARIOS.items():
+        description = " ".join((fn.__doc__ or "").split())
+        out[f"{name}.json"] = dump_vector(fn().to_vector(description))
+    return out
+
+
+def check() -> list[str]:
+    """Problems: files that differ from, are missing from, or are not produced by the
+    generator."""
+    expected = generate()
+    on_disk = {p.name: p for p in iter_vector_paths()}
+    problems = [f"missing: {n}" for n in sorted(expected.keys() - on_disk.keys())]
+    problems += [f"stale (no scenario): {n}" for n in sorted(on_disk.keys() - expected.keys())]
+    for name in sorted(expected.keys() & on_disk.keys()):
+        if on_disk[name].read_text() != expected[name]:
+            problems.append(f"differs: {name}")
+    return problems
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--check", action="store_true", help="fail if any file differs")
+    args = parser.parse_args(argv)
+    if args.check:
+        problems = check()
+        for problem in problems:
+            print(problem)
+        print(f"{len(SCENARIOS)} vectors, {len(problems)} problems")
+        return 1 if problems else 0
+    VECTOR_DIR.mkdir(parents=True, exist_ok=True)
+    files = generate()
+    for path in iter_vector_paths():
+        if path.name not in files:
+            path.unlink()
+    for name, text in files.items():
+        (VECTOR_DIR / name).write_text(text)
+    print(f"wrote {len(files)} vectors to {VECTOR_DIR}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
