@@ -446,7 +446,7 @@ def _() -> Scenario:
     s.block(
         [s.place("alice", 1, True, 500_200, 10)],
         status=[0],
-        updates=[[(CANCELED, R.SELF_TRADE), (FILLED, R.FILLED), (OPEN, R.NONE)]],
+        updates=[[(FILLED, R.FILLED), (CANCELED, R.SELF_TRADE), (OPEN, R.NONE)]],
     )
     return s
 
@@ -493,14 +493,15 @@ def _() -> Scenario:
 
 @vector("duplicate_client_id_rejected_while_first_order_lives")
 def _() -> Scenario:
-    """A second order with a client id that alice's resting order already uses is rejected
-    (DUPLICATE_CLIENT_ID); the first order is untouched."""
+    """A second order with a client id that alice's resting order already uses fails at
+    admission (execution failure DUPLICATE_CLIENT_ID, 3022): a resubmission is idempotent; the
+    first order is untouched."""
     s = Scenario()
     s.block([s.place("alice", 1, False, 500_100, 5, client_id=7)], status=[0])
     s.block(
         [s.place("alice", 1, False, 500_300, 5, client_id=7)],
-        status=[0],
-        updates=[[(REJECTED, R.DUPLICATE_CLIENT_ID)]],
+        status=[ErrorCode.DUPLICATE_CLIENT_ID],
+        updates=[[]],
     )
     return s
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from strata.core.codec import CanonicalDecoder, encode, sha256
+from strata.core.errors import ErrorCode, InvalidBlock, InvalidTransaction
 from strata.modules.collateral import WithdrawalRecord
 from strata.stf.events import Event
 from strata.stf.transactions import SystemInput
@@ -73,6 +74,15 @@ _BLOCK_DECODER: CanonicalDecoder[Block] = CanonicalDecoder(Block, MAX_BLOCK_BYTE
 
 
 def decode_block(data: bytes) -> Block:
-    """Decode a block from its canonical bytes (raises ``InvalidTransaction`` codes on bad bytes;
-    ``stf`` turns them into ``InvalidBlock``)."""
-    return _BLOCK_DECODER.decode(data)
+    """Decode a block from its canonical bytes.
+
+    Raises
+    ------
+    InvalidBlock
+        ``MALFORMED_BLOCK`` if the bytes are not the canonical encoding of a block (its
+        transactions are decoded, and judged, one by one in ``apply_block``).
+    """
+    try:
+        return _BLOCK_DECODER.decode(data)
+    except InvalidTransaction as error:
+        raise InvalidBlock(ErrorCode.MALFORMED_BLOCK, error.detail) from None

@@ -422,7 +422,9 @@ def process_admission(
     _check_static(block, tx)
     base_gas = compute_base_gas(params, tx)
     fee = base_gas * params.gas_price_quote
-    if fee and collateral.get_balance(state, account) < fee:
+    # The fee is paid from equity beyond the positions' initial margin (reservations count as
+    # free here: a cancel must stay possible for an account whose orders hold all its margin).
+    if fee and block.free_collateral(account) + margin.get_reserved(state, account) < fee:
         raise InvalidTransaction(ErrorCode.INSUFFICIENT_FEE_BALANCE, f"fee {fee}")
 
     # From here on the transaction is included.
@@ -487,7 +489,7 @@ def _admit_action(
     elif isinstance(action, Withdraw):
         _check_withdrawable(block, account, action.amount_quote)
         record = collateral.record_withdrawal(
-            state, account, action.amount_quote, block.state.tip.height + 1
+            state, account, action.destination, action.amount_quote, block.state.tip.height + 1
         )
         block.withdrawals.append(record)
         events.append(
@@ -496,6 +498,13 @@ def _admit_action(
             )
         )
     elif isinstance(action, PlaceOrder):
+        if action.client_id is not None:
+            book: Book = state.books[action.market_id]
+            if book.get_order_by_client_id(account, action.client_id) is not None:
+                # A resubmission of a live order: idempotent, nothing new is placed.
+                raise ExecutionFailure(
+                    ErrorCode.DUPLICATE_CLIENT_ID, f"client id {action.client_id} is live"
+                )
         op = _reserve(block, tx_index, account, action, None, None, single=True)
         assert op is not None
         staged.append((False, op))

@@ -295,12 +295,11 @@ def process_market_matching(
         )
         result = book.place(order, TimeInForce(op.tif), reduce_only_cap)
 
-        for canceled, reason in result.canceled:
-            _delta(deltas, canceled.owner).release_quote += canceled.reserved_quote
-            canceled.reserved_quote = 0
-            out.append(_order_update(market_id, canceled, OrderStatus.CANCELED, reason, 0))
-
         fills = result.fills
+        # Makers removed during this placement (self-trade, reduce-only) report once, after
+        # their fills, as canceled with what they filled here.
+        removed = {o.order_id for o, _ in result.canceled} if result.canceled else None
+        filled_here: dict[int, int] = {}
         if fills:
             taker_tier = tier_of(owner)
             taker_delta = _delta(deltas, owner)
@@ -350,7 +349,9 @@ def process_market_matching(
                         taker_fee,
                     )
                 )
-                if remaining == 0:
+                if removed is not None and maker.order_id in removed:
+                    filled_here[maker.order_id] = filled_here.get(maker.order_id, 0) + qty
+                elif remaining == 0:
                     out.append(
                         _order_update(market_id, maker, OrderStatus.FILLED, OrderReason.FILLED, qty)
                     )
@@ -361,6 +362,19 @@ def process_market_matching(
             w = work[op.tx_index]
             w.fills += len(fills)
             w.levels += levels
+
+        for canceled, reason in result.canceled:
+            _delta(deltas, canceled.owner).release_quote += canceled.reserved_quote
+            canceled.reserved_quote = 0
+            out.append(
+                _order_update(
+                    market_id,
+                    canceled,
+                    OrderStatus.CANCELED,
+                    reason,
+                    filled_here.get(canceled.order_id, 0),
+                )
+            )
 
         # The taker keeps a reservation only for what rests.
         if result.status == OrderStatus.OPEN:

@@ -40,6 +40,8 @@ class WithdrawalRecord(msgspec.Struct, frozen=True, array_like=True):
 
     withdrawal_id: int
     account: bytes
+    destination: bytes
+    """The settlement-chain address the bridge pays."""
     amount_quote: int
     height: int
 
@@ -117,11 +119,11 @@ def credit_genesis(state: State, account: bytes, amount_quote: int) -> None:
 
 
 def record_withdrawal(
-    state: State, account: bytes, amount_quote: int, height: int
+    state: State, account: bytes, destination: bytes, amount_quote: int, height: int
 ) -> WithdrawalRecord:
     """Debit ``amount_quote`` and record the withdrawal for the bridge (after the margin check)."""
     ledger = get_ledger(state)
-    record = WithdrawalRecord(ledger.next_withdrawal_id, account, amount_quote, height)
+    record = WithdrawalRecord(ledger.next_withdrawal_id, account, destination, amount_quote, height)
     add_balance(state, account, -amount_quote)
     state.tables["withdrawals"].put(record.withdrawal_id, record)
     state.tables["ledger"].put(
