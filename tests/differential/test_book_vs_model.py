@@ -113,9 +113,9 @@ def test_book_matches_model(seed: int) -> None:
 
 
 @pytest.mark.long
-@pytest.mark.parametrize("seed", range(1000, 1400))
+@pytest.mark.parametrize("seed", range(1000, 3000))
 def test_book_matches_model_long(seed: int) -> None:
-    run_stream(seed, 2000)
+    run_stream(seed, 3000)
 
 
 @pytest.mark.parametrize("seed", range(100, 110))
