@@ -110,8 +110,8 @@ def generate(
                 drop_live(fill.maker.order_id)
         for canceled, _ in result.canceled:
             drop_live(canceled.order_id)
-        if book.get_order(order_id) is not None:
-            add_live(order_id)
+        if book.get_order(order_id) is not None:  # type: ignore[arg-type]
+            add_live(order_id)  # type: ignore[arg-type]
 
     def passive(is_buy: bool) -> Event:
         nonlocal next_id
@@ -192,6 +192,7 @@ def generate(
                 assert order is not None
                 if order.size_lots > 1:
                     break
+            assert order is not None
             qty = 1 if order.size_lots == 1 else rng.randint(1, order.size_lots - 1)
             ev = (OP_REDUCE, order_id, qty)
             if book.reduce(order_id, qty) is not None and book.get_order(order_id) is None:

@@ -59,6 +59,9 @@ class ModelBook:
     def iter_orders(self) -> Iterator[Order]:
         return iter(sorted(self.resting, key=lambda o: o.order_id))
 
+    def orders_of(self, owner: bytes) -> list[Order]:
+        return [o for o in self.iter_orders() if o.owner == owner]
+
     def __len__(self) -> int:
         return len(self.resting)
 
@@ -103,7 +106,11 @@ class ModelBook:
         return best
 
     def _fill_amount(
-        self, maker: Order, want: int, cap_fn: Callable[[bytes, bool], int] | None, used: dict
+        self,
+        maker: Order,
+        want: int,
+        cap_fn: Callable[[bytes, bool], int] | None,
+        used: dict[bytes, int],
     ) -> tuple[int, bool]:
         """(lots this maker fills, whether it is canceled as reduce-only after/instead)."""
         if cap_fn is not None and maker.reduce_only:

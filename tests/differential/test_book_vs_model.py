@@ -36,6 +36,9 @@ def _check_same(book: Book, model: ModelBook) -> None:
     assert book.best_ask() == model.best_ask()
     for owner in OWNERS:
         assert book.open_order_count(owner) == model.open_order_count(owner)
+        assert [o.as_tuple() for o in book.orders_of(owner)] == [
+            o.as_tuple() for o in model.orders_of(owner)
+        ]
     for o in model.iter_orders():
         assert book.get_order(o.order_id) is not None
         assert o.size_lots > 0

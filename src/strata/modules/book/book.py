@@ -19,7 +19,8 @@ Layout
   deletion); an order placed at that price meanwhile reuses the empty level. When the number of
   level dicts outgrows twice the number seen at the last compaction, empty levels are dropped and
   the heap is rebuilt (amortized O(1)).
-- ``_open_count``: ``owner -> number of resting orders``; ``_by_client``: ``(owner, client_id)
+- ``_by_owner``: ``owner -> {order_id: Order}`` of its resting orders (counts them for the
+  open-order cap and lists them for cancel-all); ``_by_client``: ``(owner, client_id)
   -> Order`` for resting orders that carry a client id.
 
 Ordering invariant
@@ -32,7 +33,7 @@ set is ever iterated; ``iter_orders`` yields orders sorted by ``order_id`` (the 
 for the state root), ``depth`` sorts prices.
 
 After every public call: the book is not crossed (best bid < best ask), every resting order has
-``size_lots > 0``, and ``_orders``, the levels, ``_open_count`` and ``_by_client`` agree.
+``size_lots > 0``, and ``_orders``, the levels, ``_by_owner`` and ``_by_client`` agree.
 
 Complexity
 ----------
@@ -141,10 +142,10 @@ class Book:
 
     __slots__ = (
         "_by_client",
+        "_by_owner",
         "_gc_at",
         "_heaps",
         "_levels",
-        "_open_count",
         "_orders",
         "market_id",
         "max_open_orders_per_owner",
@@ -157,7 +158,7 @@ class Book:
         self._levels: tuple[dict[int, _Level], dict[int, _Level]] = ({}, {})
         self._heaps: tuple[list[int], list[int]] = ([], [])
         self._gc_at = [_GC_MIN, _GC_MIN]
-        self._open_count: dict[bytes, int] = {}
+        self._by_owner: dict[bytes, dict[int, Order]] = {}
         self._by_client: dict[tuple[bytes, int], Order] = {}
 
     # ------------------------------------------------------------------ reads
@@ -206,7 +207,15 @@ class Book:
 
     def open_order_count(self, owner: bytes) -> int:
         """Number of resting orders of ``owner`` in this book."""
-        return self._open_count.get(owner, 0)
+        mine = self._by_owner.get(owner)
+        return 0 if mine is None else len(mine)
+
+    def orders_of(self, owner: bytes) -> list[Order]:
+        """The resting orders of ``owner``, sorted by ``order_id`` (canonical order)."""
+        mine = self._by_owner.get(owner)
+        if not mine:
+            return []
+        return [mine[order_id] for order_id in sorted(mine)]
 
     def iter_orders(self) -> Iterator[Order]:
         """Every resting order, sorted by ``order_id`` ascending (canonical order)."""
@@ -253,8 +262,11 @@ class Book:
             level[order.order_id] = order
         self._orders[order.order_id] = order
         owner = order.owner
-        counts = self._open_count
-        counts[owner] = counts.get(owner, 0) + 1
+        mine = self._by_owner.get(owner)
+        if mine is None:
+            self._by_owner[owner] = {order.order_id: order}
+        else:
+            mine[order.order_id] = order
         if order.client_id is not None:
             self._by_client[(owner, order.client_id)] = order
 
@@ -271,12 +283,10 @@ class Book:
     def _unindex(self, order: Order) -> None:
         """Remove ``order`` from the owner count and the client-id index."""
         owner = order.owner
-        counts = self._open_count
-        n = counts[owner] - 1
-        if n:
-            counts[owner] = n
-        else:
-            del counts[owner]
+        mine = self._by_owner[owner]
+        del mine[order.order_id]
+        if not mine:
+            del self._by_owner[owner]
         if order.client_id is not None:
             del self._by_client[(owner, order.client_id)]
 
@@ -353,7 +363,10 @@ class Book:
         cid = order.client_id
         if cid is not None and (owner, cid) in self._by_client:
             return _new(PlaceResult, ([], [], _REJECTED, _R_DUP, 0))
-        if tif in _MAY_REST and self._open_count.get(owner, 0) >= self.max_open_orders_per_owner:
+        if (
+            tif in _MAY_REST
+            and len(self._by_owner.get(owner, ())) >= self.max_open_orders_per_owner
+        ):
             return _new(PlaceResult, ([], [], _REJECTED, _R_MANY, 0))
         order_id = order.order_id
         orders = self._orders
@@ -394,8 +407,11 @@ class Book:
                 else:
                     level[order_id] = order
                 orders[order_id] = order
-                counts = self._open_count
-                counts[owner] = counts.get(owner, 0) + 1
+                mine = self._by_owner.get(owner)
+                if mine is None:
+                    self._by_owner[owner] = {order_id: order}
+                else:
+                    mine[order_id] = order
                 if cid is not None:
                     self._by_client[(owner, cid)] = order
                 return _new(PlaceResult, ([], [], _OPEN, _R_NONE, 0))
@@ -432,7 +448,7 @@ class Book:
         heap = self._heaps[opp]
         levels = self._levels[opp]
         orders = self._orders
-        counts = self._open_count
+        by_owner = self._by_owner
         by_client = self._by_client
         owner = order.owner
         remaining = order.size_lots
@@ -507,11 +523,10 @@ class Book:
                 del level[maker_id]
                 del orders[maker_id]
                 maker_owner = maker.owner
-                n = counts[maker_owner] - 1
-                if n:
-                    counts[maker_owner] = n
-                else:
-                    del counts[maker_owner]
+                mine = by_owner[maker_owner]
+                del mine[maker_id]
+                if not mine:
+                    del by_owner[maker_owner]
                 if maker.client_id is not None:
                     del by_client[(maker_owner, maker.client_id)]
         order.size_lots = remaining

@@ -181,7 +181,7 @@ def process_market_matching(
     for cancel in cancels:
         out = events[cancel.tx_index]
         if cancel.cancel_all:
-            mine = [o for o in book.iter_orders() if o.owner == cancel.owner]
+            mine = book.orders_of(cancel.owner)
             for order in mine:
                 book.cancel(order.order_id)
                 _delta(deltas, order.owner).release_quote += order.reserved_quote
