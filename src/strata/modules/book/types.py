@@ -64,7 +64,8 @@ class Order:
 
     Fields
     ------
-    order_id:         per-market sequence number; also its time priority (lower is older)
+    order_id:         in the chain, the per-market sequence number (so lower is older); in a
+                      replay, an external id (the book keeps arrival order, not id order)
     owner:            20-byte account address
     is_buy:           side
     price_ticks:      limit price in ticks (positive)
