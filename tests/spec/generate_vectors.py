@@ -29,7 +29,7 @@ import msgspec
 
 from strata.client.signing import AgentKey, agent_from_seed, wallet_from_seed
 from strata.core.errors import ErrorCode, InvalidBlock
-from strata.core.merkle import compute_list_root
+from strata.core.ordered_merkle import compute_ordered_root
 from strata.modules.book import OrderReason, OrderStatus, TimeInForce
 from strata.modules.clearing import FeeTier
 from strata.modules.markets import Market, MarketStatus
@@ -231,7 +231,7 @@ class Scenario:
         transactions, with the transactions root resealed over the forced list."""
         block = self.draft(valid_txs)
         txs = (*block.transactions, bad_tx)
-        header = msgspec.structs.replace(block.header, transactions_root=compute_list_root(txs))
+        header = msgspec.structs.replace(block.header, transactions_root=compute_ordered_root(txs))
         self.invalid(Block(header, block.system, txs), E.INVALID_TRANSACTION_IN_BLOCK)
 
     def to_vector(self, description: str) -> Json:
@@ -1783,7 +1783,7 @@ def _() -> Scenario:
     (BAD_TRANSACTIONS_ROOT)."""
     s = Scenario()
     block = s.draft([s.place("carol", 1, True, 500_100, 1)])
-    s.invalid(reheader(block, transactions_root=compute_list_root(())), E.BAD_TRANSACTIONS_ROOT)
+    s.invalid(reheader(block, transactions_root=compute_ordered_root(())), E.BAD_TRANSACTIONS_ROOT)
     return s
 
 
@@ -1792,7 +1792,7 @@ def _() -> Scenario:
     """A block claiming the receipts root of an empty block is rejected (BAD_RECEIPTS_ROOT)."""
     s = Scenario()
     block = s.draft([s.place("carol", 1, True, 500_100, 1)])
-    s.invalid(reheader(block, receipts_root=compute_list_root(())), E.BAD_RECEIPTS_ROOT)
+    s.invalid(reheader(block, receipts_root=compute_ordered_root(())), E.BAD_RECEIPTS_ROOT)
     return s
 
 
@@ -1802,7 +1802,7 @@ def _() -> Scenario:
     (BAD_WITHDRAWALS_ROOT)."""
     s = Scenario()
     block = s.draft([s.tx("alice", Withdraw(5_000_000, s.addr("alice")))])
-    s.invalid(reheader(block, withdrawals_root=compute_list_root(())), E.BAD_WITHDRAWALS_ROOT)
+    s.invalid(reheader(block, withdrawals_root=compute_ordered_root(())), E.BAD_WITHDRAWALS_ROOT)
     return s
 
 

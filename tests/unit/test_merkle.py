@@ -14,7 +14,7 @@ import random
 from collections.abc import Mapping
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from strata.core import merkle
@@ -50,6 +50,14 @@ def _ref_leaf(key: bytes, value: bytes) -> bytes:
 
 def _ref_node(left: bytes, right: bytes) -> bytes:
     return _sha256(b"\x01" + left + right)
+
+
+def _ref_bits(path: bytes) -> str:
+    return "".join(format(byte, "08b") for byte in path)
+
+
+def _ref_shared_bits(a: bytes, b: bytes) -> int:
+    return next((i for i, (x, y) in enumerate(zip(_ref_bits(a), _ref_bits(b))) if x != y), 256)
 
 
 def _reference_root(items: Mapping[bytes, bytes]) -> bytes:
@@ -269,7 +277,7 @@ def _key_with_prefix(path: bytes, bits: int, avoid: bytes) -> bytes:
     for counter in itertools.count():
         key = b"probe-%d" % counter
         candidate = _sha256(key)
-        if candidate != avoid and merkle.compute_common_prefix_bits(candidate, path) >= bits:
+        if candidate != avoid and _ref_shared_bits(candidate, path) >= bits:
             return key
     raise AssertionError("unreachable")
 
@@ -286,13 +294,13 @@ def test_merkle_ambiguity_leaf_as_internal_node() -> None:
         siblings = prove(items, key).siblings
         node = _ref_leaf(key, value)
         for depth in range(len(siblings) - 1, -1, -1):
-            if merkle.get_path_bit(path, depth) == 0:
+            if _ref_bits(path)[depth] == "0":
                 left, right = node, siblings[depth]
             else:
                 left, right = siblings[depth], node
             node = _ref_node(left, right)
             upper = siblings[:depth]
-            if merkle.compute_common_prefix_bits(left, path) < depth or EMPTY in upper[-1:]:
+            if _ref_shared_bits(left, path) < depth or EMPTY in upper[-1:]:
                 continue
             probe = _key_with_prefix(path, depth, avoid=left)
             # The structure is right: with one hash for leaves and nodes, this would verify.
@@ -375,8 +383,7 @@ def test_exclusion_leaf_off_the_keys_prefix_is_rejected() -> None:
         key = next(
             b"other-%d" % counter
             for counter in itertools.count()
-            if merkle.compute_common_prefix_bits(_sha256(b"other-%d" % counter), bravo_path)
-            == shared_bits
+            if _ref_shared_bits(_sha256(b"other-%d" % counter), bravo_path) == shared_bits
         )
         assert not verify_proof(root, key, None, occupied)
     # Against a root the forger folds himself (the verifier is stateless): an occupying leaf that
@@ -385,7 +392,7 @@ def test_exclusion_leaf_off_the_keys_prefix_is_rejected() -> None:
     stranger = next(
         path
         for path in (_sha256(b"stranger-%d" % counter) for counter in itertools.count())
-        if merkle.compute_common_prefix_bits(path, key_path) == 0
+        if _ref_shared_bits(path, key_path) == 0
     )
     siblings = (_sha256(b"s0"), _sha256(b"s1"))
     leaf = (stranger, _sha256(b"v"))
@@ -438,12 +445,15 @@ junk = st.one_of(st.binary(min_size=30, max_size=34), st.integers(), st.none(), 
     st.one_of(st.binary(min_size=32, max_size=32), junk),
     st.one_of(st.binary(max_size=4), junk),
 )
+@example((), None, EMPTY, None)
 def test_verify_never_raises_on_junk(
     siblings: object, leaf: object, root: object, value: object
 ) -> None:
     proof = SparseMerkleProof(siblings, leaf)  # type: ignore[arg-type]
     result = verify_proof(root, b"key", value, proof)  # type: ignore[arg-type]
-    assert result is False
+    # The one honest proof junk can spell: the key is absent from the empty map.
+    honest = root == EMPTY and value is None and siblings == () and leaf is None
+    assert result is honest
 
 
 # -- Proof codec ----------------------------------------------------------------------------------
@@ -527,3 +537,10 @@ def test_list_item_key_range() -> None:
     for bad in (-1, 2**64):
         with pytest.raises(ValueError, match="out of range"):
             get_list_item_key(bad)
+
+
+@given(hashes, hashes, st.integers(0, 255))
+def test_path_bit_helpers_match_the_bit_string(a: bytes, b: bytes, depth: int) -> None:
+    assert merkle.compute_common_prefix_bits(a, b) == _ref_shared_bits(a, b)
+    assert merkle.compute_common_prefix_bits(a, a) == 256
+    assert merkle.get_path_bit(a, depth) == int(_ref_bits(a)[depth])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from strata.core.merkle import compute_list_root
+from strata.core.ordered_merkle import compute_ordered_root
 from strata.modules import accounts, clearing, collateral, margin, markets, oracle
 from strata.modules.book import Book
 from strata.modules.markets import Market
@@ -66,7 +66,7 @@ def make_genesis(config: GenesisConfig) -> tuple[State, Header]:
         collateral.credit_genesis(state, allocation.account, allocation.amount_quote)
     for price in config.prices:
         oracle.set_oracle_price(state, price.market_id, price.price_ticks, config.timestamp_ms)
-    empty = compute_list_root(())
+    empty = compute_ordered_root(())
     header = Header(
         chain_id=config.params.chain_id,
         height=0,

@@ -45,7 +45,7 @@ from strata.core.errors import (
     InvalidBlock,
     InvalidTransaction,
 )
-from strata.core.merkle import compute_list_root
+from strata.core.ordered_merkle import compute_ordered_root
 from strata.core.signatures import (
     compute_transaction_digest,
     recover_wallet_address,
@@ -859,11 +859,11 @@ def _execute(
         timestamp_ms=header.timestamp_ms,
         gas_used=gas_used,
         state_root=compute_state_root(state),
-        transactions_root=compute_list_root(included_txs),
-        receipts_root=compute_list_root(
+        transactions_root=compute_ordered_root(included_txs),
+        receipts_root=compute_ordered_root(
             [encode(receipt) for receipt in receipts] + [encode(block_events)]
         ),
-        withdrawals_root=compute_list_root([encode(w) for w in block.withdrawals]),
+        withdrawals_root=compute_ordered_root([encode(w) for w in block.withdrawals]),
     )
     state.tip = ChainTip(computed.height, computed.timestamp_ms, compute_header_hash(computed))
     return BlockOutput(
