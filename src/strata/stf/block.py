@@ -15,7 +15,9 @@ Hash32 = bytes
 
 
 class Header(msgspec.Struct, frozen=True, array_like=True, kw_only=True):
-    """A block header. Roots are 32-byte SHA-256 sparse-Merkle roots (``core/merkle.py``)."""
+    """A block header. ``state_root`` is the sparse Merkle root of the state (``core/merkle.py``);
+    the transactions, receipts and withdrawals roots are ordered Merkle roots of their lists
+    (``core/ordered_merkle.py``)."""
 
     chain_id: int
     height: int
