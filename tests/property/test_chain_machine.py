@@ -125,7 +125,9 @@ def model_reservation(state: State, order: PlaceOrder | ModifyOrder, mark: int) 
     assert market is not None
     price = max(order.price_ticks, mark)
     notional = price * order.size_lots * market.quote_per_tick_lot
-    return ceil_div(notional * (market.initial_margin_ppm + MAX_TAKER_PPM), PPM)
+    adverse = order.price_ticks - mark if order.is_buy else mark - order.price_ticks
+    loss = max(adverse, 0) * order.size_lots * market.quote_per_tick_lot
+    return ceil_div(notional * (market.initial_margin_ppm + MAX_TAKER_PPM), PPM) + loss
 
 
 class ChainMachine(RuleBasedStateMachine):
@@ -218,9 +220,7 @@ class ChainMachine(RuleBasedStateMachine):
         with_client_id: bool,
     ) -> None:
         size = data.draw(SIZES[market_id])
-        order = self._order(
-            who, market_id, is_buy, offset, size, tif, reduce_only, with_client_id
-        )
+        order = self._order(who, market_id, is_buy, offset, size, tif, reduce_only, with_client_id)
         self._add(who, order)
 
     @rule(
@@ -291,9 +291,7 @@ class ChainMachine(RuleBasedStateMachine):
             oid = resting[pick % len(resting)][0] if resting else 1_000_000 + pick
         price = max(1, self._mark(market_id) + offset * PRICE_STEP[market_id])
         size = (10 + pick % 10_000) if market_id == 2 else 1 + pick % 40
-        self._add(
-            who, ModifyOrder(market_id, oid, cid, is_buy, price, size, tif, reduce_only)
-        )
+        self._add(who, ModifyOrder(market_id, oid, cid, is_buy, price, size, tif, reduce_only))
 
     @rule(who=accounts, to=accounts, amount=st.integers(1, 50_000_000))
     def transfer(self, who: str, to: str, amount: int) -> None:
@@ -321,9 +319,7 @@ class ChainMachine(RuleBasedStateMachine):
 
     @rule(market_id=market_ids, per_mille=st.integers(-50, 50))
     def move_oracle(self, market_id: int, per_mille: int) -> None:
-        self.system = [
-            s for s in self.system if isinstance(s, Deposit) or s.market_id != market_id
-        ]
+        self.system = [s for s in self.system if isinstance(s, Deposit) or s.market_id != market_id]
         mark = self._mark(market_id)
         self.system.append(self.chain.price(market_id, max(1, mark + mark * per_mille // 1000)))
 
@@ -469,7 +465,9 @@ class ChainMachine(RuleBasedStateMachine):
     def _check_fills(self, pre: State, output: BlockOutput, by_hash: dict[bytes, Pending]) -> None:
         """Reduce-only never grows |position|; fills reproduce the state's positions."""
         reduce_only: set[tuple[int, int]] = {
-            (m, o.order_id) for m, book in pre.books.items() for o in book.iter_orders()
+            (m, o.order_id)
+            for m, book in pre.books.items()
+            for o in book.iter_orders()
             if o.reduce_only
         }
         for receipt in output.receipts:
@@ -484,7 +482,11 @@ class ChainMachine(RuleBasedStateMachine):
             elif isinstance(action, BulkPlace):
                 flags = {(o.market_id, o.client_id): o.reduce_only for o in action.orders}
                 for u in updates:
-                    if u.owner == p.account and u.order_id and flags.get((u.market_id, u.client_id)):
+                    if (
+                        u.owner == p.account
+                        and u.order_id
+                        and flags.get((u.market_id, u.client_id))
+                    ):
                         reduce_only.add((u.market_id, u.order_id))
         positions: dict[tuple[bytes, int], int] = {}
 
@@ -525,12 +527,18 @@ class ChainMachine(RuleBasedStateMachine):
             action = p.action
             if receipt.status != 0:
                 continue
-            if isinstance(action, Withdraw | Transfer):
+            if isinstance(action, Withdraw | Transfer) or (
+                isinstance(action, PlaceOrder | ModifyOrder) and not action.reduce_only
+            ):
                 committed.add(p.account)
-            elif isinstance(action, PlaceOrder | ModifyOrder) and not action.reduce_only:
-                committed.add(p.account)
-            elif isinstance(action, BulkPlace) and any(not o.reduce_only for o in action.orders):
-                committed.add(p.account)
+            elif isinstance(action, BulkPlace):
+                refused = {
+                    e.client_id
+                    for e in receipt.events
+                    if isinstance(e, OrderUpdate) and e.reason == OrderReason.INSUFFICIENT_MARGIN
+                }
+                if any(not o.reduce_only and o.client_id not in refused for o in action.orders):
+                    committed.add(p.account)
         for account in sorted(committed - filled):
             risk = get_account_risk(self.chain.state, account)
             assert risk.free_collateral_quote >= 0, (account.hex(), risk)
@@ -589,8 +597,8 @@ class ChainMachine(RuleBasedStateMachine):
 
 
 FAST = settings(
-    max_examples=100,
-    stateful_step_count=40,
+    max_examples=200,
+    stateful_step_count=50,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow],

@@ -636,6 +636,7 @@ def _reserve(
     if not order.reduce_only:
         params = block.risk_params(order.market_id)
         reserved = margin.compute_order_reservation(
+            order.is_buy,
             order.price_ticks,
             order.size_lots,
             params.mark_ticks,

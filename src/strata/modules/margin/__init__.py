@@ -23,7 +23,8 @@ For an account with balance ``B`` (see ``collateral``) and reservations ``R``::
 
 Unrealized profit backs trading but is never withdrawable (the Mango Markets lesson). An order
 reserves ``ceil(max(price, mark) * size * quote_per_tick_lot * (initial_margin_ppm + fee_ppm)
-/ 1e6)`` at admission and is accepted only if free collateral stays non-negative; the reservation
+/ 1e6)`` plus its worst immediate loss against the mark (a buy above the mark, a sell below it)
+at admission and is accepted only if free collateral stays non-negative; the reservation
 shrinks in proportion (rounded up) as the order fills and is released when it ends. Reduce-only
 orders reserve nothing: they can only lower the requirement.
 """
@@ -131,6 +132,7 @@ def compute_account_risk(
 
 
 def compute_order_reservation(
+    is_buy: bool,
     price_ticks: int,
     size_lots: int,
     mark_ticks: int,
@@ -138,14 +140,19 @@ def compute_order_reservation(
     initial_margin_ppm: int,
     fee_ppm: int,
 ) -> int:
-    """Initial margin plus worst-case fee held for an order, rounded up.
+    """Initial margin, worst-case fee and worst-case immediate loss held for an order.
 
-    The price used is the larger of the limit and the mark: a buy never pays more than its limit,
-    and a sell's position is margined at the mark once it fills.
+    ``ceil(max(price, mark) * size * qptl * (initial_margin_ppm + fee_ppm) / 1e6)`` plus the loss
+    the order realizes against the mark if it fills at its limit: ``(price - mark) * size * qptl``
+    for a buy above the mark, ``(mark - price) * size * qptl`` for a sell below it. A buy never
+    pays more than its limit and a sell never receives less, so once admitted an order cannot take
+    its account's equity below its initial requirement at the marks of its block.
     """
     price = price_ticks if price_ticks > mark_ticks else mark_ticks
     notional = price * size_lots * quote_per_tick_lot
-    return -((-notional * (initial_margin_ppm + fee_ppm)) // PPM)
+    adverse_ticks = price_ticks - mark_ticks if is_buy else mark_ticks - price_ticks
+    loss = adverse_ticks * size_lots * quote_per_tick_lot if adverse_ticks > 0 else 0
+    return -((-notional * (initial_margin_ppm + fee_ppm)) // PPM) + loss
 
 
 def compute_remaining_reservation(
