@@ -396,7 +396,7 @@ def check_authority(
 def process_admission(
     block: _Block, tx_index: int, tx: SignedTransaction, signer: bytes | None
 ) -> tuple[int, int, list[Event]]:
-    """Admit one transaction: authority, nonce, fee, then its admission-phase effects.
+    """Admit one transaction: authority, static checks, fee, nonce, then its admission effects.
 
     Returns ``(status, base_gas, events)``: ``status`` is 0 or the ``ExecutionFailure`` code (the
     effects were rolled back; nonce and fee are kept).
@@ -410,15 +410,6 @@ def process_admission(
     params = block.params
     account = tx.account
     check_authority(state, tx, signer, block.timestamp_ms)
-    accounts.check_nonce(
-        state,
-        account,
-        tx.nonce,
-        block.timestamp_ms,
-        params.nonce_window,
-        params.nonce_past_bound_ms,
-        params.nonce_future_bound_ms,
-    )
     _check_static(block, tx)
     base_gas = compute_base_gas(params, tx)
     fee = base_gas * params.gas_price_quote
@@ -427,8 +418,16 @@ def process_admission(
     if fee and block.free_collateral(account) + margin.get_reserved(state, account) < fee:
         raise InvalidTransaction(ErrorCode.INSUFFICIENT_FEE_BALANCE, f"fee {fee}")
 
+    accounts.process_nonce(
+        state,
+        account,
+        tx.nonce,
+        block.timestamp_ms,
+        params.nonce_window,
+        params.nonce_past_bound_ms,
+        params.nonce_future_bound_ms,
+    )
     # From here on the transaction is included.
-    accounts.use_nonce(state, account, tx.nonce, params.nonce_window)
     events: list[Event] = []
     if fee:
         collateral.add_balance(state, account, -fee)

@@ -5,7 +5,7 @@ See ``README.md`` for the rules; this file is their executable form.
 
 from __future__ import annotations
 
-from bisect import insort
+from bisect import bisect_left, insort
 
 from strata.core.errors import ErrorCode, ExecutionFailure, InvalidTransaction
 from strata.modules.accounts.state import (
@@ -28,6 +28,7 @@ __all__ = [
     "get_agent_account",
     "get_nonces",
     "process_approve_agent",
+    "process_nonce",
     "process_revoke_agent",
     "register_tables",
     "use_nonce",
@@ -56,23 +57,62 @@ def check_nonce(
     InvalidTransaction
         ``NONCE_OUT_OF_TIME_BOUND``, ``NONCE_ALREADY_USED`` or ``NONCE_BELOW_WINDOW``.
     """
+    _check_nonce(
+        get_nonces(state, account), nonce, timestamp_ms, window, past_bound_ms, future_bound_ms
+    )
+
+
+def _check_nonce(
+    nonces: tuple[int, ...],
+    nonce: int,
+    timestamp_ms: int,
+    window: int,
+    past_bound_ms: int,
+    future_bound_ms: int,
+) -> None:
     if not timestamp_ms - past_bound_ms < nonce < timestamp_ms + future_bound_ms:
         raise InvalidTransaction(
             ErrorCode.NONCE_OUT_OF_TIME_BOUND, f"nonce {nonce} vs block time {timestamp_ms}"
         )
-    nonces = get_nonces(state, account)
     if nonces:
         if len(nonces) >= window and nonce <= nonces[0]:
             raise InvalidTransaction(
                 ErrorCode.NONCE_BELOW_WINDOW, f"nonce {nonce} <= window floor {nonces[0]}"
             )
-        if nonce in nonces:
+        at = bisect_left(nonces, nonce)  # the window is sorted: O(log window), not a scan
+        if at < len(nonces) and nonces[at] == nonce:
             raise InvalidTransaction(ErrorCode.NONCE_ALREADY_USED, f"nonce {nonce}")
+
+
+def process_nonce(
+    state: State,
+    account: bytes,
+    nonce: int,
+    timestamp_ms: int,
+    window: int,
+    past_bound_ms: int,
+    future_bound_ms: int,
+) -> None:
+    """:func:`check_nonce`, then record the nonce as used (:func:`use_nonce`), in one step.
+
+    Raises
+    ------
+    InvalidTransaction
+        As :func:`check_nonce`; then nothing is recorded.
+    """
+    nonces = get_nonces(state, account)
+    _check_nonce(nonces, nonce, timestamp_ms, window, past_bound_ms, future_bound_ms)
+    _record_nonce(state, account, nonces, nonce, window)
 
 
 def use_nonce(state: State, account: bytes, nonce: int, window: int) -> None:
     """Record ``nonce`` as used (after :func:`check_nonce`), keeping the ``window`` largest."""
-    nonces = get_nonces(state, account)
+    _record_nonce(state, account, get_nonces(state, account), nonce, window)
+
+
+def _record_nonce(
+    state: State, account: bytes, nonces: tuple[int, ...], nonce: int, window: int
+) -> None:
     if not nonces or nonce > nonces[-1]:
         updated = (*nonces, nonce)  # the common case: signers' clocks move forward
     else:

@@ -28,6 +28,8 @@ from strata.modules.margin import compute_remaining_reservation
 from strata.modules.markets import Market, take_order_id
 from strata.state.store import State
 
+_TIF = tuple(TimeInForce)
+
 
 class EventSink(Protocol):
     """Where a transaction's events go (a list of the chain's wider event union is one)."""
@@ -293,7 +295,7 @@ def process_market_matching(
             op.reduce_only,
             op.reserved_quote,
         )
-        result = book.place(order, TimeInForce(op.tif), reduce_only_cap)
+        result = book.place(order, _TIF[op.tif], reduce_only_cap)
 
         fills = result.fills
         # Makers removed during this placement (self-trade, reduce-only) report once, after
