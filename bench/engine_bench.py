@@ -158,9 +158,9 @@ def run_book(events: int, seed: int) -> tuple[float, float, int]:
 
     result = run_book_bench(events, seed)
     return (
-        float(result["book_events_per_s"]),  # type: ignore[arg-type]
-        float(result["model_events_per_s"]),  # type: ignore[arg-type]
-        int(result["model_events"]),  # type: ignore[call-overload]
+        float(result["book_events_per_s"]),
+        float(result["model_events_per_s"]),
+        int(result["model_events"]),
     )
 
 
