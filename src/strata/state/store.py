@@ -21,10 +21,11 @@ risk) never roll back, by construction (check, then apply).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import msgspec
 
+from strata.core.codec import encode
 from strata.core.errors import ErrorCode, InvariantViolation
 
 K = TypeVar("K")
@@ -42,28 +43,64 @@ class Journal:
         self.undo: list[tuple[dict[Any, Any], Any, Any]] | None = None
 
 
+class KeyCodec(NamedTuple):
+    """How a table's keys become bytes (the tail of their Merkle key) and back."""
+
+    encode: Callable[[Any], bytes]
+    decode: Callable[[bytes], Any]
+
+
+def _same(key: bytes) -> bytes:
+    return key
+
+
+BYTES_KEY = KeyCodec(_same, _same)
+"""Keys that are already bytes (addresses, public keys, ``b""``)."""
+
+
+def int_key(width: int) -> KeyCodec:
+    """Non-negative integer keys as ``width`` big-endian bytes (so byte order is number order)."""
+
+    def encode_int(key: int) -> bytes:
+        return key.to_bytes(width, "big")
+
+    def decode_int(data: bytes) -> int:
+        if len(data) != width:
+            raise ValueError(f"a {width}-byte key, got {len(data)} bytes")
+        return int.from_bytes(data, "big")
+
+    return KeyCodec(encode_int, decode_int)
+
+
 class Table(Generic[K, V]):
     """A journaled map owned by one module.
 
-    ``prefix`` is the table's one-byte leaf prefix (unique in the state), ``encode_key`` turns a
-    key into bytes and ``encode_value`` a record into its canonical bytes.
+    ``prefix`` is the table's one-byte leaf prefix (unique in the state); ``key`` turns keys into
+    bytes and back; records are encoded canonically (``core.codec``) and decoded as
+    ``value_type``, strictly, so a stored state reads back exactly as it was written.
     """
 
-    __slots__ = ("data", "encode_key", "encode_value", "journal", "name", "prefix")
+    __slots__ = (
+        "data",
+        "decode_key",
+        "decode_value",
+        "encode_key",
+        "encode_value",
+        "journal",
+        "name",
+        "prefix",
+    )
 
     def __init__(
-        self,
-        name: str,
-        prefix: int,
-        journal: Journal,
-        encode_key: Callable[[K], bytes],
-        encode_value: Callable[[V], bytes],
+        self, name: str, prefix: int, journal: Journal, key: KeyCodec, value_type: Any
     ) -> None:
         self.name = name
         self.prefix = prefix
         self.journal = journal
-        self.encode_key = encode_key
-        self.encode_value = encode_value
+        self.encode_key: Callable[[K], bytes] = key.encode
+        self.decode_key: Callable[[bytes], K] = key.decode
+        self.encode_value: Callable[[V], bytes] = encode
+        self.decode_value: Callable[[bytes], V] = msgspec.msgpack.Decoder(value_type).decode
         self.data: dict[K, V] = {}
 
     def get(self, key: K) -> V | None:
@@ -84,6 +121,24 @@ class Table(Generic[K, V]):
         if undo is not None:
             undo.append((data, key, data[key]))
         del data[key]
+
+    def copy(self, journal: Journal) -> Table[K, V]:
+        """An independent copy on ``journal`` (records are immutable, so the map is copied)."""
+        clone: Table[K, V] = object.__new__(Table)
+        clone.name = self.name
+        clone.prefix = self.prefix
+        clone.journal = journal
+        clone.encode_key = self.encode_key
+        clone.decode_key = self.decode_key
+        clone.encode_value = self.encode_value
+        clone.decode_value = self.decode_value
+        clone.data = dict(self.data)
+        return clone
+
+    def load(self, key_bytes: bytes, value_bytes: bytes) -> None:
+        """Put one stored entry (the tail of its Merkle key and its value bytes), outside any
+        journal. Raises ``ValueError`` or ``msgspec.DecodeError`` on bytes that do not decode."""
+        self.data[self.decode_key(key_bytes)] = self.decode_value(value_bytes)
 
     def leaves(self) -> Iterator[tuple[bytes, bytes]]:
         """``(prefix ‖ key bytes, value bytes)`` for every entry (any order: the tree sorts)."""

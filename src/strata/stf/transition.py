@@ -951,11 +951,7 @@ def copy_state(state: State) -> State:
         raise ChainError(ErrorCode.JOURNAL_OPEN, "copy with an open journal")
     copy = State()
     for table in state.tables.values():
-        clone = type(table)(
-            table.name, table.prefix, copy.journal, table.encode_key, table.encode_value
-        )
-        clone.data = dict(table.data)
-        copy.add_table(clone)
+        copy.add_table(table.copy(copy.journal))
     for market_id, book in state.books.items():
         market = markets.get_market(state, market_id)
         assert market is not None

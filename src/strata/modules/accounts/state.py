@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import msgspec
 
-from strata.core.codec import encode
-from strata.state.store import State, Table
+from strata.state.store import BYTES_KEY, State, Table
 
 
 class AgentRecord(msgspec.Struct, frozen=True, array_like=True):
@@ -24,16 +23,12 @@ class AgentRecord(msgspec.Struct, frozen=True, array_like=True):
     valid_until_ms: int
 
 
-def _identity(key: bytes) -> bytes:
-    return key
-
-
 def register_tables(state: State) -> None:
     """Create this module's tables in a new state."""
     j = state.journal
-    state.add_table(Table("nonces", 0x10, j, _identity, encode))
-    state.add_table(Table("agents", 0x11, j, _identity, encode))
-    state.add_table(Table("account_agents", 0x12, j, _identity, encode))
+    state.add_table(Table("nonces", 0x10, j, BYTES_KEY, tuple[int, ...]))
+    state.add_table(Table("agents", 0x11, j, BYTES_KEY, AgentRecord))
+    state.add_table(Table("account_agents", 0x12, j, BYTES_KEY, tuple[bytes, ...]))
 
 
 def get_nonces(state: State, account: bytes) -> tuple[int, ...]:

@@ -30,11 +30,10 @@ from collections.abc import Sequence
 
 import msgspec
 
-from strata.core.codec import encode
 from strata.core.units import PPM
 from strata.modules.collateral import add_balance
 from strata.modules.margin import Position
-from strata.state.store import State, Table
+from strata.state.store import BYTES_KEY, State, Table
 
 
 class FeeTier(msgspec.Struct, frozen=True, array_like=True):
@@ -49,15 +48,11 @@ class FeeTier(msgspec.Struct, frozen=True, array_like=True):
     taker_ppm: int
 
 
-def _identity(key: bytes) -> bytes:
-    return key
-
-
 def register_tables(state: State) -> None:
     j = state.journal
-    state.add_table(Table("positions", 0x60, j, _identity, encode))
-    state.add_table(Table("fee_pool", 0x61, j, _identity, encode))
-    state.add_table(Table("volume", 0x62, j, _identity, encode))
+    state.add_table(Table("positions", 0x60, j, BYTES_KEY, tuple[Position, ...]))
+    state.add_table(Table("fee_pool", 0x61, j, BYTES_KEY, int))
+    state.add_table(Table("volume", 0x62, j, BYTES_KEY, int))
     state.tables["fee_pool"].put(b"", 0)
 
 

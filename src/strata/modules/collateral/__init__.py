@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import msgspec
 
-from strata.core.codec import encode
 from strata.core.errors import ErrorCode, InvalidBlock
-from strata.state.store import State, Table
+from strata.state.store import BYTES_KEY, State, Table, int_key
 
 
 class Ledger(msgspec.Struct, frozen=True, array_like=True):
@@ -46,19 +45,11 @@ class WithdrawalRecord(msgspec.Struct, frozen=True, array_like=True):
     height: int
 
 
-def _identity(key: bytes) -> bytes:
-    return key
-
-
-def _u64(key: int) -> bytes:
-    return key.to_bytes(8, "big")
-
-
 def register_tables(state: State) -> None:
     j = state.journal
-    state.add_table(Table("balances", 0x40, j, _identity, encode))
-    state.add_table(Table("ledger", 0x41, j, _identity, encode))
-    state.add_table(Table("withdrawals", 0x42, j, _u64, encode))
+    state.add_table(Table("balances", 0x40, j, BYTES_KEY, int))
+    state.add_table(Table("ledger", 0x41, j, BYTES_KEY, Ledger))
+    state.add_table(Table("withdrawals", 0x42, j, int_key(8), WithdrawalRecord))
     state.tables["ledger"].put(b"", Ledger())
 
 

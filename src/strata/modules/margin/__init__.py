@@ -35,9 +35,8 @@ from collections.abc import Callable, Sequence
 
 import msgspec
 
-from strata.core.codec import encode
 from strata.core.units import PPM
-from strata.state.store import State, Table
+from strata.state.store import BYTES_KEY, State, Table
 
 
 class Position(msgspec.Struct, frozen=True, array_like=True):
@@ -82,12 +81,8 @@ class MarketRiskParams(msgspec.Struct, frozen=True):
     maintenance_margin_ppm: int
 
 
-def _identity(key: bytes) -> bytes:
-    return key
-
-
 def register_tables(state: State) -> None:
-    state.add_table(Table("reserved", 0x50, state.journal, _identity, encode))
+    state.add_table(Table("reserved", 0x50, state.journal, BYTES_KEY, int))
 
 
 def get_reserved(state: State, account: bytes) -> int:

@@ -14,9 +14,8 @@ from enum import IntEnum
 
 import msgspec
 
-from strata.core.codec import encode
 from strata.core.errors import ErrorCode, InvalidTransaction
-from strata.state.store import State, Table
+from strata.state.store import State, Table, int_key
 
 
 class MarketStatus(IntEnum):
@@ -45,15 +44,15 @@ class Market(msgspec.Struct, frozen=True, array_like=True, kw_only=True):
     status: int = MarketStatus.ACTIVE
 
 
-def encode_market_key(market_id: int) -> bytes:
-    return market_id.to_bytes(4, "big")
+MARKET_KEY = int_key(4)
+"""Market ids as 4 big-endian bytes."""
 
 
 def register_tables(state: State) -> None:
     """Create this module's tables in a new state."""
     j = state.journal
-    state.add_table(Table("markets", 0x20, j, encode_market_key, encode))
-    state.add_table(Table("market_seq", 0x21, j, encode_market_key, encode))
+    state.add_table(Table("markets", 0x20, j, MARKET_KEY, Market))
+    state.add_table(Table("market_seq", 0x21, j, MARKET_KEY, int))
 
 
 def check_market_params(market: Market) -> None:

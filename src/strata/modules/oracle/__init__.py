@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import msgspec
 
-from strata.core.codec import encode
-from strata.modules.markets import encode_market_key
+from strata.modules.markets import MARKET_KEY
 from strata.state.store import State, Table
 
 
@@ -28,7 +27,7 @@ class OracleRecord(msgspec.Struct, frozen=True, array_like=True):
 
 
 def register_tables(state: State) -> None:
-    state.add_table(Table("oracle", 0x30, state.journal, encode_market_key, encode))
+    state.add_table(Table("oracle", 0x30, state.journal, MARKET_KEY, OracleRecord))
 
 
 def get_oracle(state: State, market_id: int) -> OracleRecord | None:
