@@ -84,6 +84,7 @@ class Table(Generic[K, V]):
         "data",
         "decode_key",
         "decode_value",
+        "dirty",
         "encode_key",
         "encode_value",
         "journal",
@@ -102,6 +103,9 @@ class Table(Generic[K, V]):
         self.encode_value: Callable[[V], bytes] = encode
         self.decode_value: Callable[[bytes], V] = msgspec.msgpack.Decoder(value_type).decode
         self.data: dict[K, V] = {}
+        self.dirty: set[K] = set()
+        """Keys written since the commitment last consumed them (an incremental state root
+        rehashes only these). Never iterated in ring 0 without sorting."""
 
     def get(self, key: K) -> V | None:
         return self.data.get(key)
@@ -112,6 +116,7 @@ class Table(Generic[K, V]):
         if undo is not None:
             undo.append((data, key, data.get(key, _MISSING)))
         data[key] = value
+        self.dirty.add(key)
 
     def delete(self, key: K) -> None:
         data = self.data
@@ -121,6 +126,7 @@ class Table(Generic[K, V]):
         if undo is not None:
             undo.append((data, key, data[key]))
         del data[key]
+        self.dirty.add(key)
 
     def copy(self, journal: Journal) -> Table[K, V]:
         """An independent copy on ``journal`` (records are immutable, so the map is copied)."""
@@ -133,6 +139,7 @@ class Table(Generic[K, V]):
         clone.encode_value = self.encode_value
         clone.decode_value = self.decode_value
         clone.data = dict(self.data)
+        clone.dirty = set(self.dirty)
         return clone
 
     def load(self, key_bytes: bytes, value_bytes: bytes) -> None:
@@ -164,13 +171,17 @@ class ChainTip(msgspec.Struct, frozen=True, array_like=True):
 class State:
     """All consensus state. Construct through ``stf.genesis``; copy with ``stf.copy_state``."""
 
-    __slots__ = ("books", "journal", "tables", "tip")
+    __slots__ = ("books", "commitment", "journal", "tables", "tip")
 
     def __init__(self) -> None:
         self.journal = Journal()
         self.tables: dict[str, Table[Any, Any]] = {}
         self.books: dict[int, Any] = {}
         self.tip = ChainTip(-1, 0, bytes(32))
+        self.commitment: Any = None
+        """How the state root is computed: ``None`` for the readable reference tree over every
+        entry, or an incremental commitment (``stf.commitment``) that rehashes only dirty keys
+        and must give the same root."""
 
     def table(self, name: str) -> Table[Any, Any]:
         return self.tables[name]

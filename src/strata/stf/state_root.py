@@ -18,8 +18,17 @@ def iter_state_leaves(state: State) -> Iterator[tuple[bytes, bytes]]:
         yield from compute_book_leaves(state.books[market_id])
 
 
+def clear_changes(state: State) -> None:
+    """Forget the dirty marks of tables and books (the reference root needs none)."""
+    for table in state.tables.values():
+        table.dirty.clear()
+    for book in state.books.values():
+        book.dirty.clear()
+
+
 def compute_state_root(state: State) -> bytes:
-    """The root committing to all consensus state.
+    """The root committing to all consensus state: by the reference tree over every entry, or by
+    the state's incremental commitment when one is attached (the same bytes).
 
     Raises
     ------
@@ -28,4 +37,9 @@ def compute_state_root(state: State) -> bytes:
     """
     if state.is_journal_open():
         raise InvariantViolation(ErrorCode.JOURNAL_OPEN, "state root with an open journal")
+    commitment = state.commitment
+    if commitment is not None:
+        root: bytes = commitment.compute_root(state)
+        return root
+    clear_changes(state)
     return compute_root_from_pairs(iter_state_leaves(state))

@@ -147,6 +147,7 @@ class Book:
         "_heaps",
         "_levels",
         "_orders",
+        "dirty",
         "market_id",
         "max_open_orders_per_owner",
     )
@@ -160,6 +161,9 @@ class Book:
         self._gc_at = [_GC_MIN, _GC_MIN]
         self._by_owner: dict[bytes, dict[int, Order]] = {}
         self._by_client: dict[tuple[bytes, int], Order] = {}
+        self.dirty: set[int] = set()
+        """Ids of orders the chain changed since the commitment last consumed them (marked by
+        ``clearing.matching``; an incremental state root rehashes only these)."""
 
     # ------------------------------------------------------------------ reads
 

@@ -178,6 +178,7 @@ def process_market_matching(
     """
     market_id = market.market_id
     qptl = market.quote_per_tick_lot
+    dirty = book.dirty  # every order this phase changes, for an incremental state root
 
     # --- cancels ---
     for cancel in cancels:
@@ -186,6 +187,7 @@ def process_market_matching(
             mine = book.orders_of(cancel.owner)
             for order in mine:
                 book.cancel(order.order_id)
+                dirty.add(order.order_id)
                 _delta(deltas, order.owner).release_quote += order.reserved_quote
                 out.append(
                     _order_update(
@@ -216,6 +218,7 @@ def process_market_matching(
             )
             continue
         book.cancel(found.order_id)
+        dirty.add(found.order_id)
         _delta(deltas, found.owner).release_quote += found.reserved_quote
         reason = OrderReason.CANCELED_BY_USER
         if cancel.modify is not None:
@@ -296,6 +299,7 @@ def process_market_matching(
             op.reserved_quote,
         )
         result = book.place(order, _TIF[op.tif], reduce_only_cap)
+        dirty.add(order_id)
 
         fills = result.fills
         # Makers removed during this placement (self-trade, reduce-only) report once, after
@@ -312,6 +316,7 @@ def process_market_matching(
             levels = 0
             for fill in fills:
                 maker = fill.maker
+                dirty.add(maker.order_id)
                 price = fill.price_ticks
                 qty = fill.size_lots
                 if price != last_price:
@@ -366,6 +371,7 @@ def process_market_matching(
             w.levels += levels
 
         for canceled, reason in result.canceled:
+            dirty.add(canceled.order_id)
             _delta(deltas, canceled.owner).release_quote += canceled.reserved_quote
             canceled.reserved_quote = 0
             out.append(
