@@ -1,0 +1,1 @@
+"""Ring 2 adapters: the implementations of the ports (storage now; DA and settlement later)."""

@@ -1,0 +1,560 @@
+"""Incremental sparse Merkle tree: persistent, content-addressed nodes updated once per block.
+
+Same roots and proofs as the reference tree of :mod:`strata.core.merkle` (its docstring is the
+spec), proven equal by ``tests/differential/test_smt_vs_reference.py``. Pure: no I/O here; nodes
+are read through a :class:`NodeSource` port (an LMDB adapter in the node, :class:`MemoryNodeSource`
+in tests and benchmarks).
+
+Layout
+------
+The reference's layout, unchanged: binary, a path bit per level (``0`` left), a subtree holding a
+single leaf *is* that leaf (it sits at the shallowest depth where it is alone), an empty subtree is
+``EMPTY`` and is never stored. A node is stored under its hash, ``sha256(encoding)``::
+
+    leaf      0x00 || path (32) || value_hash (32)     65 bytes
+    internal  0x01 || left (32) || right (32)          65 bytes
+
+These are exactly the bytes the reference hashes, so a node's key is its hash: a node read back
+can be checked against the key it was asked for (:class:`CorruptNodeError`), and two trees that
+share a subtree share its nodes. A leaf's encoding names its full path, so leaves need no key
+lookup: a walk ends at a leaf or at ``EMPTY``.
+
+Why binary and not 16-ary (Jellyfish): measured in ``docs/state-tree.md``. In short, a 16-ary
+node must still commit to the binary root (the root is the spec), so it stores or recomputes the
+15 binary hashes inside it: per updated key it rewrites ~5 fat nodes instead of ~20 thin ones
+but hashes as much, and in Python the hashing and the per-node interpretive work dominate, not
+the node reads. Binary keeps the store a plain ``hash -> 65 bytes`` map and the code a transcription
+of the spec.
+
+Update algorithm
+----------------
+:meth:`SparseMerkleTree.apply` takes a whole block's changes (key -> value, ``None`` = delete),
+hashes them to ``(path, value_hash)`` and sorts them by path. One recursion over the old tree then
+visits every node on a changed path exactly once, splitting the sorted changes on the node's bit
+(one ``bisect`` on the paths as integers), so a node shared by many changed paths (the root, the
+top levels) is read and rehashed once per block, never once per key:
+
+- no change under a node: keep its hash, read nothing;
+- ``EMPTY``: build the subtree of the inserted leaves;
+- a leaf: merge it with the changes (a change with its path replaces or deletes it) and build the
+  subtree of the survivors (the leaf is pushed down if keys arrive next to it);
+- an internal node: recurse into both children, then join: both ``EMPTY`` -> ``EMPTY``; one side
+  ``EMPTY`` and the other a single leaf -> that leaf (a leaf pulled up after deletes); otherwise
+  a new internal node.
+
+Every node built is recorded in ``TreeUpdate.new_nodes`` and every old node on a changed path in a
+``replaced`` list; ``stale_nodes`` is ``replaced`` minus ``new_nodes``: the nodes of the old root
+that the new root no longer reaches (a node's hash fixes its position in a tree, so a replaced
+node can only survive as one that was rebuilt, e.g. a leaf moved to another depth).
+
+Versioning and pruning
+----------------------
+The store keeps the roots of the last ``N`` heights and writes ``new_nodes`` of every update.
+Nodes are content-addressed, so a node can go stale at height ``h`` and be *re-created* at a later
+height ``h' > h`` (a value set back to an old one, a key deleted and re-inserted): a stale record
+alone does not make a node deletable. The rule:
+
+* every update's ``new_nodes`` lists *every* node it built, including nodes identical to ones
+  already in the source or reachable from an older root (re-created nodes are never filtered);
+* the store records, per node, ``created_at[n]`` = the last height whose ``new_nodes`` held ``n``,
+  and, per height ``h``, the ``stale_nodes`` of the update that produced height ``h``;
+* once the root of height ``h - 1`` leaves the retained window (every retained root is at a height
+  ``>= h``), for each ``n`` staled at ``h``: delete ``n`` if ``created_at[n] < h``, else keep it
+  (it was re-created after ``h``; if it goes stale again, that later stale record deletes it).
+
+Why it is safe: ``n`` is unreachable from the root of ``h``; a later root can reach it only if some
+update between them built it (a node reachable from a new root is either built by that update or
+reachable from the previous root), which sets ``created_at[n] > h``. Why nothing leaks: a node that
+is unreachable from every retained root was last staled at some height after its last creation,
+and that record deletes it. :func:`compute_prunable` applies the rule to in-memory records (tests
+use it; the LMDB store keeps the same two records in tables).
+
+Complexity
+----------
+For ``k`` changed keys in a tree of ``n`` keys (depth about ``log2 n``), an update reads and builds
+about ``k * (log2 n - log2 k + 2)`` nodes (the top ``log2 k`` levels are shared) and hashes as many
+65-byte strings; ``stale_nodes`` and ``new_nodes`` have that size too. A proof or a lookup reads
+``log2 n`` nodes. :meth:`SparseMerkleTree.iter_leaves` reads every node.
+
+Known limitations
+-----------------
+- Node reads go through a bounded generational cache (two dicts, the older dropped whole when the
+  younger fills), not a true LRU: cheap, and the hot top levels stay resident.
+- Nodes built since the last :meth:`SparseMerkleTree.mark_persisted` stay in memory (``pending``)
+  until the caller says the store holds them; several blocks may be applied in between.
+- Recursion depth is bounded by 256 (the path length), well under Python's limit.
+- A missing node raises :class:`MissingNodeError`, a node whose bytes do not hash to its key
+  raises :class:`CorruptNodeError`; the tree is left unchanged by a failed :meth:`apply`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final, Protocol
+
+from strata.core.merkle import (
+    EMPTY,
+    HASH_BYTES,
+    LEAF_PREFIX,
+    NODE_PREFIX,
+    SparseMerkleProof,
+    compute_path,
+    compute_value_hash,
+    get_path_bit,
+)
+
+NODE_BYTES: Final = 1 + 2 * HASH_BYTES
+"""Length of every node encoding (leaf or internal)."""
+
+LEAF_TAG: Final = 0
+NODE_TAG: Final = 1
+
+DEFAULT_CACHE_NODES: Final = 1 << 18
+"""Default node cache size: 262,144 nodes, about 50 MB; the top 17 levels of the tree."""
+
+_TOP_BIT: Final = 8 * HASH_BYTES - 1
+
+_sha256 = hashlib.sha256
+
+
+class MissingNodeError(LookupError):
+    """A node reachable from the root is not in the source (a pruning or storage fault)."""
+
+
+class CorruptNodeError(ValueError):
+    """A node read from the source does not hash to the key it was stored under."""
+
+
+class NodeSource(Protocol):
+    """Read port of a node store: ``node_hash -> encoding`` (65 bytes), ``None`` if absent."""
+
+    def get_node(self, node_hash: bytes) -> bytes | None: ...
+
+
+class MemoryNodeSource:
+    """A dict-backed :class:`NodeSource` for tests and benchmarks."""
+
+    __slots__ = ("nodes",)
+
+    def __init__(self, nodes: Mapping[bytes, bytes] | None = None) -> None:
+        self.nodes: dict[bytes, bytes] = dict(nodes) if nodes is not None else {}
+
+    def get_node(self, node_hash: bytes) -> bytes | None:
+        return self.nodes.get(node_hash)
+
+    def put_nodes(self, nodes: Mapping[bytes, bytes]) -> None:
+        self.nodes.update(nodes)
+
+    def delete_nodes(self, hashes: Iterable[bytes]) -> None:
+        for node_hash in hashes:
+            self.nodes.pop(node_hash, None)
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+
+@dataclass(frozen=True, slots=True)
+class TreeUpdate:
+    """What one :meth:`SparseMerkleTree.apply` did.
+
+    ``root`` is the new root. ``new_nodes`` holds every node the update built (``hash ->
+    encoding``), re-created ones included, so the store must write them all and record their
+    creation height. ``stale_nodes`` lists, without repeats, the nodes reachable from the old root
+    and not from the new one, in no meaningful order; ``EMPTY`` is never in either.
+    """
+
+    root: bytes
+    new_nodes: dict[bytes, bytes]
+    stale_nodes: list[bytes]
+
+
+def encode_leaf(path: bytes, value_hash: bytes) -> bytes:
+    """Return the 65-byte leaf encoding ``0x00 || path || value_hash``."""
+    return LEAF_PREFIX + path + value_hash
+
+
+def encode_internal(left: bytes, right: bytes) -> bytes:
+    """Return the 65-byte internal node encoding ``0x01 || left || right``."""
+    return NODE_PREFIX + left + right
+
+
+def compute_prunable(
+    stale_at: Mapping[int, Sequence[bytes]], created_at: Mapping[bytes, int], oldest_retained: int
+) -> set[bytes]:
+    """Return the nodes that no retained root reaches, by the pruning rule of the module docstring.
+
+    ``stale_at[h]`` is the ``stale_nodes`` of the update that produced height ``h``;
+    ``created_at[n]`` the last height whose ``new_nodes`` held ``n``; the roots retained are those
+    of heights ``>= oldest_retained``. Only records with ``h <= oldest_retained`` are decided
+    (their old root, of height ``h - 1``, is gone); the caller then drops those records.
+    """
+    prunable: set[bytes] = set()
+    for height in sorted(stale_at):
+        if height > oldest_retained:
+            break
+        for node_hash in stale_at[height]:
+            if created_at.get(node_hash, -1) < height:
+                prunable.add(node_hash)
+    return prunable
+
+
+class _Batch:
+    """One update: the sorted changes and what building the new tree produced."""
+
+    __slots__ = ("ints", "load", "new", "paths", "replaced", "vhs")
+
+    def __init__(
+        self,
+        ints: list[int],
+        paths: list[bytes],
+        vhs: list[bytes | None],
+        load: Callable[[bytes], bytes],
+    ) -> None:
+        self.ints = ints
+        self.paths = paths
+        self.vhs = vhs
+        self.load = load
+        self.new: dict[bytes, bytes] = {}
+        self.replaced: list[bytes] = []
+
+    def update(self, node: bytes, depth: int, lo: int, hi: int) -> bytes:
+        """Return the hash of ``node`` (at ``depth``) after the changes ``[lo, hi)`` under it."""
+        if lo == hi:
+            return node
+        if hi - lo == 1:
+            return self.update_one(node, depth, lo)
+        if node == EMPTY:
+            return self._build_survivors(depth, lo, hi, None)
+        encoding = self.load(node)
+        self.replaced.append(node)
+        if encoding[0] == LEAF_TAG:
+            return self._build_survivors(depth, lo, hi, encoding)
+        ints = self.ints
+        shift = _TOP_BIT - depth
+        mid = bisect_left(ints, ((ints[lo] >> shift) | 1) << shift, lo, hi)
+        left = self.update(encoding[1:33], depth + 1, lo, mid)
+        right = self.update(encoding[33:], depth + 1, mid, hi)
+        return self._join(left, right)
+
+    def update_one(self, node: bytes, depth: int, index: int) -> bytes:
+        """:meth:`update` for a single change (most of a block's nodes lie below the depth where
+        the changed paths part): walk down to its leaf or ``EMPTY``, then fold the new bottom up
+        with the siblings, joining as :meth:`_join` does. A change that changes nothing (deleting
+        an absent key, writing the same value) returns ``node`` and records nothing."""
+        path_int = self.ints[index]
+        path = self.paths[index]
+        value_hash = self.vhs[index]
+        bits = format(path_int, "0256b")
+        load = self.load
+        replaced = self.replaced
+        mark = len(replaced)
+        siblings: list[bytes] = []
+        current = node
+        end = depth
+        leaf = b""
+        while current != EMPTY:
+            encoding = load(current)
+            replaced.append(current)
+            if encoding[0] == LEAF_TAG:
+                leaf = encoding
+                break
+            if bits[end] == "1":
+                siblings.append(encoding[1:33])
+                current = encoding[33:]
+            else:
+                siblings.append(encoding[33:])
+                current = encoding[1:33]
+            end += 1
+        new = self.new
+        if leaf and leaf[1:33] != path:
+            if value_hash is None:
+                del replaced[mark:]
+                return node
+            # Another key's leaf occupies the spot: the two leaves part below ``end``.
+            other_int = int.from_bytes(leaf[1:33], "big")
+            pair = [(path_int, path, value_hash), (other_int, leaf[1:33], leaf[33:])]
+            pair.sort()
+            current = self.build(
+                end, [p[0] for p in pair], [p[1] for p in pair], [p[2] for p in pair], 0, 2
+            )
+            current_is_leaf = False
+        elif value_hash is None:
+            if not leaf:
+                del replaced[mark:]
+                return node
+            current = EMPTY
+            current_is_leaf = False
+        else:
+            if leaf and leaf[33:] == value_hash:
+                del replaced[mark:]
+                return node
+            encoding = LEAF_PREFIX + path + value_hash
+            current = _sha256(encoding).digest()
+            new[current] = encoding
+            current_is_leaf = True
+        for level in range(len(siblings) - 1, -1, -1):
+            sibling = siblings[level]
+            if current == EMPTY:
+                if sibling == EMPTY or self._is_leaf(sibling):
+                    current = sibling
+                    current_is_leaf = sibling != EMPTY
+                    continue
+            elif current_is_leaf and sibling == EMPTY:
+                continue
+            if bits[depth + level] == "1":
+                encoding = NODE_PREFIX + sibling + current
+            else:
+                encoding = NODE_PREFIX + current + sibling
+            current = _sha256(encoding).digest()
+            new[current] = encoding
+            current_is_leaf = False
+        return current
+
+    def _join(self, left: bytes, right: bytes) -> bytes:
+        """Hash of an internal position whose children became ``left`` and ``right``."""
+        if left == EMPTY:
+            if right == EMPTY or self._is_leaf(right):
+                return right
+        elif right == EMPTY and self._is_leaf(left):
+            return left
+        encoding = NODE_PREFIX + left + right
+        node = _sha256(encoding).digest()
+        self.new[node] = encoding
+        return node
+
+    def _is_leaf(self, node: bytes) -> bool:
+        encoding = self.new.get(node)
+        if encoding is None:
+            encoding = self.load(node)
+        return encoding[0] == LEAF_TAG
+
+    def _build_survivors(self, depth: int, lo: int, hi: int, leaf: bytes | None) -> bytes:
+        """Build the subtree at ``depth`` of the changes ``[lo, hi)`` that set a value, plus the
+        old ``leaf`` encoding there (if any) unless a change names its path."""
+        ints, paths, vhs = self.ints, self.paths, self.vhs
+        keep = [i for i in range(lo, hi) if vhs[i] is not None]
+        out_ints = [ints[i] for i in keep]
+        out_paths = [paths[i] for i in keep]
+        out_vhs: list[bytes] = [vhs[i] for i in keep]  # type: ignore[misc]
+        if leaf is not None:
+            leaf_int = int.from_bytes(leaf[1:33], "big")
+            at = bisect_left(ints, leaf_int, lo, hi)
+            if at == hi or ints[at] != leaf_int:
+                pos = bisect_left(out_ints, leaf_int)
+                out_ints.insert(pos, leaf_int)
+                out_paths.insert(pos, leaf[1:33])
+                out_vhs.insert(pos, leaf[33:])
+        return self.build(depth, out_ints, out_paths, out_vhs, 0, len(out_ints))
+
+    def build(
+        self,
+        depth: int,
+        ints: list[int],
+        paths: list[bytes],
+        vhs: list[bytes],
+        lo: int,
+        hi: int,
+    ) -> bytes:
+        """Build the subtree at ``depth`` of the sorted leaves ``[lo, hi)`` (sharing ``depth``
+        bits), as the reference's ``_subtree_hash`` does, recording every node."""
+        count = hi - lo
+        if count == 0:
+            return EMPTY
+        if count == 1:
+            encoding = LEAF_PREFIX + paths[lo] + vhs[lo]
+        else:
+            shift = _TOP_BIT - depth
+            mid = bisect_left(ints, ((ints[lo] >> shift) | 1) << shift, lo, hi)
+            left = self.build(depth + 1, ints, paths, vhs, lo, mid)
+            right = self.build(depth + 1, ints, paths, vhs, mid, hi)
+            encoding = NODE_PREFIX + left + right
+        node = _sha256(encoding).digest()
+        self.new[node] = encoding
+        return node
+
+
+class SparseMerkleTree:
+    """The state tree at one root, over a node store; :meth:`apply` moves it to the next root.
+
+    ``source`` holds the persisted nodes; the tree keeps the nodes it built since the last
+    :meth:`mark_persisted` (``pending``) and a bounded cache of ``cache_nodes`` nodes read from the
+    source (``0`` disables it). ``verify_nodes`` checks every node read from the source against its
+    hash (one extra SHA-256 per source read; cache hits are not re-checked).
+    """
+
+    __slots__ = ("_cache_limit", "_old", "_root", "_source", "_verify", "_young", "pending")
+
+    def __init__(
+        self,
+        source: NodeSource,
+        root: bytes = EMPTY,
+        cache_nodes: int = DEFAULT_CACHE_NODES,
+        *,
+        verify_nodes: bool = True,
+    ) -> None:
+        if len(root) != HASH_BYTES:
+            raise ValueError(f"root must be {HASH_BYTES} bytes, got {len(root)}")
+        self._source = source
+        self._root = bytes(root)
+        self._cache_limit = max(0, cache_nodes) // 2
+        self._young: dict[bytes, bytes] = {}
+        self._old: dict[bytes, bytes] = {}
+        self._verify = verify_nodes
+        self.pending: dict[bytes, bytes] = {}
+
+    @property
+    def root(self) -> bytes:
+        """The current root (``EMPTY`` for the empty map)."""
+        return self._root
+
+    # -- Node reads ------------------------------------------------------------------------------
+
+    def get_node(self, node_hash: bytes) -> bytes:
+        """Return the encoding of ``node_hash`` from pending nodes, the cache or the source.
+
+        Raises :class:`MissingNodeError` if no one has it and :class:`CorruptNodeError` if the
+        source returns bytes that do not hash to ``node_hash``.
+        """
+        encoding = self.pending.get(node_hash)
+        if encoding is not None:
+            return encoding
+        encoding = self._young.get(node_hash)
+        if encoding is not None:
+            return encoding
+        encoding = self._old.get(node_hash)
+        if encoding is None:
+            encoding = self._source.get_node(node_hash)
+            if encoding is None:
+                raise MissingNodeError(f"node {node_hash.hex()} is not in the store")
+            if self._verify and (
+                len(encoding) != NODE_BYTES or _sha256(encoding).digest() != node_hash
+            ):
+                raise CorruptNodeError(f"node {node_hash.hex()} does not match its bytes")
+        if self._cache_limit:
+            young = self._young
+            if len(young) >= self._cache_limit:
+                self._old = young
+                young = self._young = {}
+            young[node_hash] = encoding
+        return encoding
+
+    def _make_loader(self) -> Callable[[bytes], bytes]:
+        """:meth:`get_node`, or without a cache a leaner closure over the same reads."""
+        if self._cache_limit:
+            return self.get_node
+        pending_get = self.pending.get
+        source_get = self._source.get_node
+        verify = self._verify
+
+        def load(node_hash: bytes) -> bytes:
+            encoding = pending_get(node_hash)
+            if encoding is None:
+                encoding = source_get(node_hash)
+                if encoding is None:
+                    raise MissingNodeError(f"node {node_hash.hex()} is not in the store")
+                if verify and (len(encoding) != NODE_BYTES or _sha256(encoding).digest() != node_hash):
+                    raise CorruptNodeError(f"node {node_hash.hex()} does not match its bytes")
+            return encoding
+
+        return load
+
+    def mark_persisted(self) -> None:
+        """Forget the pending nodes: the caller's store now holds every ``new_nodes`` so far."""
+        self.pending = {}
+
+    # -- Updates ---------------------------------------------------------------------------------
+
+    def apply(self, changes: Mapping[bytes, bytes | None]) -> TreeUpdate:
+        """Apply a block's changes (key -> new value, ``None`` deletes) at once; move the root.
+
+        Deleting an absent key is a no-op. Returns the :class:`TreeUpdate`; the tree keeps the new
+        nodes pending until :meth:`mark_persisted`. On an exception the tree is unchanged.
+        """
+        return self.apply_paths(
+            {
+                compute_path(key): None if value is None else compute_value_hash(value)
+                for key, value in changes.items()
+            }
+        )
+
+    def apply_paths(self, changes: Mapping[bytes, bytes | None]) -> TreeUpdate:
+        """:meth:`apply` at the path level: ``path -> value_hash`` (``None`` deletes).
+
+        Raises ``ValueError`` if a path or value hash is not 32 bytes.
+        """
+        items = sorted(changes.items())
+        paths = [path for path, _ in items]
+        vhs = [value_hash for _, value_hash in items]
+        for path, value_hash in items:
+            if len(path) != HASH_BYTES or (
+                value_hash is not None and len(value_hash) != HASH_BYTES
+            ):
+                raise ValueError("paths and value hashes must be 32 bytes")
+        ints = [int.from_bytes(path, "big") for path in paths]
+        batch = _Batch(ints, paths, vhs, self._make_loader())
+        root = batch.update(self._root, 0, 0, len(items))
+        new = batch.new
+        stale = [node for node in dict.fromkeys(batch.replaced) if node not in new]
+        self.pending.update(new)
+        self._root = root
+        return TreeUpdate(root=root, new_nodes=new, stale_nodes=stale)
+
+    # -- Reads -----------------------------------------------------------------------------------
+
+    def _descend(self, path: bytes, root: bytes | None) -> tuple[list[bytes], bytes]:
+        """Walk ``path`` from ``root`` to the single leaf or ``EMPTY`` where it ends.
+
+        Returns the siblings (root side first) and the encoding of the leaf, or ``b""``.
+        """
+        node = self._root if root is None else root
+        siblings: list[bytes] = []
+        depth = 0
+        while node != EMPTY:
+            encoding = self.get_node(node)
+            if encoding[0] == LEAF_TAG:
+                return siblings, encoding
+            if get_path_bit(path, depth) == 0:
+                node = encoding[1:33]
+                siblings.append(encoding[33:])
+            else:
+                node = encoding[33:]
+                siblings.append(encoding[1:33])
+            depth += 1
+        return siblings, b""
+
+    def prove(self, key: bytes, root: bytes | None = None) -> SparseMerkleProof:
+        """Return the reference's inclusion or exclusion proof of ``key`` under ``root``.
+
+        ``root`` defaults to the current root; any root whose nodes the store still holds works.
+        """
+        path = compute_path(key)
+        siblings, leaf = self._descend(path, root)
+        occupant = None
+        if leaf and leaf[1:33] != path:
+            occupant = (leaf[1:33], leaf[33:])
+        return SparseMerkleProof(siblings=tuple(siblings), leaf=occupant)
+
+    def get_value_hash(self, key: bytes, root: bytes | None = None) -> bytes | None:
+        """Return ``sha256(value)`` of ``key`` under ``root`` (default: current), or ``None``."""
+        path = compute_path(key)
+        _, leaf = self._descend(path, root)
+        if leaf and leaf[1:33] == path:
+            return leaf[33:]
+        return None
+
+    def iter_leaves(self, root: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        """Yield every ``(path, value_hash)`` under ``root`` (default: current), in path order."""
+        stack = [self._root if root is None else root]
+        while stack:
+            node = stack.pop()
+            if node == EMPTY:
+                continue
+            encoding = self.get_node(node)
+            if encoding[0] == LEAF_TAG:
+                yield encoding[1:33], encoding[33:]
+            else:
+                stack.append(encoding[33:])
+                stack.append(encoding[1:33])
