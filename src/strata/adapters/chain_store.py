@@ -6,12 +6,15 @@ Layout (named databases of one environment under ``DATA_DIR/chain/``)
 database        key                                      value
 ==============  =======================================  ==========================================
 ``meta``        ``format``, ``genesis``, ``tip``,        format tag; genesis config (JSON); the
-                ``checkpoint``                           last acknowledged block; the checkpoint
+                ``checkpoint``, ``base``, ``pruned``     last acknowledged block; the checkpoint;
+                                                         the first height with a header (0, or the
+                                                         snapshot height); the oldest height whose
+                                                         tree and history survive pruning
 ``blocks``      height (8 B)                             checksummed canonical block bytes
 ``headers``     height (8 B)                             checksummed canonical header bytes
 ``receipts``    height (8 B)                             checksummed receipts and block events
 ``state``       state key                                value at the checkpoint height
-``history``     state key ‖ height (8 B)                 the value *before* the block at ``height``
+``history``     height (8 B) ‖ state key                 the value *before* the block at ``height``
                                                          changed it (``0x00`` absent, ``0x01 v``)
 ``nodes``       node hash                                tree node encoding (``state/smt.py``)
 ``born``        node hash                                height (8 B) it was last written
@@ -26,10 +29,41 @@ re-executes the acknowledged blocks after it with the same ``apply_block`` (whic
 root against the stored headers), so an acknowledged block survives ``kill -9`` and no block is
 ever half there.
 
-Recovery refuses, with :class:`StoreError`, a database whose contents do not check out: a record
-whose checksum fails, a checkpoint whose state does not hash to its header's root, a tree that
-does not reach that root, a block that does not re-execute to its header. Nothing is repaired or
-overwritten silently.
+Recovery refuses, with :class:`StoreError`, a database whose contents do not check out: a data
+file shorter than the pages LMDB says it uses (truncated), a record whose checksum fails (every
+header, block and receipts record is checked at open), a header that does not link to its
+parent, a tree node whose bytes do not hash to its key (every node is checked at open), a
+checkpoint whose state does not hash to its header's root, a tree that does not reach that root,
+a block that does not re-execute to its header. Nothing is repaired or overwritten silently. The
+full scan costs a read of the whole file at open; ``open(..., full_check=False)`` skips the scans
+of records and nodes that recovery itself does not read (the checkpoint and the replayed blocks
+are always checked). Values at older heights (``history``) are checked when read: :meth:`read`
+compares every value with the leaf of the tree at that height.
+
+Reads at a height
+-----------------
+:meth:`ChainStore.read` serves the retained window, the last ``retain_heights`` heights (never
+below the snapshot base nor below what pruning kept). The value at height ``h``: for ``h`` at or
+after the checkpoint, the newest in-memory change of a block ``<= h`` since the checkpoint, else
+the ``state`` value; for ``h`` before it, the ``history`` record of the key at the first height
+``> h`` that has one (the value before that block changed it), else the ``state`` value. The
+proof comes from the tree at the root of header ``h`` (nodes of every retained root are in
+``nodes`` or still pending in the tree).
+
+Snapshots
+---------
+:meth:`ChainStore.export_snapshot` writes the genesis config, the header at ``H`` and every state
+entry at ``H`` in key order; :meth:`ChainStore.import_snapshot` checks the file's checksum and
+that the entries hash to the header's state root, then creates a store whose tip is ``H``. The
+file format (version 1)::
+
+    magic      8 bytes   b"STRSNAP\\x00"
+    frame*     4-byte big-endian length n (n > 0) ‖ n bytes of msgpack
+               frame 0: [version, height, genesis JSON, canonical header bytes, entry count]
+               frames 1..: [[key, value], ...] at most 4,096 entries each, keys strictly
+               increasing across frames
+    end        4 zero bytes
+    trailer    32 bytes: sha256 of every byte before it (magic through end)
 """
 
 from __future__ import annotations
@@ -37,18 +71,40 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import pairwise, repeat
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Final
 
 import lmdb
 import msgspec
 
 from strata.core.codec import encode
-from strata.core.errors import ChainError
-from strata.core.merkle import EMPTY
-from strata.state.smt import CorruptNodeError, MissingNodeError, SparseMerkleTree, TreeUpdate
+from strata.core.merkle import (
+    EMPTY,
+    LEAF_PREFIX,
+    SparseMerkleProof,
+    compute_path,
+    compute_value_hash,
+    get_path_bit,
+)
+from strata.state.smt import (
+    NODE_BYTES,
+    CorruptNodeError,
+    MemoryNodeSource,
+    MissingNodeError,
+    SparseMerkleTree,
+    TreeUpdate,
+)
 from strata.state.store import ChainTip, State
-from strata.stf.block import Block, BlockEvents, BlockOutput, Header, Receipt, decode_block
+from strata.stf.block import (
+    Block,
+    BlockEvents,
+    BlockOutput,
+    Header,
+    Receipt,
+    compute_header_hash,
+    decode_block,
+)
 from strata.stf.commitment import IncrementalCommitment
 from strata.stf.genesis import GenesisConfig, make_genesis
 from strata.stf.params import ChainParams
@@ -69,6 +125,11 @@ _DATABASES = (
     b"stale",
 )
 
+SNAPSHOT_MAGIC: Final = b"STRSNAP\x00"
+SNAPSHOT_VERSION: Final = 1
+_SNAPSHOT_CHUNK: Final = 4096
+_SNAPSHOT_MAX_FRAME: Final = 1 << 30
+
 
 class StoreError(Exception):
     """The store cannot be used as it is: the message says what did not check out, and where."""
@@ -84,10 +145,21 @@ class _ReceiptsRecord(msgspec.Struct, frozen=True, array_like=True):
     block_events: BlockEvents
 
 
+class _SnapshotHead(msgspec.Struct, frozen=True, array_like=True):
+    version: int
+    height: int
+    genesis: bytes
+    header: bytes
+    entries: int
+
+
 _HEADER = msgspec.msgpack.Decoder(Header)
 _TIP = msgspec.msgpack.Decoder(ChainTip)
 _CHECKPOINT = msgspec.msgpack.Decoder(_Checkpoint)
 _RECEIPTS = msgspec.msgpack.Decoder(_ReceiptsRecord)
+_SNAPSHOT_HEAD = msgspec.msgpack.Decoder(_SnapshotHead)
+_SNAPSHOT_CHUNK_DECODER = msgspec.msgpack.Decoder(list[tuple[bytes, bytes]])
+_HEIGHT = msgspec.msgpack.Decoder(int)
 
 
 def _height_key(height: int) -> bytes:
@@ -116,16 +188,33 @@ class _Pending:
 
 
 class _NodeSource:
-    """The tree's nodes as LMDB holds them (the tree keeps those not yet checkpointed)."""
+    """The tree's nodes as LMDB holds them (the tree keeps those not yet checkpointed).
+
+    ``txn``, when set (during a read), is used instead of a fresh read transaction per node.
+    """
 
     def __init__(self, env: lmdb.Environment, db: Any) -> None:
         self._env = env
         self._db = db
+        self.txn: lmdb.Transaction | None = None
 
     def get_node(self, node_hash: bytes) -> bytes | None:
-        with self._env.begin(db=self._db) as txn:
-            found = txn.get(node_hash)
+        txn = self.txn
+        if txn is not None:
+            found = txn.get(node_hash, db=self._db)
+        else:
+            with self._env.begin(db=self._db) as txn:
+                found = txn.get(node_hash)
         return None if found is None else bytes(found)
+
+
+def _check_data_file(path: Path, env: lmdb.Environment) -> None:
+    """Refuse a data file shorter than the pages LMDB's meta page says are in use (a truncated
+    file would otherwise be mapped past its end, and reading there kills the process)."""
+    size = (path / "data.mdb").stat().st_size
+    used = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
+    if size < used:
+        raise StoreError(f"data.mdb is truncated: {size} bytes on disk, {used} bytes in use")
 
 
 class ChainStore:
@@ -143,6 +232,8 @@ class ChainStore:
         checkpoint_every: int,
         retain_heights: int,
     ) -> None:
+        if checkpoint_every < 1 or retain_heights < 1:
+            raise StoreError("checkpoint_every and retain_heights must be at least 1")
         self._env = env
         self._dbs: dict[bytes, Any] = {name: env.open_db(name) for name in _DATABASES}
         self.params = params
@@ -158,6 +249,10 @@ class ChainStore:
         self.state: State = State()
         self.tip = ChainTip(-1, 0, bytes(32))
         self.checkpoint_height = -1
+        self.base_height = 0
+        """The first height whose header the store holds (0, or the height of a snapshot)."""
+        self.pruned_height = 0
+        """The oldest height whose tree and history pruning has kept."""
 
     # ------------------------------------------------------------------ opening
 
@@ -188,32 +283,65 @@ class ChainStore:
         map_size: int = 1 << 36,
     ) -> ChainStore:
         """Create a new store holding the genesis state (refuses a non-empty directory)."""
+        state, header = make_genesis(genesis)
+        return cls._initialize(
+            path,
+            genesis,
+            state,
+            header,
+            checkpoint_every=checkpoint_every,
+            retain_heights=retain_heights,
+            map_size=map_size,
+        )
+
+    @classmethod
+    def _initialize(
+        cls,
+        path: Path,
+        genesis: GenesisConfig,
+        state: State,
+        header: Header,
+        *,
+        checkpoint_every: int,
+        retain_heights: int,
+        map_size: int,
+        tree: SparseMerkleTree | None = None,
+        update: TreeUpdate | None = None,
+    ) -> ChainStore:
+        """Write a new store whose tip and checkpoint are ``header`` with post-state ``state``
+        (genesis, or a snapshot); ``tree``/``update`` may carry the tree already built."""
         if (path / "data.mdb").exists():
             raise StoreError(f"{path}: a chain database already exists here; refusing to overwrite")
+        entries = sorted(iter_state_leaves(state))
+        if tree is None or update is None:
+            tree = SparseMerkleTree(MemoryNodeSource())
+            update = tree.apply(dict(entries))
+        if update.root != header.state_root:
+            raise StoreError(f"height {header.height}: the tree root differs from the header's")
         env = cls._open_env(path, map_size)
         store = cls(env, genesis.params, genesis, checkpoint_every, retain_heights)
-        state, header = make_genesis(genesis)
+        height = header.height
+        tip = ChainTip(height, header.timestamp_ms, compute_header_hash(header))
         with env.begin(write=True) as txn:
             meta = store._dbs[b"meta"]
             txn.put(b"format", FORMAT, db=meta)
             txn.put(b"genesis", _seal(msgspec.json.encode(genesis)), db=meta)
-            txn.put(_height_key(0), _seal(encode(header)), db=store._dbs[b"headers"])
-            txn.put(b"tip", _seal(encode(state.tip)), db=meta)
-            state_db = store._dbs[b"state"]
-            for key, value in iter_state_leaves(state):
-                txn.put(key, value, db=state_db)
-            tree = SparseMerkleTree(store._nodes)
-            update = tree.apply(dict(iter_state_leaves(state)))
-            tree.mark_persisted()
-            if update.root != header.state_root:
-                raise StoreError("genesis: the tree root differs from the reference root (a bug)")
-            store._write_nodes(txn, update, 0)
-            txn.put(b"checkpoint", _seal(encode(_Checkpoint(0, header.state_root))), db=meta)
+            txn.put(b"base", _seal(encode(height)), db=meta)
+            txn.put(b"pruned", _seal(encode(height)), db=meta)
+            txn.put(_height_key(height), _seal(encode(header)), db=store._dbs[b"headers"])
+            txn.put(b"tip", _seal(encode(tip)), db=meta)
+            txn.cursor(db=store._dbs[b"state"]).putmulti(entries, append=True)
+            store._write_nodes(txn, update, height)
+            txn.put(b"checkpoint", _seal(encode(_Checkpoint(height, header.state_root))), db=meta)
+        persisted = SparseMerkleTree(store._nodes, update.root)
         clear_changes(state)
+        state.tip = tip
+        state.commitment = IncrementalCommitment(persisted)
         store.state = state
-        store.state.commitment = IncrementalCommitment(tree)
-        store.tip = state.tip
-        store.checkpoint_height = 0
+        store.tip = tip
+        store.checkpoint_height = height
+        store.base_height = height
+        store.pruned_height = height
         return store
 
     @classmethod
@@ -224,8 +352,13 @@ class ChainStore:
         checkpoint_every: int = 16,
         retain_heights: int = 64,
         map_size: int = 1 << 36,
+        full_check: bool = True,
     ) -> ChainStore:
         """Open an existing store and recover the state of its last acknowledged block.
+
+        ``full_check`` also verifies every header, block and receipts checksum, the header chain
+        and every tree node (a read of the whole file); without it only what recovery reads is
+        checked.
 
         Raises
         ------
@@ -236,49 +369,52 @@ class ChainStore:
             raise StoreError(f"{path}: no chain database here")
         env = cls._open_env(path, map_size)
         try:
+            _check_data_file(path, env)
             with env.begin() as txn:
-                dbs = {name: env.open_db(name, txn=txn, create=False) for name in _DATABASES}
-                meta = dbs[b"meta"]
+                for name in _DATABASES:
+                    env.open_db(name, txn=txn, create=False)
+                meta = env.open_db(b"meta", txn=txn, create=False)
                 if txn.get(b"format", db=meta) != FORMAT:
-                    raise StoreError(f"{path}: not a {FORMAT.decode()} database")
+                    raise StoreError(f"not a {FORMAT.decode()} database")
                 genesis = msgspec.json.decode(
                     _unseal(_get(txn, b"genesis", meta), "genesis"), type=GenesisConfig
                 )
-        except lmdb.Error as error:
-            raise StoreError(f"{path}: unreadable chain database: {error}") from None
-        except msgspec.DecodeError as error:
-            raise StoreError(f"{path}: genesis record does not decode: {error}") from None
-        store = cls(env, genesis.params, genesis, checkpoint_every, retain_heights)
-        store._recover()
+            store = cls(env, genesis.params, genesis, checkpoint_every, retain_heights)
+            store._recover(full_check)
+        except (lmdb.Error, msgspec.DecodeError, StoreError) as error:
+            env.close()
+            reason = str(error) if isinstance(error, StoreError) else f"unreadable: {error}"
+            raise StoreError(
+                f"{path}: {reason}; the database is refused (nothing was changed: restore it "
+                "from a backup or import a snapshot into a new directory, see docs/storage.md)"
+            ) from None
         return store
 
-    def _recover(self) -> None:
-        try:
-            with self._env.begin() as txn:
-                meta = self._dbs[b"meta"]
-                tip = _TIP.decode(_unseal(_get(txn, b"tip", meta), "tip"))
-                checkpoint = _CHECKPOINT.decode(
-                    _unseal(_get(txn, b"checkpoint", meta), "checkpoint")
-                )
-                header = self._header(txn, checkpoint.height)
-                entries = [(bytes(k), bytes(v)) for k, v in txn.cursor(db=self._dbs[b"state"])]
-        except (lmdb.Error, msgspec.DecodeError) as error:
-            raise StoreError(f"unreadable chain database: {error}") from None
+    def _recover(self, full_check: bool) -> None:
+        with self._env.begin() as txn:
+            meta = self._dbs[b"meta"]
+            tip = _TIP.decode(_unseal(_get(txn, b"tip", meta), "tip"))
+            checkpoint = _CHECKPOINT.decode(_unseal(_get(txn, b"checkpoint", meta), "checkpoint"))
+            self.base_height = _HEIGHT.decode(_unseal(_get(txn, b"base", meta), "base"))
+            self.pruned_height = _HEIGHT.decode(_unseal(_get(txn, b"pruned", meta), "pruned"))
+            header = self._header(txn, checkpoint.height)
+            entries = [(bytes(k), bytes(v)) for k, v in txn.cursor(db=self._dbs[b"state"])]
+            if full_check:
+                self._check_records(txn, tip.height)
+                self._check_nodes(txn)
         if header.state_root != checkpoint.state_root:
             raise StoreError(
                 f"checkpoint at height {checkpoint.height}: its root is not its header's root"
             )
         try:
             state = load_state(entries, ChainTip(header.height, header.timestamp_ms, b""))
-        except ChainError as error:
+        except Exception as error:  # stored bytes of any shape: refuse, whatever the decoder says
             raise StoreError(f"checkpoint state at height {checkpoint.height}: {error}") from None
         if compute_state_root(state) != checkpoint.state_root:
             raise StoreError(
                 f"checkpoint state at height {checkpoint.height} does not hash to its root "
                 "(a value is corrupt)"
             )
-        from strata.stf.block import compute_header_hash
-
         state.tip = ChainTip(header.height, header.timestamp_ms, compute_header_hash(header))
         tree = SparseMerkleTree(self._nodes, checkpoint.state_root)
         if checkpoint.state_root != EMPTY:
@@ -298,13 +434,38 @@ class ChainStore:
             block = self.get_block(height)
             try:
                 output = apply_block(self.state, block, self.params)
-            except ChainError as error:
+            except Exception as error:  # a stored block of any shape: refuse it
                 raise StoreError(
                     f"block {height} does not re-execute to its header: {error}"
                 ) from None
             self._remember(output)
         if self.tip != tip:
             raise StoreError(f"recovered tip {self.tip} differs from the stored tip {tip}")
+
+    def _check_records(self, txn: lmdb.Transaction, tip: int) -> None:
+        """Every header, block and receipts record of ``base..tip`` is there and checks out, and
+        every header links to its parent."""
+        parent = b""
+        for height in range(self.base_height, tip + 1):
+            header = self._header(txn, height)
+            if header.height != height:
+                raise StoreError(f"header {height} holds height {header.height}")
+            if height > self.base_height and header.parent_hash != parent:
+                raise StoreError(f"header {height} does not link to header {height - 1}")
+            parent = compute_header_hash(header)
+        for name, what in ((b"blocks", "block"), (b"receipts", "receipts")):
+            for height in range(self.base_height + 1, tip + 1):
+                record = txn.get(_height_key(height), db=self._dbs[name])
+                if record is None:
+                    raise StoreError(f"{what} {height} is missing")
+                _unseal(bytes(record), f"{what} {height}")
+
+    def _check_nodes(self, txn: lmdb.Transaction) -> None:
+        """Every stored tree node hashes to its key."""
+        sha256 = hashlib.sha256
+        for key, value in txn.cursor(db=self._dbs[b"nodes"]):
+            if len(value) != NODE_BYTES or sha256(value).digest() != key:
+                raise StoreError(f"tree node {bytes(key).hex()} does not match its bytes (corrupt)")
 
     # ------------------------------------------------------------------ writing
 
@@ -318,22 +479,88 @@ class ChainStore:
         if height != self.tip.height + 1:
             raise StoreError(f"block {height} does not follow the tip {self.tip.height}")
         record = _ReceiptsRecord(output.receipts, output.block_events)
+        self._write_block(
+            height, encode(block), encode(block.header), encode(record), self.state.tip
+        )
+        self._remember(output)
+        if height - self.checkpoint_height >= self.checkpoint_every:
+            self.checkpoint()
+
+    def _write_block(
+        self, height: int, block: bytes, header: bytes, receipts: bytes, tip: ChainTip
+    ) -> None:
+        """The block's one durable transaction (``fsync`` on commit): it is acknowledged after."""
         hook = self.fault_hook
         if hook is not None:
             hook("before", height)
         with self._env.begin(write=True) as txn:
             key = _height_key(height)
-            txn.put(key, _seal(encode(block)), db=self._dbs[b"blocks"])
-            txn.put(key, _seal(encode(block.header)), db=self._dbs[b"headers"])
-            txn.put(key, _seal(encode(record)), db=self._dbs[b"receipts"])
-            txn.put(b"tip", _seal(encode(self.state.tip)), db=self._dbs[b"meta"])
+            txn.put(key, _seal(block), db=self._dbs[b"blocks"])
+            txn.put(key, _seal(header), db=self._dbs[b"headers"])
+            txn.put(key, _seal(receipts), db=self._dbs[b"receipts"])
+            txn.put(b"tip", _seal(encode(tip)), db=self._dbs[b"meta"])
             if hook is not None:
                 hook("inside", height)
         if hook is not None:
             hook("after", height)
-        self._remember(output)
+
+    def commit_changes(self, changes: dict[bytes, bytes | None]) -> Header:
+        """Benchmarks only: commit a synthetic block of raw state changes (key -> value, ``None``
+        deletes) through the same path as :meth:`commit_block` minus execution: the tree update
+        (the state root), one durable transaction holding the change set as the block record,
+        and the checkpoint when due. The header carries the new root and empty lists. A store
+        written this way cannot be reopened (its blocks are not blocks)."""
+        height = self.tip.height + 1
+        update = self._tree().apply(changes)
+        header = self._synthetic_header(update.root)
+        tip = ChainTip(height, header.timestamp_ms, compute_header_hash(header))
+        encoded = encode(header)
+        self._write_block(height, encode(sorted(changes.items())), encoded, encode(()), tip)
+        self.tip = tip
+        self.state.tip = tip
+        self._pending.append(_Pending(height, dict(changes), update))
         if height - self.checkpoint_height >= self.checkpoint_every:
             self.checkpoint()
+        return header
+
+    def _synthetic_header(self, root: bytes) -> Header:
+        return Header(
+            chain_id=self.params.chain_id,
+            height=self.tip.height + 1,
+            parent_hash=self.tip.header_hash,
+            timestamp_ms=self.tip.timestamp_ms + 1,
+            gas_used=0,
+            state_root=root,
+            transactions_root=EMPTY,
+            receipts_root=EMPTY,
+            withdrawals_root=EMPTY,
+        )
+
+    def load_synthetic_state(self, entries: dict[bytes, bytes]) -> Header:
+        """Benchmarks only: add ``entries`` to the state as one synthetic block written straight
+        into a checkpoint (values and nodes in key order, no history), for a large state set up
+        quickly. Like :meth:`commit_changes`, the store cannot be reopened afterwards."""
+        self.checkpoint()
+        tree = self._tree()
+        update = tree.apply(entries)
+        header = self._synthetic_header(update.root)
+        height = header.height
+        tip = ChainTip(height, header.timestamp_ms, compute_header_hash(header))
+        with self._env.begin(write=True) as txn:
+            key = _height_key(height)
+            txn.put(key, _seal(b""), db=self._dbs[b"blocks"])
+            txn.put(key, _seal(encode(header)), db=self._dbs[b"headers"])
+            txn.put(key, _seal(encode(())), db=self._dbs[b"receipts"])
+            txn.cursor(db=self._dbs[b"state"]).putmulti(sorted(entries.items()))
+            self._write_nodes(txn, update, height)
+            txn.put(b"tip", _seal(encode(tip)), db=self._dbs[b"meta"])
+            checkpoint = _Checkpoint(height, update.root)
+            txn.put(b"checkpoint", _seal(encode(checkpoint)), db=self._dbs[b"meta"])
+        tree.mark_persisted()
+        self.tip = tip
+        self.state.tip = tip
+        self.checkpoint_height = height
+        return header
 
     def _remember(self, output: BlockOutput) -> None:
         commitment = self.state.commitment
@@ -345,28 +572,55 @@ class ChainStore:
 
     def checkpoint(self) -> None:
         """Write the state, history and tree nodes of every block since the last checkpoint in
-        one transaction, then prune what fell out of the retained window."""
+        one transaction, then prune what fell out of the retained window.
+
+        Writes are ordered for LMDB: history and stale records are appended (their keys start
+        with a height above every stored one), state values and nodes are written in key order
+        (each B-tree page is visited once), and a node built by several blocks is written once
+        with the last height that built it."""
         if not self._pending:
             return
         last = self._pending[-1]
         state_db = self._dbs[b"state"]
-        history_db = self._dbs[b"history"]
+        latest: dict[bytes, bytes | None] = {}
+        history: list[tuple[bytes, bytes]] = []
+        new_nodes: dict[bytes, bytes] = {}
+        born: dict[bytes, bytes] = {}
+        stale: list[bytes] = []
         with self._env.begin(write=True) as txn:
+            get = txn.get
             for pending in self._pending:
-                suffix = _height_key(pending.height)
+                at = _height_key(pending.height)
                 for key in sorted(pending.changes):
-                    value = pending.changes[key]
-                    old = txn.get(key, db=state_db)
-                    txn.put(
-                        key + suffix,
-                        b"\x00" if old is None else b"\x01" + bytes(old),
-                        db=history_db,
-                    )
-                    if value is None:
-                        txn.delete(key, db=state_db)
+                    if key in latest:
+                        old = latest[key]
                     else:
-                        txn.put(key, value, db=state_db)
-                self._write_nodes(txn, pending.update, pending.height)
+                        found = get(key, db=state_db)
+                        old = None if found is None else bytes(found)
+                    history.append((at + key, b"\x00" if old is None else b"\x01" + old))
+                    latest[key] = pending.changes[key]
+                new_nodes.update(pending.update.new_nodes)
+                born.update(dict.fromkeys(pending.update.new_nodes, at))
+                stale.extend(at + node for node in sorted(pending.update.stale_nodes))
+            txn.cursor(db=self._dbs[b"history"]).putmulti(history, append=True)
+            txn.cursor(db=self._dbs[b"stale"]).putmulti(
+                zip(stale, repeat(b"", len(stale)), strict=True), append=True
+            )
+            state_cursor = txn.cursor(db=state_db)
+            for key in sorted(latest):
+                value = latest[key]
+                if value is None:
+                    if state_cursor.set_key(key):
+                        state_cursor.delete()
+                else:
+                    state_cursor.put(key, value)
+            # Iterators, not lists of pairs: ``zip`` reuses its tuple, so millions of pairs
+            # cost no allocations and trigger no garbage collection of the large heap.
+            order = sorted(new_nodes)
+            nodes_cursor = txn.cursor(db=self._dbs[b"nodes"])
+            nodes_cursor.putmulti(zip(order, map(new_nodes.__getitem__, order), strict=True))
+            born_cursor = txn.cursor(db=self._dbs[b"born"])
+            born_cursor.putmulti(zip(order, map(born.__getitem__, order), strict=True))
             if self.fault_hook is not None:
                 self.fault_hook("checkpoint", last.height)
             txn.put(
@@ -374,52 +628,56 @@ class ChainStore:
                 _seal(encode(_Checkpoint(last.height, last.update.root))),
                 db=self._dbs[b"meta"],
             )
-            self._prune(txn, last.height - self.retain_heights)
+            pruned = self._prune(txn, last.height - self.retain_heights)
         self._pending.clear()
-        commitment = self.state.commitment
-        assert isinstance(commitment, IncrementalCommitment)
-        commitment.tree.mark_persisted()
+        self._tree().mark_persisted()
         self.checkpoint_height = last.height
+        self.pruned_height = pruned
 
     def _write_nodes(self, txn: lmdb.Transaction, update: TreeUpdate, height: int) -> None:
-        nodes = self._dbs[b"nodes"]
-        born = self._dbs[b"born"]
-        stale = self._dbs[b"stale"]
+        """Write one update's nodes (a new store's first tree), in key order."""
         at = _height_key(height)
-        for node_hash, node in update.new_nodes.items():
-            txn.put(node_hash, node, db=nodes)
-            txn.put(node_hash, at, db=born)
-        for node_hash in update.stale_nodes:
-            txn.put(at + node_hash, b"", db=stale)
+        order = sorted(update.new_nodes)
+        nodes = update.new_nodes
+        txn.cursor(db=self._dbs[b"nodes"]).putmulti(zip(order, map(nodes.__getitem__, order)))
+        txn.cursor(db=self._dbs[b"born"]).putmulti(zip(order, repeat(at, len(order))))
 
-    def _prune(self, txn: lmdb.Transaction, below: int) -> None:
+    def _prune(self, txn: lmdb.Transaction, below: int) -> int:
         """Delete history and stale nodes of heights below ``below`` (a node re-created after it
-        went stale is kept: it belongs to a newer tree)."""
-        if below <= 0:
-            return
+        went stale is kept: it belongs to a newer tree). Returns the oldest height whose tree and
+        values are still whole, and records it.
+
+        Why ``below - 1`` stays whole: a node staled at ``h`` is reachable from the root of
+        ``h - 1`` only, so deleting the stale records of heights ``< below`` only removes nodes
+        of roots ``<= below - 2``; the value at ``h`` needs the history records of heights
+        ``> h`` only, so ``h = below - 1`` keeps all it needs."""
+        if below - 1 <= self.pruned_height:
+            return self.pruned_height
         limit = _height_key(below)
-        stale = self._dbs[b"stale"]
         born = self._dbs[b"born"]
         nodes = self._dbs[b"nodes"]
-        cursor = txn.cursor(db=stale)
         doomed: list[bytes] = []
-        for key, _ in cursor:
-            if bytes(key[:8]) >= limit:
+        cursor = txn.cursor(db=self._dbs[b"stale"])
+        while cursor.first():
+            key = bytes(cursor.key())
+            if key[:8] >= limit:
                 break
-            doomed.append(bytes(key))
-        for key in doomed:
-            height = key[:8]
             node_hash = key[8:]
             last_born = txn.get(node_hash, db=born)
-            if last_born is not None and bytes(last_born) <= bytes(height):
-                txn.delete(node_hash, db=nodes)
-                txn.delete(node_hash, db=born)
-            txn.delete(key, db=stale)
-        history = self._dbs[b"history"]
-        cursor = txn.cursor(db=history)
-        old: list[bytes] = [bytes(k) for k, _ in cursor if bytes(k[-8:]) < limit]
-        for key in old:
-            txn.delete(key, db=history)
+            if last_born is not None and bytes(last_born) <= key[:8]:
+                doomed.append(node_hash)
+            cursor.delete()
+        doomed.sort()
+        for cursor_db in (nodes, born):
+            cursor = txn.cursor(db=cursor_db)
+            for node_hash in doomed:
+                if cursor.set_key(node_hash):
+                    cursor.delete()
+        cursor = txn.cursor(db=self._dbs[b"history"])
+        while cursor.first() and bytes(cursor.key()[:8]) < limit:
+            cursor.delete()
+        txn.put(b"pruned", _seal(encode(below - 1)), db=self._dbs[b"meta"])
+        return below - 1
 
     # ------------------------------------------------------------------ reading
 
@@ -440,7 +698,9 @@ class ChainStore:
             raise StoreError(f"block {height} is missing")
         try:
             return decode_block(_unseal(bytes(record), f"block {height}"))
-        except ChainError as error:
+        except StoreError:
+            raise
+        except Exception as error:
             raise StoreError(f"block {height} does not decode: {error}") from None
 
     def get_receipts(self, height: int) -> tuple[tuple[Receipt, ...], BlockEvents]:
@@ -452,13 +712,302 @@ class ChainStore:
         return decoded.receipts, decoded.block_events
 
     def iter_blocks(self, first: int = 1) -> Iterator[Block]:
-        for height in range(first, self.tip.height + 1):
+        for height in range(max(first, self.base_height + 1), self.tip.height + 1):
             yield self.get_block(height)
 
-    def close(self) -> None:
-        """Checkpoint what is pending and close the environment (a graceful stop)."""
-        self.checkpoint()
+    def readable_heights(self) -> range:
+        """The heights :meth:`read` and :meth:`export_snapshot` serve: the last
+        ``retain_heights`` heights, never below the snapshot base nor what pruning kept."""
+        newest = self.tip.height
+        oldest = max(self.base_height, self.pruned_height, newest - self.retain_heights + 1)
+        return range(oldest, self.tip.height + 1)
+
+    def _check_readable(self, height: int) -> None:
+        window = self.readable_heights()
+        if height not in window:
+            raise StoreError(
+                f"height {height} is outside the retained window "
+                f"{window.start}..{window.stop - 1} (retain_heights={self.retain_heights})"
+            )
+
+    def _tree(self) -> SparseMerkleTree:
+        commitment = self.state.commitment
+        assert isinstance(commitment, IncrementalCommitment)
+        return commitment.tree
+
+    def _value_at(self, txn: lmdb.Transaction, key: bytes, height: int) -> bytes | None:
+        """The value of ``key`` after block ``height`` (a retained height; see the module
+        docstring)."""
+        if height >= self.checkpoint_height:
+            for pending in reversed(self._pending):
+                if pending.height <= height and key in pending.changes:
+                    return pending.changes[key]
+        else:
+            history = self._dbs[b"history"]
+            for later in range(height + 1, self.checkpoint_height + 1):
+                found = txn.get(_height_key(later) + key, db=history)
+                if found is not None:
+                    return None if found[:1] == b"\x00" else bytes(found[1:])
+        stored = txn.get(key, db=self._dbs[b"state"])
+        return None if stored is None else bytes(stored)
+
+    def read(
+        self, key: bytes, height: int | None = None
+    ) -> tuple[bytes | None, SparseMerkleProof, bytes]:
+        """Return the value of ``key`` after block ``height`` (default: the tip), its inclusion
+        or exclusion proof, and the state root of that height.
+
+        ``core.merkle.verify_proof(root, key, value, proof)`` holds for what is returned: the
+        value is checked against the tree's leaf before it is returned.
+
+        Raises
+        ------
+        StoreError
+            If ``height`` is outside :meth:`readable_heights`, or the stored value does not match
+            the tree (a corrupt record).
+        """
+        if height is None:
+            height = self.tip.height
+        self._check_readable(height)
+        tree = self._tree()
+        path = compute_path(key)
+        try:
+            with self._env.begin() as txn:
+                root = self._header(txn, height).state_root
+                value = self._value_at(txn, key, height)
+                self._nodes.txn = txn
+                try:
+                    siblings, leaf = _descend(tree, path, root)
+                finally:
+                    self._nodes.txn = None
+        except (MissingNodeError, CorruptNodeError) as error:
+            raise StoreError(f"the tree of height {height}: {error}") from None
+        own = bool(leaf) and leaf[1:33] == path
+        if (value is None and own) or (
+            value is not None and not (own and leaf[33:] == compute_value_hash(value))
+        ):
+            raise StoreError(
+                f"key {key.hex()} at height {height}: the stored value does not match the tree "
+                "(a value record is corrupt)"
+            )
+        occupant = (leaf[1:33], leaf[33:]) if leaf and not own else None
+        return value, SparseMerkleProof(siblings=tuple(siblings), leaf=occupant), root
+
+    # ------------------------------------------------------------------ snapshots
+
+    def iter_entries(self, height: int) -> Iterator[tuple[bytes, bytes]]:
+        """Every state entry after block ``height`` (a readable height), in key order."""
+        self._check_readable(height)
+        with self._env.begin() as txn:
+            overrides: dict[bytes, bytes | None] = {}
+            if height >= self.checkpoint_height:
+                for pending in self._pending:
+                    if pending.height <= height:
+                        overrides.update(pending.changes)
+            else:
+                # The first history record after ``height`` of each key holds its value then.
+                cursor = txn.cursor(db=self._dbs[b"history"])
+                if cursor.set_range(_height_key(height + 1)):
+                    for found, value in cursor:
+                        key = bytes(found[8:])
+                        if key not in overrides:
+                            overrides[key] = None if value[:1] == b"\x00" else bytes(value[1:])
+            extra = sorted(overrides)
+            index = 0
+            for found, value in txn.cursor(db=self._dbs[b"state"]):
+                key = bytes(found)
+                while index < len(extra) and extra[index] < key:
+                    pending_value = overrides[extra[index]]
+                    if pending_value is not None:
+                        yield extra[index], pending_value
+                    index += 1
+                if key in overrides:
+                    if index < len(extra) and extra[index] == key:
+                        index += 1
+                    changed = overrides[key]
+                    if changed is not None:
+                        yield key, changed
+                else:
+                    yield key, bytes(value)
+            for key in extra[index:]:
+                changed = overrides[key]
+                if changed is not None:
+                    yield key, changed
+
+    def export_snapshot(
+        self, height: int, file: IO[bytes], progress: Callable[[int], None] | None = None
+    ) -> int:
+        """Write the snapshot of ``height`` (format in the module docstring) to ``file``;
+        return the number of entries. ``progress`` is called with the count written so far."""
+        self._check_readable(height)
+        header = self.get_header(height)
+        entries = list(self.iter_entries(height))
+        digest = hashlib.sha256()
+
+        def write(data: bytes) -> None:
+            digest.update(data)
+            file.write(data)
+
+        def frame(payload: bytes) -> None:
+            write(len(payload).to_bytes(4, "big") + payload)
+
+        write(SNAPSHOT_MAGIC)
+        frame(
+            encode(
+                _SnapshotHead(
+                    SNAPSHOT_VERSION,
+                    height,
+                    msgspec.json.encode(self.genesis),
+                    encode(header),
+                    len(entries),
+                )
+            )
+        )
+        for start in range(0, len(entries), _SNAPSHOT_CHUNK):
+            frame(encode(entries[start : start + _SNAPSHOT_CHUNK]))
+            if progress is not None:
+                progress(min(start + _SNAPSHOT_CHUNK, len(entries)))
+        write(bytes(4))
+        file.write(digest.digest())
+        return len(entries)
+
+    @classmethod
+    def import_snapshot(
+        cls,
+        path: Path,
+        file: IO[bytes],
+        *,
+        checkpoint_every: int = 16,
+        retain_heights: int = 64,
+        map_size: int = 1 << 36,
+        progress: Callable[[int], None] | None = None,
+    ) -> ChainStore:
+        """Create a store at ``path`` from a snapshot: its tip is the snapshot's header, and it
+        continues with the next block. Nothing is written unless the whole file checks out.
+
+        Raises
+        ------
+        StoreError
+            If ``path`` already holds a database, the file is not a snapshot of a known version,
+            is damaged or truncated (checksum), or its entries do not hash to the header's root.
+        """
+        if (path / "data.mdb").exists():
+            raise StoreError(f"{path}: a chain database already exists here; refusing to overwrite")
+        head, entries = _read_snapshot(file, progress)
+        try:
+            genesis = msgspec.json.decode(head.genesis, type=GenesisConfig)
+            header = _HEADER.decode(head.header)
+        except msgspec.DecodeError as error:
+            raise StoreError(f"snapshot: the genesis or header does not decode: {error}") from None
+        if header.height != head.height or header.chain_id != genesis.params.chain_id:
+            raise StoreError("snapshot: the header is not of the height and chain it claims")
+        tree = SparseMerkleTree(MemoryNodeSource())
+        update = tree.apply(dict(entries))
+        if update.root != header.state_root:
+            raise StoreError(
+                f"snapshot: the entries hash to {update.root.hex()}, not to the state root "
+                f"{header.state_root.hex()} of header {header.height}; refused"
+            )
+        try:
+            state = load_state(entries, ChainTip(header.height, header.timestamp_ms, b""))
+        except Exception as error:
+            raise StoreError(f"snapshot: the entries do not form a state: {error}") from None
+        return cls._initialize(
+            path,
+            genesis,
+            state,
+            header,
+            checkpoint_every=checkpoint_every,
+            retain_heights=retain_heights,
+            map_size=map_size,
+            tree=tree,
+            update=update,
+        )
+
+    # ------------------------------------------------------------------ closing
+
+    def close(self, *, checkpoint: bool = True) -> None:
+        """Checkpoint what is pending and close the environment (a graceful stop).
+
+        ``checkpoint=False`` writes nothing (a reader such as ``strata snapshot export``: the
+        acknowledged blocks are durable anyway, the next open replays them)."""
+        if checkpoint:
+            self.checkpoint()
         self._env.close()
+
+
+def _descend(tree: SparseMerkleTree, path: bytes, root: bytes) -> tuple[list[bytes], bytes]:
+    """Walk ``path`` from ``root``: the siblings (root side first) and the leaf where the walk
+    ends (``b""`` at an empty subtree)."""
+    node = root
+    siblings: list[bytes] = []
+    depth = 0
+    get_node = tree.get_node
+    leaf_tag = LEAF_PREFIX[0]
+    while node != EMPTY:
+        encoding = get_node(node)
+        if encoding[0] == leaf_tag:
+            return siblings, encoding
+        if get_path_bit(path, depth) == 0:
+            node = encoding[1:33]
+            siblings.append(encoding[33:])
+        else:
+            node = encoding[33:]
+            siblings.append(encoding[1:33])
+        depth += 1
+    return siblings, b""
+
+
+def _read_exact(file: IO[bytes], size: int, digest: Any) -> bytes:
+    data = file.read(size)
+    if len(data) != size:
+        raise StoreError("snapshot: the file ends early (truncated)")
+    digest.update(data)
+    return data
+
+
+def _read_snapshot(
+    file: IO[bytes], progress: Callable[[int], None] | None
+) -> tuple[_SnapshotHead, list[tuple[bytes, bytes]]]:
+    """Parse and check a snapshot file (format in the module docstring)."""
+    digest = hashlib.sha256()
+    if _read_exact(file, len(SNAPSHOT_MAGIC), digest) != SNAPSHOT_MAGIC:
+        raise StoreError("snapshot: not a Strata snapshot file (bad magic)")
+    frames: list[bytes] = []
+    while True:
+        size = int.from_bytes(_read_exact(file, 4, digest), "big")
+        if size == 0:
+            break
+        if size > _SNAPSHOT_MAX_FRAME:
+            raise StoreError("snapshot: a frame is implausibly large (corrupt)")
+        frames.append(_read_exact(file, size, digest))
+    trailer = file.read(32)
+    if trailer != digest.digest() or file.read(1):
+        raise StoreError("snapshot: checksum mismatch (the file is damaged or truncated); refused")
+    if not frames:
+        raise StoreError("snapshot: no header frame")
+    try:
+        head = _SNAPSHOT_HEAD.decode(frames[0])
+    except msgspec.DecodeError as error:
+        raise StoreError(f"snapshot: the header frame does not decode: {error}") from None
+    if head.version != SNAPSHOT_VERSION:
+        raise StoreError(
+            f"snapshot: format version {head.version}; this node reads {SNAPSHOT_VERSION}"
+        )
+    entries: list[tuple[bytes, bytes]] = []
+    for payload in frames[1:]:
+        try:
+            entries.extend(_SNAPSHOT_CHUNK_DECODER.decode(payload))
+        except msgspec.DecodeError as error:
+            raise StoreError(f"snapshot: an entry frame does not decode: {error}") from None
+        if progress is not None:
+            progress(len(entries))
+    if len(entries) != head.entries:
+        raise StoreError(f"snapshot: {len(entries)} entries, the header says {head.entries}")
+    for (before, _), (after, _) in pairwise(entries):
+        if not before < after:
+            raise StoreError("snapshot: entries are not in strictly increasing key order")
+    return head, entries
 
 
 def _get(txn: lmdb.Transaction, key: bytes, db: Any) -> bytes:

@@ -80,7 +80,7 @@ Known limitations
 -----------------
 - Node reads go through a bounded generational cache (two dicts, the older dropped whole when the
   younger fills), not a true LRU: cheap, and the hot top levels stay resident.
-- Nodes built since the last :meth:`SparseMerkleTree.mark_persisted` stay in memory (``pending``)
+- Nodes built since the last :meth:`SparseMerkleTree.mark_persisted` stay in memory (pending)
   until the caller says the store holds them; several blocks may be applied in between.
 - Recursion depth is bounded by 256 (the path length), well under Python's limit.
 - A missing node raises :class:`MissingNodeError`, a node whose bytes do not hash to its key
@@ -255,10 +255,11 @@ class _Batch:
         current = node
         end = depth
         leaf = b""
-        while current != EMPTY:
+        empty = EMPTY
+        while current != empty:
             encoding = load(current)
             replaced.append(current)
-            if encoding[0] == LEAF_TAG:
+            if not encoding[0]:  # LEAF_TAG
                 leaf = encoding
                 break
             if bits[end] == "1":
@@ -295,20 +296,21 @@ class _Batch:
             current = _sha256(encoding).digest()
             new[current] = encoding
             current_is_leaf = True
+        sha256, node_prefix = _sha256, NODE_PREFIX
         for level in range(len(siblings) - 1, -1, -1):
             sibling = siblings[level]
-            if current == EMPTY:
-                if sibling == EMPTY or self._is_leaf(sibling):
+            if current == empty:
+                if sibling == empty or self._is_leaf(sibling):
                     current = sibling
-                    current_is_leaf = sibling != EMPTY
+                    current_is_leaf = sibling != empty
                     continue
-            elif current_is_leaf and sibling == EMPTY:
+            elif current_is_leaf and sibling == empty:
                 continue
             if bits[depth + level] == "1":
-                encoding = NODE_PREFIX + sibling + current
+                encoding = node_prefix + sibling + current
             else:
-                encoding = NODE_PREFIX + current + sibling
-            current = _sha256(encoding).digest()
+                encoding = node_prefix + current + sibling
+            current = sha256(encoding).digest()
             new[current] = encoding
             current_is_leaf = False
         return current
@@ -380,12 +382,12 @@ class SparseMerkleTree:
     """The state tree at one root, over a node store; :meth:`apply` moves it to the next root.
 
     ``source`` holds the persisted nodes; the tree keeps the nodes it built since the last
-    :meth:`mark_persisted` (``pending``) and a bounded cache of ``cache_nodes`` nodes read from the
+    :meth:`mark_persisted` (pending) and a bounded cache of ``cache_nodes`` nodes read from the
     source (``0`` disables it). ``verify_nodes`` checks every node read from the source against its
     hash (one extra SHA-256 per source read; cache hits are not re-checked).
     """
 
-    __slots__ = ("_cache_limit", "_old", "_root", "_source", "_verify", "_young", "pending")
+    __slots__ = ("_cache_limit", "_old", "_pending", "_root", "_source", "_verify", "_young")
 
     def __init__(
         self,
@@ -403,7 +405,9 @@ class SparseMerkleTree:
         self._young: dict[bytes, bytes] = {}
         self._old: dict[bytes, bytes] = {}
         self._verify = verify_nodes
-        self.pending: dict[bytes, bytes] = {}
+        # The new_nodes of the updates since mark_persisted, shared with their TreeUpdate (never
+        # mutated); merged into one fresh dict when an update finds more than one.
+        self._pending: list[dict[bytes, bytes]] = []
 
     @property
     def root(self) -> bytes:
@@ -418,9 +422,10 @@ class SparseMerkleTree:
         Raises :class:`MissingNodeError` if no one has it and :class:`CorruptNodeError` if the
         source returns bytes that do not hash to ``node_hash``.
         """
-        encoding = self.pending.get(node_hash)
-        if encoding is not None:
-            return encoding
+        for layer in self._pending:
+            encoding = layer.get(node_hash)
+            if encoding is not None:
+                return encoding
         encoding = self._young.get(node_hash)
         if encoding is not None:
             return encoding
@@ -443,9 +448,14 @@ class SparseMerkleTree:
 
     def _make_loader(self) -> Callable[[bytes], bytes]:
         """:meth:`get_node`, or without a cache a leaner closure over the same reads."""
+        if len(self._pending) > 1:
+            merged: dict[bytes, bytes] = {}
+            for layer in self._pending:
+                merged.update(layer)
+            self._pending = [merged]
         if self._cache_limit:
             return self.get_node
-        pending_get = self.pending.get
+        pending_get = self._pending[0].get if self._pending else {}.get
         source_get = self._source.get_node
         verify = self._verify
 
@@ -455,7 +465,9 @@ class SparseMerkleTree:
                 encoding = source_get(node_hash)
                 if encoding is None:
                     raise MissingNodeError(f"node {node_hash.hex()} is not in the store")
-                if verify and (len(encoding) != NODE_BYTES or _sha256(encoding).digest() != node_hash):
+                if verify and (
+                    len(encoding) != NODE_BYTES or _sha256(encoding).digest() != node_hash
+                ):
                     raise CorruptNodeError(f"node {node_hash.hex()} does not match its bytes")
             return encoding
 
@@ -463,7 +475,7 @@ class SparseMerkleTree:
 
     def mark_persisted(self) -> None:
         """Forget the pending nodes: the caller's store now holds every ``new_nodes`` so far."""
-        self.pending = {}
+        self._pending = []
 
     # -- Updates ---------------------------------------------------------------------------------
 
@@ -497,8 +509,10 @@ class SparseMerkleTree:
         batch = _Batch(ints, paths, vhs, self._make_loader())
         root = batch.update(self._root, 0, 0, len(items))
         new = batch.new
-        stale = [node for node in dict.fromkeys(batch.replaced) if node not in new]
-        self.pending.update(new)
+        # A position is visited once and a node sits at one position, so no repeats to remove.
+        stale = [node for node in batch.replaced if node not in new]
+        if new:
+            self._pending.append(new)
         self._root = root
         return TreeUpdate(root=root, new_nodes=new, stale_nodes=stale)
 
@@ -530,7 +544,10 @@ class SparseMerkleTree:
 
         ``root`` defaults to the current root; any root whose nodes the store still holds works.
         """
-        path = compute_path(key)
+        return self.prove_path(compute_path(key), root)
+
+    def prove_path(self, path: bytes, root: bytes | None = None) -> SparseMerkleProof:
+        """:meth:`prove` at the path level: the proof for the 32-byte ``path``."""
         siblings, leaf = self._descend(path, root)
         occupant = None
         if leaf and leaf[1:33] != path:

@@ -1,0 +1,159 @@
+"""A flipped byte or a truncated data file is detected when the store is opened, and refused with
+a ``StoreError``; nothing is repaired. The bytes flipped are found in ``data.mdb`` itself (every
+copy of a record, since LMDB's copy-on-write pages may still hold older copies)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from strata.adapters.chain_store import ChainStore, StoreError, _height_key
+from tests.storage.chain import build_store, replay
+
+BLOCKS = 14  # checkpoints at 4, 8, 12; blocks 13 and 14 are replayed at open
+REFERENCE = replay(BLOCKS)
+
+Picker = Callable[[ChainStore], bytes]
+
+
+def _record(db: bytes, key: bytes) -> Picker:
+    def pick(store: ChainStore) -> bytes:
+        with store._env.begin() as txn:
+            value = txn.get(key, db=store._dbs[db])
+        assert value is not None
+        return bytes(value)
+
+    return pick
+
+
+def _longest_state_value(store: ChainStore) -> bytes:
+    with store._env.begin() as txn:
+        values = [bytes(v) for _, v in txn.cursor(db=store._dbs[b"state"])]
+    return max(values, key=len)
+
+
+def _node(depth: int) -> Picker:
+    """The encoding of the node reached from the checkpoint root by ``depth`` left steps."""
+
+    def pick(store: ChainStore) -> bytes:
+        tree = store._tree()
+        node = store.get_header(store.checkpoint_height).state_root
+        encoding = tree.get_node(node)
+        for _ in range(depth):
+            if encoding[0] == 0:
+                break
+            node = encoding[1:33]
+            encoding = tree.get_node(node)
+        return encoding
+
+    return pick
+
+
+def _leaf(store: ChainStore) -> bytes:
+    tree = store._tree()
+    path, value_hash = next(tree.iter_leaves(store.get_header(store.checkpoint_height).state_root))
+    return b"\x00" + path + value_hash
+
+
+CASES: dict[str, tuple[Picker, str]] = {
+    "header": (_record(b"headers", _height_key(5)), "header 5"),
+    "genesis header": (_record(b"headers", _height_key(0)), "header 0"),
+    "block before checkpoint": (_record(b"blocks", _height_key(6)), "block 6"),
+    "receipts": (_record(b"receipts", _height_key(3)), "receipts 3"),
+    "tip": (_record(b"meta", b"tip"), "tip"),
+    "checkpoint record": (_record(b"meta", b"checkpoint"), "checkpoint"),
+    "genesis config": (_record(b"meta", b"genesis"), "genesis"),
+    "state value": (_longest_state_value, "checkpoint state"),
+    "root node": (_node(0), "node"),
+    "inner node": (_node(3), "node"),
+    "leaf node": (_leaf, "node"),
+}
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store of 14 blocks whose process stopped without a final checkpoint (blocks 13-14 are
+    only in ``blocks``: recovery re-executes them)."""
+    path = tmp_path_factory.mktemp("pristine") / "chain"
+    store = build_store(path, BLOCKS)
+    assert store.checkpoint_height == 12
+    store._env.close()
+    return path
+
+
+def _copy(pristine: Path, tmp_path: Path) -> Path:
+    path = tmp_path / "chain"
+    shutil.copytree(pristine, path)
+    return path
+
+
+def _flip_everywhere(path: Path, needle: bytes) -> int:
+    """Flip one byte in the middle of every copy of ``needle`` in ``data.mdb``."""
+    data = bytearray((path / "data.mdb").read_bytes())
+    count = 0
+    start = data.find(needle)
+    while start >= 0:
+        data[start + len(needle) // 2] ^= 0x40
+        count += 1
+        start = data.find(needle, start + 1)
+    (path / "data.mdb").write_bytes(bytes(data))
+    return count
+
+
+def test_pristine_store_opens(pristine: Path, tmp_path: Path) -> None:
+    store = ChainStore.open(_copy(pristine, tmp_path), checkpoint_every=4, retain_heights=8)
+    try:
+        assert store.tip.height == BLOCKS
+        assert store.get_header(BLOCKS) == REFERENCE.headers[BLOCKS]
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_flipped_byte_is_refused(pristine: Path, tmp_path: Path, case: str) -> None:
+    picker, expected = CASES[case]
+    path = _copy(pristine, tmp_path)
+    store = ChainStore.open(path, checkpoint_every=4, retain_heights=8)
+    needle = picker(store)
+    store._env.close()  # no checkpoint: keep the file as the crash left it
+    assert len(needle) >= 8
+    assert _flip_everywhere(path, needle) >= 1, "record not found in data.mdb"
+    with pytest.raises(StoreError) as raised:
+        ChainStore.open(path, checkpoint_every=4, retain_heights=8)
+    message = str(raised.value)
+    assert expected in message and "refused" in message, message
+
+
+@pytest.mark.parametrize("full_check", [True, False])
+def test_flipped_byte_in_replayed_block_is_refused(
+    pristine: Path, tmp_path: Path, full_check: bool
+) -> None:
+    """Block 13 is after the checkpoint: even without the full scan, replay finds it corrupt."""
+    path = _copy(pristine, tmp_path)
+    store = ChainStore.open(path, checkpoint_every=4, retain_heights=8)
+    needle = _record(b"blocks", _height_key(13))(store)
+    store._env.close()
+    assert _flip_everywhere(path, needle) >= 1
+    with pytest.raises(StoreError, match="block 13"):
+        ChainStore.open(path, checkpoint_every=4, retain_heights=8, full_check=full_check)
+
+
+@pytest.mark.parametrize("cut", ["half", "one page", "two pages"])
+def test_truncated_file_is_refused(pristine: Path, tmp_path: Path, cut: str) -> None:
+    path = _copy(pristine, tmp_path)
+    data_file = path / "data.mdb"
+    size = data_file.stat().st_size
+    new_size = {"half": size // 2, "one page": size - 4096, "two pages": 8192}[cut]
+    os.truncate(data_file, new_size)
+    with pytest.raises(StoreError, match=r"truncated|unreadable"):
+        ChainStore.open(path, checkpoint_every=4, retain_heights=8)
+    assert data_file.stat().st_size == new_size  # nothing was rewritten
+
+
+def test_missing_database_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="no chain database"):
+        ChainStore.open(tmp_path / "nothing")
