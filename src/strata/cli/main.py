@@ -2,8 +2,10 @@
 
 Commands
 --------
-``strata replay-book``  replay an order-event stream (JSONL or LOBSTER) through one market's book
-``strata bench engine`` the engine benchmark (book alone, full ``apply_block``, naive model book)
+``strata replay-book``      replay an order stream (JSONL or LOBSTER) through one market's book
+``strata snapshot``         export a chain's state at a height, or import one (state sync)
+``strata bench engine``     the engine benchmark (book alone, full ``apply_block``, model book)
+``strata bench state``      the storage benchmark (commit times, proofs/s, bytes and memory per key)
 """
 
 from __future__ import annotations
@@ -15,13 +17,15 @@ USAGE = """usage: strata <command> [options]
 
 commands:
   replay-book   replay an order-event stream through the matching engine (--help for options)
+  snapshot      export --data-dir DIR [--height H] FILE | import --data-dir DIR FILE
   bench engine  measure the book, the full state transition and the naive model book
+  bench state   measure block commits, proofs, bytes and memory of the durable store
 """
 
 
 def _bench(argv: list[str]) -> int:
-    if not argv or argv[0] != "engine":
-        print("usage: strata bench engine [--events N] [--seed S] [--json]", file=sys.stderr)
+    if not argv or argv[0] not in ("engine", "state"):
+        print("usage: strata bench engine|state [--json] [options]", file=sys.stderr)
         return 2
     # Benchmarks live in the repository's bench/ folder, beside src/.
     root = Path(__file__).resolve().parents[3]
@@ -29,6 +33,10 @@ def _bench(argv: list[str]) -> int:
         print("error: strata bench runs from a source checkout (bench/ not found)", file=sys.stderr)
         return 2
     sys.path.insert(0, str(root))
+    if argv[0] == "state":
+        from bench.store_bench import main as state_main
+
+        return state_main(argv[1:])
     from bench.engine_bench import main as bench_main
 
     return bench_main(argv[1:])
@@ -46,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         return replay_main(rest)
     if command == "bench":
         return _bench(rest)
+    if command == "snapshot":
+        from strata.adapters.snapshot_cli import main as snapshot_main
+
+        return snapshot_main(rest)
     print(f"error: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
     return 2
 
