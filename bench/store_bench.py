@@ -111,7 +111,7 @@ def run_store_bench(
         checkpoint()
         checkpoint_s.append(time.perf_counter() - began)
 
-    store._write_block = timed_write  # type: ignore[method-assign]
+    store._write_block = timed_write  # type: ignore[method-assign,assignment]
     store.checkpoint = timed_checkpoint  # type: ignore[method-assign]
 
     block_ms: list[float] = []
