@@ -19,12 +19,14 @@ can be checked against the key it was asked for (:class:`CorruptNodeError`), and
 share a subtree share its nodes. A leaf's encoding names its full path, so leaves need no key
 lookup: a walk ends at a leaf or at ``EMPTY``.
 
-Why binary and not 16-ary (Jellyfish): measured in ``docs/state-tree.md``. In short, a 16-ary
-node must still commit to the binary root (the root is the spec), so it stores or recomputes the
-15 binary hashes inside it: per updated key it rewrites ~5 fat nodes instead of ~20 thin ones
-but hashes as much, and in Python the hashing and the per-node interpretive work dominate, not
-the node reads. Binary keeps the store a plain ``hash -> 65 bytes`` map and the code a transcription
-of the spec.
+Why binary and not 16-ary (Jellyfish), measured in ``docs/state-tree.md``: a 16-ary node must
+still produce the binary root (the root is the spec), so it stores or recomputes the 15 binary
+hashes inside it. Per changed key (10,000 keys on 1,000,000) binary builds and hashes 9.5 nodes
+and reads 7.9; 16-ary hashes as much and reads ~2-3 fat nodes, which would save at most ~50 ms
+of random reads in a ~217 ms block before paying to decode and re-encode ~1 KB nodes (and 3-4x
+the bytes written); its real gain would be memory (fewer Python objects). Not enough to change
+the spec: binary keeps the store a plain ``hash -> 65 bytes`` map and the code a transcription
+of the reference.
 
 Update algorithm
 ----------------
@@ -42,10 +44,16 @@ top levels) is read and rehashed once per block, never once per key:
   ``EMPTY`` and the other a single leaf -> that leaf (a leaf pulled up after deletes); otherwise
   a new internal node.
 
-Every node built is recorded in ``TreeUpdate.new_nodes`` and every old node on a changed path in a
-``replaced`` list; ``stale_nodes`` is ``replaced`` minus ``new_nodes``: the nodes of the old root
-that the new root no longer reaches (a node's hash fixes its position in a tree, so a replaced
-node can only survive as one that was rebuilt, e.g. a leaf moved to another depth).
+Below the depth where the changed paths part, each change is alone under its node: ``update_one``
+walks down to its leaf or ``EMPTY`` collecting siblings, then folds the new bottom up with the same
+join rules, in a loop instead of a recursion (most of a block's nodes are built there).
+
+Every node built is recorded in ``TreeUpdate.new_nodes``. ``stale_nodes`` are the old nodes on the
+changed paths that the new root no longer reaches: an internal node whose hash changed (a node's
+hash fixes its position in the tree, so it cannot survive elsewhere), and a leaf that a change
+deletes or gives another value. A leaf that only moves (pushed down by a neighbour, pulled up
+after deletes) is not stale; nor is anything under a change that changes nothing. The tests check
+``stale_nodes`` equals (old reachable set - new reachable set) exactly, at every step.
 
 Versioning and pruning
 ----------------------
@@ -79,7 +87,10 @@ about ``k * (log2 n - log2 k + 2)`` nodes (the top ``log2 k`` levels are shared)
 Known limitations
 -----------------
 - Node reads go through a bounded generational cache (two dicts, the older dropped whole when the
-  younger fills), not a true LRU: cheap, and the hot top levels stay resident.
+  younger fills), not a true LRU. An update admits only the nodes it reads above the depth where
+  its changes part (the hot top levels, shared by many keys); the deep one-off reads below look the
+  cache up without filling it. Proofs and lookups admit every node they read. Over a fast
+  in-memory store the cache is pure overhead (``cache_nodes=0``).
 - Nodes built since the last :meth:`SparseMerkleTree.mark_persisted` stay in memory (pending)
   until the caller says the store holds them; several blocks may be applied in between.
 - Recursion depth is bounded by 256 (the path length), well under Python's limit.
@@ -113,7 +124,7 @@ LEAF_TAG: Final = 0
 NODE_TAG: Final = 1
 
 DEFAULT_CACHE_NODES: Final = 1 << 18
-"""Default node cache size: 262,144 nodes, about 50 MB; the top 17 levels of the tree."""
+"""Default node cache size: 262,144 nodes (about 60 MB): more than the top 17 levels."""
 
 _TOP_BIT: Final = 8 * HASH_BYTES - 1
 
@@ -135,15 +146,16 @@ class NodeSource(Protocol):
 
 
 class MemoryNodeSource:
-    """A dict-backed :class:`NodeSource` for tests and benchmarks."""
+    """A dict-backed :class:`NodeSource` for tests and benchmarks.
 
-    __slots__ = ("nodes",)
+    ``get_node`` is the dict's own ``get`` (one call frame less per node read).
+    """
+
+    __slots__ = ("get_node", "nodes")
 
     def __init__(self, nodes: Mapping[bytes, bytes] | None = None) -> None:
         self.nodes: dict[bytes, bytes] = dict(nodes) if nodes is not None else {}
-
-    def get_node(self, node_hash: bytes) -> bytes | None:
-        return self.nodes.get(node_hash)
+        self.get_node: Callable[[bytes], bytes | None] = self.nodes.get
 
     def put_nodes(self, nodes: Mapping[bytes, bytes]) -> None:
         self.nodes.update(nodes)
@@ -201,22 +213,28 @@ def compute_prunable(
     return prunable
 
 
+def _missing(node_hash: bytes) -> MissingNodeError:
+    return MissingNodeError(f"node {node_hash.hex()} is not in the store")
+
+
 class _Batch:
     """One update: the sorted changes and what building the new tree produced."""
 
-    __slots__ = ("ints", "load", "new", "paths", "replaced", "vhs")
+    __slots__ = ("ints", "load", "load_shared", "new", "paths", "replaced", "vhs")
 
     def __init__(
         self,
         ints: list[int],
         paths: list[bytes],
         vhs: list[bytes | None],
-        load: Callable[[bytes], bytes],
+        load: Callable[[bytes], bytes | None],
+        load_shared: Callable[[bytes], bytes],
     ) -> None:
         self.ints = ints
         self.paths = paths
         self.vhs = vhs
         self.load = load
+        self.load_shared = load_shared
         self.new: dict[bytes, bytes] = {}
         self.replaced: list[bytes] = []
 
@@ -227,17 +245,20 @@ class _Batch:
         if hi - lo == 1:
             return self.update_one(node, depth, lo)
         if node == EMPTY:
-            return self._build_survivors(depth, lo, hi, None)
-        encoding = self.load(node)
-        self.replaced.append(node)
+            return self._build_survivors(depth, lo, hi, None, node)
+        encoding = self.load_shared(node)
         if encoding[0] == LEAF_TAG:
-            return self._build_survivors(depth, lo, hi, encoding)
+            return self._build_survivors(depth, lo, hi, encoding, node)
         ints = self.ints
         shift = _TOP_BIT - depth
         mid = bisect_left(ints, ((ints[lo] >> shift) | 1) << shift, lo, hi)
         left = self.update(encoding[1:33], depth + 1, lo, mid)
         right = self.update(encoding[33:], depth + 1, mid, hi)
-        return self._join(left, right)
+        result = self._join(left, right)
+        # An internal node sits at one position: if its hash changed, no other position has it.
+        if result != node:
+            self.replaced.append(node)
+        return result
 
     def update_one(self, node: bytes, depth: int, index: int) -> bytes:
         """:meth:`update` for a single change (most of a block's nodes lie below the depth where
@@ -258,6 +279,8 @@ class _Batch:
         empty = EMPTY
         while current != empty:
             encoding = load(current)
+            if encoding is None:
+                raise _missing(current)
             replaced.append(current)
             if not encoding[0]:  # LEAF_TAG
                 leaf = encoding
@@ -274,7 +297,9 @@ class _Batch:
             if value_hash is None:
                 del replaced[mark:]
                 return node
-            # Another key's leaf occupies the spot: the two leaves part below ``end``.
+            # Another key's leaf occupies the spot: the two leaves part below ``end``. That leaf
+            # moves down, so it is not stale.
+            replaced.pop()
             other_int = int.from_bytes(leaf[1:33], "big")
             pair = [(path_int, path, value_hash), (other_int, leaf[1:33], leaf[33:])]
             pair.sort()
@@ -328,14 +353,17 @@ class _Batch:
         return node
 
     def _is_leaf(self, node: bytes) -> bool:
-        encoding = self.new.get(node)
+        encoding = self.new.get(node) or self.load(node)
         if encoding is None:
-            encoding = self.load(node)
+            raise _missing(node)
         return encoding[0] == LEAF_TAG
 
-    def _build_survivors(self, depth: int, lo: int, hi: int, leaf: bytes | None) -> bytes:
+    def _build_survivors(
+        self, depth: int, lo: int, hi: int, leaf: bytes | None, node: bytes
+    ) -> bytes:
         """Build the subtree at ``depth`` of the changes ``[lo, hi)`` that set a value, plus the
-        old ``leaf`` encoding there (if any) unless a change names its path."""
+        old ``leaf`` encoding there (hash ``node``, if any) unless a change names its path; the
+        leaf is stale if a change deletes it or gives it another value."""
         ints, paths, vhs = self.ints, self.paths, self.vhs
         keep = [i for i in range(lo, hi) if vhs[i] is not None]
         out_ints = [ints[i] for i in keep]
@@ -349,6 +377,8 @@ class _Batch:
                 out_ints.insert(pos, leaf_int)
                 out_paths.insert(pos, leaf[1:33])
                 out_vhs.insert(pos, leaf[33:])
+            elif vhs[at] != leaf[33:]:
+                self.replaced.append(node)
         return self.build(depth, out_ints, out_paths, out_vhs, 0, len(out_ints))
 
     def build(
@@ -433,11 +463,9 @@ class SparseMerkleTree:
         if encoding is None:
             encoding = self._source.get_node(node_hash)
             if encoding is None:
-                raise MissingNodeError(f"node {node_hash.hex()} is not in the store")
-            if self._verify and (
-                len(encoding) != NODE_BYTES or _sha256(encoding).digest() != node_hash
-            ):
-                raise CorruptNodeError(f"node {node_hash.hex()} does not match its bytes")
+                raise _missing(node_hash)
+            if self._verify:
+                self._check(node_hash, encoding)
         if self._cache_limit:
             young = self._young
             if len(young) >= self._cache_limit:
@@ -446,32 +474,48 @@ class SparseMerkleTree:
             young[node_hash] = encoding
         return encoding
 
-    def _make_loader(self) -> Callable[[bytes], bytes]:
-        """:meth:`get_node`, or without a cache a leaner closure over the same reads."""
+    def _make_loader(self) -> Callable[[bytes], bytes | None]:
+        """A node reader for one update: ``None`` for a missing node (the caller raises).
+
+        With a cache, a reader that looks it up without adding to it; without one, the source's own
+        ``get_node`` (or a closure adding the pending nodes or the hash check), to save a call
+        frame per node read.
+        """
         if len(self._pending) > 1:
             merged: dict[bytes, bytes] = {}
             for layer in self._pending:
                 merged.update(layer)
             self._pending = [merged]
-        if self._cache_limit:
-            return self.get_node
-        pending_get = self._pending[0].get if self._pending else {}.get
         source_get = self._source.get_node
-        verify = self._verify
+        if self._cache_limit:
+            return self._get_node_no_admit
+        if not self._verify:
+            if not self._pending:
+                return source_get
+            pending_get = self._pending[0].get
+            return lambda node_hash: pending_get(node_hash) or source_get(node_hash)
+        return self._get_node_uncached
 
-        def load(node_hash: bytes) -> bytes:
-            encoding = pending_get(node_hash)
-            if encoding is None:
-                encoding = source_get(node_hash)
-                if encoding is None:
-                    raise MissingNodeError(f"node {node_hash.hex()} is not in the store")
-                if verify and (
-                    len(encoding) != NODE_BYTES or _sha256(encoding).digest() != node_hash
-                ):
-                    raise CorruptNodeError(f"node {node_hash.hex()} does not match its bytes")
+    def _get_node_no_admit(self, node_hash: bytes) -> bytes | None:
+        """:meth:`get_node` that reads the cache but does not add to it (deep, one-off reads)."""
+        encoding = self._young.get(node_hash) or self._old.get(node_hash)
+        if encoding is not None:
             return encoding
+        return self._get_node_uncached(node_hash)
 
-        return load
+    def _get_node_uncached(self, node_hash: bytes) -> bytes | None:
+        for layer in self._pending:
+            encoding = layer.get(node_hash)
+            if encoding is not None:
+                return encoding
+        encoding = self._source.get_node(node_hash)
+        if encoding is not None and self._verify:
+            self._check(node_hash, encoding)
+        return encoding
+
+    def _check(self, node_hash: bytes, encoding: bytes) -> None:
+        if len(encoding) != NODE_BYTES or _sha256(encoding).digest() != node_hash:
+            raise CorruptNodeError(f"node {node_hash.hex()} does not match its bytes")
 
     def mark_persisted(self) -> None:
         """Forget the pending nodes: the caller's store now holds every ``new_nodes`` so far."""
@@ -506,11 +550,12 @@ class SparseMerkleTree:
             ):
                 raise ValueError("paths and value hashes must be 32 bytes")
         ints = [int.from_bytes(path, "big") for path in paths]
-        batch = _Batch(ints, paths, vhs, self._make_loader())
+        # Nodes above the depth where the changes part (read by ``update``) are read through the
+        # cache and kept there; the deep one-off reads of ``update_one`` only look it up.
+        batch = _Batch(ints, paths, vhs, self._make_loader(), self.get_node)
         root = batch.update(self._root, 0, 0, len(items))
         new = batch.new
-        # A position is visited once and a node sits at one position, so no repeats to remove.
-        stale = [node for node in batch.replaced if node not in new]
+        stale = batch.replaced
         if new:
             self._pending.append(new)
         self._root = root
