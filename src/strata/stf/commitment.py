@@ -32,7 +32,7 @@ def collect_changes(state: State) -> dict[bytes, bytes | None]:
         data = table.data
         encode_key = table.encode_key
         encode_value = table.encode_value
-        for key in table.dirty:
+        for key in sorted(table.dirty):  # sets are never iterated unsorted in ring 0
             value = data.get(key)
             changes[head + encode_key(key)] = None if value is None else encode_value(value)
         table.dirty.clear()
@@ -41,7 +41,7 @@ def collect_changes(state: State) -> dict[bytes, bytes | None]:
         if not book.dirty:
             continue
         head = bytes((BOOK_PREFIX,)) + market_id.to_bytes(4, "big")
-        for order_id in book.dirty:
+        for order_id in sorted(book.dirty):
             order = book.get_order(order_id)
             key = head + order_id.to_bytes(8, "big")
             changes[key] = None if order is None else encode(order.as_tuple())
