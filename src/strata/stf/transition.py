@@ -760,16 +760,21 @@ def _execute(
     decoded: list[tuple[int, int, SignedTransaction, bytes]] = []
     rejected: list[tuple[bytes, int]] = []
     included = [True] * len(transactions)
+
+    def reject(index: int, data: bytes, error: InvalidTransaction) -> None:
+        """An invalid transaction: the block is invalid, or the builder leaves it out."""
+        if not building:
+            raise InvalidBlock(
+                ErrorCode.INVALID_TRANSACTION_IN_BLOCK, f"tx {index}: {error}"
+            ) from None
+        rejected.append((compute_transaction_hash(data), error.code))
+        included[index] = False
+
     for index, data in enumerate(transactions):
         try:
             tx = decode_transaction(data)
         except InvalidTransaction as error:
-            if not building:
-                raise InvalidBlock(
-                    ErrorCode.INVALID_TRANSACTION_IN_BLOCK, f"tx {index}: {error}"
-                ) from None
-            rejected.append((compute_transaction_hash(data), error.code))
-            included[index] = False
+            reject(index, data, error)
             continue
         decoded.append((compute_tx_class(tx.action), index, tx, data))
     decoded.sort(key=lambda entry: entry[0])  # stable: the sequencer's order within a class
@@ -782,12 +787,7 @@ def _execute(
         try:
             status, base_gas, events = process_admission(block, len(admitted), tx, signers[index])
         except InvalidTransaction as error:
-            if not building:
-                raise InvalidBlock(
-                    ErrorCode.INVALID_TRANSACTION_IN_BLOCK, f"tx {index}: {error}"
-                ) from None
-            rejected.append((compute_transaction_hash(data), error.code))
-            included[index] = False
+            reject(index, data, error)
             continue
         admitted.append((index, tx, data, status, base_gas))
         tx_events.append(events)
