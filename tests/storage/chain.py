@@ -53,4 +53,5 @@ def build_store(
         path, GENESIS, checkpoint_every=checkpoint_every, retain_heights=retain_heights
     )
     extend(store, blocks)
+    store.wait_for_checkpoint()  # the background checkpoint in flight, for a known state
     return store

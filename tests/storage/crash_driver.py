@@ -1,7 +1,10 @@
 """A writer process for crash tests: commits blocks of the deterministic workload in a loop and
 prints ``ACK <height> <state root hex>`` after each ``commit_block`` returns (the block is then
 acknowledged). With ``--crash-point P --crash-height H`` it SIGKILLs itself at point ``P``
-(``before``, ``inside``, ``after``, ``checkpoint``) of the commit of block ``H``.
+(``before``, ``inside``, ``after``) of the commit of block ``H``, or at point ``checkpoint``
+(inside the checkpoint transaction) or ``checkpointed`` (just after it commits) of the
+checkpoint that ends at block ``H``: that one runs in a forked writer process, which then kills
+the driver (the writer dies with it, ``PR_SET_PDEATHSIG``) and itself.
 
     python -m tests.storage.crash_driver DIR --blocks N [--crash-point P --crash-height H]
 """
@@ -39,8 +42,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(f"START {store.tip.height}", flush=True)
 
+    driver = os.getpid()
+
     def hook(point: str, height: int) -> None:
         if point == args.crash_point and height == args.crash_height:
+            os.kill(driver, signal.SIGKILL)  # from a checkpoint writer: the driver first
             os.kill(os.getpid(), signal.SIGKILL)
 
     store.fault_hook = hook

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from strata.adapters.chain_store import ChainStore, StoreError, _height_key
-from tests.storage.chain import build_store, replay
+from tests.storage.chain import build_store, extend, replay
 
 BLOCKS = 14  # checkpoints at 4, 8, 12; blocks 13 and 14 are replayed at open
 REFERENCE = replay(BLOCKS)
@@ -22,7 +22,7 @@ Picker = Callable[[ChainStore], bytes]
 
 def _record(db: bytes, key: bytes) -> Picker:
     def pick(store: ChainStore) -> bytes:
-        with store._env.begin() as txn:
+        with store._env_for(db).begin() as txn:
             value = txn.get(key, db=store._dbs[db])
         assert value is not None
         return bytes(value)
@@ -31,7 +31,7 @@ def _record(db: bytes, key: bytes) -> Picker:
 
 
 def _longest_state_value(store: ChainStore) -> bytes:
-    with store._env.begin() as txn:
+    with store._state_env.begin() as txn:
         values = [bytes(v) for _, v in txn.cursor(db=store._dbs[b"state"])]
     return max(values, key=len)
 
@@ -65,7 +65,8 @@ CASES: dict[str, tuple[Picker, str]] = {
     "block before checkpoint": (_record(b"blocks", _height_key(6)), "block 6"),
     "receipts": (_record(b"receipts", _height_key(3)), "receipts 3"),
     "tip": (_record(b"meta", b"tip"), "tip"),
-    "checkpoint record": (_record(b"meta", b"checkpoint"), "checkpoint"),
+    "checkpoint record": (_record(b"state-meta", b"checkpoint"), "checkpoint"),
+    "pruned record": (_record(b"state-meta", b"pruned"), "pruned"),
     "genesis config": (_record(b"meta", b"genesis"), "genesis"),
     "state value": (_longest_state_value, "checkpoint state"),
     "root node": (_node(0), "node"),
@@ -81,7 +82,7 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("pristine") / "chain"
     store = build_store(path, BLOCKS)
     assert store.checkpoint_height == 12
-    store._env.close()
+    store.close(checkpoint=False)
     return path
 
 
@@ -92,15 +93,17 @@ def _copy(pristine: Path, tmp_path: Path) -> Path:
 
 
 def _flip_everywhere(path: Path, needle: bytes) -> int:
-    """Flip one byte in the middle of every copy of ``needle`` in ``data.mdb``."""
-    data = bytearray((path / "data.mdb").read_bytes())
+    """Flip one byte in the middle of every copy of ``needle`` in both ``data.mdb`` files (the
+    block log and the state store)."""
     count = 0
-    start = data.find(needle)
-    while start >= 0:
-        data[start + len(needle) // 2] ^= 0x40
-        count += 1
-        start = data.find(needle, start + 1)
-    (path / "data.mdb").write_bytes(bytes(data))
+    for data_file in (path / "data.mdb", path / "state" / "data.mdb"):
+        data = bytearray(data_file.read_bytes())
+        start = data.find(needle)
+        while start >= 0:
+            data[start + len(needle) // 2] ^= 0x40
+            count += 1
+            start = data.find(needle, start + 1)
+        data_file.write_bytes(bytes(data))
     return count
 
 
@@ -119,7 +122,7 @@ def test_flipped_byte_is_refused(pristine: Path, tmp_path: Path, case: str) -> N
     path = _copy(pristine, tmp_path)
     store = ChainStore.open(path, checkpoint_every=4, retain_heights=8)
     needle = picker(store)
-    store._env.close()  # no checkpoint: keep the file as the crash left it
+    store.close(checkpoint=False)  # no checkpoint: keep the file as the crash left it
     assert len(needle) >= 8
     assert _flip_everywhere(path, needle) >= 1, "record not found in data.mdb"
     with pytest.raises(StoreError) as raised:
@@ -136,16 +139,17 @@ def test_flipped_byte_in_replayed_block_is_refused(
     path = _copy(pristine, tmp_path)
     store = ChainStore.open(path, checkpoint_every=4, retain_heights=8)
     needle = _record(b"blocks", _height_key(13))(store)
-    store._env.close()
+    store.close(checkpoint=False)
     assert _flip_everywhere(path, needle) >= 1
     with pytest.raises(StoreError, match="block 13"):
         ChainStore.open(path, checkpoint_every=4, retain_heights=8, full_check=full_check)
 
 
 @pytest.mark.parametrize("cut", ["half", "one page", "two pages"])
-def test_truncated_file_is_refused(pristine: Path, tmp_path: Path, cut: str) -> None:
+@pytest.mark.parametrize("which", ["data.mdb", "state/data.mdb"])
+def test_truncated_file_is_refused(pristine: Path, tmp_path: Path, cut: str, which: str) -> None:
     path = _copy(pristine, tmp_path)
-    data_file = path / "data.mdb"
+    data_file = path / which
     size = data_file.stat().st_size
     new_size = {"half": size // 2, "one page": size - 4096, "two pages": 8192}[cut]
     os.truncate(data_file, new_size)
@@ -157,3 +161,27 @@ def test_truncated_file_is_refused(pristine: Path, tmp_path: Path, cut: str) -> 
 def test_missing_database_is_refused(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="no chain database"):
         ChainStore.open(tmp_path / "nothing")
+
+
+def test_missing_state_store_is_refused(pristine: Path, tmp_path: Path) -> None:
+    path = _copy(pristine, tmp_path)
+    shutil.rmtree(path / "state")
+    with pytest.raises(StoreError, match="state store"):
+        ChainStore.open(path, checkpoint_every=4, retain_heights=8)
+    assert not (path / "state").exists()
+
+
+def test_checkpoint_ahead_of_the_block_log_is_refused(pristine: Path, tmp_path: Path) -> None:
+    """The state store of a longer run of the same chain next to a shorter block log: the
+    checkpoint leads the tip, which no crash can produce; refused."""
+    longer = tmp_path / "longer"
+    shutil.copytree(pristine, longer)
+    store = ChainStore.open(longer, checkpoint_every=4, retain_heights=8)
+    extend(store, BLOCKS + 6)
+    store.close()
+    path = _copy(pristine, tmp_path)
+    shutil.rmtree(path / "state")
+    shutil.copytree(longer / "state", path / "state")
+    with pytest.raises(StoreError, match="outside the block log") as raised:
+        ChainStore.open(path, checkpoint_every=4, retain_heights=8)
+    assert "refused" in str(raised.value)

@@ -73,6 +73,7 @@ def test_read_every_retained_height_matches_replay(tmp_path: Path) -> None:
             with pytest.raises(StoreError, match="outside the retained window"):
                 store.read(keys[0], height)
         extend(store, BLOCKS)  # more checkpoints and pruning
+        store.wait_for_checkpoint()
         assert list(store.readable_heights()) == list(range(23, 31))
         _check_window(store, REFERENCE, keys)
         with pytest.raises(StoreError, match=r"outside the retained window 23\.\.30"):
@@ -107,11 +108,11 @@ def test_pruning_keeps_exactly_the_retained_roots(tmp_path: Path) -> None:
         wanted: set[bytes] = set()
         for height in range(oldest, 27):
             wanted |= _reachable(store, REFERENCE.headers[height].state_root)
-        with store._env.begin() as txn:
-            stored = {bytes(k) for k, _ in txn.cursor(db=store._dbs[b"nodes"])}
-            born = {bytes(k) for k, _ in txn.cursor(db=store._dbs[b"born"])}
-        assert stored == wanted
-        assert born == stored
+        with store._state_env.begin() as txn:
+            records = {bytes(k): bytes(v) for k, v in txn.cursor(db=store._dbs[b"nodes"])}
+        assert set(records) == wanted
+        # Every record is ``encoding ‖ height`` (the last height that built the node).
+        assert all(len(v) == 73 and int.from_bytes(v[65:], "big") <= 26 for v in records.values())
     finally:
         store.close()
 
@@ -121,7 +122,7 @@ def test_corrupt_history_value_is_refused_on_read(tmp_path: Path) -> None:
     tree's leaf and is refused, never returned."""
     store = build_store(tmp_path / "chain", 12, checkpoint_every=4, retain_heights=8)
     try:
-        with store._env.begin(write=True) as txn:
+        with store._state_env.begin(write=True) as txn:
             cursor = txn.cursor(db=store._dbs[b"history"])
             window = store.readable_heights()
             target = next(

@@ -1,33 +1,42 @@
-"""The durable chain: blocks, receipts, state and the state tree in one LMDB environment.
+"""The durable chain: a block log and a state store, two LMDB environments.
 
-Layout (named databases of one environment under ``DATA_DIR/chain/``)
--------------------------------------------------------------------
+Layout (named databases; the block log is ``DATA_DIR/chain/``, the state store ``chain/state/``)
+-------------------------------------------------------------------------------------------------
 ==============  =======================================  ==========================================
 database        key                                      value
 ==============  =======================================  ==========================================
-``meta``        ``format``, ``genesis``, ``tip``,        format tag; genesis config (JSON); the
-                ``checkpoint``, ``base``, ``pruned``     last acknowledged block; the checkpoint;
-                                                         the first height with a header (0, or the
-                                                         snapshot height); the oldest height whose
-                                                         tree and history survive pruning
+block log
+``meta``        ``format``, ``genesis``, ``tip``,        format tag (written last at creation);
+                ``base``                                 genesis config (JSON); the last
+                                                         acknowledged block; the first height
+                                                         with a header (0, or the snapshot height)
 ``blocks``      height (8 B)                             checksummed canonical block bytes
 ``headers``     height (8 B)                             checksummed canonical header bytes
 ``receipts``    height (8 B)                             checksummed receipts and block events
+state store
+``meta``        ``format``, ``genesis``, ``checkpoint``, format tag; the block log's genesis
+                ``pruned``                               record; the checkpoint; the oldest height
+                                                         whose tree and history survive pruning
 ``state``       state key                                value at the checkpoint height
 ``history``     height (8 B) ‖ state key                 the value *before* the block at ``height``
                                                          changed it (``0x00`` absent, ``0x01 v``)
-``nodes``       node hash                                tree node encoding (``state/smt.py``)
-``born``        node hash                                height (8 B) it was last written
+``nodes``       node hash                                tree node encoding (``state/smt.py``) ‖
+                                                         the last height that built it (8 B)
 ``stale``       height (8 B) ‖ node hash                 ``b""``: the node left the tree then
 ==============  =======================================  ==========================================
 
 Durability is staged (measured in ``docs/storage.md``): every block is acknowledged only after its
-one write transaction (block, header, receipts, tip) is committed with ``fsync``; every
-``checkpoint_every`` blocks a second transaction writes the state changes, their history and the
-tree nodes of all blocks since the last checkpoint. Recovery loads the checkpoint, checks it, and
-re-executes the acknowledged blocks after it with the same ``apply_block`` (which checks every
-root against the stored headers), so an acknowledged block survives ``kill -9`` and no block is
-ever half there.
+one write transaction on the block log (block, header, receipts, tip) is committed with
+``fsync``; every ``checkpoint_every`` blocks a checkpoint writes the state changes, their history
+and the tree nodes of all blocks since the last checkpoint in one transaction of the state store.
+The checkpoint runs in a forked writer process (its own interpreter lock, on the other core; a
+thread would contend for the GIL with the tree update, see ``docs/storage.md``) while blocks keep
+committing to the block log, which the state store's writer never locks. One runs at a time; the
+node forgets its blocks and nodes only once it has committed. Recovery loads the checkpoint,
+checks it, and re-executes the acknowledged blocks after it with the same ``apply_block`` (which
+checks every root against the stored headers), so an acknowledged block survives ``kill -9`` and
+no block is ever half there. A checkpoint only holds acknowledged blocks, so it lags the tip in
+every crash order; one that leads the tip (or sits below the base) is refused.
 
 Recovery refuses, with :class:`StoreError`, a database whose contents do not check out: a data
 file shorter than the pages LMDB says it uses (truncated), a record whose checksum fails (every
@@ -68,9 +77,17 @@ file format (version 1)::
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import hashlib
+import os
+import signal
+import sys
+import time
+import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from itertools import pairwise, repeat
 from pathlib import Path
 from typing import IO, Any, Final
@@ -112,18 +129,14 @@ from strata.stf.state_io import load_state
 from strata.stf.state_root import clear_changes, compute_state_root, iter_state_leaves
 from strata.stf.transition import apply_block
 
-FORMAT = b"strata-chain-1"
-_DATABASES = (
-    b"meta",
-    b"blocks",
-    b"headers",
-    b"receipts",
-    b"state",
-    b"history",
-    b"nodes",
-    b"born",
-    b"stale",
-)
+FORMAT = b"strata-chain-2"
+STATE_FORMAT = b"strata-state-2"
+STATE_DIR = "state"
+"""The state store's environment, a subdirectory of the block log's."""
+_LOG_DATABASES = (b"meta", b"blocks", b"headers", b"receipts")
+_STATE_DATABASES = (b"state-meta", b"state", b"history", b"nodes", b"stale")
+_DATABASES = _LOG_DATABASES + _STATE_DATABASES
+_BORN = slice(NODE_BYTES, None)
 
 SNAPSHOT_MAGIC: Final = b"STRSNAP\x00"
 SNAPSHOT_VERSION: Final = 1
@@ -180,15 +193,31 @@ def _unseal(record: bytes, what: str) -> bytes:
 
 @dataclass
 class _Pending:
-    """A block acknowledged since the last checkpoint, kept in memory until the next one."""
+    """A block acknowledged since the last checkpoint, in memory until a checkpoint holds it."""
 
     height: int
     changes: dict[bytes, bytes | None]
     update: TreeUpdate
 
 
+@dataclass
+class _Job:
+    """A checkpoint: the blocks it persists (an immutable snapshot) and what it leaves behind."""
+
+    blocks: list[_Pending]
+    height: int
+    record: bytes
+    """The sealed checkpoint record it writes."""
+    pruned: int
+    """The pruned height after it."""
+    pid: int = 0
+    """The writer process (0: written in this process)."""
+    started: float = field(default_factory=time.perf_counter)
+
+
 class _NodeSource:
-    """The tree's nodes as LMDB holds them (the tree keeps those not yet checkpointed).
+    """The tree's nodes as the state store holds them, plus the nodes of the checkpoint being
+    written (``in_flight``: the tree has forgotten them, LMDB does not have them yet).
 
     ``txn``, when set (during a read), is used instead of a fresh read transaction per node.
     """
@@ -197,15 +226,20 @@ class _NodeSource:
         self._env = env
         self._db = db
         self.txn: lmdb.Transaction | None = None
+        self.in_flight: list[dict[bytes, bytes]] = []
 
     def get_node(self, node_hash: bytes) -> bytes | None:
+        for layer in self.in_flight:
+            encoding = layer.get(node_hash)
+            if encoding is not None:
+                return encoding
         txn = self.txn
         if txn is not None:
             found = txn.get(node_hash, db=self._db)
         else:
             with self._env.begin(db=self._db) as txn:
                 found = txn.get(node_hash)
-        return None if found is None else bytes(found)
+        return None if found is None else bytes(found[:NODE_BYTES])
 
 
 def _check_data_file(path: Path, env: lmdb.Environment) -> None:
@@ -214,7 +248,16 @@ def _check_data_file(path: Path, env: lmdb.Environment) -> None:
     size = (path / "data.mdb").stat().st_size
     used = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
     if size < used:
-        raise StoreError(f"data.mdb is truncated: {size} bytes on disk, {used} bytes in use")
+        raise StoreError(
+            f"{path.name}/data.mdb is truncated: {size} bytes on disk, {used} bytes in use"
+        )
+
+
+def _die_with_parent() -> None:
+    """In a checkpoint writer: be killed when the node process dies (Linux ``PR_SET_PDEATHSIG``),
+    so a ``kill -9`` of the node never leaves a writer behind."""
+    with suppress(AttributeError, OSError):  # not Linux: the writer finishes its transaction
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)
 
 
 class ChainStore:
@@ -227,6 +270,7 @@ class ChainStore:
     def __init__(
         self,
         env: lmdb.Environment,
+        state_env: lmdb.Environment,
         params: ChainParams,
         genesis: GenesisConfig,
         checkpoint_every: int,
@@ -235,17 +279,28 @@ class ChainStore:
         if checkpoint_every < 1 or retain_heights < 1:
             raise StoreError("checkpoint_every and retain_heights must be at least 1")
         self._env = env
-        self._dbs: dict[bytes, Any] = {name: env.open_db(name) for name in _DATABASES}
+        self._state_env = state_env
+        self._dbs: dict[bytes, Any] = {name: env.open_db(name) for name in _LOG_DATABASES}
+        for name in _STATE_DATABASES:
+            self._dbs[name] = state_env.open_db(b"meta" if name == b"state-meta" else name)
         self.params = params
         self.genesis = genesis
         self.checkpoint_every = checkpoint_every
         self.retain_heights = retain_heights
-        self._nodes = _NodeSource(env, self._dbs[b"nodes"])
+        self.background = hasattr(os, "fork")
+        """Checkpoints due in :meth:`commit_block` run in a forked writer process (``False``:
+        in this process, blocking the commit)."""
+        self._nodes = _NodeSource(state_env, self._dbs[b"nodes"])
         self._pending: list[_Pending] = []
+        self._job: _Job | None = None
+        self._checkpoint_record = b""
+        self.checkpoint_log: list[tuple[int, float]] = []
+        """``(height, seconds)`` of every checkpoint finished by this process (benchmarks)."""
         self.fault_hook: Callable[[str, int], None] | None = None
         """Called at named points of a commit (crash tests kill the process there): ``before``,
-        ``inside``, ``after`` (around the block's transaction) and ``checkpoint`` (inside the
-        checkpoint's transaction, with the height of the block that triggered it)."""
+        ``inside``, ``after`` (around the block's transaction), ``checkpoint`` (inside the
+        checkpoint's transaction, in the writer process) and ``checkpointed`` (after it commits),
+        with the height of the block the checkpoint ends at."""
         self.state: State = State()
         self.tip = ChainTip(-1, 0, bytes(32))
         self.checkpoint_height = -1
@@ -254,15 +309,19 @@ class ChainStore:
         self.pruned_height = 0
         """The oldest height whose tree and history pruning has kept."""
 
+    def _env_for(self, name: bytes) -> lmdb.Environment:
+        """The environment holding database ``name`` (tests reach records through it)."""
+        return self._env if name in _LOG_DATABASES else self._state_env
+
     # ------------------------------------------------------------------ opening
 
     @staticmethod
-    def _open_env(path: Path, map_size: int) -> lmdb.Environment:
+    def _open_env(path: Path, map_size: int, max_dbs: int) -> lmdb.Environment:
         path.mkdir(parents=True, exist_ok=True)
         try:
             return lmdb.open(
                 str(path),
-                max_dbs=len(_DATABASES),
+                max_dbs=max_dbs,
                 map_size=map_size,
                 sync=True,
                 metasync=True,
@@ -271,6 +330,16 @@ class ChainStore:
             )
         except lmdb.Error as error:
             raise StoreError(f"{path}: cannot open the chain database: {error}") from None
+
+    @classmethod
+    def _open_envs(cls, path: Path, map_size: int) -> tuple[lmdb.Environment, lmdb.Environment]:
+        env = cls._open_env(path, map_size, len(_LOG_DATABASES))
+        try:
+            state_env = cls._open_env(path / STATE_DIR, map_size, len(_STATE_DATABASES))
+        except StoreError:
+            env.close()
+            raise
+        return env, state_env
 
     @classmethod
     def create(
@@ -309,8 +378,11 @@ class ChainStore:
         update: TreeUpdate | None = None,
     ) -> ChainStore:
         """Write a new store whose tip and checkpoint are ``header`` with post-state ``state``
-        (genesis, or a snapshot); ``tree``/``update`` may carry the tree already built."""
-        if (path / "data.mdb").exists():
+        (genesis, or a snapshot); ``tree``/``update`` may carry the tree already built.
+
+        The state store is written first, the block log (with its format tag) last: a crash in
+        between leaves a directory that :meth:`open` refuses (no format tag), never a store."""
+        if (path / "data.mdb").exists() or (path / STATE_DIR / "data.mdb").exists():
             raise StoreError(f"{path}: a chain database already exists here; refusing to overwrite")
         entries = sorted(iter_state_leaves(state))
         if tree is None or update is None:
@@ -318,21 +390,27 @@ class ChainStore:
             update = tree.apply(dict(entries))
         if update.root != header.state_root:
             raise StoreError(f"height {header.height}: the tree root differs from the header's")
-        env = cls._open_env(path, map_size)
-        store = cls(env, genesis.params, genesis, checkpoint_every, retain_heights)
+        env, state_env = cls._open_envs(path, map_size)
+        store = cls(env, state_env, genesis.params, genesis, checkpoint_every, retain_heights)
         height = header.height
         tip = ChainTip(height, header.timestamp_ms, compute_header_hash(header))
-        with env.begin(write=True) as txn:
-            meta = store._dbs[b"meta"]
-            txn.put(b"format", FORMAT, db=meta)
-            txn.put(b"genesis", _seal(msgspec.json.encode(genesis)), db=meta)
-            txn.put(b"base", _seal(encode(height)), db=meta)
+        sealed_genesis = _seal(msgspec.json.encode(genesis))
+        record = _seal(encode(_Checkpoint(height, header.state_root)))
+        with state_env.begin(write=True) as txn:
+            meta = store._dbs[b"state-meta"]
+            txn.put(b"format", STATE_FORMAT, db=meta)
+            txn.put(b"genesis", sealed_genesis, db=meta)
             txn.put(b"pruned", _seal(encode(height)), db=meta)
-            txn.put(_height_key(height), _seal(encode(header)), db=store._dbs[b"headers"])
-            txn.put(b"tip", _seal(encode(tip)), db=meta)
             txn.cursor(db=store._dbs[b"state"]).putmulti(entries, append=True)
             store._write_nodes(txn, update, height)
-            txn.put(b"checkpoint", _seal(encode(_Checkpoint(height, header.state_root))), db=meta)
+            txn.put(b"checkpoint", record, db=meta)
+        with env.begin(write=True) as txn:
+            meta = store._dbs[b"meta"]
+            txn.put(b"genesis", sealed_genesis, db=meta)
+            txn.put(b"base", _seal(encode(height)), db=meta)
+            txn.put(_height_key(height), _seal(encode(header)), db=store._dbs[b"headers"])
+            txn.put(b"tip", _seal(encode(tip)), db=meta)
+            txn.put(b"format", FORMAT, db=meta)
         persisted = SparseMerkleTree(store._nodes, update.root)
         clear_changes(state)
         state.tip = tip
@@ -340,6 +418,7 @@ class ChainStore:
         store.state = state
         store.tip = tip
         store.checkpoint_height = height
+        store._checkpoint_record = record
         store.base_height = height
         store.pruned_height = height
         return store
@@ -367,22 +446,40 @@ class ChainStore:
         """
         if not (path / "data.mdb").exists():
             raise StoreError(f"{path}: no chain database here")
-        env = cls._open_env(path, map_size)
+        if not (path / STATE_DIR / "data.mdb").exists():
+            raise StoreError(
+                f"{path}: the state store ({STATE_DIR}/data.mdb) is missing; the database is "
+                "refused (restore it from a backup or import a snapshot, see docs/storage.md)"
+            )
+        env, state_env = cls._open_envs(path, map_size)
         try:
             _check_data_file(path, env)
+            _check_data_file(path / STATE_DIR, state_env)
             with env.begin() as txn:
-                for name in _DATABASES:
+                for name in _LOG_DATABASES:
                     env.open_db(name, txn=txn, create=False)
                 meta = env.open_db(b"meta", txn=txn, create=False)
                 if txn.get(b"format", db=meta) != FORMAT:
                     raise StoreError(f"not a {FORMAT.decode()} database")
+                sealed_genesis = _get(txn, b"genesis", meta)
                 genesis = msgspec.json.decode(
-                    _unseal(_get(txn, b"genesis", meta), "genesis"), type=GenesisConfig
+                    _unseal(sealed_genesis, "genesis"), type=GenesisConfig
                 )
-            store = cls(env, genesis.params, genesis, checkpoint_every, retain_heights)
+            with state_env.begin() as txn:
+                for name in _STATE_DATABASES:
+                    state_env.open_db(
+                        b"meta" if name == b"state-meta" else name, txn=txn, create=False
+                    )
+                meta = state_env.open_db(b"meta", txn=txn, create=False)
+                if txn.get(b"format", db=meta) != STATE_FORMAT:
+                    raise StoreError(f"{STATE_DIR}: not a {STATE_FORMAT.decode()} database")
+                if txn.get(b"genesis", db=meta) != sealed_genesis:
+                    raise StoreError(f"{STATE_DIR}: the state store is of another chain")
+            store = cls(env, state_env, genesis.params, genesis, checkpoint_every, retain_heights)
             store._recover(full_check)
         except (lmdb.Error, msgspec.DecodeError, StoreError) as error:
             env.close()
+            state_env.close()
             reason = str(error) if isinstance(error, StoreError) else f"unreadable: {error}"
             raise StoreError(
                 f"{path}: {reason}; the database is refused (nothing was changed: restore it "
@@ -394,14 +491,24 @@ class ChainStore:
         with self._env.begin() as txn:
             meta = self._dbs[b"meta"]
             tip = _TIP.decode(_unseal(_get(txn, b"tip", meta), "tip"))
-            checkpoint = _CHECKPOINT.decode(_unseal(_get(txn, b"checkpoint", meta), "checkpoint"))
             self.base_height = _HEIGHT.decode(_unseal(_get(txn, b"base", meta), "base"))
-            self.pruned_height = _HEIGHT.decode(_unseal(_get(txn, b"pruned", meta), "pruned"))
-            header = self._header(txn, checkpoint.height)
-            entries = [(bytes(k), bytes(v)) for k, v in txn.cursor(db=self._dbs[b"state"])]
             if full_check:
                 self._check_records(txn, tip.height)
+        with self._state_env.begin() as txn:
+            meta = self._dbs[b"state-meta"]
+            record = _get(txn, b"checkpoint", meta)
+            checkpoint = _CHECKPOINT.decode(_unseal(record, "checkpoint"))
+            self.pruned_height = _HEIGHT.decode(_unseal(_get(txn, b"pruned", meta), "pruned"))
+            entries = [(bytes(k), bytes(v)) for k, v in txn.cursor(db=self._dbs[b"state"])]
+            if full_check:
                 self._check_nodes(txn)
+        # A checkpoint only ever holds acknowledged blocks: it lags the tip, never leads it.
+        if not self.base_height <= checkpoint.height <= tip.height:
+            raise StoreError(
+                f"the checkpoint at height {checkpoint.height} is outside the block log "
+                f"{self.base_height}..{tip.height} (the state store is not this block log's)"
+            )
+        header = self.get_header(checkpoint.height)
         if header.state_root != checkpoint.state_root:
             raise StoreError(
                 f"checkpoint at height {checkpoint.height}: its root is not its header's root"
@@ -429,6 +536,7 @@ class ChainStore:
         self.state = state
         self.tip = state.tip
         self.checkpoint_height = checkpoint.height
+        self._checkpoint_record = record
         # Re-execute the acknowledged blocks after the checkpoint (apply_block checks each root).
         for height in range(checkpoint.height + 1, tip.height + 1):
             block = self.get_block(height)
@@ -461,16 +569,17 @@ class ChainStore:
                 _unseal(bytes(record), f"{what} {height}")
 
     def _check_nodes(self, txn: lmdb.Transaction) -> None:
-        """Every stored tree node hashes to its key."""
+        """Every stored tree node hashes to its key (and carries its 8-byte height)."""
         sha256 = hashlib.sha256
         for key, value in txn.cursor(db=self._dbs[b"nodes"]):
-            if len(value) != NODE_BYTES or sha256(value).digest() != key:
+            if len(value) != NODE_BYTES + 8 or sha256(value[:NODE_BYTES]).digest() != key:
                 raise StoreError(f"tree node {bytes(key).hex()} does not match its bytes (corrupt)")
 
     # ------------------------------------------------------------------ writing
 
     def commit_block(self, block: Block, output: BlockOutput) -> None:
-        """Make a block durable (one write transaction, ``fsync``), then maybe checkpoint.
+        """Make a block durable (one write transaction on the block log, ``fsync``), then start
+        a checkpoint in the background when one is due.
 
         ``output`` must be the result of applying ``block`` to ``self.state`` (which carries the
         store's incremental commitment). When this returns, the block is acknowledged.
@@ -483,8 +592,7 @@ class ChainStore:
             height, encode(block), encode(block.header), encode(record), self.state.tip
         )
         self._remember(output)
-        if height - self.checkpoint_height >= self.checkpoint_every:
-            self.checkpoint()
+        self._maybe_checkpoint()
 
     def _write_block(
         self, height: int, block: bytes, header: bytes, receipts: bytes, tip: ChainTip
@@ -510,8 +618,11 @@ class ChainStore:
         (the state root), one durable transaction holding the change set as the block record,
         and the checkpoint when due. The header carries the new root and empty lists. A store
         written this way cannot be reopened (its blocks are not blocks)."""
+        return self.commit_synthetic(changes, self._tree().apply(changes))
+
+    def commit_synthetic(self, changes: dict[bytes, bytes | None], update: TreeUpdate) -> Header:
+        """:meth:`commit_changes` after the tree update (benchmarks time the two apart)."""
         height = self.tip.height + 1
-        update = self._tree().apply(changes)
         header = self._synthetic_header(update.root)
         tip = ChainTip(height, header.timestamp_ms, compute_header_hash(header))
         encoded = encode(header)
@@ -519,8 +630,7 @@ class ChainStore:
         self.tip = tip
         self.state.tip = tip
         self._pending.append(_Pending(height, dict(changes), update))
-        if height - self.checkpoint_height >= self.checkpoint_every:
-            self.checkpoint()
+        self._maybe_checkpoint()
         return header
 
     def _synthetic_header(self, root: bytes) -> Header:
@@ -546,20 +656,17 @@ class ChainStore:
         header = self._synthetic_header(update.root)
         height = header.height
         tip = ChainTip(height, header.timestamp_ms, compute_header_hash(header))
-        with self._env.begin(write=True) as txn:
-            key = _height_key(height)
-            txn.put(key, _seal(b""), db=self._dbs[b"blocks"])
-            txn.put(key, _seal(encode(header)), db=self._dbs[b"headers"])
-            txn.put(key, _seal(encode(())), db=self._dbs[b"receipts"])
+        self._write_block(height, b"", encode(header), encode(()), tip)
+        record = _seal(encode(_Checkpoint(height, update.root)))
+        with self._state_env.begin(write=True) as txn:
             txn.cursor(db=self._dbs[b"state"]).putmulti(sorted(entries.items()))
             self._write_nodes(txn, update, height)
-            txn.put(b"tip", _seal(encode(tip)), db=self._dbs[b"meta"])
-            checkpoint = _Checkpoint(height, update.root)
-            txn.put(b"checkpoint", _seal(encode(checkpoint)), db=self._dbs[b"meta"])
+            txn.put(b"checkpoint", record, db=self._dbs[b"state-meta"])
         tree.mark_persisted()
         self.tip = tip
         self.state.tip = tip
         self.checkpoint_height = height
+        self._checkpoint_record = record
         return header
 
     def _remember(self, output: BlockOutput) -> None:
@@ -570,91 +677,174 @@ class ChainStore:
         update = commitment.last_update
         self._pending.append(_Pending(self.tip.height, commitment.last_changes, update))
 
+    def _maybe_checkpoint(self) -> None:
+        """Collect a finished background checkpoint; start the next one when due (one at a
+        time: blocks keep committing and accumulating while one runs)."""
+        self._collect(wait=False)
+        if self._job is None and self.tip.height - self.checkpoint_height >= self.checkpoint_every:
+            self._start_checkpoint(background=self.background)
+
     def checkpoint(self) -> None:
-        """Write the state, history and tree nodes of every block since the last checkpoint in
-        one transaction, then prune what fell out of the retained window.
+        """Wait for the checkpoint in flight, then write every block since it in this process."""
+        self._collect(wait=True)
+        if self._pending:
+            self._start_checkpoint(background=False)
+
+    def wait_for_checkpoint(self) -> None:
+        """Wait for the background checkpoint in flight, if any, and take its result in."""
+        self._collect(wait=True)
+
+    def _start_checkpoint(self, *, background: bool) -> None:
+        """Snapshot the pending blocks and write them: in a forked writer (``background``), or
+        here. The tree forgets their nodes; the node source serves them until the checkpoint
+        has committed."""
+        assert self._job is None
+        blocks = list(self._pending)
+        last = blocks[-1]
+        below = last.height - self.retain_heights
+        job = _Job(
+            blocks=blocks,
+            height=last.height,
+            record=_seal(encode(_Checkpoint(last.height, last.update.root))),
+            pruned=max(self.pruned_height, below - 1),
+        )
+        self._nodes.in_flight = [pending.update.new_nodes for pending in reversed(blocks)]
+        self._tree().mark_persisted()
+        if background:
+            parent = os.getpid()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            pid = os.fork()
+            if pid == 0:  # the writer: its own interpreter lock, the node's memory as of now
+                status = 1
+                try:
+                    _die_with_parent()
+                    if os.getppid() == parent:
+                        gc.disable()  # touching every object would copy the node's heap
+                        self._persist(job)
+                        status = 0
+                except BaseException:
+                    traceback.print_exc()
+                finally:
+                    os._exit(status)
+            job.pid = pid
+            self._job = job
+        else:
+            self._job = job
+            self._persist(job)
+            self._finish(job)
+
+    def _collect(self, *, wait: bool) -> None:
+        """Take in the result of the background checkpoint if it has ended (``wait``: wait)."""
+        job = self._job
+        if job is None:
+            return
+        if job.pid:
+            pid, status = os.waitpid(job.pid, 0 if wait else os.WNOHANG)
+            if pid == 0:
+                return
+            code = os.waitstatus_to_exitcode(status)
+            if code != 0:
+                self._job = None
+                self._tree().mark_persisted()
+                raise StoreError(
+                    f"the checkpoint at height {job.height} failed in its writer process (exit "
+                    f"{code}); nothing of it was written, the blocks since "
+                    f"{self.checkpoint_height} stay acknowledged in the block log"
+                )
+        self._finish(job)
+
+    def _finish(self, job: _Job) -> None:
+        """The checkpoint has committed: forget its blocks and nodes."""
+        del self._pending[: len(job.blocks)]
+        self._nodes.in_flight = []
+        self.checkpoint_height = job.height
+        self._checkpoint_record = job.record
+        self.pruned_height = job.pruned
+        self._job = None
+        self.checkpoint_log.append((job.height, time.perf_counter() - job.started))
+
+    def _persist(self, job: _Job) -> None:
+        """Write a checkpoint (the state changes, their history, the tree nodes of its blocks)
+        in one transaction of the state store, then prune what fell out of the retained window.
 
         Writes are ordered for LMDB: history and stale records are appended (their keys start
         with a height above every stored one), state values and nodes are written in key order
-        (each B-tree page is visited once), and a node built by several blocks is written once
-        with the last height that built it."""
-        if not self._pending:
-            return
-        last = self._pending[-1]
-        state_db = self._dbs[b"state"]
+        (each B-tree page is visited once); a node built by several blocks is written once with
+        the last height that built it (``encoding ‖ height``); history that pruning would drop
+        at once is not written."""
+        dbs = self._dbs
+        below = job.height - self.retain_heights
+        state_db = dbs[b"state"]
         latest: dict[bytes, bytes | None] = {}
         history: list[tuple[bytes, bytes]] = []
-        new_nodes: dict[bytes, bytes] = {}
-        born: dict[bytes, bytes] = {}
+        records: dict[bytes, bytes] = {}
         stale: list[bytes] = []
-        with self._env.begin(write=True) as txn:
+        with self._state_env.begin(write=True) as txn:
             get = txn.get
-            for pending in self._pending:
+            for pending in job.blocks:
                 at = _height_key(pending.height)
+                keep = pending.height >= below
                 for key in sorted(pending.changes):
                     if key in latest:
                         old = latest[key]
                     else:
                         found = get(key, db=state_db)
                         old = None if found is None else bytes(found)
-                    history.append((at + key, b"\x00" if old is None else b"\x01" + old))
+                    if keep:
+                        history.append((at + key, b"\x00" if old is None else b"\x01" + old))
                     latest[key] = pending.changes[key]
-                new_nodes.update(pending.update.new_nodes)
-                born.update(dict.fromkeys(pending.update.new_nodes, at))
+                for node_hash, encoding in pending.update.new_nodes.items():
+                    records[node_hash] = encoding + at
                 stale.extend(at + node for node in sorted(pending.update.stale_nodes))
-            txn.cursor(db=self._dbs[b"history"]).putmulti(history, append=True)
-            txn.cursor(db=self._dbs[b"stale"]).putmulti(
+            txn.cursor(db=dbs[b"history"]).putmulti(history, append=True)
+            del history
+            txn.cursor(db=dbs[b"stale"]).putmulti(
                 zip(stale, repeat(b"", len(stale)), strict=True), append=True
             )
+            del stale
+            order = sorted(latest)
             state_cursor = txn.cursor(db=state_db)
-            for key in sorted(latest):
-                value = latest[key]
-                if value is None:
-                    if state_cursor.set_key(key):
-                        state_cursor.delete()
-                else:
-                    state_cursor.put(key, value)
+            state_cursor.putmulti(
+                (key, value) for key in order if (value := latest[key]) is not None
+            )
+            for key in order:
+                if latest[key] is None and state_cursor.set_key(key):
+                    state_cursor.delete()
+            del order, latest
             # Iterators, not lists of pairs: ``zip`` reuses its tuple, so millions of pairs
             # cost no allocations and trigger no garbage collection of the large heap.
-            order = sorted(new_nodes)
-            nodes_cursor = txn.cursor(db=self._dbs[b"nodes"])
-            nodes_cursor.putmulti(zip(order, map(new_nodes.__getitem__, order), strict=True))
-            born_cursor = txn.cursor(db=self._dbs[b"born"])
-            born_cursor.putmulti(zip(order, map(born.__getitem__, order), strict=True))
-            if self.fault_hook is not None:
-                self.fault_hook("checkpoint", last.height)
-            txn.put(
-                b"checkpoint",
-                _seal(encode(_Checkpoint(last.height, last.update.root))),
-                db=self._dbs[b"meta"],
+            nodes = sorted(records)
+            txn.cursor(db=dbs[b"nodes"]).putmulti(
+                zip(nodes, map(records.__getitem__, nodes), strict=True)
             )
-            pruned = self._prune(txn, last.height - self.retain_heights)
-        self._pending.clear()
-        self._tree().mark_persisted()
-        self.checkpoint_height = last.height
-        self.pruned_height = pruned
+            del nodes, records
+            if self.fault_hook is not None:
+                self.fault_hook("checkpoint", job.height)
+            txn.put(b"checkpoint", job.record, db=dbs[b"state-meta"])
+            self._prune(txn, below, job.pruned)
+        if self.fault_hook is not None:
+            self.fault_hook("checkpointed", job.height)
 
     def _write_nodes(self, txn: lmdb.Transaction, update: TreeUpdate, height: int) -> None:
         """Write one update's nodes (a new store's first tree), in key order."""
         at = _height_key(height)
         order = sorted(update.new_nodes)
         nodes = update.new_nodes
-        txn.cursor(db=self._dbs[b"nodes"]).putmulti(zip(order, map(nodes.__getitem__, order)))
-        txn.cursor(db=self._dbs[b"born"]).putmulti(zip(order, repeat(at, len(order))))
+        txn.cursor(db=self._dbs[b"nodes"]).putmulti((h, nodes[h] + at) for h in order)
 
-    def _prune(self, txn: lmdb.Transaction, below: int) -> int:
+    def _prune(self, txn: lmdb.Transaction, below: int, pruned: int) -> None:
         """Delete history and stale nodes of heights below ``below`` (a node re-created after it
-        went stale is kept: it belongs to a newer tree). Returns the oldest height whose tree and
-        values are still whole, and records it.
+        went stale is kept: it belongs to a newer tree), and record ``pruned``, the oldest
+        height whose tree and values are still whole (``below - 1`` once it moves).
 
         Why ``below - 1`` stays whole: a node staled at ``h`` is reachable from the root of
         ``h - 1`` only, so deleting the stale records of heights ``< below`` only removes nodes
         of roots ``<= below - 2``; the value at ``h`` needs the history records of heights
         ``> h`` only, so ``h = below - 1`` keeps all it needs."""
         if below - 1 <= self.pruned_height:
-            return self.pruned_height
+            return
         limit = _height_key(below)
-        born = self._dbs[b"born"]
         nodes = self._dbs[b"nodes"]
         doomed: list[bytes] = []
         cursor = txn.cursor(db=self._dbs[b"stale"])
@@ -663,21 +853,19 @@ class ChainStore:
             if key[:8] >= limit:
                 break
             node_hash = key[8:]
-            last_born = txn.get(node_hash, db=born)
-            if last_born is not None and bytes(last_born) <= key[:8]:
+            record = txn.get(node_hash, db=nodes)
+            if record is not None and bytes(record[_BORN]) <= key[:8]:
                 doomed.append(node_hash)
             cursor.delete()
         doomed.sort()
-        for cursor_db in (nodes, born):
-            cursor = txn.cursor(db=cursor_db)
-            for node_hash in doomed:
-                if cursor.set_key(node_hash):
-                    cursor.delete()
+        cursor = txn.cursor(db=nodes)
+        for node_hash in doomed:
+            if cursor.set_key(node_hash):
+                cursor.delete()
         cursor = txn.cursor(db=self._dbs[b"history"])
         while cursor.first() and bytes(cursor.key()[:8]) < limit:
             cursor.delete()
-        txn.put(b"pruned", _seal(encode(below - 1)), db=self._dbs[b"meta"])
-        return below - 1
+        txn.put(b"pruned", _seal(encode(pruned)), db=self._dbs[b"state-meta"])
 
     # ------------------------------------------------------------------ reading
 
@@ -730,6 +918,25 @@ class ChainStore:
                 f"{window.start}..{window.stop - 1} (retain_heights={self.retain_heights})"
             )
 
+    @contextmanager
+    def _state_txn(self) -> Iterator[lmdb.Transaction]:
+        """A read transaction of the state store that agrees with ``checkpoint_height``,
+        ``pruned_height``, the pending blocks and the node source: a checkpoint that committed
+        in the background since the last look is taken in first."""
+        self._collect(wait=False)
+        txn = self._state_env.begin()
+        try:
+            if txn.get(b"checkpoint", db=self._dbs[b"state-meta"]) != self._checkpoint_record:
+                txn.abort()
+                self._collect(wait=True)  # it committed a moment ago: its writer is ending
+                txn = self._state_env.begin()
+                record = txn.get(b"checkpoint", db=self._dbs[b"state-meta"])
+                if record != self._checkpoint_record:
+                    raise StoreError("the state store's checkpoint changed under this process")
+            yield txn
+        finally:
+            txn.abort()
+
     def _tree(self) -> SparseMerkleTree:
         commitment = self.state.commitment
         assert isinstance(commitment, IncrementalCommitment)
@@ -768,12 +975,12 @@ class ChainStore:
         """
         if height is None:
             height = self.tip.height
-        self._check_readable(height)
-        tree = self._tree()
         path = compute_path(key)
         try:
-            with self._env.begin() as txn:
-                root = self._header(txn, height).state_root
+            with self._state_txn() as txn:
+                self._check_readable(height)
+                tree = self._tree()
+                root = self.get_header(height).state_root
                 value = self._value_at(txn, key, height)
                 self._nodes.txn = txn
                 try:
@@ -797,8 +1004,8 @@ class ChainStore:
 
     def iter_entries(self, height: int) -> Iterator[tuple[bytes, bytes]]:
         """Every state entry after block ``height`` (a readable height), in key order."""
-        self._check_readable(height)
-        with self._env.begin() as txn:
+        with self._state_txn() as txn:
+            self._check_readable(height)
             overrides: dict[bytes, bytes | None] = {}
             if height >= self.checkpoint_height:
                 for pending in self._pending:
@@ -927,13 +1134,19 @@ class ChainStore:
     # ------------------------------------------------------------------ closing
 
     def close(self, *, checkpoint: bool = True) -> None:
-        """Checkpoint what is pending and close the environment (a graceful stop).
+        """Wait for the checkpoint in flight, checkpoint what is pending and close the
+        environments (a graceful stop).
 
-        ``checkpoint=False`` writes nothing (a reader such as ``strata snapshot export``: the
-        acknowledged blocks are durable anyway, the next open replays them)."""
-        if checkpoint:
-            self.checkpoint()
-        self._env.close()
+        ``checkpoint=False`` writes nothing more (a reader such as ``strata snapshot export``:
+        the acknowledged blocks are durable anyway, the next open replays them)."""
+        try:
+            if checkpoint:
+                self.checkpoint()
+            else:
+                self._collect(wait=True)
+        finally:
+            self._env.close()
+            self._state_env.close()
 
 
 def _descend(tree: SparseMerkleTree, path: bytes, root: bytes) -> tuple[list[bytes], bytes]:
