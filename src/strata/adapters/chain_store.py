@@ -98,11 +98,9 @@ import msgspec
 from strata.core.codec import encode
 from strata.core.merkle import (
     EMPTY,
-    LEAF_PREFIX,
     SparseMerkleProof,
     compute_path,
     compute_value_hash,
-    get_path_bit,
 )
 from strata.state.smt import (
     NODE_BYTES,
@@ -193,11 +191,20 @@ def _unseal(record: bytes, what: str) -> bytes:
 
 @dataclass
 class _Pending:
-    """A block acknowledged since the last checkpoint, in memory until a checkpoint holds it."""
+    """A block acknowledged since the last checkpoint, in memory until a checkpoint holds it.
+
+    Its tree nodes' encodings are in the node source's overlay (the only in-memory copy); the
+    block keeps their hashes (``new_nodes``, in the order built) and its ``stale_nodes``."""
 
     height: int
     changes: dict[bytes, bytes | None]
-    update: TreeUpdate
+    root: bytes
+    new_nodes: list[bytes]
+    stale_nodes: list[bytes]
+
+    @classmethod
+    def of(cls, height: int, changes: dict[bytes, bytes | None], update: TreeUpdate) -> _Pending:
+        return cls(height, changes, update.root, list(update.new_nodes), update.stale_nodes)
 
 
 @dataclass
@@ -216,8 +223,11 @@ class _Job:
 
 
 class _NodeSource:
-    """The tree's nodes as the state store holds them, plus the nodes of the checkpoint being
-    written (``in_flight``: the tree has forgotten them, LMDB does not have them yet).
+    """The tree's nodes as the state store holds them, plus the nodes of the blocks no
+    checkpoint has written yet, in two generations: ``in_flight`` (the blocks of the checkpoint
+    being written) and ``overlay`` (the blocks after them). Each is one dict (two look-ups per
+    miss, however many blocks are pending) and the only in-memory copy of those nodes: the tree
+    forgets its pending nodes as soon as the store takes a block (``mark_persisted``).
 
     ``txn``, when set (during a read), is used instead of a fresh read transaction per node.
     """
@@ -226,13 +236,13 @@ class _NodeSource:
         self._env = env
         self._db = db
         self.txn: lmdb.Transaction | None = None
-        self.in_flight: list[dict[bytes, bytes]] = []
+        self.in_flight: dict[bytes, bytes] = {}
+        self.overlay: dict[bytes, bytes] = {}
 
     def get_node(self, node_hash: bytes) -> bytes | None:
-        for layer in self.in_flight:
-            encoding = layer.get(node_hash)
-            if encoding is not None:
-                return encoding
+        encoding = self.overlay.get(node_hash) or self.in_flight.get(node_hash)
+        if encoding is not None:
+            return encoding
         txn = self.txn
         if txn is not None:
             found = txn.get(node_hash, db=self._db)
@@ -240,6 +250,20 @@ class _NodeSource:
             with self._env.begin(db=self._db) as txn:
                 found = txn.get(node_hash)
         return None if found is None else bytes(found[:NODE_BYTES])
+
+    def start_checkpoint(self) -> None:
+        """The overlay's blocks go into a checkpoint: they become the in-flight generation."""
+        assert not self.in_flight
+        self.in_flight = self.overlay
+        self.overlay = {}
+
+    def end_checkpoint(self, *, committed: bool) -> None:
+        """The in-flight checkpoint committed (its nodes are in LMDB: drop them) or failed (its
+        blocks stay pending: merge the generations back)."""
+        if not committed:
+            self.in_flight.update(self.overlay)
+            self.overlay = self.in_flight
+        self.in_flight = {}
 
 
 def _check_data_file(path: Path, env: lmdb.Environment) -> None:
@@ -258,6 +282,39 @@ def _die_with_parent() -> None:
     so a ``kill -9`` of the node never leaves a writer behind."""
     with suppress(AttributeError, OSError):  # not Linux: the writer finishes its transaction
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)
+
+
+def _write_in_child(write: Callable[[], None], what: str) -> None:
+    """Run a large state-store write transaction in a forked child and wait for it.
+
+    Why (measured in ``docs/storage.md``): LMDB keeps every dirty page a write transaction
+    allocated (up to 512 MB per transaction) on its environment's free list until the
+    environment closes, so a multi-million-node transaction in the node process would leave that
+    much anonymous memory behind for good. The child's memory goes away with it. Where ``fork``
+    does not exist, the transaction runs here."""
+    if not hasattr(os, "fork"):
+        write()
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        status = 1
+        try:
+            _die_with_parent()
+            if os.getppid() == parent:
+                gc.disable()
+                write()
+                status = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(status)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise StoreError(f"{what}: the write failed in its writer process (exit {code})")
 
 
 class ChainStore:
@@ -292,6 +349,10 @@ class ChainStore:
         in this process, blocking the commit)."""
         self._nodes = _NodeSource(state_env, self._dbs[b"nodes"])
         self._pending: list[_Pending] = []
+        self._latest: dict[bytes, bytes | None] = {}
+        """The newest change of each key in the pending blocks (reads at the tip)."""
+        self._roots: dict[int, bytes] = {}
+        """State roots of headers already read (reads at a height), kept for the window."""
         self._job: _Job | None = None
         self._checkpoint_record = b""
         self.checkpoint_log: list[tuple[int, float]] = []
@@ -396,14 +457,23 @@ class ChainStore:
         tip = ChainTip(height, header.timestamp_ms, compute_header_hash(header))
         sealed_genesis = _seal(msgspec.json.encode(genesis))
         record = _seal(encode(_Checkpoint(height, header.state_root)))
-        with state_env.begin(write=True) as txn:
-            meta = store._dbs[b"state-meta"]
-            txn.put(b"format", STATE_FORMAT, db=meta)
-            txn.put(b"genesis", sealed_genesis, db=meta)
-            txn.put(b"pruned", _seal(encode(height)), db=meta)
-            txn.cursor(db=store._dbs[b"state"]).putmulti(entries, append=True)
-            store._write_nodes(txn, update, height)
-            txn.put(b"checkpoint", record, db=meta)
+
+        def write() -> None:
+            with state_env.begin(write=True) as txn:
+                meta = store._dbs[b"state-meta"]
+                txn.put(b"format", STATE_FORMAT, db=meta)
+                txn.put(b"genesis", sealed_genesis, db=meta)
+                txn.put(b"pruned", _seal(encode(height)), db=meta)
+                txn.cursor(db=store._dbs[b"state"]).putmulti(entries, append=True)
+                store._write_nodes(txn, update, height)
+                txn.put(b"checkpoint", record, db=meta)
+
+        try:
+            _write_in_child(write, f"{path}: the initial state")
+        except StoreError:
+            env.close()
+            state_env.close()
+            raise
         with env.begin(write=True) as txn:
             meta = store._dbs[b"meta"]
             txn.put(b"genesis", sealed_genesis, db=meta)
@@ -629,7 +699,7 @@ class ChainStore:
         self._write_block(height, encode(sorted(changes.items())), encoded, encode(()), tip)
         self.tip = tip
         self.state.tip = tip
-        self._pending.append(_Pending(height, dict(changes), update))
+        self._take(_Pending.of(height, dict(changes), update), update)
         self._maybe_checkpoint()
         return header
 
@@ -658,10 +728,14 @@ class ChainStore:
         tip = ChainTip(height, header.timestamp_ms, compute_header_hash(header))
         self._write_block(height, b"", encode(header), encode(()), tip)
         record = _seal(encode(_Checkpoint(height, update.root)))
-        with self._state_env.begin(write=True) as txn:
-            txn.cursor(db=self._dbs[b"state"]).putmulti(sorted(entries.items()))
-            self._write_nodes(txn, update, height)
-            txn.put(b"checkpoint", record, db=self._dbs[b"state-meta"])
+
+        def write() -> None:
+            with self._state_env.begin(write=True) as txn:
+                txn.cursor(db=self._dbs[b"state"]).putmulti(sorted(entries.items()))
+                self._write_nodes(txn, update, height)
+                txn.put(b"checkpoint", record, db=self._dbs[b"state-meta"])
+
+        _write_in_child(write, "the synthetic state")
         tree.mark_persisted()
         self.tip = tip
         self.state.tip = tip
@@ -675,7 +749,16 @@ class ChainStore:
         assert commitment.last_update is not None
         self.tip = self.state.tip
         update = commitment.last_update
-        self._pending.append(_Pending(self.tip.height, commitment.last_changes, update))
+        self._take(_Pending.of(self.tip.height, commitment.last_changes, update), update)
+
+    def _take(self, pending: _Pending, update: TreeUpdate) -> None:
+        """Keep an acknowledged block until a checkpoint holds it: its changes, and its nodes in
+        the node source's overlay (the tree then forgets its own copy)."""
+        self._pending.append(pending)
+        self._latest.update(pending.changes)
+        self._remember_root(pending.height, pending.root)
+        self._nodes.overlay.update(update.new_nodes)
+        self._tree().mark_persisted()
 
     def _maybe_checkpoint(self) -> None:
         """Collect a finished background checkpoint; start the next one when due (one at a
@@ -705,11 +788,11 @@ class ChainStore:
         job = _Job(
             blocks=blocks,
             height=last.height,
-            record=_seal(encode(_Checkpoint(last.height, last.update.root))),
+            record=_seal(encode(_Checkpoint(last.height, last.root))),
             pruned=max(self.pruned_height, below - 1),
         )
-        self._nodes.in_flight = [pending.update.new_nodes for pending in reversed(blocks)]
         self._tree().mark_persisted()
+        self._nodes.start_checkpoint()
         if background:
             parent = os.getpid()
             sys.stdout.flush()
@@ -746,7 +829,7 @@ class ChainStore:
             code = os.waitstatus_to_exitcode(status)
             if code != 0:
                 self._job = None
-                self._tree().mark_persisted()
+                self._nodes.end_checkpoint(committed=False)
                 raise StoreError(
                     f"the checkpoint at height {job.height} failed in its writer process (exit "
                     f"{code}); nothing of it was written, the blocks since "
@@ -757,7 +840,11 @@ class ChainStore:
     def _finish(self, job: _Job) -> None:
         """The checkpoint has committed: forget its blocks and nodes."""
         del self._pending[: len(job.blocks)]
-        self._nodes.in_flight = []
+        self._nodes.end_checkpoint(committed=True)
+        latest: dict[bytes, bytes | None] = {}
+        for pending in self._pending:
+            latest.update(pending.changes)
+        self._latest = latest
         self.checkpoint_height = job.height
         self._checkpoint_record = job.record
         self.pruned_height = job.pruned
@@ -780,6 +867,7 @@ class ChainStore:
         history: list[tuple[bytes, bytes]] = []
         records: dict[bytes, bytes] = {}
         stale: list[bytes] = []
+        built = self._nodes.in_flight
         with self._state_env.begin(write=True) as txn:
             get = txn.get
             for pending in job.blocks:
@@ -794,9 +882,9 @@ class ChainStore:
                     if keep:
                         history.append((at + key, b"\x00" if old is None else b"\x01" + old))
                     latest[key] = pending.changes[key]
-                for node_hash, encoding in pending.update.new_nodes.items():
-                    records[node_hash] = encoding + at
-                stale.extend(at + node for node in sorted(pending.update.stale_nodes))
+                for node_hash in pending.new_nodes:
+                    records[node_hash] = built[node_hash] + at
+                stale.extend(at + node for node in sorted(pending.stale_nodes))
             txn.cursor(db=dbs[b"history"]).putmulti(history, append=True)
             del history
             txn.cursor(db=dbs[b"stale"]).putmulti(
@@ -942,10 +1030,31 @@ class ChainStore:
         assert isinstance(commitment, IncrementalCommitment)
         return commitment.tree
 
+    def _root_of(self, height: int) -> bytes:
+        """The state root of header ``height`` (a retained height), read once and remembered
+        for as long as the height stays in the window."""
+        root = self._roots.get(height)
+        if root is None:
+            root = self.get_header(height).state_root
+            self._remember_root(height, root)
+        return root
+
+    def _remember_root(self, height: int, root: bytes) -> None:
+        roots = self._roots
+        roots[height] = root
+        if len(roots) > 2 * self.retain_heights:
+            oldest = self.readable_heights().start
+            for old in [h for h in roots if h < oldest]:
+                del roots[old]
+
     def _value_at(self, txn: lmdb.Transaction, key: bytes, height: int) -> bytes | None:
         """The value of ``key`` after block ``height`` (a retained height; see the module
         docstring)."""
-        if height >= self.checkpoint_height:
+        if height == self.tip.height:
+            latest = self._latest
+            if key in latest:
+                return latest[key]
+        elif height >= self.checkpoint_height:
             for pending in reversed(self._pending):
                 if pending.height <= height and key in pending.changes:
                     return pending.changes[key]
@@ -979,12 +1088,11 @@ class ChainStore:
         try:
             with self._state_txn() as txn:
                 self._check_readable(height)
-                tree = self._tree()
-                root = self.get_header(height).state_root
+                root = self._root_of(height)
                 value = self._value_at(txn, key, height)
                 self._nodes.txn = txn
                 try:
-                    siblings, leaf = _descend(tree, path, root)
+                    siblings, leaf = self._tree().descend(path, root)
                 finally:
                     self._nodes.txn = None
         except (MissingNodeError, CorruptNodeError) as error:
@@ -1147,28 +1255,6 @@ class ChainStore:
         finally:
             self._env.close()
             self._state_env.close()
-
-
-def _descend(tree: SparseMerkleTree, path: bytes, root: bytes) -> tuple[list[bytes], bytes]:
-    """Walk ``path`` from ``root``: the siblings (root side first) and the leaf where the walk
-    ends (``b""`` at an empty subtree)."""
-    node = root
-    siblings: list[bytes] = []
-    depth = 0
-    get_node = tree.get_node
-    leaf_tag = LEAF_PREFIX[0]
-    while node != EMPTY:
-        encoding = get_node(node)
-        if encoding[0] == leaf_tag:
-            return siblings, encoding
-        if get_path_bit(path, depth) == 0:
-            node = encoding[1:33]
-            siblings.append(encoding[33:])
-        else:
-            node = encoding[33:]
-            siblings.append(encoding[1:33])
-        depth += 1
-    return siblings, b""
 
 
 def _read_exact(file: IO[bytes], size: int, digest: Any) -> bytes:

@@ -114,7 +114,6 @@ from strata.core.merkle import (
     SparseMerkleProof,
     compute_path,
     compute_value_hash,
-    get_path_bit,
 )
 
 NODE_BYTES: Final = 1 + 2 * HASH_BYTES
@@ -417,7 +416,16 @@ class SparseMerkleTree:
     hash (one extra SHA-256 per source read; cache hits are not re-checked).
     """
 
-    __slots__ = ("_cache_limit", "_old", "_pending", "_root", "_source", "_verify", "_young")
+    __slots__ = (
+        "_cache_limit",
+        "_old",
+        "_owned",
+        "_pending",
+        "_root",
+        "_source",
+        "_verify",
+        "_young",
+    )
 
     def __init__(
         self,
@@ -436,8 +444,10 @@ class SparseMerkleTree:
         self._old: dict[bytes, bytes] = {}
         self._verify = verify_nodes
         # The new_nodes of the updates since mark_persisted, shared with their TreeUpdate (never
-        # mutated); merged into one fresh dict when an update finds more than one.
+        # mutated); merged, when an update finds more than one, into the first layer once the
+        # tree owns it (``_owned``: a fresh dict made at the first merge).
         self._pending: list[dict[bytes, bytes]] = []
+        self._owned = False
 
     @property
     def root(self) -> bytes:
@@ -447,25 +457,28 @@ class SparseMerkleTree:
     # -- Node reads ------------------------------------------------------------------------------
 
     def get_node(self, node_hash: bytes) -> bytes:
-        """Return the encoding of ``node_hash`` from pending nodes, the cache or the source.
+        """Return the encoding of ``node_hash`` from the cache, pending nodes or the source.
 
         Raises :class:`MissingNodeError` if no one has it and :class:`CorruptNodeError` if the
-        source returns bytes that do not hash to ``node_hash``.
+        source returns bytes that do not hash to ``node_hash``. Every layer is keyed by the
+        node's hash, so the order of the look-ups only matters for speed: the cache (the hot top
+        levels) first.
         """
-        for layer in self._pending:
-            encoding = layer.get(node_hash)
-            if encoding is not None:
-                return encoding
         encoding = self._young.get(node_hash)
         if encoding is not None:
             return encoding
         encoding = self._old.get(node_hash)
         if encoding is None:
-            encoding = self._source.get_node(node_hash)
-            if encoding is None:
-                raise _missing(node_hash)
-            if self._verify:
-                self._check(node_hash, encoding)
+            for layer in self._pending:
+                encoding = layer.get(node_hash)
+                if encoding is not None:
+                    break
+            else:
+                encoding = self._source.get_node(node_hash)
+                if encoding is None:
+                    raise _missing(node_hash)
+                if self._verify:
+                    self._check(node_hash, encoding)
         if self._cache_limit:
             young = self._young
             if len(young) >= self._cache_limit:
@@ -481,11 +494,18 @@ class SparseMerkleTree:
         ``get_node`` (or a closure adding the pending nodes or the hash check), to save a call
         frame per node read.
         """
-        if len(self._pending) > 1:
-            merged: dict[bytes, bytes] = {}
-            for layer in self._pending:
-                merged.update(layer)
-            self._pending = [merged]
+        pending = self._pending
+        if len(pending) > 1:
+            # Merge into the dict the tree owns (made once per mark_persisted), never into a
+            # TreeUpdate's: copying all pending nodes at every update would cost O(pending).
+            if not self._owned:
+                merged: dict[bytes, bytes] = {}
+                merged.update(pending[0])
+                pending[0] = merged
+                self._owned = True
+            for layer in pending[1:]:
+                pending[0].update(layer)
+            del pending[1:]
         source_get = self._source.get_node
         if self._cache_limit:
             return self._get_node_no_admit
@@ -518,8 +538,13 @@ class SparseMerkleTree:
             raise CorruptNodeError(f"node {node_hash.hex()} does not match its bytes")
 
     def mark_persisted(self) -> None:
-        """Forget the pending nodes: the caller's store now holds every ``new_nodes`` so far."""
+        """Forget the pending nodes: the caller's store now holds every ``new_nodes`` so far.
+
+        A store that serves the nodes of its unwritten blocks itself (an in-memory overlay in
+        front of its disk) calls this right after each update, so that the overlay is the only
+        copy of the pending nodes."""
         self._pending = []
+        self._owned = False
 
     # -- Updates ---------------------------------------------------------------------------------
 
@@ -563,24 +588,35 @@ class SparseMerkleTree:
 
     # -- Reads -----------------------------------------------------------------------------------
 
-    def _descend(self, path: bytes, root: bytes | None) -> tuple[list[bytes], bytes]:
-        """Walk ``path`` from ``root`` to the single leaf or ``EMPTY`` where it ends.
+    def descend(self, path: bytes, root: bytes | None = None) -> tuple[list[bytes], bytes]:
+        """Walk ``path`` from ``root`` (default: current) to the single leaf or ``EMPTY`` where
+        it ends.
 
-        Returns the siblings (root side first) and the encoding of the leaf, or ``b""``.
+        Returns the siblings (root side first) and the encoding of the leaf, or ``b""``. The walk
+        behind every proof and lookup: a cache hit costs one or two dict look-ups, anything else
+        goes through :meth:`get_node` (which admits the node to the cache).
         """
         node = self._root if root is None else root
         siblings: list[bytes] = []
+        append = siblings.append
+        bits = format(int.from_bytes(path, "big"), "0256b")
+        young = self._young.get
+        old = self._old.get
+        get_node = self.get_node
         depth = 0
-        while node != EMPTY:
-            encoding = self.get_node(node)
-            if encoding[0] == LEAF_TAG:
+        empty = EMPTY
+        while node != empty:
+            # A hit in the older generation is not moved to the younger one: a hot node lost
+            # when the cache turns over costs one source read, and is admitted again then.
+            encoding = young(node) or old(node) or get_node(node)
+            if not encoding[0]:  # LEAF_TAG
                 return siblings, encoding
-            if get_path_bit(path, depth) == 0:
+            if bits[depth] == "0":
                 node = encoding[1:33]
-                siblings.append(encoding[33:])
+                append(encoding[33:])
             else:
                 node = encoding[33:]
-                siblings.append(encoding[1:33])
+                append(encoding[1:33])
             depth += 1
         return siblings, b""
 
@@ -593,7 +629,7 @@ class SparseMerkleTree:
 
     def prove_path(self, path: bytes, root: bytes | None = None) -> SparseMerkleProof:
         """:meth:`prove` at the path level: the proof for the 32-byte ``path``."""
-        siblings, leaf = self._descend(path, root)
+        siblings, leaf = self.descend(path, root)
         occupant = None
         if leaf and leaf[1:33] != path:
             occupant = (leaf[1:33], leaf[33:])
@@ -602,7 +638,7 @@ class SparseMerkleTree:
     def get_value_hash(self, key: bytes, root: bytes | None = None) -> bytes | None:
         """Return ``sha256(value)`` of ``key`` under ``root`` (default: current), or ``None``."""
         path = compute_path(key)
-        _, leaf = self._descend(path, root)
+        _, leaf = self.descend(path, root)
         if leaf and leaf[1:33] == path:
             return leaf[33:]
         return None

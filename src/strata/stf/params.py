@@ -15,6 +15,8 @@ class GasSchedule(msgspec.Struct, frozen=True, array_like=True, kw_only=True):
     """Deterministic gas: a base cost per transaction kind plus matching work.
 
     Gas bounds a block's execution time: the block may use at most ``ChainParams.block_gas_limit``.
+    Only base gas is charged (``gas_price_quote`` per unit, at admission); matching work is
+    metered but not charged.
     """
 
     account_action: int = 2_000
@@ -22,7 +24,7 @@ class GasSchedule(msgspec.Struct, frozen=True, array_like=True, kw_only=True):
     place: int = 1_000
     """Per order placed (a bulk pays it per order)."""
     cancel: int = 300
-    """Per cancel (CancelAll: per market)."""
+    """Per cancel (CancelAll: per market it covers, plus per order it removes as work)."""
     per_fill: int = 200
     per_level: int = 100
     """Per price level a taker crosses."""

@@ -295,6 +295,9 @@ def _check_withdrawable(block: _Block, account: bytes, amount_quote: int) -> Non
 
 def _check_place(block: _Block, order: PlaceOrder | ModifyOrder) -> None:
     markets.check_order_params(block.state, order.market_id, order.price_ticks, order.size_lots)
+    if oracle.get_mark_price(block.state, order.market_id) is None:
+        # Without a mark no position could be margined: the market opens with its first price.
+        raise InvalidTransaction(ErrorCode.MARKET_NOT_ACTIVE, "no oracle price yet")
 
 
 def _check_static(block: _Block, tx: SignedTransaction) -> None:
@@ -348,16 +351,19 @@ def _check_cancel(block: _Block, cancel: CancelOrder) -> None:
         raise InvalidTransaction(ErrorCode.MALFORMED_TRANSACTION, "order id xor client id")
 
 
-def compute_base_gas(params: ChainParams, tx: SignedTransaction) -> int:
-    """Gas known before execution: per account action, per order placed, per cancel."""
+def compute_base_gas(params: ChainParams, tx: SignedTransaction, market_count: int) -> int:
+    """Gas known before execution: per account action, per order placed, per cancel (a
+    cancel-all pays one cancel per market it covers; each order it removes is matching work)."""
     gas = params.gas
     action = tx.action
     if isinstance(action, PlaceOrder):
         return gas.place
     if isinstance(action, ModifyOrder):
         return gas.place + gas.cancel
-    if isinstance(action, CancelOrder | CancelAll):
+    if isinstance(action, CancelOrder):
         return gas.cancel
+    if isinstance(action, CancelAll):
+        return gas.cancel * (market_count if action.market_id is None else 1)
     if isinstance(action, BulkPlace):
         return gas.place * len(action.orders)
     if isinstance(action, BulkCancel):
@@ -411,7 +417,7 @@ def process_admission(
     account = tx.account
     check_authority(state, tx, signer, block.timestamp_ms)
     _check_static(block, tx)
-    base_gas = compute_base_gas(params, tx)
+    base_gas = compute_base_gas(params, tx, len(block.market_ids))
     fee = base_gas * params.gas_price_quote
     # The fee is paid from equity beyond the positions' initial margin (reservations count as
     # free here: a cancel must stay possible for an account whose orders hold all its margin).
@@ -718,12 +724,8 @@ def process_settlement(
                 )
             )
         clearing.add_volume(state, account, volume)
-    if delta is not None:
-        if delta.release_quote:
-            margin.add_reserved(state, account, -delta.release_quote)
-        if delta.credit_quote:
-            collateral.add_balance(state, account, delta.credit_quote)
-            clearing.add_fee_pool(state, -delta.credit_quote)
+    if delta is not None and delta.release_quote:
+        margin.add_reserved(state, account, -delta.release_quote)
     if credit_quote:
         collateral.add_balance(state, account, credit_quote)
     return events
@@ -819,16 +821,17 @@ def _execute(
     gas_schedule = params.gas
     receipts: list[Receipt] = []
     gas_used = 0
-    for position, (_, tx, data, status, base_gas) in enumerate(admitted):
+    for position, (_, _tx, data, status, base_gas) in enumerate(admitted):
         w = work[position]
-        gas = base_gas + w.fills * gas_schedule.per_fill + w.levels * gas_schedule.per_level
-        work_fee = (gas - base_gas) * params.gas_price_quote
-        if work_fee:
-            # Matching work is paid in settlement, with the fills it produced.
-            delta = deltas.get(tx.account)
-            if delta is None:
-                delta = deltas[tx.account] = AccountDelta()
-            delta.credit_quote -= work_fee
+        # Matching work is metered (receipt and block limit) but not charged: only base gas is
+        # paid, at admission, where free collateral is checked. A charge for work that no
+        # reservation can bound could leave an account with bad debt.
+        gas = (
+            base_gas
+            + w.fills * gas_schedule.per_fill
+            + w.levels * gas_schedule.per_level
+            + w.cancels * gas_schedule.cancel
+        )
         gas_used += gas
         receipts.append(
             Receipt(compute_transaction_hash(data), status, gas, tuple(tx_events[position]))

@@ -10,6 +10,7 @@ from bisect import bisect_left, insort
 from strata.core.errors import ErrorCode, ExecutionFailure, InvalidTransaction
 from strata.modules.accounts.state import (
     AgentRecord,
+    NonceWindow,
     delete_agent,
     get_account_agents,
     get_agent,
@@ -47,10 +48,11 @@ def check_nonce(
     """Check that ``nonce`` may be used by ``account`` in a block at ``timestamp_ms``.
 
     A nonce is a millisecond timestamp chosen by the signer. It is accepted when it is within
-    ``(timestamp_ms - past_bound_ms, timestamp_ms + future_bound_ms)``, is not among the account's
-    ``window`` most recent nonces, and, once the window is full, is above the smallest of them
-    (the window's floor). Several bots can therefore sign concurrently without coordinating a
-    counter, and no nonce is ever accepted twice.
+    ``(timestamp_ms - past_bound_ms, timestamp_ms + future_bound_ms)``, is not among the
+    account's ``window`` most recent nonces, and is above its floor: the largest nonce ever
+    evicted from the window and, while the window is full, the smallest nonce in it. Several bots
+    can therefore sign concurrently without coordinating a counter, and no nonce is ever accepted
+    twice, even if ``window`` changes.
 
     Raises
     ------
@@ -63,7 +65,7 @@ def check_nonce(
 
 
 def _check_nonce(
-    nonces: tuple[int, ...],
+    spent: NonceWindow,
     nonce: int,
     timestamp_ms: int,
     window: int,
@@ -74,14 +76,17 @@ def _check_nonce(
         raise InvalidTransaction(
             ErrorCode.NONCE_OUT_OF_TIME_BOUND, f"nonce {nonce} vs block time {timestamp_ms}"
         )
-    if nonces:
-        if len(nonces) >= window and nonce <= nonces[0]:
-            raise InvalidTransaction(
-                ErrorCode.NONCE_BELOW_WINDOW, f"nonce {nonce} <= window floor {nonces[0]}"
-            )
-        at = bisect_left(nonces, nonce)  # the window is sorted: O(log window), not a scan
-        if at < len(nonces) and nonces[at] == nonce:
-            raise InvalidTransaction(ErrorCode.NONCE_ALREADY_USED, f"nonce {nonce}")
+    recent = spent.recent
+    floor = spent.floor
+    if len(recent) >= window and recent[0] > floor:
+        floor = recent[0]  # a full window admits only nonces above its smallest
+    if nonce <= floor:
+        raise InvalidTransaction(
+            ErrorCode.NONCE_BELOW_WINDOW, f"nonce {nonce} <= window floor {floor}"
+        )
+    at = bisect_left(recent, nonce)  # the window is sorted: O(log window), not a scan
+    if at < len(recent) and recent[at] == nonce:
+        raise InvalidTransaction(ErrorCode.NONCE_ALREADY_USED, f"nonce {nonce}")
 
 
 def process_nonce(
@@ -111,17 +116,21 @@ def use_nonce(state: State, account: bytes, nonce: int, window: int) -> None:
 
 
 def _record_nonce(
-    state: State, account: bytes, nonces: tuple[int, ...], nonce: int, window: int
+    state: State, account: bytes, spent: NonceWindow, nonce: int, window: int
 ) -> None:
-    if not nonces or nonce > nonces[-1]:
-        updated = (*nonces, nonce)  # the common case: signers' clocks move forward
+    recent = spent.recent
+    if not recent or nonce > recent[-1]:
+        updated = (*recent, nonce)  # the common case: signers' clocks move forward
     else:
-        as_list = list(nonces)
+        as_list = list(recent)
         insort(as_list, nonce)
         updated = tuple(as_list)
+    floor = spent.floor
     if len(updated) > window:
-        updated = updated[len(updated) - window :]
-    set_nonces(state, account, updated)
+        evicted = len(updated) - window
+        floor = updated[evicted - 1]  # the largest evicted nonce: everything up to it is spent
+        updated = updated[evicted:]
+    set_nonces(state, account, NonceWindow(floor, updated))
 
 
 def get_agent_account(state: State, public_key: bytes, timestamp_ms: int) -> bytes | None:

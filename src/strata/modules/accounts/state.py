@@ -3,7 +3,7 @@
 =================  ======  ==========================  ======================================
 table              prefix  key                         value
 =================  ======  ==========================  ======================================
-``nonces``         0x10    address (20 bytes)          sorted tuple of the recent nonces used
+``nonces``         0x10    address (20 bytes)          ``NonceWindow``: floor and recent nonces
 ``agents``         0x11    agent public key (32 B)     ``AgentRecord``
 ``account_agents`` 0x12    address (20 bytes)          sorted tuple of the account's agent keys
 =================  ======  ==========================  ======================================
@@ -16,6 +16,17 @@ import msgspec
 from strata.state.store import BYTES_KEY, State, Table
 
 
+class NonceWindow(msgspec.Struct, frozen=True, array_like=True):
+    """An account's replay protection: every nonce ``<= floor`` is spent (the largest nonce ever
+    evicted from the window), and ``recent`` holds the spent nonces above it, ascending."""
+
+    floor: int
+    recent: tuple[int, ...]
+
+
+EMPTY_WINDOW = NonceWindow(0, ())
+
+
 class AgentRecord(msgspec.Struct, frozen=True, array_like=True):
     """An Ed25519 agent key approved by ``account`` until ``valid_until_ms`` (exclusive)."""
 
@@ -26,18 +37,18 @@ class AgentRecord(msgspec.Struct, frozen=True, array_like=True):
 def register_tables(state: State) -> None:
     """Create this module's tables in a new state."""
     j = state.journal
-    state.add_table(Table("nonces", 0x10, j, BYTES_KEY, tuple[int, ...]))
+    state.add_table(Table("nonces", 0x10, j, BYTES_KEY, NonceWindow))
     state.add_table(Table("agents", 0x11, j, BYTES_KEY, AgentRecord))
     state.add_table(Table("account_agents", 0x12, j, BYTES_KEY, tuple[bytes, ...]))
 
 
-def get_nonces(state: State, account: bytes) -> tuple[int, ...]:
-    nonces: tuple[int, ...] | None = state.tables["nonces"].data.get(account)
-    return nonces if nonces is not None else ()
+def get_nonces(state: State, account: bytes) -> NonceWindow:
+    window: NonceWindow | None = state.tables["nonces"].data.get(account)
+    return window if window is not None else EMPTY_WINDOW
 
 
-def set_nonces(state: State, account: bytes, nonces: tuple[int, ...]) -> None:
-    state.tables["nonces"].put(account, nonces)
+def set_nonces(state: State, account: bytes, window: NonceWindow) -> None:
+    state.tables["nonces"].put(account, window)
 
 
 def get_agent(state: State, public_key: bytes) -> AgentRecord | None:

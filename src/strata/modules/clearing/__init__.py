@@ -30,7 +30,7 @@ from collections.abc import Sequence
 
 import msgspec
 
-from strata.core.units import PPM
+from strata.core.units import I64_MAX, PPM
 from strata.modules.collateral import add_balance
 from strata.modules.margin import Position
 from strata.state.store import BYTES_KEY, State, Table
@@ -105,8 +105,10 @@ def get_volume(state: State, account: bytes) -> int:
 
 
 def add_volume(state: State, account: bytes, notional_quote: int) -> None:
+    """Add traded notional; the total saturates at the largest int64 (it only selects a fee tier,
+    and every committed integer must fit the canonical encoding)."""
     table = state.tables["volume"]
-    table.put(account, table.data.get(account, 0) + notional_quote)
+    table.put(account, min(table.data.get(account, 0) + notional_quote, I64_MAX))
 
 
 def select_fee_tier(tiers: Sequence[FeeTier], volume_quote: int) -> FeeTier:

@@ -119,22 +119,23 @@ class AccountDelta:
     then in the order they happened. ``release_quote`` is reservation to give back.
     """
 
-    __slots__ = ("credit_quote", "fills", "release_quote")
+    __slots__ = ("fills", "release_quote")
 
     def __init__(self) -> None:
         self.fills: list[tuple[int, bool, int, int, int]] = []
         self.release_quote = 0
-        self.credit_quote = 0
 
 
 class MarketWork:
-    """Per transaction: matching work done (fills, price levels crossed), for gas."""
+    """Per transaction: matching work done (fills, price levels crossed, orders removed by a
+    cancel-all), for gas."""
 
-    __slots__ = ("fills", "levels")
+    __slots__ = ("cancels", "fills", "levels")
 
     def __init__(self) -> None:
         self.fills = 0
         self.levels = 0
+        self.cancels = 0
 
 
 def _delta(deltas: dict[bytes, AccountDelta], owner: bytes) -> AccountDelta:
@@ -185,6 +186,7 @@ def process_market_matching(
         out = events[cancel.tx_index]
         if cancel.cancel_all:
             mine = book.orders_of(cancel.owner)
+            work[cancel.tx_index].cancels += len(mine)
             for order in mine:
                 book.cancel(order.order_id)
                 dirty.add(order.order_id)

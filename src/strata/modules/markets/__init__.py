@@ -44,6 +44,9 @@ class Market(msgspec.Struct, frozen=True, array_like=True, kw_only=True):
     status: int = MarketStatus.ACTIVE
 
 
+MAX_NOTIONAL = 1 << 60
+"""Largest notional of one order, in quote units (about 1.15e12 USDC)."""
+
 MARKET_KEY = int_key(4)
 """Market ids as 4 big-endian bytes."""
 
@@ -62,7 +65,9 @@ def check_market_params(market: Market) -> None:
     ------
     InvalidTransaction
         ``BAD_AMOUNT`` if a parameter is out of its range: every size and price bound positive,
-        ``0 < maintenance <= initial <= 1_000_000`` ppm.
+        ``0 < maintenance <= initial <= 1_000_000`` ppm, and the largest order's notional
+        (``max_price_ticks * max_size_lots * quote_per_tick_lot``) at most ``2**60`` quote, so
+        the sums of notionals stay inside the canonical encoding's 64-bit integers.
     """
     ok = (
         0 <= market.market_id < 1 << 32
@@ -71,6 +76,8 @@ def check_market_params(market: Market) -> None:
         and market.max_price_ticks > 0
         and 0 < market.maintenance_margin_ppm <= market.initial_margin_ppm <= 1_000_000
         and market.max_open_orders_per_account > 0
+        and market.max_price_ticks * market.max_size_lots * market.quote_per_tick_lot
+        <= MAX_NOTIONAL
     )
     if not ok:
         raise InvalidTransaction(ErrorCode.BAD_AMOUNT, f"bad market parameters: {market}")
