@@ -96,6 +96,7 @@ import lmdb
 import msgspec
 
 from strata.core.codec import encode
+from strata.core.errors import ChainError
 from strata.core.merkle import (
     EMPTY,
     SparseMerkleProof,
@@ -974,9 +975,7 @@ class ChainStore:
             raise StoreError(f"block {height} is missing")
         try:
             return decode_block(_unseal(bytes(record), f"block {height}"))
-        except StoreError:
-            raise
-        except Exception as error:
+        except ChainError as error:
             raise StoreError(f"block {height} does not decode: {error}") from None
 
     def get_receipts(self, height: int) -> tuple[tuple[Receipt, ...], BlockEvents]:
@@ -1225,7 +1224,7 @@ class ChainStore:
             )
         try:
             state = load_state(entries, ChainTip(header.height, header.timestamp_ms, b""))
-        except Exception as error:
+        except ChainError as error:
             raise StoreError(f"snapshot: the entries do not form a state: {error}") from None
         return cls._initialize(
             path,
