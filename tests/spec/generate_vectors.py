@@ -506,22 +506,6 @@ def _() -> Scenario:
     return s
 
 
-@vector("client_id_reusable_in_other_market_and_by_other_owner")
-def _() -> Scenario:
-    """Client ids are unique per (owner, market): the same id in ETH, or by bob, is accepted."""
-    s = Scenario()
-    s.block(
-        [
-            s.place("alice", 1, False, 500_100, 5, client_id=7),
-            s.place("alice", 2, False, 30_100, 50, client_id=7),
-            s.place("bob", 1, False, 500_200, 5, client_id=7),
-        ],
-        status=[0, 0, 0],
-        updates=[[(OPEN, R.NONE)]] * 3,
-    )
-    return s
-
-
 TINY = Market(
     market_id=3,
     symbol="TINY-PERP",
@@ -591,16 +575,49 @@ def _() -> Scenario:
 
 @vector("duplicate_client_id_in_same_block_second_rejected")
 def _() -> Scenario:
-    """Two orders of alice with client id 3 in one block: the first rests, the second is
-    rejected (DUPLICATE_CLIENT_ID)."""
+    """Two orders of alice with client id 3 in one block: the first rests, the second fails at
+    admission (DUPLICATE_CLIENT_ID, 3022)."""
     s = Scenario()
     s.block(
         [
             s.place("alice", 1, False, 500_100, 1, client_id=3),
             s.place("alice", 1, False, 500_200, 1, client_id=3),
         ],
-        status=[0, 0],
-        updates=[[(OPEN, R.NONE)], [(REJECTED, R.DUPLICATE_CLIENT_ID)]],
+        status=[0, ErrorCode.DUPLICATE_CLIENT_ID],
+        updates=[[(OPEN, R.NONE)], []],
+    )
+    return s
+
+
+@vector("client_id_is_unique_per_account_across_markets")
+def _() -> Scenario:
+    """Client ids are unique per account, not per market: alice's client id 5 rests in BTC, so
+    an ETH order with client id 5 fails (DUPLICATE_CLIENT_ID), in a later block and within a bulk
+    in the same block; bob may use 5 freely."""
+    s = Scenario()
+    s.block([s.place("alice", 1, False, 500_100, 1, client_id=5)], status=[0])
+    s.block(
+        [
+            s.place("alice", 2, True, 29_000, 10, client_id=5),
+            s.place("bob", 2, True, 29_000, 10, client_id=5),
+        ],
+        status=[ErrorCode.DUPLICATE_CLIENT_ID, 0],
+        updates=[[], [(OPEN, R.NONE)]],
+    )
+    s.block(
+        [
+            s.tx(
+                "carol",
+                BulkPlace(
+                    (
+                        PlaceOrder(1, True, 499_000, 1, 3, False, 9),
+                        PlaceOrder(2, True, 29_000, 10, 3, False, 9),
+                    )
+                ),
+            )
+        ],
+        status=[0],
+        updates=[[(REJECTED, R.DUPLICATE_CLIENT_ID), (OPEN, R.NONE)]],
     )
     return s
 

@@ -228,6 +228,8 @@ class _Block:
         self.withdrawals: list[WithdrawalRecord] = []
         self._risk_params: dict[int, MarketRiskParams] = {}
         self._position_part: dict[bytes, tuple[int, int]] = {}
+        self.client_ids: dict[bytes, set[int]] = {}
+        """Client ids each account placed earlier in this block (membership only)."""
         self.max_taker_ppm = max(t.taker_ppm for t in params.fee_tiers)
 
     def position_part(self, account: bytes) -> tuple[int, int]:
@@ -457,6 +459,8 @@ def process_admission(
         else:
             assert isinstance(op, PlaceOp)
             block.places[op.market_id].append(op)
+            if op.client_id is not None and op.replace_order_id is None:
+                block.client_ids.setdefault(account, set()).add(op.client_id)
     if credit is not None:
         block.credits[credit[0]] = block.credits.get(credit[0], 0) + credit[1]
     return 0, base_gas, events
@@ -503,23 +507,28 @@ def _admit_action(
             )
         )
     elif isinstance(action, PlaceOrder):
-        if action.client_id is not None:
-            book: Book = state.books[action.market_id]
-            if book.get_order_by_client_id(account, action.client_id) is not None:
-                # A resubmission of a live order: idempotent, nothing new is placed.
-                raise ExecutionFailure(
-                    ErrorCode.DUPLICATE_CLIENT_ID, f"client id {action.client_id} is live"
-                )
+        if action.client_id is not None and _is_client_id_taken(block, account, action.client_id):
+            # A resubmission of a live order: idempotent, nothing new is placed.
+            raise ExecutionFailure(
+                ErrorCode.DUPLICATE_CLIENT_ID, f"client id {action.client_id} is live"
+            )
         op = _reserve(block, tx_index, account, action, None, None, single=True)
         assert op is not None
         staged.append((False, op))
     elif isinstance(action, BulkPlace):
+        in_bulk: set[int] = set()
         for order in action.orders:
+            cid = order.client_id
+            if cid is not None and (cid in in_bulk or _is_client_id_taken(block, account, cid)):
+                events.append(_rejected(account, order, OrderReason.DUPLICATE_CLIENT_ID))
+                continue
             op = _reserve(block, tx_index, account, order, None, None, single=False)
             if op is not None:
                 staged.append((False, op))
+                if cid is not None:
+                    in_bulk.add(cid)
             else:
-                events.append(_rejected_for_margin(account, order))
+                events.append(_rejected(account, order, OrderReason.INSUFFICIENT_MARGIN))
     elif isinstance(action, ModifyOrder | BulkModify):
         modifies = (action,) if isinstance(action, ModifyOrder) else action.modifies
         for modify in modifies:
@@ -539,7 +548,7 @@ def _admit_action(
                 credit_quote=credit,
             )
             if op is None:
-                events.append(_rejected_for_margin(account, modify))
+                events.append(_rejected(account, modify, OrderReason.INSUFFICIENT_MARGIN))
                 continue
             staged.append(
                 (
@@ -575,17 +584,24 @@ def _admit_action(
     return None
 
 
-def _rejected_for_margin(account: bytes, order: PlaceOrder | ModifyOrder) -> Event:
-    client_id = order.client_id
+def _rejected(account: bytes, order: PlaceOrder | ModifyOrder, reason: OrderReason) -> Event:
+    """The event of an order of a bulk action refused at admission (it never reaches a book)."""
     return OrderUpdate(
-        order.market_id,
-        0,
-        account,
-        OrderStatus.REJECTED,
-        OrderReason.INSUFFICIENT_MARGIN,
-        0,
-        0,
-        client_id,
+        order.market_id, 0, account, OrderStatus.REJECTED, reason, 0, 0, order.client_id
+    )
+
+
+def _is_client_id_taken(block: _Block, account: bytes, client_id: int) -> bool:
+    """Whether ``client_id`` belongs to a live order of ``account`` in any market (at block
+    start), or to an order the account placed earlier in this block. Client ids are unique per
+    account while the order lives, so a resubmission can never place twice."""
+    placed = block.client_ids.get(account)
+    if placed is not None and client_id in placed:
+        return True
+    books = block.state.books
+    return any(
+        books[market_id].get_order_by_client_id(account, client_id) is not None
+        for market_id in block.market_ids
     )
 
 
