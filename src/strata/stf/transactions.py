@@ -230,11 +230,18 @@ class TxClass:
 _POST_ONLY = 3
 
 
+# Tuples, not ``A | B`` unions: a union is built anew on every evaluation, and these run per
+# transaction.
+CANCEL_ACTIONS = (CancelOrder, CancelAll, BulkCancel)
+ORDER_ACTIONS = (PlaceOrder, ModifyOrder)
+BULK_ACTIONS = (BulkPlace, BulkCancel, BulkModify)
+
+
 def compute_tx_class(action: Action) -> int:
     """The class of a transaction for the canonical in-block order (ARCHITECTURE.md)."""
-    if isinstance(action, CancelOrder | CancelAll | BulkCancel):
+    if isinstance(action, CANCEL_ACTIONS):
         return TxClass.CANCEL
-    if isinstance(action, PlaceOrder | ModifyOrder):
+    if isinstance(action, ORDER_ACTIONS):
         return TxClass.ACCOUNT_OR_POST_ONLY if action.tif == _POST_ONLY else TxClass.TAKING
     if isinstance(action, BulkPlace):
         post_only = all(o.tif == _POST_ONLY for o in action.orders)

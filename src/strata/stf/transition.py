@@ -79,7 +79,9 @@ from strata.stf.events import (
 from strata.stf.params import ChainParams
 from strata.stf.state_root import compute_state_root
 from strata.stf.transactions import (
+    BULK_ACTIONS,
     MAX_BULK_ITEMS,
+    ORDER_ACTIONS,
     ApproveAgent,
     BulkCancel,
     BulkModify,
@@ -103,6 +105,8 @@ from strata.stf.transactions import (
 )
 
 _WALLET_ONLY = (ApproveAgent, RevokeAgent, Transfer, Withdraw)
+_MODIFY_ACTIONS = (ModifyOrder, BulkModify)
+_CANCEL_ORDER_ACTIONS = (CancelOrder, BulkCancel)
 
 
 # --------------------------------------------------------------------------------------------
@@ -311,7 +315,7 @@ def _check_static(block: _Block, tx: SignedTransaction) -> None:
         The code of the first failed check.
     """
     action = tx.action
-    if isinstance(action, PlaceOrder | ModifyOrder):
+    if isinstance(action, ORDER_ACTIONS):
         _check_place(block, action)
         if isinstance(action, ModifyOrder) and (action.order_id is None) == (
             action.client_id is None
@@ -325,7 +329,7 @@ def _check_static(block: _Block, tx: SignedTransaction) -> None:
             and markets.get_market(block.state, action.market_id) is None
         ):
             raise InvalidTransaction(ErrorCode.UNKNOWN_MARKET, str(action.market_id))
-    elif isinstance(action, BulkPlace | BulkCancel | BulkModify):
+    elif isinstance(action, BULK_ACTIONS):
         items: Sequence[PlaceOrder | CancelOrder | ModifyOrder]
         if isinstance(action, BulkPlace):
             items = action.orders
@@ -529,7 +533,7 @@ def _admit_action(
                     in_bulk.add(cid)
             else:
                 events.append(_rejected(account, order, OrderReason.INSUFFICIENT_MARGIN))
-    elif isinstance(action, ModifyOrder | BulkModify):
+    elif isinstance(action, _MODIFY_ACTIONS):
         modifies = (action,) if isinstance(action, ModifyOrder) else action.modifies
         for modify in modifies:
             if isinstance(action, ModifyOrder):
@@ -564,7 +568,7 @@ def _admit_action(
                 )
             )
             staged.append((False, op))
-    elif isinstance(action, CancelOrder | BulkCancel):
+    elif isinstance(action, _CANCEL_ORDER_ACTIONS):
         cancels = (action,) if isinstance(action, CancelOrder) else action.cancels
         for cancel in cancels:
             if isinstance(action, CancelOrder):
