@@ -108,6 +108,11 @@ class Chain:
     def addr(self, who: str) -> bytes:
         return self.wallets[who].address
 
+    def approve(self, who: str, agent: AgentKey, valid_until_ms: int) -> bytes:
+        """``who``'s wallet approves ``agent`` (with the agent's consent) until the given time."""
+        action = agent.approve_for(self.addr(who), valid_until_ms, self.params.chain_id)
+        return self.tx(who, action)
+
     def block(self, txs: Sequence[bytes] = (), system: Sequence[SystemInput] = ()) -> BlockOutput:
         self.now_ms += BLOCK_MS
         block, output = build_block(self.state, self.now_ms, system, txs, self.params)

@@ -25,7 +25,6 @@ from strata.core.codec import encode, sha256
 from strata.stf.block import compute_header_hash
 from strata.stf.transactions import (
     Action,
-    ApproveAgent,
     BulkPlace,
     CancelAll,
     CancelOrder,
@@ -96,7 +95,14 @@ def build_workload(seed: int = SEED, blocks: int = BLOCKS) -> Workload:
             deposit_index += 1
         txs: list[bytes] = []
         if height == 1:
-            txs.append(chain.tx("alice", ApproveAgent(agent.public_key, GENESIS_MS + 10**9)))
+            txs.append(
+                chain.tx(
+                    "alice",
+                    agent.approve_for(
+                        chain.addr("alice"), GENESIS_MS + 10**9, chain.params.chain_id
+                    ),
+                )
+            )
         for _ in range(rng.randint(8, 20)):
             who = rng.choice(NAMES)
             roll = rng.random()

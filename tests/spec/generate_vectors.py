@@ -125,6 +125,10 @@ class Scenario:
         self.nonce_clock += 1
         return self.nonce_clock
 
+    def approve(self, who: str, agent: AgentKey, valid_until_ms: int) -> bytes:
+        """``who`` approves ``agent``, with the agent's consent."""
+        return self.tx(who, agent.approve_for(self.addr(who), valid_until_ms, self.params.chain_id))
+
     def tx(self, who: str, action: Action, nonce: int | None = None) -> bytes:
         """``action`` signed by ``who``'s wallet for ``who``'s account."""
         return sign(
@@ -980,7 +984,24 @@ AGENT_2 = agent_from_seed("alice-bot-2")
 
 
 def approve(s: Scenario, until_ms: int = GENESIS_MS + 3_600_000) -> None:
-    s.block([s.tx("alice", ApproveAgent(AGENT.public_key, until_ms))], status=[0])
+    s.block([s.approve("alice", AGENT, until_ms)], status=[0])
+
+
+@vector("reject_approve_agent_without_the_agents_consent")
+def _() -> Scenario:
+    """alice tries to approve a key with a consent signed by another key (or for another
+    account): left out (BAD_AGENT_CONSENT), so no one can squat a key they do not hold."""
+    s = Scenario()
+    forged = AGENT_2.approve_for(s.addr("alice"), GENESIS_MS + 10**6, s.params.chain_id)
+    squat = ApproveAgent(AGENT.public_key, GENESIS_MS + 10**6, forged.agent_signature)
+    for_bob = AGENT.approve_for(s.addr("bob"), GENESIS_MS + 10**6, s.params.chain_id)
+    s.block(
+        [s.tx("alice", squat), s.tx("alice", for_bob)],
+        status=[],
+        rejected=[E.BAD_AGENT_CONSENT, E.BAD_AGENT_CONSENT],
+    )
+    s.block([s.approve("alice", AGENT, GENESIS_MS + 10**6)], status=[0])
+    return s
 
 
 @vector("agent_approved_then_places_order_for_alice")
@@ -1089,7 +1110,11 @@ def _() -> Scenario:
     approve(s)
     s.block(
         [
-            s.agent_tx(AGENT, "alice", ApproveAgent(AGENT_2.public_key, GENESIS_MS + 10**6)),
+            s.agent_tx(
+                AGENT,
+                "alice",
+                AGENT_2.approve_for(s.addr("alice"), GENESIS_MS + 10**6, s.params.chain_id),
+            ),
             s.agent_tx(AGENT, "alice", RevokeAgent(AGENT.public_key)),
         ],
         status=[],
@@ -1121,7 +1146,10 @@ def _() -> Scenario:
     the first expiry."""
     s = Scenario(max_agents_per_account=1)
     approve(s, until_ms=GENESIS_MS + 3 * BLOCK_MS)
-    s.block([s.tx("alice", ApproveAgent(AGENT.public_key, GENESIS_MS + 10**6))], status=[0])
+    s.block(
+        [s.approve("alice", AGENT, GENESIS_MS + 10**6)],
+        status=[0],
+    )
     s.block([], status=[])
     s.block([s.agent_tx(AGENT, "alice", PlaceOrder(1, True, 499_000, 1))], status=[0])
     return s
@@ -1141,7 +1169,11 @@ def _() -> Scenario:
     s = Scenario(max_agents_per_account=1)
     approve(s)
     s.block(
-        [s.tx("alice", ApproveAgent(AGENT_2.public_key, GENESIS_MS + 10**6))],
+        [
+            s.tx(
+                "alice", AGENT_2.approve_for(s.addr("alice"), GENESIS_MS + 10**6, s.params.chain_id)
+            )
+        ],
         status=[E.TOO_MANY_AGENTS],
     )
     return s
@@ -1153,7 +1185,7 @@ def _() -> Scenario:
     s = Scenario()
     approve(s)
     s.block(
-        [s.tx("bob", ApproveAgent(AGENT.public_key, GENESIS_MS + 10**6))],
+        [s.approve("bob", AGENT, GENESIS_MS + 10**6)],
         status=[E.AGENT_OF_ANOTHER_ACCOUNT],
     )
     return s
@@ -1936,7 +1968,7 @@ def _() -> Scenario:
     )
     dave = s.addr("dave")
     s.block(
-        [s.tx("alice", ApproveAgent(AGENT.public_key, GENESIS_MS + 10**6))],
+        [s.approve("alice", AGENT, GENESIS_MS + 10**6)],
         [s.deposit(dave, 100_000_000_000)],
         status=[0],
     )

@@ -7,7 +7,7 @@ import pytest
 from strata.core.errors import ErrorCode, InvalidBlock
 from strata.stf.state_io import load_state
 from strata.stf.state_root import compute_state_root, iter_state_leaves
-from strata.stf.transactions import ApproveAgent, PlaceOrder, Transfer, Withdraw
+from strata.stf.transactions import PlaceOrder, Transfer, Withdraw
 from strata.stf.transition import build_block
 from tests.helpers.chain import agent_from_seed, make_chain
 
@@ -20,7 +20,7 @@ def busy_chain():  # type: ignore[no-untyped-def]
             c.tx("alice", PlaceOrder(1, False, 500_100, 10, 0, False, 5)),
             c.tx("bob", PlaceOrder(1, True, 500_100, 4, 1)),
             c.tx("carol", PlaceOrder(2, True, 29_900, 50, 3)),
-            c.tx("alice", ApproveAgent(agent.public_key, c.now_ms + 10**7)),
+            c.approve("alice", agent, c.now_ms + 10**7),
             c.tx("bob", Transfer(c.addr("carol"), 1_000_000)),
             c.tx("carol", Withdraw(2_000_000, c.addr("carol"))),
         ],

@@ -18,7 +18,6 @@ from strata.modules.clearing.events import FillEvent, OrderUpdate, PositionChang
 from strata.stf.block import BlockOutput, Receipt
 from strata.stf.events import FeeCharged
 from strata.stf.transactions import (
-    ApproveAgent,
     BulkPlace,
     CancelAll,
     CancelOrder,
@@ -358,7 +357,14 @@ def test_agent_approve_act_revoke_and_expire() -> None:
     out = c.block([early])
     assert rejected_code(out, early) == ErrorCode.UNKNOWN_AGENT
 
-    c.block([c.tx("alice", ApproveAgent(agent.public_key, c.now_ms + 10 * BLOCK_MS))])
+    c.block(
+        [
+            c.tx(
+                "alice",
+                agent.approve_for(c.addr("alice"), c.now_ms + 10 * BLOCK_MS, c.params.chain_id),
+            )
+        ]
+    )
     acts = by_agent(buy(490_000, 1))
     out = c.block([acts])
     assert receipt(out, acts).status == 0 and c.state.books[1].open_order_count(alice) == 1
@@ -367,7 +373,14 @@ def test_agent_approve_act_revoke_and_expire() -> None:
     revoked = by_agent(buy(490_000, 1))
     assert rejected_code(c.block([revoked]), revoked) == ErrorCode.UNKNOWN_AGENT
 
-    c.block([c.tx("alice", ApproveAgent(agent.public_key, c.now_ms + 3 * BLOCK_MS))])
+    c.block(
+        [
+            c.tx(
+                "alice",
+                agent.approve_for(c.addr("alice"), c.now_ms + 3 * BLOCK_MS, c.params.chain_id),
+            )
+        ]
+    )
     still = by_agent(CancelAll(None))
     assert receipt(c.block([still]), still).status == 0  # valid until after this block
     expired = by_agent(CancelAll(None))
@@ -378,11 +391,11 @@ def test_agent_may_not_withdraw_transfer_or_manage_agents() -> None:
     c = make_chain()
     agent = agent_from_seed("alice-bot")
     alice = c.addr("alice")
-    c.block([c.tx("alice", ApproveAgent(agent.public_key, c.now_ms + 10**6))])
+    c.block([c.approve("alice", agent, c.now_ms + 10**6)])
     actions = (
         Withdraw(1, DEST),
         Transfer(c.addr("bob"), 1),
-        ApproveAgent(agent_from_seed("other").public_key, c.now_ms + 10**6),
+        agent_from_seed("other").approve_for(alice, c.now_ms + 10**6, c.params.chain_id),
         RevokeAgent(agent.public_key),
     )
     txs = [c.tx("alice", a, agent=agent, account=alice) for a in actions]
@@ -532,7 +545,7 @@ def test_agent_signed_transactions_use_the_account_nonce_window() -> None:
     c = make_chain()
     agent = agent_from_seed("alice-bot")
     alice = c.addr("alice")
-    c.block([c.tx("alice", ApproveAgent(agent.public_key, c.now_ms + 10**6))])
+    c.block([c.approve("alice", agent, c.now_ms + 10**6)])
     nonce = c.nonce()
     by_wallet = c.tx("alice", CancelAll(None), nonce=nonce)
     by_agent = sign(c.wallets["alice"], CancelAll(1), nonce, c.params, agent=agent, account=alice)

@@ -21,6 +21,7 @@ from strata.core.signatures import (
     SECP256K1_N,
     address_from_public_key,
 )
+from strata.stf.transactions import ApproveAgent, compute_agent_consent_digest
 
 _PRIVATE_KEY_LENGTH = 32
 _V_OFFSET = 27
@@ -83,6 +84,20 @@ class AgentKey:
             raise ValueError("digest must be 32 bytes")
         signature: bytes = self._key.sign(bytes(digest)).signature
         return signature
+
+    def approve_for(
+        self,
+        account: bytes,
+        valid_until_ms: int,
+        chain_id: int,
+        bridge_address: bytes = bytes(20),
+    ) -> ApproveAgent:
+        """The ``ApproveAgent`` action that ``account``'s wallet signs to approve this key,
+        carrying this key's consent (its signature over the consent digest)."""
+        digest = compute_agent_consent_digest(
+            chain_id, bridge_address, account, self.public_key, valid_until_ms
+        )
+        return ApproveAgent(self.public_key, valid_until_ms, self.sign_digest(digest))
 
     def __repr__(self) -> str:
         return f"AgentKey(public_key=0x{self.public_key.hex()})"

@@ -26,6 +26,7 @@ from typing import Annotated, Final
 import msgspec
 
 from strata.core.codec import CanonicalDecoder, encode, sha256
+from strata.core.signatures import compute_transaction_digest
 
 MAX_TRANSACTION_BYTES: Final = 16_384
 MAX_BULK_ITEMS: Final = 64
@@ -36,6 +37,7 @@ U64 = Annotated[int, msgspec.Meta(ge=0, le=(1 << 63) - 1)]
 U32 = Annotated[int, msgspec.Meta(ge=0, le=(1 << 32) - 1)]
 Positive = Annotated[int, msgspec.Meta(ge=1, le=(1 << 63) - 1)]
 Signature = Annotated[bytes, msgspec.Meta(min_length=64, max_length=65)]
+Signature64 = Annotated[bytes, msgspec.Meta(min_length=64, max_length=64)]
 TifCode = Annotated[int, msgspec.Meta(ge=0, le=3)]
 
 
@@ -44,10 +46,16 @@ class _Action(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_field
 
 
 class ApproveAgent(_Action, tag=1, frozen=True):
-    """Authorize an Ed25519 key to trade for the account until ``valid_until_ms``. Wallet only."""
+    """Authorize an Ed25519 key to trade for the account until ``valid_until_ms``. Wallet only.
+
+    ``agent_signature`` is the key's own consent: its Ed25519 signature over
+    :func:`compute_agent_consent_digest`, so no one can claim a key they do not hold (squatting
+    another bot's key would block its owner from approving it).
+    """
 
     public_key: PublicKey32
     valid_until_ms: U64
+    agent_signature: Signature64
 
 
 class RevokeAgent(_Action, tag=2, frozen=True):
@@ -173,6 +181,29 @@ class OraclePrice(msgspec.Struct, frozen=True, array_like=True, tag=2):
     timestamp_ms: U64
     signer: Address
     signature: Signature
+
+
+class AgentConsent(msgspec.Struct, frozen=True, array_like=True):
+    """What an agent key signs to consent to act for ``account`` (its first field is bytes, so
+    these bytes can never be mistaken for an action, whose first field is an integer tag)."""
+
+    account: bytes
+    public_key: bytes
+    valid_until_ms: int
+
+
+def compute_agent_consent_digest(
+    chain_id: int, verifying_contract: bytes, account: bytes, public_key: bytes, valid_until_ms: int
+) -> bytes:
+    """The digest an agent key signs in :class:`ApproveAgent`: the transaction digest of the
+    account, with ``nonce = valid_until_ms`` and the bytes of :class:`AgentConsent`."""
+    return compute_transaction_digest(
+        chain_id,
+        verifying_contract,
+        account,
+        valid_until_ms,
+        encode(AgentConsent(account, public_key, valid_until_ms)),
+    )
 
 
 class OracleObservation(msgspec.Struct, frozen=True, array_like=True):

@@ -97,6 +97,7 @@ from strata.stf.transactions import (
     SystemInput,
     Transfer,
     Withdraw,
+    compute_agent_consent_digest,
     compute_oracle_action_bytes,
     compute_transaction_hash,
     compute_tx_class,
@@ -348,6 +349,16 @@ def _check_static(block: _Block, tx: SignedTransaction) -> None:
                 _check_static(block, SignedTransaction(tx.account, tx.nonce, item, None, b""))
     elif isinstance(action, Transfer) and action.to == tx.account:
         raise InvalidTransaction(ErrorCode.SELF_TRANSFER, "transfer to self")
+    elif isinstance(action, ApproveAgent):
+        digest = compute_agent_consent_digest(
+            block.params.chain_id,
+            block.params.bridge_address,
+            tx.account,
+            action.public_key,
+            action.valid_until_ms,
+        )
+        if not verify_agent_signature(action.public_key, digest, action.agent_signature):
+            raise InvalidTransaction(ErrorCode.BAD_AGENT_CONSENT, "the agent key did not consent")
 
 
 def _check_cancel(block: _Block, cancel: CancelOrder) -> None:
