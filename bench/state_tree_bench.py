@@ -52,7 +52,7 @@ def _rss_bytes() -> int:
         return 0
 
 
-def _block(rng: random.Random, keys: list[bytes], block_keys: int) -> dict[bytes, bytes | None]:
+def block(rng: random.Random, keys: list[bytes], block_keys: int) -> dict[bytes, bytes | None]:
     """Half updates of existing keys, half inserts of fresh keys (appended to ``keys``)."""
     changes: dict[bytes, bytes | None] = {}
     updates = block_keys // 2
@@ -65,12 +65,12 @@ def _block(rng: random.Random, keys: list[bytes], block_keys: int) -> dict[bytes
     return changes
 
 
-def _percentile(values: list[float], fraction: float) -> float:
+def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-def _reference_ratio(
+def reference_ratio(
     rng: random.Random, reference_keys: int, block_keys: int, verify_nodes: bool = False
 ) -> tuple[float, float, float]:
     """(reference ms, incremental ms, ratio) for one block on a ``reference_keys``-key state."""
@@ -81,7 +81,7 @@ def _reference_ratio(
     source.put_nodes(tree.apply(items).new_nodes)
     tree.mark_persisted()
     base_root = tree.root
-    changes = _block(rng, keys, block_keys)
+    changes = block(rng, keys, block_keys)
     after = dict(items)
     after.update(changes)  # type: ignore[arg-type]
     reference_s = []
@@ -140,7 +140,7 @@ def run_tree_bench(
     store_ms: list[float] = []
     new_nodes = stale_nodes = 0
     for _ in range(blocks):
-        changes = _block(rng, all_keys, block_keys)
+        changes = block(rng, all_keys, block_keys)
         gc.collect()
         start = time.perf_counter()
         update = tree.apply(changes)
@@ -159,7 +159,7 @@ def run_tree_bench(
         tree.prove(key)
     proofs_per_s = len(proof_keys) / (time.perf_counter() - start)
 
-    reference_ms, incremental_ms, ratio = _reference_ratio(
+    reference_ms, incremental_ms, ratio = reference_ratio(
         random.Random(seed + 1), reference_keys, block_keys, verify_nodes
     )
     return {
@@ -171,7 +171,7 @@ def run_tree_bench(
         "build_s": round(build_s, 2),
         "nodes_per_key": round(nodes_after_build / max(keys, 1), 3),
         "update_ms_median": round(statistics.median(update_ms), 1) if update_ms else 0.0,
-        "update_ms_p99": round(_percentile(update_ms, 0.99), 1) if update_ms else 0.0,
+        "update_ms_p99": round(percentile(update_ms, 0.99), 1) if update_ms else 0.0,
         "store_ms_median": round(statistics.median(store_ms), 1) if store_ms else 0.0,
         "new_nodes_per_block": round(new_nodes / max(blocks, 1)),
         "stale_nodes_per_block": round(stale_nodes / max(blocks, 1)),

@@ -48,7 +48,7 @@ for entry in (str(ROOT / "src"), str(ROOT)):
     if entry not in sys.path:
         sys.path.insert(0, entry)
 
-from bench.state_tree_bench import _block, _percentile, _reference_ratio  # noqa: E402
+from bench.state_tree_bench import block, percentile, reference_ratio  # noqa: E402
 from strata.adapters.chain_store import ChainStore  # noqa: E402
 from strata.core.merkle import verify_proof  # noqa: E402
 from strata.stf.genesis import GenesisConfig  # noqa: E402
@@ -114,7 +114,7 @@ def run_store_bench(
     root_ms: list[float] = []
     write_ms: list[float] = []
     for index in range(warmup + blocks):
-        changes = _block(rng, all_keys, block_keys)
+        changes = block(rng, all_keys, block_keys)
         gc.collect()
         del write_s[:]
         began = time.perf_counter()
@@ -150,7 +150,7 @@ def run_store_bench(
     pending = len(store._pending)
     store.close(checkpoint=False)
 
-    reference_ms, incremental_ms, ratio = _reference_ratio(
+    reference_ms, incremental_ms, ratio = reference_ratio(
         random.Random(seed + 1), reference_keys, block_keys
     )
     anon = rss_after["RssAnon"] - rss_before["RssAnon"]
@@ -164,12 +164,12 @@ def run_store_bench(
         "retain_heights": retain_heights,
         "setup_s": round(setup_s, 1),
         "commit_ms_p50": round(statistics.median(commit_ms), 1),
-        "commit_ms_p99": round(_percentile(commit_ms, 0.99), 1),
+        "commit_ms_p99": round(percentile(commit_ms, 0.99), 1),
         "root_ms_p50": round(statistics.median(root_ms), 1),
         "write_ms_p50": round(statistics.median(write_ms), 1),
-        "root_ms_p99": round(_percentile(root_ms, 0.99), 1),
+        "root_ms_p99": round(percentile(root_ms, 0.99), 1),
         "block_ms_p50": round(statistics.median(block_ms), 1),
-        "block_ms_p99": round(_percentile(block_ms, 0.99), 1),
+        "block_ms_p99": round(percentile(block_ms, 0.99), 1),
         "checkpoint_ms_p50": round(statistics.median(checkpoint_ms), 1) if checkpoint_ms else 0,
         "checkpoint_ms_max": round(max(checkpoint_ms), 1) if checkpoint_ms else 0,
         "checkpoints": len(checkpoint_ms),

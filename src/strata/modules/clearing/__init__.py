@@ -30,7 +30,7 @@ from collections.abc import Sequence
 
 import msgspec
 
-from strata.core.units import I64_MAX, PPM
+from strata.core.units import I64_MAX, compute_ppm_ceil, compute_ppm_floor
 from strata.modules.collateral import add_balance
 from strata.modules.margin import Position
 from strata.state.store import BYTES_KEY, State, Table
@@ -124,14 +124,14 @@ def select_fee_tier(tiers: Sequence[FeeTier], volume_quote: int) -> FeeTier:
 
 def compute_taker_fee(notional_quote: int, taker_ppm: int) -> int:
     """Taker fee, rounded up."""
-    return -((-notional_quote * taker_ppm) // PPM)
+    return compute_ppm_ceil(notional_quote, taker_ppm)
 
 
 def compute_maker_fee(notional_quote: int, maker_ppm: int) -> int:
     """Maker fee, rounded up; a negative rate is a rebate rounded down (a negative fee)."""
     if maker_ppm >= 0:
-        return -((-notional_quote * maker_ppm) // PPM)
-    return -((notional_quote * -maker_ppm) // PPM)
+        return compute_ppm_ceil(notional_quote, maker_ppm)
+    return -compute_ppm_floor(notional_quote, -maker_ppm)
 
 
 def compute_fill_on_position(

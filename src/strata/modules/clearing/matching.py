@@ -15,10 +15,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from strata.core.units import PPM
 from strata.modules.book import Book, Order, OrderReason, OrderStatus, TimeInForce
 from strata.modules.clearing import (
     FeeTier,
+    compute_maker_fee,
+    compute_taker_fee,
     get_position_size,
     get_volume,
     select_fee_tier,
@@ -325,12 +326,8 @@ def process_market_matching(
                     levels += 1
                     last_price = price
                 notional = price * qty * qptl
-                taker_fee = -((-notional * taker_tier.taker_ppm) // PPM)
-                maker_ppm = tier_of(maker.owner).maker_ppm
-                if maker_ppm >= 0:
-                    maker_fee = -((-notional * maker_ppm) // PPM)
-                else:
-                    maker_fee = -((notional * -maker_ppm) // PPM)
+                taker_fee = compute_taker_fee(notional, taker_tier.taker_ppm)
+                maker_fee = compute_maker_fee(notional, tier_of(maker.owner).maker_ppm)
                 taker_delta.fills.append((market_id, taker_is_buy, price, qty, taker_fee))
                 maker_delta = _delta(deltas, maker.owner)
                 maker_delta.fills.append((market_id, maker_is_buy, price, qty, maker_fee))

@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence
 
 import msgspec
 
-from strata.core.units import PPM
+from strata.core.units import compute_ppm_ceil
 from strata.state.store import BYTES_KEY, State, Table
 
 
@@ -118,8 +118,8 @@ def compute_account_risk(
         value = position.size_lots * params.mark_ticks * params.quote_per_tick_lot
         equity += value
         notional = value if value >= 0 else -value
-        initial += -((-notional * params.initial_margin_ppm) // PPM)
-        maintenance += -((-notional * params.maintenance_margin_ppm) // PPM)
+        initial += compute_ppm_ceil(notional, params.initial_margin_ppm)
+        maintenance += compute_ppm_ceil(notional, params.maintenance_margin_ppm)
         pnl = value - position.entry_cost_quote
         if pnl > 0:
             profit += pnl
@@ -147,7 +147,7 @@ def compute_order_reservation(
     notional = price * size_lots * quote_per_tick_lot
     adverse_ticks = price_ticks - mark_ticks if is_buy else mark_ticks - price_ticks
     loss = adverse_ticks * size_lots * quote_per_tick_lot if adverse_ticks > 0 else 0
-    return -((-notional * (initial_margin_ppm + fee_ppm)) // PPM) + loss
+    return compute_ppm_ceil(notional, initial_margin_ppm + fee_ppm) + loss
 
 
 def compute_remaining_reservation(
