@@ -2,6 +2,8 @@
 
 Commands
 --------
+``strata devnet``            a one-machine devnet (sequencer, faucet, optional demo bots)
+``strata node``              a sequencer node from a configuration file
 ``strata replay-book``      replay an order stream (JSONL or LOBSTER) through one market's book
 ``strata snapshot``         export a chain's state at a height, or import one (state sync)
 ``strata bench engine``     the engine benchmark (book alone, full ``apply_block``, model book)
@@ -16,6 +18,8 @@ from pathlib import Path
 USAGE = """usage: strata <command> [options]
 
 commands:
+  devnet        run a one-machine devnet: --data-dir, --rpc-port, --block-time-ms, --demo
+  node          run a sequencer node: --config FILE
   replay-book   replay an order-event stream through the matching engine (--help for options)
   snapshot      export --data-dir DIR [--height H] FILE | import --data-dir DIR FILE
   bench engine  measure the book, the full state transition and the naive model book
@@ -48,6 +52,14 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0 if args else 2
     command, rest = args[0], args[1:]
+    if command == "devnet":
+        from strata.node.cli import devnet_main
+
+        return devnet_main(rest)
+    if command == "node":
+        from strata.node.cli import node_main
+
+        return node_main(rest)
     if command == "replay-book":
         from strata.replay.book_replay import main as replay_main
 

@@ -1,0 +1,1 @@
+"""Ring 2: the sequencer node, its API server and its stages."""

@@ -1,0 +1,152 @@
+"""The node's configuration and its genesis file.
+
+``DATA_DIR/genesis.json`` holds the chain's :class:`GenesisConfig` (consensus) and each market's
+display units (``tick_size``, ``lot_size``; ring 2, see ``client/markets.py``). A node started on an
+existing data directory reads it back and refuses one that does not match its chain database.
+
+``strata node --config FILE`` reads a JSON :class:`NodeConfig`; ``strata devnet`` builds one from
+its flags and :func:`devnet_genesis`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
+
+import msgspec
+
+from strata.client.markets import MarketInfo
+from strata.client.signing import wallet_from_seed
+from strata.modules.markets import Market
+from strata.stf.genesis import Allocation, GenesisConfig, InitialPrice
+from strata.stf.params import ChainParams
+
+DEVNET_CHAIN_ID: Final = 31_337
+DEVNET_ORACLE_SEED: Final = "strata-devnet-oracle"
+"""The devnet oracle key's seed label: devnet only (anyone can derive it)."""
+
+
+class NodeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Everything a node needs besides the genesis (JSON file of ``strata node --config``)."""
+
+    data_dir: str
+    genesis_file: str | None = None
+    """A genesis JSON (:class:`NodeGenesis`) for a new data directory; ignored when the data
+    directory already holds a chain (its own ``genesis.json`` is used and must match)."""
+    rpc_host: str = "127.0.0.1"
+    rpc_port: int = 8545
+    """0 picks a free port (printed at start)."""
+    block_time_ms: int = 200
+    max_block_transactions: int = 20_000
+    mempool_capacity: int = 100_000
+    max_body_bytes: int = 256 * 1024
+    max_batch_requests: int = 50
+    max_batch_transactions: int = 1_000
+    max_subscriptions_per_connection: int = 100
+    max_connections_per_ip: int = 100
+    ip_rate_per_s: int = 200_000
+    """Request weight per second per IP (a request weighs 1 + transactions / 40, as
+    Hyperliquid's); bursts up to twice this."""
+    account_rate_per_s: int = 2_000
+    """Transactions per second per account; bursts up to twice this."""
+    signature_threads: int = 2
+    checkpoint_every: int = 16
+    retain_heights: int = 64
+    devnet: bool = False
+    """Enables ``strata_faucet`` and the devnet oracle feeder. Never on a real chain."""
+    demo: bool = False
+    """Devnet market-maker and taker bots so the books are alive."""
+    exit_after_blocks: int | None = None
+
+
+class MarketDisplay(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    market_id: int
+    tick_size: str
+    lot_size: str
+
+
+class NodeGenesis(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``genesis.json``: the consensus genesis plus the markets' display units."""
+
+    chain: GenesisConfig
+    display: tuple[MarketDisplay, ...]
+
+    def market_infos(self) -> dict[int, MarketInfo]:
+        """Every market with its display units (``ValueError`` if units do not match)."""
+        units = {d.market_id: d for d in self.display}
+        infos: dict[int, MarketInfo] = {}
+        for market in self.chain.markets:
+            shown = units.get(market.market_id)
+            if shown is None:
+                raise ValueError(f"genesis: market {market.market_id} has no display units")
+            infos[market.market_id] = MarketInfo.of(market, shown.tick_size, shown.lot_size)
+        return infos
+
+
+def read_genesis(path: Path) -> NodeGenesis:
+    """Load and check a genesis file (``ValueError`` with a readable reason if it is wrong)."""
+    try:
+        genesis = msgspec.json.decode(path.read_bytes(), type=NodeGenesis)
+    except (OSError, msgspec.DecodeError) as error:
+        raise ValueError(f"{path}: not a Strata genesis file: {error}") from None
+    genesis.market_infos()
+    return genesis
+
+
+def write_genesis(path: Path, genesis: NodeGenesis) -> None:
+    path.write_bytes(msgspec.json.format(msgspec.json.encode(genesis), indent=2) + b"\n")
+
+
+def read_config(path: Path) -> NodeConfig:
+    try:
+        return msgspec.json.decode(path.read_bytes(), type=NodeConfig)
+    except (OSError, msgspec.DecodeError) as error:
+        raise ValueError(f"{path}: not a node configuration: {error}") from None
+
+
+DEVNET_FUNDED_SEEDS: Final = tuple(f"devnet-{i}" for i in range(10))
+"""Accounts funded at devnet genesis (``wallet_from_seed``): devnet only."""
+
+
+def devnet_genesis(timestamp_ms: int) -> NodeGenesis:
+    """The devnet's genesis: BTC-PERP and ETH-PERP, ten funded accounts, the devnet oracle."""
+    btc = Market(
+        market_id=1,
+        symbol="BTC-PERP",
+        quote_per_tick_lot=10,  # tick 0.1 USDC x lot 0.0001 BTC = 1e-5 USDC = 10 units
+        min_size_lots=1,
+        max_size_lots=10_000_000,
+        max_price_ticks=100_000_000,
+        initial_margin_ppm=100_000,
+        maintenance_margin_ppm=50_000,
+        max_open_orders_per_account=1_000,
+    )
+    eth = Market(
+        market_id=2,
+        symbol="ETH-PERP",
+        quote_per_tick_lot=1,  # tick 0.01 USDC x lot 0.0001 ETH = 1e-6 USDC = 1 unit
+        min_size_lots=10,
+        max_size_lots=100_000_000,
+        max_price_ticks=100_000_000,
+        initial_margin_ppm=50_000,
+        maintenance_margin_ppm=30_000,
+        max_open_orders_per_account=1_000,
+    )
+    oracle = wallet_from_seed(DEVNET_ORACLE_SEED).address
+    params = ChainParams(chain_id=DEVNET_CHAIN_ID, oracle_keys=(oracle,))
+    allocations = tuple(
+        Allocation(wallet_from_seed(seed).address, 10_000_000 * 1_000_000)
+        for seed in DEVNET_FUNDED_SEEDS
+    )
+    chain = GenesisConfig(
+        params=params,
+        timestamp_ms=timestamp_ms,
+        markets=(btc, eth),
+        allocations=allocations,
+        prices=(InitialPrice(1, 600_000), InitialPrice(2, 300_000)),  # 60,000 and 3,000 USDC
+    )
+    display = (
+        MarketDisplay(market_id=1, tick_size="0.1", lot_size="0.0001"),
+        MarketDisplay(market_id=2, tick_size="0.01", lot_size="0.0001"),
+    )
+    return NodeGenesis(chain=chain, display=display)

@@ -1,0 +1,172 @@
+"""The mempool: admitted transactions waiting for a block, bounded, and journaled to disk.
+
+Admitted transactions are appended to ``DATA_DIR/mempool.log`` (length-prefixed, checksummed
+records, written through the OS page cache) so that a node process killed with ``kill -9`` finds
+its pending transactions again; on start, :meth:`Mempool.recover` reloads them and drops those a
+committed block already holds. The journal is compacted when it grows past a bound. A transaction
+is acknowledged as *included* only once its block is durable (``ChainStore.commit_block``); a
+pending transaction is a promise to try, not to include.
+
+Ordering is a port (:class:`OrderingPolicy`); the default is arrival order.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from strata.client.errors import RpcCode, RpcError
+
+_RECORD = struct.Struct(">II")  # length, crc32
+
+
+@dataclass(slots=True)
+class PendingTx:
+    """An admitted transaction: its canonical bytes and what admission learned about it."""
+
+    tx_hash: bytes
+    data: bytes
+    account: bytes
+    nonce: int
+    signer: bytes | None
+    is_cancel: bool
+    received_ns: int
+    gas: int
+    """Base gas (known before execution), for the block's gas budget."""
+
+
+class OrderingPolicy(Protocol):
+    """Chooses which pending transactions go into the next block, in which order (the block's
+    canonical class sort is applied after this, by ``apply_block``)."""
+
+    def select(self, pending: Iterable[PendingTx], limit: int) -> list[PendingTx]: ...
+
+
+class ArrivalOrder:
+    """First come, first served."""
+
+    def select(self, pending: Iterable[PendingTx], limit: int) -> list[PendingTx]:
+        chosen: list[PendingTx] = []
+        for tx in pending:
+            if len(chosen) >= limit:
+                break
+            chosen.append(tx)
+        return chosen
+
+
+class Mempool:
+    """Pending transactions by hash, in arrival order, at most ``capacity`` of them.
+
+    When full, a cancel still gets in by evicting the newest non-cancel (cancels have priority:
+    shedding a new order is better than leaving a stale quote in the book).
+    """
+
+    def __init__(self, path: Path, capacity: int) -> None:
+        self.capacity = capacity
+        self._txs: OrderedDict[bytes, PendingTx] = OrderedDict()
+        self._nonces: set[tuple[bytes, int]] = set()
+        self._path = path
+        self._log = path.open("ab")
+        self._log_records = 0
+
+    def __len__(self) -> int:
+        return len(self._txs)
+
+    def __contains__(self, tx_hash: bytes) -> bool:
+        return tx_hash in self._txs
+
+    def has_nonce(self, account: bytes, nonce: int) -> bool:
+        return (account, nonce) in self._nonces
+
+    def add(self, tx: PendingTx) -> None:
+        """Add an admitted transaction (journaled before it is visible).
+
+        Raises ``RpcError(MEMPOOL_FULL)`` when full and it cannot displace anything.
+        """
+        if len(self._txs) >= self.capacity:
+            victim = None
+            if tx.is_cancel:
+                victim = next((t for t in reversed(self._txs.values()) if not t.is_cancel), None)
+            if victim is None:
+                raise RpcError(
+                    RpcCode.MEMPOOL_FULL, f"the mempool holds {self.capacity} transactions"
+                )
+            self._remove(victim.tx_hash)
+        self._journal(tx.data)
+        self._txs[tx.tx_hash] = tx
+        self._nonces.add((tx.account, tx.nonce))
+
+    def flush(self) -> None:
+        """Hand the journal's new records to the OS (they survive the process, not the host)."""
+        self._log.flush()
+
+    def pending(self) -> Iterable[PendingTx]:
+        return self._txs.values()
+
+    def remove_many(self, hashes: Iterable[bytes]) -> None:
+        for tx_hash in hashes:
+            self._remove(tx_hash)
+        if self._log_records > 4 * self.capacity + 1000:
+            self._compact()
+
+    def _remove(self, tx_hash: bytes) -> None:
+        tx = self._txs.pop(tx_hash, None)
+        if tx is not None:
+            self._nonces.discard((tx.account, tx.nonce))
+
+    def _journal(self, data: bytes) -> None:
+        self._log.write(_RECORD.pack(len(data), zlib.crc32(data)) + data)
+        self._log_records += 1
+
+    def _compact(self) -> None:
+        """Rewrite the journal with only the pending transactions (atomic rename)."""
+        self._log.close()
+        tmp = self._path.with_suffix(".tmp")
+        with tmp.open("wb") as out:
+            for tx in self._txs.values():
+                out.write(_RECORD.pack(len(tx.data), zlib.crc32(tx.data)) + tx.data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, self._path)
+        self._log = self._path.open("ab")
+        self._log_records = len(self._txs)
+
+    def close(self) -> None:
+        self._log.close()
+
+    def recover(self, readmit: Callable[[bytes], PendingTx | None]) -> int:
+        """Reload the journal: each record is passed to ``readmit`` (which re-checks it against
+        the committed state and returns ``None`` for one already included or now invalid).
+        A torn last record (a crash mid-write) ends the journal. Returns the count reloaded."""
+        self._log.close()
+        records: list[bytes] = []
+        if self._path.exists():
+            blob = self._path.read_bytes()
+            offset = 0
+            while offset + _RECORD.size <= len(blob):
+                length, crc = _RECORD.unpack_from(blob, offset)
+                start = offset + _RECORD.size
+                data = blob[start : start + length]
+                if len(data) != length or zlib.crc32(data) != crc:
+                    break
+                records.append(data)
+                offset = start + length
+        self._log = self._path.open("ab")
+        reloaded = 0
+        for data in records:
+            try:
+                tx = readmit(data)
+            except RpcError:
+                continue
+            if tx is not None and tx.tx_hash not in self._txs:
+                self._txs[tx.tx_hash] = tx
+                self._nonces.add((tx.account, tx.nonce))
+                reloaded += 1
+        self._compact()
+        return reloaded

@@ -1,0 +1,62 @@
+"""Prometheus metrics of the node (served at ``/metrics``)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_BLOCK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class NodeMetrics:
+    def __init__(self) -> None:
+        self.registry = r = CollectorRegistry()
+        self.height = Gauge("strata_height", "Committed block height", registry=r)
+        self.mempool = Gauge("strata_mempool_depth", "Pending transactions", registry=r)
+        self.block_build = Histogram(
+            "strata_block_build_seconds", "Block execution time", buckets=_BLOCK_BUCKETS, registry=r
+        )
+        self.block_commit = Histogram(
+            "strata_block_commit_seconds",
+            "Durable commit time of a block",
+            buckets=_BLOCK_BUCKETS,
+            registry=r,
+        )
+        self.block_interval = Histogram(
+            "strata_block_interval_seconds",
+            "Time between committed blocks",
+            buckets=_BLOCK_BUCKETS,
+            registry=r,
+        )
+        self.block_txs = Counter(
+            "strata_included_transactions", "Included transactions", registry=r
+        )
+        self.admitted = Counter(
+            "strata_admitted_transactions", "Transactions admitted to the mempool", registry=r
+        )
+        self.refused = Counter(
+            "strata_refused_transactions",
+            "Transactions refused at admission, by error name",
+            ["name"],
+            registry=r,
+        )
+        self.left_out = Counter(
+            "strata_left_out_transactions", "Admitted transactions a block left out", registry=r
+        )
+        self.inclusion_latency = Histogram(
+            "strata_inclusion_latency_seconds",
+            "Admission to durable inclusion",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.requests = Counter(
+            "strata_rpc_requests", "JSON-RPC requests by method", ["method"], registry=r
+        )
+        self.rpc_errors = Counter(
+            "strata_rpc_errors", "JSON-RPC errors by name", ["name"], registry=r
+        )
+        self.ws_connections = Gauge("strata_ws_connections", "Open WebSockets", registry=r)
+        self.subscriptions = Gauge("strata_subscriptions", "Live subscriptions", registry=r)
+        self.dropped_subscribers = Counter(
+            "strata_dropped_subscribers", "Subscribers dropped for falling behind", registry=r
+        )

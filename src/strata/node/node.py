@@ -1,0 +1,560 @@
+"""The sequencer node: admission, ordering, execution and commit, as resumable stages.
+
+Stages and their checkpoints (ARCHITECTURE.md, "The node"):
+
+- **admit**: decode and size-check, verify signatures on a thread pool, pre-check nonce, market,
+  fee and authority against the committed state, rate-limit, and append to the mempool and its
+  journal (``DATA_DIR/mempool.log``). The caller gets the transaction hash at once.
+- **order**: an :class:`OrderingPolicy` (arrival order by default) picks the next block's
+  transactions, within a base-gas budget of half the block gas limit (the other half is for
+  matching work, which is metered only as it happens).
+- **execute**: ``build_block`` on the committed state; invalid transactions are left out with
+  their code.
+- **commit**: ``ChainStore.commit_block``: one durable LMDB transaction. Only then are the
+  transactions reported *included*, the mempool trimmed, the indexes (``DATA_DIR/index``) and the
+  feeds updated.
+
+On restart every stage resumes from its checkpoint: the chain store recovers the last acknowledged
+block; the index re-indexes blocks above its own tip; the mempool journal is re-admitted minus what
+blocks hold. ``kill -9`` at any point loses only pending transactions' journal tail still in the
+process (none after ``flush``), and never an included one.
+
+Everything runs on one asyncio event loop (execution and commit included, so requests never see a
+half-applied block); only signature checks run on threads (PyNaCl and coincurve release the GIL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import logging
+import random
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import IO, Any
+
+from strata.adapters.chain_store import ChainStore, StoreError
+from strata.client.errors import RpcCode, RpcError
+from strata.client.markets import MarketInfo
+from strata.client.signing import Wallet, wallet_from_seed
+from strata.core.errors import ErrorCode, InvalidBlock, InvalidTransaction
+from strata.core.signatures import compute_transaction_digest
+from strata.modules import accounts, collateral, markets, oracle
+from strata.node.config import DEVNET_ORACLE_SEED, NodeConfig, NodeGenesis, write_genesis
+from strata.node.feeds import Feeds
+from strata.node.index import NodeIndex
+from strata.node.mempool import ArrivalOrder, Mempool, OrderingPolicy, PendingTx
+from strata.node.metrics import NodeMetrics
+from strata.stf.block import Block, BlockOutput
+from strata.stf.transactions import (
+    CANCEL_ACTIONS,
+    MAX_TRANSACTION_BYTES,
+    BulkModify,
+    BulkPlace,
+    Deposit,
+    ModifyOrder,
+    OracleObservation,
+    OraclePrice,
+    PlaceOrder,
+    SignedTransaction,
+    SystemInput,
+    compute_transaction_hash,
+    decode_transaction,
+    encode_action,
+)
+from strata.stf.transition import build_block, check_authority, check_signature, compute_base_gas
+
+log = logging.getLogger("strata.node")
+
+
+class TokenBucket:
+    """``rate`` tokens per second, at most ``2 * rate`` saved up."""
+
+    __slots__ = ("capacity", "rate", "stamp", "tokens")
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.capacity = 2 * rate
+        self.tokens = self.capacity
+        self.stamp = time.monotonic()
+
+    def take(self, amount: float) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < amount:
+            return False
+        self.tokens -= amount
+        return True
+
+
+class RateLimiter:
+    """Token buckets by key (IP or account), forgetting idle keys so memory stays bounded."""
+
+    def __init__(self, rate: float, max_keys: int = 100_000) -> None:
+        self.rate = rate
+        self.max_keys = max_keys
+        self._buckets: dict[Any, TokenBucket] = {}
+
+    def allow(self, key: Any, amount: float = 1.0) -> bool:
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= self.max_keys:
+                full = [k for k, b in self._buckets.items() if b.tokens >= b.capacity]
+                for k in full or list(self._buckets)[: self.max_keys // 2]:
+                    del self._buckets[k]
+            bucket = self._buckets[key] = TokenBucket(self.rate)
+        return bucket.take(amount)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Node:
+    """A running sequencer over one data directory (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        genesis: NodeGenesis,
+        store: ChainStore,
+        policy: OrderingPolicy | None = None,
+    ) -> None:
+        self.config = config
+        self.genesis = genesis
+        self.store = store
+        self.params = store.params
+        self.markets: dict[int, MarketInfo] = genesis.market_infos()
+        data_dir = Path(config.data_dir)
+        self.index = NodeIndex(data_dir / "index")
+        self.mempool = Mempool(data_dir / "mempool.log", config.mempool_capacity)
+        self.policy: OrderingPolicy = policy or ArrivalOrder()
+        self.feeds = Feeds(self.markets)
+        self.metrics = NodeMetrics()
+        self.pool = ThreadPoolExecutor(config.signature_threads, thread_name_prefix="sigcheck")
+        self.ip_limits = RateLimiter(config.ip_rate_per_s)
+        self.account_limits = RateLimiter(config.account_rate_per_s)
+        self.faucet_queue: list[Deposit] = []
+        self.stopping = False
+        self.blocks_produced = 0
+        self.last_block_at = time.monotonic()
+        self.oracle: Wallet | None = wallet_from_seed(DEVNET_ORACLE_SEED) if config.devnet else None
+        self._oracle_prices: dict[int, int] = {}
+        self._random = random.Random(0)
+        self._lock_file: IO[str] | None = None
+        self.stopped = asyncio.Event()
+
+    # ------------------------------------------------------------------ opening
+
+    @classmethod
+    def open(cls, config: NodeConfig, new_genesis: NodeGenesis | None) -> Node:
+        """Open the node's data directory, creating the chain from ``new_genesis`` if it is
+        empty. Raises ``StoreError`` or ``ValueError`` with a readable reason."""
+        data_dir = Path(config.data_dir)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        lock = (data_dir / "node.lock").open("w")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise StoreError(
+                f"{data_dir}: another node is running on this data directory"
+            ) from None
+        genesis_path = data_dir / "genesis.json"
+        chain_dir = data_dir / "chain"
+        kwargs = {
+            "checkpoint_every": config.checkpoint_every,
+            "retain_heights": config.retain_heights,
+        }
+        if (chain_dir / "data.mdb").exists():
+            from strata.node.config import read_genesis
+
+            genesis = read_genesis(genesis_path)
+            store = ChainStore.open(chain_dir, full_check=False, **kwargs)
+            if store.genesis != genesis.chain:
+                store.close(checkpoint=False)
+                raise StoreError(f"{genesis_path} does not match the chain in {chain_dir}")
+        else:
+            if new_genesis is None:
+                raise StoreError(f"{data_dir}: no chain here and no genesis to start one")
+            genesis = new_genesis
+            genesis.market_infos()
+            write_genesis(genesis_path, genesis)
+            store = ChainStore.create(chain_dir, genesis.chain, **kwargs)
+        node = cls(config, genesis, store)
+        node._lock_file = lock
+        node._resume()
+        return node
+
+    def _resume(self) -> None:
+        """Bring the derived stages up to the chain: index, feeds, mempool."""
+        state = self.store.state
+        tip = self.store.tip.height
+        indexed = self.index.catch_up(tip, self._read_block, state)
+        self.feeds.load(state, tip)
+        reloaded = self.mempool.recover(self._readmit)
+        self.metrics.height.set(tip)
+        self.metrics.mempool.set(len(self.mempool))
+        for market_id in self.markets:
+            mark = oracle.get_mark_price(state, market_id)
+            if mark is not None:
+                self._oracle_prices[market_id] = mark
+        log.info(
+            "resumed",
+            extra={"fields": {"height": tip, "reindexed": indexed, "mempool": reloaded}},
+        )
+
+    def _read_block(self, height: int) -> tuple[Block, BlockOutput]:
+        block = self.store.get_block(height)
+        receipts, block_events = self.store.get_receipts(height)
+        rejected: tuple[tuple[bytes, int], ...] = ()
+        output = BlockOutput(
+            header=block.header,
+            receipts=receipts,
+            block_events=block_events,
+            withdrawals=(),
+            transactions=block.transactions,
+            rejected=rejected,
+        )
+        return block, output
+
+    def _readmit(self, data: bytes) -> PendingTx | None:
+        tx_hash = compute_transaction_hash(data)
+        if self.index.included([tx_hash]):
+            return None
+        try:
+            tx = decode_transaction(data)
+            self._precheck(tx, now_ms())
+        except InvalidTransaction:
+            return None
+        signer = check_signature(self.params, tx)
+        try:
+            check_authority(self.store.state, tx, signer, now_ms())
+        except InvalidTransaction:
+            return None
+        return self._pending(tx_hash, data, tx, signer)
+
+    def _pending(
+        self, tx_hash: bytes, data: bytes, tx: SignedTransaction, signer: bytes | None
+    ) -> PendingTx:
+        return PendingTx(
+            tx_hash=tx_hash,
+            data=data,
+            account=tx.account,
+            nonce=tx.nonce,
+            signer=signer,
+            is_cancel=isinstance(tx.action, CANCEL_ACTIONS),
+            received_ns=time.monotonic_ns(),
+            gas=compute_base_gas(self.params, tx, len(self.markets)),
+        )
+
+    # ------------------------------------------------------------------ admission
+
+    def _precheck(self, tx: SignedTransaction, at_ms: int) -> None:
+        """Checks against the committed state that need no signature (raise
+        ``InvalidTransaction`` with the chain's code)."""
+        state = self.store.state
+        params = self.params
+        accounts.check_nonce(
+            state,
+            tx.account,
+            tx.nonce,
+            at_ms,
+            params.nonce_window,
+            params.nonce_past_bound_ms,
+            params.nonce_future_bound_ms,
+        )
+        action = tx.action
+        orders: Sequence[PlaceOrder | ModifyOrder] = ()
+        if isinstance(action, PlaceOrder | ModifyOrder):
+            orders = (action,)
+        elif isinstance(action, BulkPlace):
+            orders = action.orders
+        elif isinstance(action, BulkModify):
+            orders = action.modifies
+        for order in orders:
+            markets.check_order_params(state, order.market_id, order.price_ticks, order.size_lots)
+        if params.gas_price_quote:
+            fee = compute_base_gas(params, tx, len(self.markets)) * params.gas_price_quote
+            if collateral.get_balance(state, tx.account) < fee:
+                raise InvalidTransaction(ErrorCode.INSUFFICIENT_FEE_BALANCE, str(fee))
+
+    async def submit(self, datas: Sequence[bytes]) -> list[dict[str, Any]]:
+        """Admit transactions (canonical bytes); one result per transaction, in order:
+        ``{"hash": hex}`` or ``{"error": {...}}``. Resubmitting a known transaction returns its
+        hash again and changes nothing."""
+        if self.stopping:
+            raise RpcError(RpcCode.SHUTTING_DOWN, "the node is stopping")
+        results: list[dict[str, Any] | None] = [None] * len(datas)
+        candidates: list[tuple[int, bytes, bytes, SignedTransaction]] = []
+        at_ms = now_ms()
+        mempool = self.mempool
+        for i, data in enumerate(datas):
+            try:
+                if len(data) > MAX_TRANSACTION_BYTES:
+                    raise InvalidTransaction(ErrorCode.TRANSACTION_TOO_LARGE, str(len(data)))
+                tx_hash = compute_transaction_hash(data)
+                if tx_hash in mempool:
+                    results[i] = {"hash": "0x" + tx_hash.hex()}
+                    continue
+                tx = decode_transaction(data)
+                self._precheck(tx, at_ms)
+            except InvalidTransaction as error:
+                spent = (ErrorCode.NONCE_ALREADY_USED, ErrorCode.NONCE_BELOW_WINDOW)
+                if error.code in spent and self.index.included([tx_hash]):
+                    results[i] = {"hash": "0x" + tx_hash.hex()}  # an included tx, resubmitted
+                    continue
+                results[i] = self._refused(RpcError(error.code, error.detail))
+                continue
+            candidates.append((i, tx_hash, data, tx))
+        signers = await self._verify([c[3] for c in candidates])
+        state = self.store.state
+        at_ms = now_ms()
+        for (i, tx_hash, data, tx), signer in zip(candidates, signers, strict=True):
+            try:
+                if tx_hash in mempool:
+                    results[i] = {"hash": "0x" + tx_hash.hex()}
+                    continue
+                check_authority(state, tx, signer, at_ms)
+                if mempool.has_nonce(tx.account, tx.nonce):
+                    raise RpcError(
+                        RpcCode.NONCE_ALREADY_PENDING,
+                        f"a pending transaction of 0x{tx.account.hex()} uses nonce {tx.nonce}",
+                    )
+                if not self.account_limits.allow(tx.account):
+                    raise RpcError(RpcCode.RATE_LIMITED, f"0x{tx.account.hex()}: too many txs")
+                mempool.add(self._pending(tx_hash, data, tx, signer))
+            except InvalidTransaction as error:
+                results[i] = self._refused(RpcError(error.code, error.detail))
+                continue
+            except RpcError as error:
+                results[i] = self._refused(error)
+                continue
+            self.metrics.admitted.inc()
+            results[i] = {"hash": "0x" + tx_hash.hex()}
+        mempool.flush()
+        self.metrics.mempool.set(len(mempool))
+        return [r for r in results if r is not None]
+
+    def _refused(self, error: RpcError) -> dict[str, Any]:
+        self.metrics.refused.labels(error.name).inc()
+        return {"error": error.to_json()}
+
+    async def _verify(self, txs: list[SignedTransaction]) -> list[bytes | None]:
+        """Signature checks of a batch, split across the thread pool."""
+        if not txs:
+            return []
+        params = self.params
+        if len(txs) < 8:
+            return await asyncio.get_running_loop().run_in_executor(
+                self.pool, _check_many, params, txs
+            )
+        threads = self.config.signature_threads
+        size = -(-len(txs) // threads)
+        loop = asyncio.get_running_loop()
+        chunks = [txs[i : i + size] for i in range(0, len(txs), size)]
+        parts = await asyncio.gather(
+            *(loop.run_in_executor(self.pool, _check_many, params, chunk) for chunk in chunks)
+        )
+        return [signer for part in parts for signer in part]
+
+    def faucet(self, account: bytes, amount_quote: int) -> int:
+        """Devnet only: queue a deposit for the next block; returns its inbox index."""
+        if not self.config.devnet:
+            raise RpcError(RpcCode.DEVNET_ONLY, "strata_faucet exists only on a devnet")
+        if len(self.faucet_queue) >= 1000:
+            raise RpcError(RpcCode.RATE_LIMITED, "too many faucet deposits pending")
+        ledger = collateral.get_ledger(self.store.state)
+        index = ledger.next_deposit_index + len(self.faucet_queue)
+        self.faucet_queue.append(Deposit(index, account, amount_quote))
+        return index
+
+    # ------------------------------------------------------------------ blocks
+
+    async def run(self) -> None:
+        """Produce a block every ``block_time_ms`` until :meth:`stop` (or ``exit_after_blocks``)."""
+        period = self.config.block_time_ms / 1000
+        next_at = time.monotonic()
+        try:
+            while not self.stopping:
+                next_at += period
+                delay = next_at - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                else:
+                    next_at = time.monotonic()
+                    await asyncio.sleep(0)  # let requests in between back-to-back blocks
+                if self.stopping:
+                    break
+                self.produce_block()
+                limit = self.config.exit_after_blocks
+                if limit is not None and self.blocks_produced >= limit:
+                    self.stopping = True
+        finally:
+            self.stopped.set()
+
+    def stop(self) -> None:
+        """Ask the producer to stop after the block in hand."""
+        self.stopping = True
+
+    def _system_inputs(self, timestamp_ms: int) -> list[SystemInput]:
+        system: list[SystemInput] = list(self.faucet_queue)
+        if self.oracle is not None and self.config.demo:
+            for market_id in sorted(self.markets):
+                price = self._oracle_prices.get(market_id)
+                if price is None:
+                    continue
+                step = max(1, price // 2000)
+                price = max(1, price + self._random.randint(-step, step))
+                self._oracle_prices[market_id] = price
+                system.append(self._sign_price(market_id, price, timestamp_ms))
+        return system
+
+    def _sign_price(self, market_id: int, price_ticks: int, timestamp_ms: int) -> OraclePrice:
+        assert self.oracle is not None
+        observation = OracleObservation(market_id, price_ticks, timestamp_ms)
+        digest = compute_transaction_digest(
+            self.params.chain_id,
+            self.params.bridge_address,
+            self.oracle.address,
+            timestamp_ms,
+            encode_action(observation),  # type: ignore[arg-type]
+        )
+        return OraclePrice(
+            market_id,
+            price_ticks,
+            timestamp_ms,
+            self.oracle.address,
+            self.oracle.sign_digest(digest),
+        )
+
+    def _select(self) -> list[PendingTx]:
+        budget = self.params.block_gas_limit // 2
+        chosen: list[PendingTx] = []
+        for tx in self.policy.select(self.mempool.pending(), self.config.max_block_transactions):
+            budget -= tx.gas
+            if budget < 0:
+                break
+            chosen.append(tx)
+        return chosen
+
+    def produce_block(self) -> None:
+        """Order, execute and commit one block, then report it (index, feeds, metrics)."""
+        started = time.monotonic()
+        tip = self.store.tip
+        timestamp_ms = max(now_ms(), tip.timestamp_ms + 1)
+        chosen = self._select()
+        system = self._system_inputs(timestamp_ms)
+        while True:
+            try:
+                block, output = build_block(
+                    self.store.state,
+                    timestamp_ms,
+                    system,
+                    [tx.data for tx in chosen],
+                    self.params,
+                    [tx.signer for tx in chosen],
+                )
+                break
+            except InvalidBlock as error:
+                # The state is half-applied: take it back from the durable store, then retry
+                # with half the transactions (over the gas limit) or without system inputs.
+                log.warning("block rebuilt", extra={"fields": {"error": str(error)}})
+                self._reload_state()
+                if error.code == ErrorCode.BLOCK_GAS_LIMIT_EXCEEDED and len(chosen) > 1:
+                    chosen = chosen[: len(chosen) // 2]
+                else:
+                    system = []
+                    self.faucet_queue.clear()
+        built = time.monotonic()
+        self.store.commit_block(block, output)
+        committed = time.monotonic()
+        self._after_commit(block, output, chosen)
+        self.metrics.block_build.observe(built - started)
+        self.metrics.block_commit.observe(committed - built)
+        self.metrics.block_interval.observe(committed - self.last_block_at)
+        self.last_block_at = committed
+        self.blocks_produced += 1
+        log.info(
+            "block",
+            extra={
+                "fields": {
+                    "height": block.header.height,
+                    "txs": len(block.transactions),
+                    "left_out": len(output.rejected),
+                    "build_ms": round((built - started) * 1000, 2),
+                    "commit_ms": round((committed - built) * 1000, 2),
+                    "mempool": len(self.mempool),
+                }
+            },
+        )
+
+    def _reload_state(self) -> None:
+        path = Path(self.config.data_dir) / "chain"
+        self.store.close(checkpoint=False)
+        self.store = ChainStore.open(
+            path,
+            full_check=False,
+            checkpoint_every=self.config.checkpoint_every,
+            retain_heights=self.config.retain_heights,
+        )
+
+    def _after_commit(self, block: Block, output: BlockOutput, chosen: list[PendingTx]) -> None:
+        height = block.header.height
+        credited = {d.index for d in block.system if isinstance(d, Deposit)}
+        self.faucet_queue = [d for d in self.faucet_queue if d.index not in credited]
+        now_ns = time.monotonic_ns()
+        latency = self.metrics.inclusion_latency
+        for tx in chosen:
+            latency.observe((now_ns - tx.received_ns) / 1e9)
+        self.mempool.remove_many(tx.tx_hash for tx in chosen)
+        state = self.store.state
+        self.index.add_block(block, output, state)
+        self.feeds.publish(block, output, state)
+        self.metrics.height.set(height)
+        self.metrics.mempool.set(len(self.mempool))
+        self.metrics.block_txs.inc(len(block.transactions))
+        self.metrics.left_out.inc(len(output.rejected))
+
+    def close(self) -> None:
+        """Flush and close everything (after :meth:`run` has returned)."""
+        self.pool.shutdown(wait=True)
+        self.mempool.close()
+        self.index.close()
+        self.store.close(checkpoint=True)
+        if self._lock_file is not None:
+            self._lock_file.close()
+
+
+def _check_many(params: Any, txs: Sequence[SignedTransaction]) -> list[bytes | None]:
+    return [check_signature(params, tx) for tx in txs]
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line: time, level, message and the record's ``fields``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "msg": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            entry.update(fields)
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def setup_logging(level: str = "info", stream: IO[str] | None = None) -> None:
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonLogFormatter())
+    root = logging.getLogger("strata")
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    root.propagate = False
