@@ -24,12 +24,13 @@ commands:
   snapshot      export --data-dir DIR [--height H] FILE | import --data-dir DIR FILE
   bench engine  measure the book, the full state transition and the naive model book
   bench state   measure block commits, proofs, bytes and memory of the durable store
+  bench node    load a real node over its API: included tx/s, orders/s, latency, memory
 """
 
 
 def _bench(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("engine", "state"):
-        print("usage: strata bench engine|state [--json] [options]", file=sys.stderr)
+    if not argv or argv[0] not in ("engine", "state", "node"):
+        print("usage: strata bench engine|state|node [--json] [options]", file=sys.stderr)
         return 2
     # Benchmarks live in the repository's bench/ folder, beside src/.
     root = Path(__file__).resolve().parents[3]
@@ -37,6 +38,10 @@ def _bench(argv: list[str]) -> int:
         print("error: strata bench runs from a source checkout (bench/ not found)", file=sys.stderr)
         return 2
     sys.path.insert(0, str(root))
+    if argv[0] == "node":
+        from bench.node_bench import main as node_main
+
+        return node_main(argv[1:])
     if argv[0] == "state":
         from bench.store_bench import main as state_main
 

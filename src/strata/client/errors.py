@@ -38,7 +38,7 @@ def code_name(code: int) -> str:
     """The stable name of an API or chain error code (``"UNKNOWN"`` if it has none)."""
     for enum in (RpcCode, ErrorCode):
         try:
-            return enum(code).name  # type: ignore[abstract]
+            return enum(code).name
         except ValueError:
             continue
     return "UNKNOWN"

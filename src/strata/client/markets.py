@@ -11,6 +11,7 @@ or quote units raises ``RpcError(OFF_GRID)``, never rounds.
 
 from __future__ import annotations
 
+import functools
 import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -22,6 +23,7 @@ from strata.modules.markets import Market
 
 QUOTE_DECIMALS = 6
 QUOTE_UNIT = Decimal(1).scaleb(-QUOTE_DECIMALS)
+_QUOTE_UNIT_TEXT = "0.000001"
 _DECIMAL = re.compile(r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?$")
 _MAX_DECIMAL_CHARS = 64
 
@@ -60,9 +62,33 @@ def format_decimal(value: Decimal) -> str:
     return "0" if text in ("", "-0") else text
 
 
+@functools.cache
+def _scale(unit: str) -> tuple[int, int]:
+    """A unit decimal string as ``(mantissa, decimals)``: ``"0.25"`` -> ``(25, 2)``."""
+    sign, digits, exponent = Decimal(unit).normalize().as_tuple()
+    assert isinstance(exponent, int) and not sign
+    mantissa = int("".join(map(str, digits)))
+    if exponent >= 0:
+        return mantissa * 10**exponent, 0
+    return mantissa, -exponent
+
+
+def format_units(count: int, unit: str) -> str:
+    """``count * unit`` as a plain decimal string, exactly (integer arithmetic only: this runs
+    for every price and size the feeds publish). ``unit`` is a decimal string such as ``"0.1"``."""
+    mantissa, decimals = _scale(unit)
+    value = count * mantissa
+    if decimals == 0:
+        return str(value)
+    digits = str(-value if value < 0 else value).rjust(decimals + 1, "0")
+    whole, fraction = digits[:-decimals], digits[-decimals:].rstrip("0")
+    text = f"{whole}.{fraction}" if fraction else whole
+    return "-" + text if value < 0 else text
+
+
 def quote_to_usdc(amount_quote: int) -> str:
     """Quote units (1e-6 USDC) as a USDC decimal string."""
-    return format_decimal(Decimal(amount_quote).scaleb(-QUOTE_DECIMALS))
+    return format_units(amount_quote, _QUOTE_UNIT_TEXT)
 
 
 def usdc_to_quote(text: object, what: str = "amount") -> int:
@@ -138,10 +164,10 @@ class MarketInfo(msgspec.Struct, frozen=True, kw_only=True):
         return lots
 
     def ticks_to_price(self, ticks: int) -> str:
-        return format_decimal(self.tick * ticks)
+        return format_units(ticks, self.tick_size)
 
     def lots_to_size(self, lots: int) -> str:
-        return format_decimal(self.lot * lots)
+        return format_units(lots, self.lot_size)
 
     def to_json(self) -> dict[str, Any]:
         return msgspec.to_builtins(self)  # type: ignore[no-any-return]

@@ -10,9 +10,8 @@ dropped, and resumes).
 
 from __future__ import annotations
 
-import asyncio
+import json
 from collections import deque
-from dataclasses import dataclass, field
 from typing import Any
 
 from strata.client.feeds import book_checksum
@@ -25,54 +24,63 @@ from strata.stf.block import Block, BlockOutput, compute_header_hash
 BOOK_DEPTH = 50
 """Levels per side of the L2 book feed (snapshot, deltas and checksum)."""
 RING = 1024
-"""Messages kept per feed for resumption."""
+"""Messages kept per feed for resumption (at most)."""
+RING_BYTES = 4 * 1024 * 1024
+"""Bytes of messages kept per feed for resumption (at most)."""
 TRADES_KEPT = 1000
 """Recent trades kept per market (``strata_getTrades``)."""
-SUBSCRIBER_QUEUE = 4096
-"""Messages queued per subscriber before it is dropped as too slow."""
 
 Levels = list[list[str]]
 
 
-@dataclass
 class Subscriber:
-    """One subscription's outbound queue (bounded; ``dropped`` once it overflowed)."""
+    """A subscription: what it follows (``kind``, ``key``) and where its messages go."""
 
-    sub_id: str
-    kind: str
-    key: Any
-    queue: asyncio.Queue[dict[str, Any]] = field(
-        default_factory=lambda: asyncio.Queue(SUBSCRIBER_QUEUE)
-    )
-    dropped: bool = False
+    def __init__(self, sub_id: str, kind: str, key: Any) -> None:
+        self.sub_id = sub_id
+        self.kind = kind
+        self.key = key
 
-    def push(self, message: dict[str, Any]) -> None:
-        if self.dropped:
-            return
-        try:
-            self.queue.put_nowait(message)
-        except asyncio.QueueFull:
-            self.dropped = True
+    def push(self, text: str) -> None:
+        """Deliver one message, already serialized as JSON (it is serialized once per feed
+        message, however many subscribers it has)."""
+        raise NotImplementedError
 
 
-@dataclass
+def dumps(message: dict[str, Any]) -> str:
+    return json.dumps(message, separators=(",", ":"))
+
+
 class _Feed:
-    seq: int = 0
-    ring: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RING))
+    """One feed's sequence number and its recent messages, serialized, for resumption: at most
+    ``RING`` messages and ``RING_BYTES`` of text, so memory does not grow with traffic."""
 
-    def add(self, message: dict[str, Any]) -> dict[str, Any]:
+    __slots__ = ("bytes", "ring", "seq")
+
+    def __init__(self) -> None:
+        self.seq = 0
+        self.ring: deque[tuple[int, str]] = deque()
+        self.bytes = 0
+
+    def add(self, message: dict[str, Any]) -> str:
+        """Number ``message`` (``seq``), keep it, and return its JSON text."""
         self.seq += 1
         message["seq"] = self.seq
-        self.ring.append(message)
-        return message
+        text = dumps(message)
+        ring = self.ring
+        ring.append((self.seq, text))
+        self.bytes += len(text)
+        while len(ring) > RING or (self.bytes > RING_BYTES and len(ring) > 1):
+            self.bytes -= len(ring.popleft()[1])
+        return text
 
-    def since(self, seq: int) -> list[dict[str, Any]] | None:
+    def since(self, seq: int) -> list[str] | None:
         """Messages after ``seq``, or ``None`` if some of them are no longer kept."""
         if seq >= self.seq:
             return []
-        if not self.ring or self.ring[0]["seq"] > seq + 1:
+        if not self.ring or self.ring[0][0] > seq + 1:
             return None
-        return [m for m in self.ring if m["seq"] > seq]
+        return [text for number, text in self.ring if number > seq]
 
 
 class Feeds:
@@ -114,7 +122,7 @@ class Feeds:
     def book_seq(self, market_id: int) -> int:
         return self._book_feeds[market_id].seq
 
-    def resume(self, kind: str, key: Any, since_seq: int) -> list[dict[str, Any]] | None:
+    def resume(self, kind: str, key: Any, since_seq: int) -> list[str] | None:
         """Messages of a feed after ``since_seq`` (``None``: no longer kept)."""
         if kind == "book":
             return self._book_feeds[key].since(since_seq)
@@ -226,10 +234,13 @@ class Feeds:
         }
         self._send("book", market_id, self._book_feeds[market_id].add(message))
 
-    def _send(self, kind: str, key: Any, message: dict[str, Any]) -> None:
+    def _send(self, kind: str, key: Any, message: dict[str, Any] | str) -> None:
+        text = message if isinstance(message, str) else None
         for sub in list(self.subscribers.values()):
             if sub.kind == kind and sub.key == key:
-                sub.push(message)
+                if text is None:
+                    text = dumps(message)  # type: ignore[arg-type]
+                sub.push(text)
 
 
 def _diff(old: Levels, new: Levels) -> Levels:

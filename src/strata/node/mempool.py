@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Protocol
 
 from strata.client.errors import RpcCode, RpcError
+from strata.stf.transactions import SignedTransaction
 
 _RECORD = struct.Struct(">II")  # length, crc32
 
@@ -32,6 +33,8 @@ class PendingTx:
 
     tx_hash: bytes
     data: bytes
+    tx: SignedTransaction
+    """``data`` decoded (canonically) at admission."""
     account: bytes
     nonce: int
     signer: bytes | None
@@ -49,7 +52,13 @@ class OrderingPolicy(Protocol):
 
 
 class ArrivalOrder:
-    """First come, first served."""
+    """First come, first served across accounts; within an account, nonce order.
+
+    A bot that sends many transactions at once (concurrent requests, or batches admitted while
+    an earlier batch's signatures are still being checked) may see them arrive out of nonce
+    order; placing each account's transactions in nonce order (in the slots its transactions
+    hold) keeps every nonce above the window floor, so none is left out for that reason.
+    """
 
     def select(self, pending: Iterable[PendingTx], limit: int) -> list[PendingTx]:
         chosen: list[PendingTx] = []
@@ -57,7 +66,21 @@ class ArrivalOrder:
             if len(chosen) >= limit:
                 break
             chosen.append(tx)
-        return chosen
+        return order_nonces_per_account(chosen)
+
+
+def order_nonces_per_account(txs: list[PendingTx]) -> list[PendingTx]:
+    """``txs`` with each account's transactions sorted by nonce within the slots they hold."""
+    slots: dict[bytes, list[int]] = {}
+    for position, tx in enumerate(txs):
+        slots.setdefault(tx.account, []).append(position)
+    ordered = list(txs)
+    for positions in slots.values():
+        if len(positions) > 1:
+            own = sorted((txs[p] for p in positions), key=lambda t: t.nonce)
+            for position, tx in zip(positions, own, strict=True):
+                ordered[position] = tx
+    return ordered
 
 
 class Mempool:

@@ -148,6 +148,7 @@ class Node:
         self._random = random.Random(0)
         self._lock_file: IO[str] | None = None
         self.stopped = asyncio.Event()
+        self._admission_tail: asyncio.Event | None = None
 
     # ------------------------------------------------------------------ opening
 
@@ -244,6 +245,7 @@ class Node:
         return PendingTx(
             tx_hash=tx_hash,
             data=data,
+            tx=tx,
             account=tx.account,
             nonce=tx.nonce,
             signer=signer,
@@ -311,14 +313,50 @@ class Node:
                 results[i] = self._refused(RpcError(error.code, error.detail))
                 continue
             candidates.append((i, tx_hash, data, tx))
-        signers = await self._verify([c[3] for c in candidates])
+        # Signatures of concurrent requests are checked in parallel, but requests enter the
+        # mempool in the order they arrived: a bot's transactions keep their nonce order, so a
+        # block cut between two of its requests never leaves a lower nonce behind a higher one.
+        previous, turn = self._admission_tail, asyncio.Event()
+        self._admission_tail = turn
+        try:
+            signers = await self._verify([c[3] for c in candidates])
+            if previous is not None:
+                await previous.wait()
+            self._insert(candidates, signers, results)
+        finally:
+            turn.set()
+            if self._admission_tail is turn:
+                self._admission_tail = None
+        mempool.flush()
+        self.metrics.mempool.set(len(mempool))
+        return [r for r in results if r is not None]
+
+    def _insert(
+        self,
+        candidates: list[tuple[int, bytes, bytes, SignedTransaction]],
+        signers: list[bytes | None],
+        results: list[dict[str, Any] | None],
+    ) -> None:
+        """Authority, pending-nonce and rate checks, then into the mempool (in order)."""
         state = self.store.state
+        mempool = self.mempool
         at_ms = now_ms()
+        params = self.params
         for (i, tx_hash, data, tx), signer in zip(candidates, signers, strict=True):
             try:
                 if tx_hash in mempool:
                     results[i] = {"hash": "0x" + tx_hash.hex()}
                     continue
+                # Again: a block may have committed while the signatures were checked.
+                accounts.check_nonce(
+                    state,
+                    tx.account,
+                    tx.nonce,
+                    at_ms,
+                    params.nonce_window,
+                    params.nonce_past_bound_ms,
+                    params.nonce_future_bound_ms,
+                )
                 check_authority(state, tx, signer, at_ms)
                 if mempool.has_nonce(tx.account, tx.nonce):
                     raise RpcError(
@@ -336,9 +374,6 @@ class Node:
                 continue
             self.metrics.admitted.inc()
             results[i] = {"hash": "0x" + tx_hash.hex()}
-        mempool.flush()
-        self.metrics.mempool.set(len(mempool))
-        return [r for r in results if r is not None]
 
     def _refused(self, error: RpcError) -> dict[str, Any]:
         self.metrics.refused.labels(error.name).inc()
@@ -458,6 +493,7 @@ class Node:
                     [tx.data for tx in chosen],
                     self.params,
                     [tx.signer for tx in chosen],
+                    [tx.tx for tx in chosen],
                 )
                 break
             except InvalidBlock as error:

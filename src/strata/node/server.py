@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
 import signal
 import sys
@@ -24,17 +23,13 @@ from aiohttp import WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from strata.client.errors import RpcCode, RpcError
-from strata.node.feeds import Subscriber
+from strata.node.feeds import Subscriber, dumps
 from strata.node.node import Node
 from strata.node.rpc import Context, _hex, _int, _market, _object, handle_body, openrpc_document
 
 log = logging.getLogger("strata.node")
 _JSON = "application/json"
 WS_MAX_FRAME = 64 * 1024
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
 
 
 class Session:
@@ -53,10 +48,13 @@ class Session:
         self.overflowed = False
 
     def send(self, message: dict[str, Any]) -> None:
+        self._put(dumps(message))
+
+    def _put(self, text: str) -> None:
         if self.overflowed:
             return
         try:
-            self.queue.put_nowait(_dumps(message))
+            self.queue.put_nowait(text)
         except asyncio.QueueFull:
             self.overflowed = True
             self.node.metrics.dropped_subscribers.inc()
@@ -64,12 +62,16 @@ class Session:
             self.queue.put_nowait(None)  # the writer closes the connection
 
     def notify(self, sub_id: str, result: dict[str, Any]) -> None:
-        self.send(
-            {
-                "jsonrpc": "2.0",
-                "method": "strata_subscription",
-                "params": {"subscription": sub_id, "result": result},
-            }
+        self.notify_text(sub_id, dumps(result))
+
+    def notify_text(self, sub_id: str, result: str) -> None:
+        """A notification whose result is already JSON text (``sub_id`` is digits)."""
+        self._put(
+            '{"jsonrpc":"2.0","method":"strata_subscription","params":{"subscription":"'
+            + sub_id
+            + '","result":'
+            + result
+            + "}}"
         )
 
     async def subscribe(self, kind: Any, options: Any) -> str:
@@ -111,8 +113,8 @@ class Session:
             """After the reply: what the subscriber missed, or a snapshot of the book."""
             replay = None if since is None else feeds.resume(kind, key, since)
             if replay is not None:
-                for message in replay:
-                    self.notify(sub_id, message)
+                for text in replay:
+                    self.notify_text(sub_id, text)
             elif kind == "book":
                 self.notify(sub_id, feeds.book_snapshot(key))
 
@@ -137,8 +139,8 @@ class _SessionSubscriber(Subscriber):
         super().__init__(sub_id, kind, key)
         self.session = session
 
-    def push(self, message: dict[str, Any]) -> None:
-        self.session.notify(self.sub_id, message)
+    def push(self, text: str) -> None:
+        self.session.notify_text(self.sub_id, text)
 
 
 class Server:
@@ -182,7 +184,7 @@ class Server:
 
     @staticmethod
     def _json(value: Any, status: int) -> web.Response:
-        return web.Response(text=_dumps(value), status=status, content_type=_JSON)
+        return web.Response(text=dumps(value), status=status, content_type=_JSON)
 
     async def websocket(self, request: web.Request) -> web.StreamResponse:
         node = self.node

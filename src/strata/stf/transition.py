@@ -775,6 +775,7 @@ def _execute(
     params: ChainParams,
     signers: Sequence[bytes | None] | None,
     building: bool,
+    decoded: Sequence[SignedTransaction] | None = None,
 ) -> BlockOutput:
     check_header(state, header, params)
     if len(transactions) > params.max_transactions_per_block:
@@ -790,7 +791,7 @@ def _execute(
     ]
 
     # --- canonical order ---
-    decoded: list[tuple[int, int, SignedTransaction, bytes]] = []
+    ordered: list[tuple[int, int, SignedTransaction, bytes]] = []
     rejected: list[tuple[bytes, int]] = []
     included = [True] * len(transactions)
 
@@ -804,19 +805,22 @@ def _execute(
         included[index] = False
 
     for index, data in enumerate(transactions):
-        try:
-            tx = decode_transaction(data)
-        except InvalidTransaction as error:
-            reject(index, data, error)
-            continue
-        decoded.append((compute_tx_class(tx.action), index, tx, data))
-    decoded.sort(key=lambda entry: entry[0])  # stable: the sequencer's order within a class
+        if decoded is not None:
+            tx = decoded[index]
+        else:
+            try:
+                tx = decode_transaction(data)
+            except InvalidTransaction as error:
+                reject(index, data, error)
+                continue
+        ordered.append((compute_tx_class(tx.action), index, tx, data))
+    ordered.sort(key=lambda entry: entry[0])  # stable: the sequencer's order within a class
 
     # --- admission ---
     block = _Block(state, params, header.timestamp_ms)
     admitted: list[tuple[int, SignedTransaction, bytes, int, int]] = []
     tx_events: list[list[Event]] = []
-    for _, index, tx, data in decoded:
+    for _, index, tx, data in ordered:
         try:
             status, base_gas, events = process_admission(block, len(admitted), tx, signers[index])
         except InvalidTransaction as error:
@@ -953,6 +957,7 @@ def build_block(
     transactions: Sequence[bytes],
     params: ChainParams,
     signers: Sequence[bytes | None] | None = None,
+    decoded: Sequence[SignedTransaction] | None = None,
 ) -> tuple[Block, BlockOutput]:
     """The sequencer's side: execute candidate transactions on top of ``pre_state``, leave out
     the invalid ones (``BlockOutput.rejected``) and return the sealed block and its output.
@@ -962,6 +967,9 @@ def build_block(
     InvalidBlock
         For an invalid system input or a block over its gas limit (the sequencer then retries
         with fewer transactions on a fresh copy of the state).
+
+    ``decoded``, if given, holds ``decode_transaction`` of each of ``transactions`` (a sequencer
+    that decoded them at admission saves decoding them again; the result is the same).
     """
     tip = pre_state.tip
     draft = Header(
@@ -975,7 +983,7 @@ def build_block(
         receipts_root=b"",
         withdrawals_root=b"",
     )
-    output = _execute(pre_state, draft, system, transactions, params, signers, True)
+    output = _execute(pre_state, draft, system, transactions, params, signers, True, decoded)
     return Block(output.header, tuple(system), output.transactions), output
 
 

@@ -1,0 +1,420 @@
+"""``strata bench node``: a real node under load, over its real API.
+
+The node runs as its own process (``strata devnet``, fresh data directory, durable commits); this
+process is the load generator. It signs every transaction ahead of time (Ed25519 agent keys, as
+bots do), then offers them over HTTP (``strata_sendRawTransactions`` batches) at rising rates,
+one step per rate, and listens to each trading account's WebSocket feed.
+
+Two workloads:
+
+- ``single``: one order per signed transaction. Orders come in crossing pairs from different
+  accounts at the mark (a GTC sell, then a GTC buy at the same price), so half rest for a moment
+  and half fill them, and the book stays small;
+- ``bulk``: ``BulkPlace`` transactions of 16 orders each (how market makers requote), in the same
+  crossing pattern.
+
+Per step it reports the offered rate, the accepted rate (hashes returned), the included rate
+(transactions in committed blocks during the step), and the latency from sending a transaction to
+its order event on the account feed (p50, p99). At the end it drains the mempool and counts
+``lost`` transactions: accepted but never included. ``rss_growth_pct`` compares the node's
+resident memory at the end with after the first step (warm-up).
+
+``--json`` prints ``tx_per_s`` (the highest included single-order rate of any step),
+``bulk_orders_per_s`` (the same for the bulk workload, in orders), ``latency_ms_p50`` and
+``latency_ms_p99`` (at the step closest to 5,000 tx/s offered), ``lost`` and ``rss_growth_pct``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from strata.client.signing import AgentKey, Wallet, agent_from_seed, wallet_from_seed  # noqa: E402
+from strata.core.signatures import compute_transaction_digest  # noqa: E402
+from strata.node.config import DEVNET_CHAIN_ID, DEVNET_FUNDED_SEEDS  # noqa: E402
+from strata.stf.transactions import (  # noqa: E402
+    Action,
+    BulkPlace,
+    PlaceOrder,
+    SignedTransaction,
+    compute_transaction_hash,
+    encode_action,
+    encode_transaction,
+)
+from tests.helpers.node_process import NodeProcess  # noqa: E402
+
+MARKET_ID = 1
+MARK_TICKS = 600_000  # the devnet's BTC-PERP genesis price, 60,000 USDC
+BULK = 16
+BATCH = 50
+"""Transactions per HTTP request."""
+INFLIGHT = 16
+"""Requests in flight at most (as a client with a connection pool of this size)."""
+
+
+@dataclass
+class Signer:
+    wallet: Wallet
+    agent: AgentKey
+    nonce: int
+
+    def sign(self, action: Action) -> bytes:
+        self.nonce += 1
+        digest = compute_transaction_digest(
+            DEVNET_CHAIN_ID, bytes(20), self.wallet.address, self.nonce, encode_action(action)
+        )
+        return encode_transaction(
+            SignedTransaction(
+                self.wallet.address,
+                self.nonce,
+                action,
+                self.agent.public_key,
+                self.agent.sign_digest(digest),
+            )
+        )
+
+
+@dataclass
+class Step:
+    workload: str
+    offered_tx_per_s: int
+    seconds: float
+    txs: list[tuple[bytes, list[int], str]] = field(default_factory=list)
+    """(canonical bytes, client ids of its orders, owner hex)."""
+    accepted: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
+    included: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    first_height: int = 0
+    last_height: int = 0
+    elapsed: float = 0.0
+
+
+def _percentile(values: list[float], fraction: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def _rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+class Bench:
+    def __init__(self, node: NodeProcess, signers: list[Signer]) -> None:
+        self.node = node
+        self.signers = signers
+        self.sent_at: dict[tuple[str, int], float] = {}
+        self.step: Step | None = None
+        self.client_id = 0
+        self.accepted_hashes: set[bytes] = set()
+
+    # ------------------------------------------------------------ signing ahead
+
+    def presign(self, step: Step) -> None:
+        count = int(step.offered_tx_per_s * step.seconds)
+        signers = self.signers
+        pairs = len(signers) // 2
+        for i in range(count):
+            pair = (i // 2) % pairs
+            is_buy = i % 2 == 1
+            signer = signers[2 * pair + (1 if is_buy else 0)]
+            price = MARK_TICKS + (i // 2) % 7 - 3
+            if step.workload == "single":
+                self.client_id += 1
+                action: Action = PlaceOrder(MARKET_ID, is_buy, price, 1, 0, False, self.client_id)
+                ids = [self.client_id]
+            else:
+                ids = []
+                orders = []
+                for _ in range(BULK):
+                    self.client_id += 1
+                    ids.append(self.client_id)
+                    orders.append(PlaceOrder(MARKET_ID, is_buy, price, 1, 0, False, self.client_id))
+                action = BulkPlace(tuple(orders))
+            step.txs.append((signer.sign(action), ids, "0x" + signer.wallet.address.hex()))
+
+    # ------------------------------------------------------------ feeds
+
+    async def listen(self, session: aiohttp.ClientSession, ready: asyncio.Event) -> None:
+        async with session.ws_connect(self.node.ws_url, max_msg_size=0) as ws:
+            for n, signer in enumerate(self.signers):
+                address = "0x" + signer.wallet.address.hex()
+                await ws.send_json(
+                    {
+                        "jsonrpc": "2.0",
+                        "id": n,
+                        "method": "strata_subscribe",
+                        "params": ["account", {"address": address}],
+                    }
+                )
+            ready.set()
+            async for message in ws:
+                if message.type != aiohttp.WSMsgType.TEXT:
+                    break
+                now = time.monotonic()
+                data = json.loads(message.data)
+                result = data.get("params", {}).get("result")
+                if not result:
+                    continue
+                step = self.step
+                address = result["address"]
+                for update in result.get("orders", ()):
+                    sent = self.sent_at.pop((address, update.get("client_id")), None)
+                    if sent is not None and step is not None:
+                        step.latencies_ms.append((now - sent) * 1000)
+
+    # ------------------------------------------------------------ load
+
+    async def run_step(self, session: aiohttp.ClientSession, step: Step) -> None:
+        self.step = step
+        step.first_height = await self.height(session)
+        interval = BATCH / step.offered_tx_per_s
+        batches = [step.txs[i : i + BATCH] for i in range(0, len(step.txs), BATCH)]
+        start = time.monotonic()
+        inflight: set[asyncio.Task[None]] = set()
+        for n, batch in enumerate(batches):
+            due = start + n * interval
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            task = asyncio.create_task(self.send(session, step, batch))
+            inflight.add(task)
+            task.add_done_callback(inflight.discard)
+            if len(inflight) >= INFLIGHT:  # the node is behind: do not queue unboundedly here
+                await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
+        if inflight:
+            await asyncio.wait(inflight)
+        step.elapsed = time.monotonic() - start
+        step.last_height = await self.height(session)
+        step.included = await self.count_included(session, step.first_height + 1, step.last_height)
+
+    async def send(
+        self, session: aiohttp.ClientSession, step: Step, batch: list[tuple[bytes, list[int], str]]
+    ) -> None:
+        body = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "strata_sendRawTransactions",
+            "params": [["0x" + data.hex() for data, _, _ in batch]],
+        }
+        now = time.monotonic()
+        for _, ids, owner in batch:
+            for client_id in ids:
+                self.sent_at[(owner, client_id)] = now
+        async with session.post(self.node.url, json=body) as response:
+            reply = await response.json()
+        results = reply.get("result")
+        if results is None:
+            name = reply["error"]["data"]["name"]
+            step.refused[name] = step.refused.get(name, 0) + len(batch)
+            return
+        for (data, _, _), result in zip(batch, results, strict=True):
+            if "hash" in result:
+                step.accepted += 1
+                self.accepted_hashes.add(compute_transaction_hash(data))
+            else:
+                name = result["error"]["data"]["name"]
+                step.refused[name] = step.refused.get(name, 0) + 1
+
+    async def call(self, session: aiohttp.ClientSession, method: str, *params: Any) -> Any:
+        body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}
+        async with session.post(self.node.url, json=body) as response:
+            reply = await response.json()
+        if "error" in reply:
+            raise RuntimeError(reply["error"])
+        return reply["result"]
+
+    async def height(self, session: aiohttp.ClientSession) -> int:
+        return int(await self.call(session, "strata_blockNumber"))
+
+    async def count_included(self, session: aiohttp.ClientSession, first: int, last: int) -> int:
+        total = 0
+        for height in range(first, last + 1):
+            block = await self.call(session, "strata_getBlock", height)
+            total += len(block["transactions"])
+        return total
+
+    async def included_hashes(self, session: aiohttp.ClientSession, last: int) -> set[bytes]:
+        hashes: set[bytes] = set()
+        for height in range(1, last + 1):
+            block = await self.call(session, "strata_getBlock", height)
+            hashes.update(bytes.fromhex(h[2:]) for h in block["transactions"])
+        return hashes
+
+
+async def _setup(bench: Bench, session: aiohttp.ClientSession) -> None:
+    """Approve each account's agent key (wallet-signed) and wait until the approvals are in."""
+    txs = []
+    for signer in bench.signers:
+        action = signer.agent.approve_for(signer.wallet.address, 2**62, DEVNET_CHAIN_ID)
+        signer.nonce += 1
+        digest = compute_transaction_digest(
+            DEVNET_CHAIN_ID, bytes(20), signer.wallet.address, signer.nonce, encode_action(action)
+        )
+        tx = SignedTransaction(
+            signer.wallet.address, signer.nonce, action, None, signer.wallet.sign_digest(digest)
+        )
+        txs.append("0x" + encode_transaction(tx).hex())
+    results = await bench.call(session, "strata_sendRawTransactions", txs)
+    hashes = [r["hash"] for r in results]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        statuses = [
+            (await bench.call(session, "strata_getTransaction", h))["status"] for h in hashes
+        ]
+        if all(s == "included" for s in statuses):
+            return
+        await asyncio.sleep(0.1)
+    raise RuntimeError("agent approvals were not included")
+
+
+async def _drain(bench: Bench, session: aiohttp.ClientSession, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = await bench.call(session, "strata_getStatus")
+        if status["mempool"] == 0:
+            await asyncio.sleep(0.5)  # one more block for the last one in flight
+            return
+        await asyncio.sleep(0.2)
+
+
+def _print_step(step: Step, unit: int) -> None:
+    p50 = _percentile(step.latencies_ms, 0.5)
+    p99 = _percentile(step.latencies_ms, 0.99)
+    included_rate = step.included / step.elapsed if step.elapsed else 0
+    print(
+        f"  {step.workload:6} offered {step.offered_tx_per_s:>6}/s  "
+        f"accepted {step.accepted / step.elapsed:>8.0f}/s  "
+        f"included {included_rate:>8.0f} tx/s ({included_rate * unit:>8.0f} orders/s)  "
+        f"p50 {p50 or 0:>7.1f} ms  p99 {p99 or 0:>7.1f} ms  refused {step.refused or '-'}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    workdir = Path(tempfile.mkdtemp(prefix="strata-bench-node-"))
+    node = NodeProcess(workdir / "node", block_time_ms=args.block_time_ms)
+    node.start()
+    assert node.proc is not None
+    base = int(time.time() * 1000)
+    signers = [
+        Signer(wallet_from_seed(seed), agent_from_seed(f"bench-agent-{seed}"), base)
+        for seed in DEVNET_FUNDED_SEEDS
+    ]
+    bench = Bench(node, signers)
+    summary: dict[str, Any] = {}
+    try:
+        connector = aiohttp.TCPConnector(limit=INFLIGHT + 2)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            await _setup(bench, session)
+            ready = asyncio.Event()
+            listener = asyncio.create_task(bench.listen(session, ready))
+            await ready.wait()
+            steps: list[Step] = []
+            plan = [("single", rate) for rate in args.rates] + [
+                ("bulk", rate) for rate in args.bulk_rates
+            ]
+            print(
+                f"node bench: {len(plan)} steps of {args.seconds} s, block time "
+                f"{args.block_time_ms} ms, {len(signers)} accounts",
+                file=sys.stderr,
+            )
+            rss_warm = 0
+            for workload, rate in plan:
+                step = Step(workload, rate, args.seconds)
+                bench.presign(step)
+                await bench.run_step(session, step)
+                await _drain(bench, session)
+                step.included = await bench.count_included(
+                    session, step.first_height + 1, await bench.height(session)
+                )
+                step.txs = []
+                _print_step(step, BULK if workload == "bulk" else 1)
+                steps.append(step)
+                if not rss_warm:
+                    rss_warm = _rss_kb(node.proc.pid)
+            await _drain(bench, session)
+            rss_end = _rss_kb(node.proc.pid)
+            last = await bench.height(session)
+            included = await bench.included_hashes(session, last)
+            lost = len(bench.accepted_hashes - included)
+            listener.cancel()
+
+        def rate(step: Step) -> float:
+            return min(step.included, step.accepted) / step.elapsed if step.elapsed else 0.0
+
+        singles = [s for s in steps if s.workload == "single"]
+        bulks = [s for s in steps if s.workload == "bulk"]
+        at_5k = min(singles, key=lambda s: abs(s.offered_tx_per_s - 5000)) if singles else None
+        summary = {
+            "tx_per_s": round(max((rate(s) for s in singles), default=0.0)),
+            "bulk_orders_per_s": round(max((rate(s) * BULK for s in bulks), default=0.0)),
+            "latency_ms_p50": None if at_5k is None else _percentile(at_5k.latencies_ms, 0.5),
+            "latency_ms_p99": None if at_5k is None else _percentile(at_5k.latencies_ms, 0.99),
+            "latency_at_offered_tx_per_s": None if at_5k is None else at_5k.offered_tx_per_s,
+            "lost": lost,
+            "rss_growth_pct": round(100 * (rss_end - rss_warm) / rss_warm, 1) if rss_warm else None,
+            "block_time_ms": args.block_time_ms,
+            "steps": [
+                {
+                    "workload": s.workload,
+                    "offered_tx_per_s": s.offered_tx_per_s,
+                    "accepted_tx_per_s": round(s.accepted / s.elapsed),
+                    "included_tx_per_s": round(rate(s)),
+                    "latency_ms_p50": _percentile(s.latencies_ms, 0.5),
+                    "latency_ms_p99": _percentile(s.latencies_ms, 0.99),
+                    "refused": s.refused,
+                }
+                for s in steps
+            ],
+        }
+    finally:
+        node.terminate(60)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="strata bench node", description=__doc__.split("\n")[0])
+    parser.add_argument("--rates", type=int, nargs="*", default=[1000, 2500, 5000, 10000])
+    parser.add_argument("--bulk-rates", type=int, nargs="*", default=[500, 1500, 2500])
+    parser.add_argument("--seconds", type=float, default=10.0, help="per step")
+    parser.add_argument("--block-time-ms", type=int, default=200)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    summary = asyncio.run(run(args))
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        for key in (
+            "tx_per_s",
+            "bulk_orders_per_s",
+            "latency_ms_p50",
+            "latency_ms_p99",
+            "lost",
+            "rss_growth_pct",
+        ):
+            print(f"{key:20} {summary[key]}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,105 @@
+"""Unit tests of the node's parts that need no process: units formatting, ordering, feeds."""
+
+from __future__ import annotations
+
+import random
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from strata.client.errors import RpcCode, RpcError
+from strata.client.markets import format_decimal, format_units
+from strata.node.feeds import RING_BYTES, _Feed
+from strata.node.mempool import ArrivalOrder, Mempool, PendingTx
+from strata.node.rpc import parse_body
+
+
+@pytest.mark.parametrize("unit", ["0.1", "0.0001", "0.01", "0.000001", "1", "5", "0.25", "10"])
+def test_format_units_equals_decimal_arithmetic(unit: str) -> None:
+    rng = random.Random(unit)
+    counts = [0, 1, -1, 7, 999, 1000, -1000, 10**20] + [
+        rng.randint(-(10**12), 10**12) for _ in range(500)
+    ]
+    for count in counts:
+        assert format_units(count, unit) == format_decimal(Decimal(unit) * count)
+
+
+def _tx(account: bytes, nonce: int, tag: int) -> PendingTx:
+    return PendingTx(
+        tx_hash=tag.to_bytes(32, "big"),
+        data=b"x" * 10 + tag.to_bytes(4, "big"),
+        tx=None,  # type: ignore[arg-type]
+        account=account,
+        nonce=nonce,
+        signer=None,
+        is_cancel=False,
+        received_ns=0,
+        gas=1,
+    )
+
+
+def test_arrival_order_keeps_slots_and_sorts_each_accounts_nonces() -> None:
+    a, b = b"a" * 20, b"b" * 20
+    txs = [_tx(a, 5, 1), _tx(b, 9, 2), _tx(a, 3, 3), _tx(b, 8, 4), _tx(a, 4, 5)]
+    chosen = ArrivalOrder().select(txs, 10)
+    assert [(t.account, t.nonce) for t in chosen] == [(a, 3), (b, 8), (a, 4), (b, 9), (a, 5)]
+    assert len(ArrivalOrder().select(txs, 2)) == 2
+
+
+def test_mempool_bounded_cancels_displace_orders_and_journal_recovers(tmp_path: Path) -> None:
+    path = tmp_path / "mempool.log"
+    pool = Mempool(path, capacity=3)
+    for i in range(3):
+        pool.add(_tx(b"a" * 20, i + 1, i))
+    with pytest.raises(RpcError) as full:
+        pool.add(_tx(b"a" * 20, 10, 10))
+    assert full.value.code == RpcCode.MEMPOOL_FULL
+    cancel = _tx(b"a" * 20, 11, 11)
+    cancel.is_cancel = True
+    pool.add(cancel)  # evicts the newest order
+    assert len(pool) == 3 and cancel.tx_hash in pool and (2).to_bytes(32, "big") not in pool
+    pool.flush()
+    with path.open("ab") as log:
+        log.write(b"\x00\x00\x00\x10torn")  # a torn record at the tail ends the journal
+    reloaded = Mempool(path, capacity=10)
+    seen: list[bytes] = []
+    count = reloaded.recover(lambda data: seen.append(data) or None)  # type: ignore[func-returns-value]
+    assert count == 0 and len(seen) == 4  # every journaled record, none of the torn tail
+
+
+def test_feed_ring_is_bounded_and_resumes_or_says_it_cannot() -> None:
+    feed = _Feed()
+    for i in range(5):
+        feed.add({"n": i})
+    assert feed.since(5) == []
+    assert [t for t in feed.since(3) or []] == ['{"n":3,"seq":4}', '{"n":4,"seq":5}']
+    big = "x" * (RING_BYTES // 2)
+    for _ in range(4):
+        feed.add({"blob": big})
+    assert feed.bytes <= RING_BYTES + len(big) + 64
+    assert feed.since(0) is None  # the oldest messages are gone: the caller sends a snapshot
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"a":1,"a":2}',
+        b"[1.0]",
+        b"[1e3]",
+        b"[NaN]",
+        b"[-0.0]",
+        b"\xff\xfe",
+        b"[" * 9 + b"]" * 9,
+        b"[" * 5000 + b"]" * 5000,
+    ],
+)
+def test_parse_body_refuses_what_a_lenient_parser_would_guess(body: bytes) -> None:
+    with pytest.raises(RpcError) as refused:
+        parse_body(body)
+    assert refused.value.code == RpcCode.PARSE_ERROR
+
+
+def test_parse_body_accepts_integers_and_depth_eight() -> None:
+    assert parse_body(b"[" * 8 + b"1" + b"]" * 8) is not None
+    assert parse_body(b'{"x": 340282366920938463463374607431768211457}')["x"] == 2**128 + 1
