@@ -42,6 +42,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from tests.helpers.node_process import NodeProcess  # noqa: E402
+
 from strata.client.signing import AgentKey, Wallet, agent_from_seed, wallet_from_seed  # noqa: E402
 from strata.core.signatures import compute_transaction_digest  # noqa: E402
 from strata.node.config import DEVNET_CHAIN_ID, DEVNET_FUNDED_SEEDS  # noqa: E402
@@ -54,7 +56,6 @@ from strata.stf.transactions import (  # noqa: E402
     encode_action,
     encode_transaction,
 )
-from tests.helpers.node_process import NodeProcess  # noqa: E402
 
 MARKET_ID = 1
 MARK_TICKS = 600_000  # the devnet's BTC-PERP genesis price, 60,000 USDC
