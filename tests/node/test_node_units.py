@@ -10,7 +10,7 @@ import pytest
 
 from strata.client.errors import RpcCode, RpcError
 from strata.client.markets import format_decimal, format_units
-from strata.node.feeds import RING_BYTES, _Feed
+from strata.node.feeds import Ring
 from strata.node.mempool import ArrivalOrder, Mempool, PendingTx
 from strata.node.rpc import parse_body
 
@@ -69,16 +69,17 @@ def test_mempool_bounded_cancels_displace_orders_and_journal_recovers(tmp_path: 
 
 
 def test_feed_ring_is_bounded_and_resumes_or_says_it_cannot() -> None:
-    feed = _Feed()
-    for i in range(5):
-        feed.add({"n": i})
-    assert feed.since(5) == []
-    assert [t for t in feed.since(3) or []] == ['{"n":3,"seq":4}', '{"n":4,"seq":5}']
-    big = "x" * (RING_BYTES // 2)
-    for _ in range(4):
-        feed.add({"blob": big})
-    assert feed.bytes <= RING_BYTES + len(big) + 64
-    assert feed.since(0) is None  # the oldest messages are gone: the caller sends a snapshot
+    ring = Ring(covered_from=1, max_entries=4, max_bytes=1000)
+    for height in range(1, 6):
+        ring.add(height, b"k" if height % 2 else None, f"m{height}")
+    assert ring.covered_from == 2  # height 1 was evicted (at most 4 entries)
+    assert ring.since(5) == []
+    assert ring.since(3) == ["m4", "m5"]
+    assert ring.since(1) == ["m2", "m3", "m4", "m5"]
+    assert ring.since(0) is None  # height 1 is gone: the caller sends a snapshot or a reset
+    assert ring.since(1, key=b"k") == ["m3", "m5"]
+    ring.add(6, None, "x" * 998)  # over 1000 bytes: the oldest go until it fits
+    assert ring.bytes == 1000 and ring.covered_from == 5
 
 
 @pytest.mark.parametrize(

@@ -1,36 +1,52 @@
 """Live feeds, built from committed blocks only (docs/api.md, "Subscriptions").
 
-After each durable commit the node calls :meth:`Feeds.publish`; it turns the block's events into
-messages per feed (blocks; trades per market; the L2 book per market; fills and order updates per
-account), numbers them (``seq`` +1 per message of a feed) and keeps the recent ones in bounded
-rings so a client that missed some can resume from its last ``seq``. Delivery to subscribers is the
-server's job (:class:`Subscriber` is a bounded queue; a subscriber that falls too far behind is
-dropped, and resumes).
+After each durable commit the node calls :meth:`Feeds.publish`. Every message's ``seq`` is the
+height of the block it comes from, so numbering survives restarts and every node numbers alike:
+
+- ``blocks``: one message per block;
+- ``trades`` and ``book``, per market: one message per block, even when empty (no trades, no
+  level changed), so ``seq`` grows by exactly 1 and a gap is always visible;
+- ``account``: a message only for blocks with events of the account, carrying ``prev_seq``, the
+  height of the account's previous message (``null`` if this node has not seen one since it
+  started): a client that holds ``prev_seq`` has missed nothing.
+
+Recent messages are kept, serialized, in bounded rings so a client can resume after
+``since_seq``; when what it missed is no longer kept, it gets a fresh snapshot (``book``) or a
+``{"type": "reset"}`` message telling it to re-read state by query (``trades``, ``account``). On
+start the node rebuilds the trade and account rings from the receipts of its last blocks.
 """
 
 from __future__ import annotations
 
 import json
 from collections import deque
+from collections.abc import Iterable
 from typing import Any
 
 from strata.client.feeds import book_checksum
 from strata.client.markets import MarketInfo
 from strata.client.wire import event_to_json
-from strata.modules.clearing.events import FillEvent, OrderUpdate, PositionChanged
+from strata.modules.clearing.events import FillEvent, OrderUpdate
 from strata.state.store import State
-from strata.stf.block import Block, BlockOutput, compute_header_hash
+from strata.stf.block import BlockOutput, compute_header_hash
 
 BOOK_DEPTH = 50
 """Levels per side of the L2 book feed (snapshot, deltas and checksum)."""
 RING = 1024
 """Messages kept per feed for resumption (at most)."""
 RING_BYTES = 4 * 1024 * 1024
-"""Bytes of messages kept per feed for resumption (at most)."""
+"""Bytes of messages kept per feed for resumption (at most); the account feed's one shared ring
+holds four times this."""
 TRADES_KEPT = 1000
 """Recent trades kept per market (``strata_getTrades``)."""
+REBUILD_BLOCKS = 256
+"""Blocks whose receipts rebuild the trade and account rings on start."""
 
 Levels = list[list[str]]
+
+
+def dumps(message: dict[str, Any]) -> str:
+    return json.dumps(message, separators=(",", ":"))
 
 
 class Subscriber:
@@ -47,49 +63,46 @@ class Subscriber:
         raise NotImplementedError
 
 
-def dumps(message: dict[str, Any]) -> str:
-    return json.dumps(message, separators=(",", ":"))
+class Ring:
+    """Recent messages of a feed as ``(seq, key, text)``, bounded in count and bytes.
 
+    ``covered_from`` is the lowest height from which every message is still held: a resume
+    after ``since_seq`` is possible when ``since_seq + 1 >= covered_from``.
+    """
 
-class _Feed:
-    """One feed's sequence number and its recent messages, serialized, for resumption: at most
-    ``RING`` messages and ``RING_BYTES`` of text, so memory does not grow with traffic."""
+    __slots__ = ("bytes", "covered_from", "entries", "max_bytes", "max_entries")
 
-    __slots__ = ("bytes", "ring", "seq")
-
-    def __init__(self) -> None:
-        self.seq = 0
-        self.ring: deque[tuple[int, str]] = deque()
+    def __init__(self, covered_from: int, max_entries: int, max_bytes: int) -> None:
+        self.entries: deque[tuple[int, Any, str]] = deque()
         self.bytes = 0
+        self.covered_from = covered_from
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
 
-    def add(self, message: dict[str, Any]) -> str:
-        """Number ``message`` (``seq``), keep it, and return its JSON text."""
-        self.seq += 1
-        message["seq"] = self.seq
-        text = dumps(message)
-        ring = self.ring
-        ring.append((self.seq, text))
+    def add(self, seq: int, key: Any, text: str) -> None:
+        entries = self.entries
+        entries.append((seq, key, text))
         self.bytes += len(text)
-        while len(ring) > RING or (self.bytes > RING_BYTES and len(ring) > 1):
-            self.bytes -= len(ring.popleft()[1])
-        return text
+        while len(entries) > self.max_entries or (self.bytes > self.max_bytes and len(entries) > 1):
+            old_seq, _, old_text = entries.popleft()
+            self.bytes -= len(old_text)
+            self.covered_from = old_seq + 1
 
-    def since(self, seq: int) -> list[str] | None:
-        """Messages after ``seq``, or ``None`` if some of them are no longer kept."""
-        if seq >= self.seq:
-            return []
-        if not self.ring or self.ring[0][0] > seq + 1:
+    def since(self, seq: int, key: Any = None) -> list[str] | None:
+        """Messages (of ``key``) after ``seq``, or ``None`` if some may be missing."""
+        if seq + 1 < self.covered_from:
             return None
-        return [text for number, text in self.ring if number > seq]
+        return [t for s, k, t in self.entries if s > seq and (key is None or k == key)]
 
 
 class Feeds:
     def __init__(self, markets: dict[int, MarketInfo]) -> None:
         self.markets = markets
         self._books: dict[int, tuple[Levels, Levels]] = {m: ([], []) for m in markets}
-        self._book_feeds = {m: _Feed() for m in markets}
-        self._trade_feeds = {m: _Feed() for m in markets}
-        self._account_feeds: dict[bytes, _Feed] = {}
+        self._book_rings = {m: Ring(1, RING, RING_BYTES) for m in markets}
+        self._trade_rings = {m: Ring(1, RING, RING_BYTES) for m in markets}
+        self._account_ring = Ring(1, 64 * RING, 4 * RING_BYTES)
+        self._account_last: dict[bytes, int] = {}
         self.trades: dict[int, deque[dict[str, Any]]] = {
             m: deque(maxlen=TRADES_KEPT) for m in markets
         }
@@ -112,62 +125,70 @@ class Feeds:
         return {
             "type": "snapshot",
             "market": self.markets[market_id].symbol,
-            "seq": self._book_feeds[market_id].seq,
+            "seq": self.height,
             "height": self.height,
             "checksum": book_checksum(bids, asks),
             "bids": bids,
             "asks": asks,
         }
 
-    def book_seq(self, market_id: int) -> int:
-        return self._book_feeds[market_id].seq
+    def reset_message(self, kind: str) -> dict[str, Any]:
+        """What a subscriber gets when the messages it missed are no longer kept."""
+        return {"type": "reset", "kind": kind, "seq": self.height, "height": self.height}
 
     def resume(self, kind: str, key: Any, since_seq: int) -> list[str] | None:
-        """Messages of a feed after ``since_seq`` (``None``: no longer kept)."""
+        """Messages of a feed after ``since_seq`` (``None``: not all of them are kept)."""
+        if since_seq > self.height:
+            return None  # a number from another chain or a future height: start over
         if kind == "book":
-            return self._book_feeds[key].since(since_seq)
+            return self._book_rings[key].since(since_seq)
         if kind == "trades":
-            return self._trade_feeds[key].since(since_seq)
+            return self._trade_rings[key].since(since_seq)
         if kind == "account":
-            feed = self._account_feeds.get(key)
-            return [] if feed is None else feed.since(since_seq)
+            return self._account_ring.since(since_seq, key)
         return None
-
-    def account_seq(self, address: bytes) -> int:
-        feed = self._account_feeds.get(address)
-        return 0 if feed is None else feed.seq
-
-    def trade_seq(self, market_id: int) -> int:
-        return self._trade_feeds[market_id].seq
 
     # ------------------------------------------------------------ publishing
 
-    def load(self, state: State, height: int) -> None:
-        """Start from the committed state (at start-up: books as they stand, seq 0)."""
+    def load(self, state: State, height: int, recent: Iterable[BlockOutput]) -> None:
+        """Start from the committed state at ``height``: the books as they stand, and the trade
+        and account rings rebuilt from the receipts of ``recent`` (the last blocks, in order)."""
         self.height = height
         for market_id in self.markets:
             self._books[market_id] = self.book_view(state, market_id, BOOK_DEPTH)
+            self._book_rings[market_id].covered_from = height + 1
+        first = height + 1
+        for output in recent:
+            first = min(first, output.header.height)
+            self._publish_events(output, send=False)
+        for ring in (*self._trade_rings.values(), self._account_ring):
+            ring.covered_from = first
 
-    def publish(self, block: Block, output: BlockOutput, state: State) -> None:
+    def publish(self, output: BlockOutput, state: State) -> None:
         """Turn a committed block into feed messages and hand them to subscribers."""
         header = output.header
         height = header.height
         self.height = height
+        block_message = {
+            "seq": height,
+            "height": height,
+            "hash": "0x" + compute_header_hash(header).hex(),
+            "timestamp_ms": header.timestamp_ms,
+            "tx_count": len(output.transactions),
+            "gas_used": header.gas_used,
+            "state_root": "0x" + header.state_root.hex(),
+        }
+        self._send("blocks", None, dumps(block_message))
+        touched = self._publish_events(output, send=True)
+        for market_id in self.markets:
+            self._publish_book(state, market_id, market_id in touched)
+
+    def _publish_events(self, output: BlockOutput, *, send: bool) -> set[int]:
+        """Trade and account messages of a block; returns the markets whose book may have
+        changed."""
+        height = output.header.height
         markets = self.markets
-        send = self._send
-        send(
-            "blocks",
-            None,
-            {
-                "height": height,
-                "hash": "0x" + compute_header_hash(header).hex(),
-                "timestamp_ms": header.timestamp_ms,
-                "tx_count": len(block.transactions),
-                "gas_used": header.gas_used,
-                "state_root": "0x" + header.state_root.hex(),
-            },
-        )
-        trades: dict[int, list[dict[str, Any]]] = {}
+        trades: dict[int, list[dict[str, Any]]] = {m: [] for m in markets}
         per_account: dict[bytes, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
         touched: set[int] = set()
         for receipt in output.receipts:
@@ -175,17 +196,18 @@ class Feeds:
                 if isinstance(event, FillEvent):
                     info = markets[event.market_id]
                     touched.add(event.market_id)
-                    trade = {
-                        "height": height,
-                        "price": info.ticks_to_price(event.price_ticks),
-                        "size": info.lots_to_size(event.size_lots),
-                        "side": "buy" if event.taker_is_buy else "sell",
-                        "maker": "0x" + event.maker.hex(),
-                        "taker": "0x" + event.taker.hex(),
-                        "maker_order_id": event.maker_order_id,
-                        "taker_order_id": event.taker_order_id,
-                    }
-                    trades.setdefault(event.market_id, []).append(trade)
+                    trades[event.market_id].append(
+                        {
+                            "height": height,
+                            "price": info.ticks_to_price(event.price_ticks),
+                            "size": info.lots_to_size(event.size_lots),
+                            "side": "buy" if event.taker_is_buy else "sell",
+                            "maker": "0x" + event.maker.hex(),
+                            "taker": "0x" + event.taker.hex(),
+                            "maker_order_id": event.maker_order_id,
+                            "taker_order_id": event.taker_order_id,
+                        }
+                    )
                     fill = event_to_json(event, markets)
                     for who in {event.maker, event.taker}:
                         per_account.setdefault(who, ([], []))[0].append(fill)
@@ -193,53 +215,61 @@ class Feeds:
                     touched.add(event.market_id)
                     update = event_to_json(event, markets)
                     per_account.setdefault(event.owner, ([], []))[1].append(update)
-        for event in output.block_events.settlement:
-            if isinstance(event, PositionChanged):
-                touched.add(event.market_id)
         for market_id, market_trades in trades.items():
             self.trades[market_id].extendleft(market_trades)
             message = {
                 "market": markets[market_id].symbol,
+                "seq": height,
                 "height": height,
                 "trades": market_trades,
             }
-            send("trades", market_id, self._trade_feeds[market_id].add(message))
-        for market_id in sorted(touched):
-            self._publish_book(state, market_id)
+            text = dumps(message)
+            self._trade_rings[market_id].add(height, None, text)
+            if send:
+                self._send("trades", market_id, text)
+        last = self._account_last
         for account, (fills, orders) in per_account.items():
-            feed = self._account_feeds.setdefault(account, _Feed())
             message = {
                 "address": "0x" + account.hex(),
+                "seq": height,
+                "prev_seq": last.get(account),
                 "height": height,
                 "fills": fills,
                 "orders": orders,
             }
-            send("account", account, feed.add(message))
+            last[account] = height
+            text = dumps(message)
+            self._account_ring.add(height, account, text)
+            if send:
+                self._send("account", account, text)
+        return touched
 
-    def _publish_book(self, state: State, market_id: int) -> None:
-        old_bids, old_asks = self._books[market_id]
-        bids, asks = self.book_view(state, market_id, BOOK_DEPTH)
-        delta_bids = _diff(old_bids, bids)
-        delta_asks = _diff(old_asks, asks)
-        if not delta_bids and not delta_asks:
-            return
-        self._books[market_id] = (bids, asks)
+    def _publish_book(self, state: State, market_id: int, touched: bool) -> None:
+        delta_bids: Levels = []
+        delta_asks: Levels = []
+        bids, asks = self._books[market_id]
+        if touched:
+            old_bids, old_asks = bids, asks
+            bids, asks = self.book_view(state, market_id, BOOK_DEPTH)
+            delta_bids = _diff(old_bids, bids)
+            delta_asks = _diff(old_asks, asks)
+            self._books[market_id] = (bids, asks)
         message = {
             "type": "delta",
             "market": self.markets[market_id].symbol,
+            "seq": self.height,
             "height": self.height,
             "checksum": book_checksum(bids, asks),
             "bids": delta_bids,
             "asks": delta_asks,
         }
-        self._send("book", market_id, self._book_feeds[market_id].add(message))
+        text = dumps(message)
+        self._book_rings[market_id].add(self.height, None, text)
+        self._send("book", market_id, text)
 
-    def _send(self, kind: str, key: Any, message: dict[str, Any] | str) -> None:
-        text = message if isinstance(message, str) else None
+    def _send(self, kind: str, key: Any, text: str) -> None:
         for sub in list(self.subscribers.values()):
             if sub.kind == kind and sub.key == key:
-                if text is None:
-                    text = dumps(message)  # type: ignore[arg-type]
                 sub.push(text)
 
 

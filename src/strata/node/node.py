@@ -45,7 +45,7 @@ from strata.core.errors import ErrorCode, InvalidBlock, InvalidTransaction
 from strata.core.signatures import compute_transaction_digest
 from strata.modules import accounts, collateral, markets, oracle
 from strata.node.config import DEVNET_ORACLE_SEED, NodeConfig, NodeGenesis, write_genesis
-from strata.node.feeds import Feeds
+from strata.node.feeds import REBUILD_BLOCKS, Feeds
 from strata.node.index import NodeIndex
 from strata.node.mempool import ArrivalOrder, Mempool, OrderingPolicy, PendingTx
 from strata.node.metrics import NodeMetrics
@@ -196,7 +196,8 @@ class Node:
         state = self.store.state
         tip = self.store.tip.height
         indexed = self.index.catch_up(tip, self._read_block, state)
-        self.feeds.load(state, tip)
+        first = max(1, self.store.base_height + 1, tip - REBUILD_BLOCKS + 1)
+        self.feeds.load(state, tip, (self._read_block(h)[1] for h in range(first, tip + 1)))
         reloaded = self.mempool.recover(self._readmit)
         self.metrics.height.set(tip)
         self.metrics.mempool.set(len(self.mempool))
@@ -550,7 +551,7 @@ class Node:
         self.mempool.remove_many(tx.tx_hash for tx in chosen)
         state = self.store.state
         self.index.add_block(block, output, state)
-        self.feeds.publish(block, output, state)
+        self.feeds.publish(output, state)
         self.metrics.height.set(height)
         self.metrics.mempool.set(len(self.mempool))
         self.metrics.block_txs.inc(len(block.transactions))

@@ -462,7 +462,7 @@ async def get_book(ctx: Context, params: list[Any]) -> Any:
     return {
         "market": info.symbol,
         "height": node.store.tip.height,
-        "seq": node.feeds.book_seq(info.market_id),
+        "seq": node.feeds.height,
         "checksum": book_checksum(bids, asks),
         "bids": bids,
         "asks": asks,

@@ -117,6 +117,8 @@ class Session:
                     self.notify_text(sub_id, text)
             elif kind == "book":
                 self.notify(sub_id, feeds.book_snapshot(key))
+            elif since is not None:
+                self.notify(sub_id, feeds.reset_message(kind))
 
         self.after_reply.append(start)
         return sub_id
