@@ -10,7 +10,7 @@ import pytest
 
 from strata.client.errors import RpcCode, RpcError
 from strata.client.markets import format_decimal, format_units
-from strata.node.feeds import Ring
+from strata.node.feeds import Lazy, Ring
 from strata.node.mempool import ArrivalOrder, Mempool, PendingTx
 from strata.node.rpc import parse_body
 
@@ -71,15 +71,20 @@ def test_mempool_bounded_cancels_displace_orders_and_journal_recovers(tmp_path: 
 def test_feed_ring_is_bounded_and_resumes_or_says_it_cannot() -> None:
     ring = Ring(covered_from=1, max_entries=4, max_bytes=1000)
     for height in range(1, 6):
-        ring.add(height, b"k" if height % 2 else None, f"m{height}")
+        ring.add(height, b"k" if height % 2 else None, Lazy.of({"m": height}))
     assert ring.covered_from == 2  # height 1 was evicted (at most 4 entries)
     assert ring.since(5) == []
-    assert ring.since(3) == ["m4", "m5"]
-    assert ring.since(1) == ["m2", "m3", "m4", "m5"]
+    assert ring.since(3) == ['{"m":4}', '{"m":5}']
+    assert ring.since(1) == ['{"m":2}', '{"m":3}', '{"m":4}', '{"m":5}']
     assert ring.since(0) is None  # height 1 is gone: the caller sends a snapshot or a reset
-    assert ring.since(1, key=b"k") == ["m3", "m5"]
-    ring.add(6, None, "x" * 998)  # over 1000 bytes: the oldest go until it fits
-    assert ring.bytes == 1000 and ring.covered_from == 5
+    assert ring.since(1, key=b"k") == ['{"m":3}', '{"m":5}']
+    ring.add(6, None, Lazy.of({"x": "x" * 980}))  # over 1000 bytes: the oldest go until it fits
+    assert ring.bytes <= 1000 and ring.covered_from == 5
+    rendered: list[int] = []
+    lazy = Lazy(lambda: rendered.append(1) or {"y": 1}, 10)  # type: ignore[func-returns-value]
+    ring.add(7, None, lazy)
+    assert not rendered  # rendered only when read
+    assert ring.since(6) == ['{"y":1}'] and ring.since(6) == ['{"y":1}'] and rendered == [1]
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 Commands
 --------
+``strata keys|account|order|book|tail``  trading from the command line (``trade_cli.py``)
 ``strata devnet``            a one-machine devnet (sequencer, faucet, optional demo bots)
 ``strata node``              a sequencer node from a configuration file
 ``strata replay-book``      replay an order stream (JSONL or LOBSTER) through one market's book
@@ -18,6 +19,8 @@ from pathlib import Path
 USAGE = """usage: strata <command> [options]
 
 commands:
+  keys new      make a wallet key;  account ADDRESS;  book MARKET;  tail trades MARKET
+  order         place MARKET buy|sell SIZE PRICE | cancel MARKET --order-id N  (--help)
   devnet        run a one-machine devnet: --data-dir, --rpc-port, --block-time-ms, --demo
   node          run a sequencer node: --config FILE
   replay-book   replay an order-event stream through the matching engine (--help for options)
@@ -65,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
         from strata.node.cli import node_main
 
         return node_main(rest)
+    if command in ("keys", "account", "order", "book", "tail"):
+        from strata.cli.trade_cli import main as trade_main
+
+        return trade_main(args)
     if command == "replay-book":
         from strata.replay.book_replay import main as replay_main
 

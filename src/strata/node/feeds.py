@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 from strata.client.feeds import book_checksum
@@ -63,6 +64,30 @@ class Subscriber:
         raise NotImplementedError
 
 
+class Lazy:
+    """A message rendered to JSON text when first needed (most messages of a busy node are
+    never read: nobody follows that account, nobody resumes)."""
+
+    __slots__ = ("_render", "_text", "size")
+
+    def __init__(self, render: Callable[[], dict[str, Any]], size: int) -> None:
+        self._render: Callable[[], dict[str, Any]] | None = render
+        self._text = ""
+        self.size = size
+
+    @classmethod
+    def of(cls, message: dict[str, Any]) -> Lazy:
+        lazy = cls(lambda: message, 0)
+        lazy.size = len(lazy.text())
+        return lazy
+
+    def text(self) -> str:
+        if self._render is not None:
+            self._text = dumps(self._render())
+            self._render = None
+        return self._text
+
+
 class Ring:
     """Recent messages of a feed as ``(seq, key, text)``, bounded in count and bytes.
 
@@ -73,26 +98,26 @@ class Ring:
     __slots__ = ("bytes", "covered_from", "entries", "max_bytes", "max_entries")
 
     def __init__(self, covered_from: int, max_entries: int, max_bytes: int) -> None:
-        self.entries: deque[tuple[int, Any, str]] = deque()
+        self.entries: deque[tuple[int, Any, Lazy]] = deque()
         self.bytes = 0
         self.covered_from = covered_from
         self.max_entries = max_entries
         self.max_bytes = max_bytes
 
-    def add(self, seq: int, key: Any, text: str) -> None:
+    def add(self, seq: int, key: Any, message: Lazy) -> None:
         entries = self.entries
-        entries.append((seq, key, text))
-        self.bytes += len(text)
+        entries.append((seq, key, message))
+        self.bytes += message.size
         while len(entries) > self.max_entries or (self.bytes > self.max_bytes and len(entries) > 1):
-            old_seq, _, old_text = entries.popleft()
-            self.bytes -= len(old_text)
+            old_seq, _, old = entries.popleft()
+            self.bytes -= old.size
             self.covered_from = old_seq + 1
 
     def since(self, seq: int, key: Any = None) -> list[str] | None:
         """Messages (of ``key``) after ``seq``, or ``None`` if some may be missing."""
         if seq + 1 < self.covered_from:
             return None
-        return [t for s, k, t in self.entries if s > seq and (key is None or k == key)]
+        return [m.text() for s, k, m in self.entries if s > seq and (key is None or k == key)]
 
 
 class Feeds:
@@ -103,11 +128,30 @@ class Feeds:
         self._trade_rings = {m: Ring(1, RING, RING_BYTES) for m in markets}
         self._account_ring = Ring(1, 64 * RING, 4 * RING_BYTES)
         self._account_last: dict[bytes, int] = {}
-        self.trades: dict[int, deque[dict[str, Any]]] = {
+        self._trades: dict[int, deque[tuple[int, FillEvent]]] = {
             m: deque(maxlen=TRADES_KEPT) for m in markets
         }
-        self.subscribers: dict[str, Subscriber] = {}
+        self._subscribers: dict[tuple[str, Any], dict[int, Subscriber]] = {}
         self.height = 0
+
+    # ------------------------------------------------------------ subscribers
+
+    def add_subscriber(self, sub: Subscriber) -> None:
+        self._subscribers.setdefault((sub.kind, sub.key), {})[id(sub)] = sub
+
+    def remove_subscriber(self, sub: Subscriber) -> None:
+        subs = self._subscribers.get((sub.kind, sub.key))
+        if subs is not None:
+            subs.pop(id(sub), None)
+            if not subs:
+                del self._subscribers[(sub.kind, sub.key)]
+
+    def _send(self, kind: str, key: Any, message: Lazy) -> None:
+        subs = self._subscribers.get((kind, key))
+        if subs:
+            text = message.text()
+            for sub in list(subs.values()):
+                sub.push(text)
 
     # ------------------------------------------------------------ views
 
@@ -130,6 +174,24 @@ class Feeds:
             "checksum": book_checksum(bids, asks),
             "bids": bids,
             "asks": asks,
+        }
+
+    def recent_trades(self, market_id: int, limit: int) -> list[dict[str, Any]]:
+        """The market's last ``limit`` trades, newest first."""
+        trades = self._trades[market_id]
+        return [self._trade_json(*trades[i]) for i in range(min(limit, len(trades)))]
+
+    def _trade_json(self, height: int, fill: FillEvent) -> dict[str, Any]:
+        info = self.markets[fill.market_id]
+        return {
+            "height": height,
+            "price": info.ticks_to_price(fill.price_ticks),
+            "size": info.lots_to_size(fill.size_lots),
+            "side": "buy" if fill.taker_is_buy else "sell",
+            "maker": "0x" + fill.maker.hex(),
+            "taker": "0x" + fill.taker.hex(),
+            "maker_order_id": fill.maker_order_id,
+            "taker_order_id": fill.taker_order_id,
         }
 
     def reset_message(self, kind: str) -> dict[str, Any]:
@@ -160,7 +222,7 @@ class Feeds:
         first = height + 1
         for output in recent:
             first = min(first, output.header.height)
-            self._publish_events(output, send=False)
+            self._publish_events(output)
         for ring in (*self._trade_rings.values(), self._account_ring):
             ring.covered_from = first
 
@@ -169,80 +231,85 @@ class Feeds:
         header = output.header
         height = header.height
         self.height = height
-        block_message = {
-            "seq": height,
-            "height": height,
-            "hash": "0x" + compute_header_hash(header).hex(),
-            "timestamp_ms": header.timestamp_ms,
-            "tx_count": len(output.transactions),
-            "gas_used": header.gas_used,
-            "state_root": "0x" + header.state_root.hex(),
-        }
-        self._send("blocks", None, dumps(block_message))
-        touched = self._publish_events(output, send=True)
+        if self._subscribers.get(("blocks", None)):
+            block_message = {
+                "seq": height,
+                "height": height,
+                "hash": "0x" + compute_header_hash(header).hex(),
+                "timestamp_ms": header.timestamp_ms,
+                "tx_count": len(output.transactions),
+                "gas_used": header.gas_used,
+                "state_root": "0x" + header.state_root.hex(),
+            }
+            self._send("blocks", None, Lazy.of(block_message))
+        touched = self._publish_events(output)
         for market_id in self.markets:
             self._publish_book(state, market_id, market_id in touched)
 
-    def _publish_events(self, output: BlockOutput, *, send: bool) -> set[int]:
-        """Trade and account messages of a block; returns the markets whose book may have
-        changed."""
+    def _publish_events(self, output: BlockOutput) -> set[int]:
+        """Trade and account messages of a block (rendered only when someone reads them);
+        returns the markets whose book may have changed."""
         height = output.header.height
-        markets = self.markets
-        trades: dict[int, list[dict[str, Any]]] = {m: [] for m in markets}
-        per_account: dict[bytes, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
+        fills: dict[int, list[FillEvent]] = {m: [] for m in self.markets}
+        per_account: dict[bytes, tuple[list[FillEvent], list[OrderUpdate]]] = {}
         touched: set[int] = set()
         for receipt in output.receipts:
             for event in receipt.events:
                 if isinstance(event, FillEvent):
-                    info = markets[event.market_id]
                     touched.add(event.market_id)
-                    trades[event.market_id].append(
-                        {
-                            "height": height,
-                            "price": info.ticks_to_price(event.price_ticks),
-                            "size": info.lots_to_size(event.size_lots),
-                            "side": "buy" if event.taker_is_buy else "sell",
-                            "maker": "0x" + event.maker.hex(),
-                            "taker": "0x" + event.taker.hex(),
-                            "maker_order_id": event.maker_order_id,
-                            "taker_order_id": event.taker_order_id,
-                        }
-                    )
-                    fill = event_to_json(event, markets)
-                    for who in {event.maker, event.taker}:
-                        per_account.setdefault(who, ([], []))[0].append(fill)
+                    fills[event.market_id].append(event)
+                    per_account.setdefault(event.maker, ([], []))[0].append(event)
+                    if event.taker != event.maker:
+                        per_account.setdefault(event.taker, ([], []))[0].append(event)
                 elif isinstance(event, OrderUpdate):
                     touched.add(event.market_id)
-                    update = event_to_json(event, markets)
-                    per_account.setdefault(event.owner, ([], []))[1].append(update)
-        for market_id, market_trades in trades.items():
-            self.trades[market_id].extendleft(market_trades)
-            message = {
-                "market": markets[market_id].symbol,
-                "seq": height,
-                "height": height,
-                "trades": market_trades,
-            }
-            text = dumps(message)
-            self._trade_rings[market_id].add(height, None, text)
-            if send:
-                self._send("trades", market_id, text)
+                    per_account.setdefault(event.owner, ([], []))[1].append(event)
+        for market_id, market_fills in fills.items():
+            self._trades[market_id].extendleft((height, f) for f in market_fills)
+            trades = Lazy(
+                partial(self._trades_json, market_id, height, market_fills),
+                96 + 200 * len(market_fills),
+            )
+            self._trade_rings[market_id].add(height, None, trades)
+            self._send("trades", market_id, trades)
         last = self._account_last
-        for account, (fills, orders) in per_account.items():
-            message = {
-                "address": "0x" + account.hex(),
-                "seq": height,
-                "prev_seq": last.get(account),
-                "height": height,
-                "fills": fills,
-                "orders": orders,
-            }
+        for account, (account_fills, orders) in per_account.items():
+            message = Lazy(
+                partial(
+                    self._account_json, account, height, last.get(account), account_fills, orders
+                ),
+                128 + 300 * (len(account_fills) + len(orders)),
+            )
             last[account] = height
-            text = dumps(message)
-            self._account_ring.add(height, account, text)
-            if send:
-                self._send("account", account, text)
+            self._account_ring.add(height, account, message)
+            self._send("account", account, message)
         return touched
+
+    def _trades_json(self, market_id: int, height: int, fills: list[FillEvent]) -> dict[str, Any]:
+        return {
+            "market": self.markets[market_id].symbol,
+            "seq": height,
+            "height": height,
+            "trades": [self._trade_json(height, f) for f in fills],
+        }
+
+    def _account_json(
+        self,
+        account: bytes,
+        height: int,
+        prev_seq: int | None,
+        fills: list[FillEvent],
+        orders: list[OrderUpdate],
+    ) -> dict[str, Any]:
+        markets = self.markets
+        return {
+            "address": "0x" + account.hex(),
+            "seq": height,
+            "prev_seq": prev_seq,
+            "height": height,
+            "fills": [event_to_json(f, markets) for f in fills],
+            "orders": [event_to_json(o, markets) for o in orders],
+        }
 
     def _publish_book(self, state: State, market_id: int, touched: bool) -> None:
         delta_bids: Levels = []
@@ -263,14 +330,9 @@ class Feeds:
             "bids": delta_bids,
             "asks": delta_asks,
         }
-        text = dumps(message)
-        self._book_rings[market_id].add(self.height, None, text)
-        self._send("book", market_id, text)
-
-    def _send(self, kind: str, key: Any, text: str) -> None:
-        for sub in list(self.subscribers.values()):
-            if sub.kind == kind and sub.key == key:
-                sub.push(text)
+        lazy = Lazy.of(message)
+        self._book_rings[market_id].add(self.height, None, lazy)
+        self._send("book", market_id, lazy)
 
 
 def _diff(old: Levels, new: Levels) -> Levels:

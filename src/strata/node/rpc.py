@@ -479,8 +479,7 @@ async def get_trades(ctx: Context, params: list[Any]) -> Any:
     market, limit = _params(params, 1, 2)
     info = _market(ctx.node, market)
     limit = 100 if limit is None else _int(limit, "limit", 1, TRADES_KEPT)
-    trades = ctx.node.feeds.trades[info.market_id]
-    return [trades[i] for i in range(min(limit, len(trades)))]
+    return ctx.node.feeds.recent_trades(info.market_id, limit)
 
 
 @method("strata_blockNumber", "The committed height.", [], "integer")

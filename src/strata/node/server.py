@@ -106,7 +106,7 @@ class Session:
         sub_id = str(next(self._ids))
         sub = _SessionSubscriber(sub_id, kind, key, self)
         self.subs[sub_id] = sub
-        node.feeds.subscribers[f"{id(self)}:{sub_id}"] = sub
+        node.feeds.add_subscriber(sub)
         node.metrics.subscriptions.inc()
 
         def start() -> None:
@@ -127,7 +127,7 @@ class Session:
         sub = self.subs.pop(sub_id, None)
         if sub is None:
             return False
-        self.node.feeds.subscribers.pop(f"{id(self)}:{sub_id}", None)
+        self.node.feeds.remove_subscriber(sub)
         self.node.metrics.subscriptions.dec()
         return True
 
