@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from decimal import Decimal
 from pathlib import Path
@@ -12,7 +13,7 @@ from strata.client.errors import RpcCode, RpcError
 from strata.client.markets import format_decimal, format_units
 from strata.node.feeds import Lazy, Ring
 from strata.node.mempool import ArrivalOrder, Mempool, PendingTx
-from strata.node.rpc import parse_body
+from strata.node.rpc import openrpc_document, parse_body
 
 
 @pytest.mark.parametrize("unit", ["0.1", "0.0001", "0.01", "0.000001", "1", "5", "0.25", "10"])
@@ -109,3 +110,10 @@ def test_parse_body_refuses_what_a_lenient_parser_would_guess(body: bytes) -> No
 def test_parse_body_accepts_integers_and_depth_eight() -> None:
     assert parse_body(b"[" * 8 + b"1" + b"]" * 8) is not None
     assert parse_body(b'{"x": 340282366920938463463374607431768211457}')["x"] == 2**128 + 1
+
+
+def test_committed_openrpc_document_is_the_served_one() -> None:
+    """docs/openrpc.json is generated from the method table (regenerate it when a method
+    changes: ``.venv/bin/python -m strata.node.rpc > docs/openrpc.json``)."""
+    committed = json.loads((Path(__file__).parents[2] / "docs" / "openrpc.json").read_text())
+    assert committed == openrpc_document()

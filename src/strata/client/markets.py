@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 from typing import Any
 
 import msgspec
@@ -46,7 +46,10 @@ def parse_decimal(text: object, what: str) -> Decimal:
 def to_units(text: object, unit: Decimal, what: str) -> int:
     """``text / unit`` as an integer, exactly; ``OFF_GRID`` if it is not a whole number."""
     value = parse_decimal(text, what)
-    units = value / unit
+    with localcontext() as context:
+        # The default 28 digits would round "1.00000000000000000000000000001" / 0.1 to 10.
+        context.prec = 4 * _MAX_DECIMAL_CHARS
+        units = value / unit
     if units != units.to_integral_value():
         raise RpcError(
             RpcCode.OFF_GRID, f"{what} {text} is not a multiple of {format_decimal(unit)}"

@@ -18,11 +18,12 @@ start the node rebuilds the trade and account rings from the receipts of its las
 
 from __future__ import annotations
 
-import json
 from collections import deque
 from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
+
+import orjson
 
 from strata.client.feeds import book_checksum
 from strata.client.markets import MarketInfo
@@ -47,7 +48,8 @@ Levels = list[list[str]]
 
 
 def dumps(message: dict[str, Any]) -> str:
-    return json.dumps(message, separators=(",", ":"))
+    """Compact JSON text (orjson: the feeds serialize every message of every subscribed feed)."""
+    return orjson.dumps(message).decode()
 
 
 class Subscriber:

@@ -118,6 +118,9 @@ class NodeIndex:
         height: int,
         orders: dict[tuple[int, int], OrderRecord],
     ) -> None:
+        # A taker's fills come before its order update: keep what they tell until the record
+        # exists (its side; a taker's limit price is not in the events).
+        sides: dict[tuple[int, int], bool] = {}
         for event in receipt.events:
             if isinstance(event, OrderUpdate):
                 if event.order_id == 0:
@@ -128,6 +131,7 @@ class NodeIndex:
                     record = OrderRecord(
                         event.owner, event.client_id, event.status, event.reason, 0, 0, height
                     )
+                    record.is_buy = sides.get(key)
                 record.status = event.status
                 record.reason = event.reason
                 record.remaining_lots = event.remaining_lots
@@ -141,7 +145,9 @@ class NodeIndex:
                 ):
                     key = (event.market_id, order_id)
                     record = orders.get(key) or self._stored(txn, *key)
-                    if record is not None and record.price_ticks is None:
+                    if record is None:
+                        sides[key] = is_buy
+                    elif record.price_ticks is None:
                         record.is_buy = is_buy
                         if order_id == event.maker_order_id:
                             record.price_ticks = event.price_ticks

@@ -69,6 +69,7 @@ from strata.stf.transactions import (
 from strata.stf.transition import build_block, check_authority, check_signature, compute_base_gas
 
 log = logging.getLogger("strata.node")
+REFUSALS_KEPT = 100_000
 
 
 class TokenBucket:
@@ -149,6 +150,9 @@ class Node:
         self._lock_file: IO[str] | None = None
         self.stopped = asyncio.Event()
         self._admission_tail: asyncio.Event | None = None
+        self.refused: dict[bytes, int] = {}
+        """Hashes refused at admission with their codes, the last ``REFUSALS_KEPT`` (in memory:
+        a restart forgets them, and the transaction reads as unknown)."""
 
     # ------------------------------------------------------------------ opening
 
@@ -297,10 +301,10 @@ class Node:
         at_ms = now_ms()
         mempool = self.mempool
         for i, data in enumerate(datas):
+            tx_hash = compute_transaction_hash(data)
             try:
                 if len(data) > MAX_TRANSACTION_BYTES:
                     raise InvalidTransaction(ErrorCode.TRANSACTION_TOO_LARGE, str(len(data)))
-                tx_hash = compute_transaction_hash(data)
                 if tx_hash in mempool:
                     results[i] = {"hash": "0x" + tx_hash.hex()}
                     continue
@@ -311,7 +315,7 @@ class Node:
                 if error.code in spent and self.index.included([tx_hash]):
                     results[i] = {"hash": "0x" + tx_hash.hex()}  # an included tx, resubmitted
                     continue
-                results[i] = self._refused(RpcError(error.code, error.detail))
+                results[i] = self._refused(RpcError(error.code, error.detail), tx_hash)
                 continue
             candidates.append((i, tx_hash, data, tx))
         # Signatures of concurrent requests are checked in parallel, but requests enter the
@@ -368,16 +372,21 @@ class Node:
                     raise RpcError(RpcCode.RATE_LIMITED, f"0x{tx.account.hex()}: too many txs")
                 mempool.add(self._pending(tx_hash, data, tx, signer))
             except InvalidTransaction as error:
-                results[i] = self._refused(RpcError(error.code, error.detail))
+                results[i] = self._refused(RpcError(error.code, error.detail), tx_hash)
                 continue
             except RpcError as error:
-                results[i] = self._refused(error)
+                results[i] = self._refused(error, tx_hash)
                 continue
             self.metrics.admitted.inc()
             results[i] = {"hash": "0x" + tx_hash.hex()}
 
-    def _refused(self, error: RpcError) -> dict[str, Any]:
+    def _refused(self, error: RpcError, tx_hash: bytes | None = None) -> dict[str, Any]:
         self.metrics.refused.labels(error.name).inc()
+        if tx_hash is not None:
+            refused = self.refused
+            refused[tx_hash] = error.code
+            if len(refused) > REFUSALS_KEPT:
+                del refused[next(iter(refused))]
         return {"error": error.to_json()}
 
     async def _verify(self, txs: list[SignedTransaction]) -> list[bytes | None]:

@@ -301,6 +301,9 @@ async def get_transaction(ctx: Context, params: list[Any]) -> Any:
         code = node.index.left_out(tx_hash)
         if code is not None:
             result.update(status="rejected", error=RpcError(code, "left out of a block").to_json())
+        elif tx_hash in node.refused:
+            error = RpcError(node.refused[tx_hash], "refused at admission")
+            result.update(status="rejected", error=error.to_json())
     return result
 
 
@@ -770,3 +773,7 @@ async def handle_body(ctx: Context, body: bytes) -> Any:
         kept = [r for r in responses if r is not None]
         return kept or None
     return await handle_request(ctx, payload)
+
+
+if __name__ == "__main__":  # python -m strata.node.rpc > docs/openrpc.json
+    print(json.dumps(openrpc_document(), indent=2))

@@ -170,9 +170,14 @@ class Server:
             return self._json({"jsonrpc": "2.0", "id": None, "error": error.to_json()}, 415)
         if (request.content_length or 0) > limit:
             return self._too_large(limit)
-        body = await request.content.read(limit + 1)
-        if len(body) > limit:
-            return self._too_large(limit)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.content.iter_any():  # the whole body, however it arrives
+            size += len(chunk)
+            if size > limit:
+                return self._too_large(limit)
+            chunks.append(chunk)
+        body = b"".join(chunks)
         ctx = Context(self.node, self._ip(request))
         response = await handle_body(ctx, body)
         if response is None:
