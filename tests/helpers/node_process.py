@@ -52,9 +52,7 @@ class NodeProcess:
         ]
         log = self.log_path.open("a")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen(
-            args, stdout=subprocess.PIPE, stderr=log, text=True, env=env
-        )
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
         deadline = time.monotonic() + timeout
         assert self.proc.stdout is not None
         while time.monotonic() < deadline:
