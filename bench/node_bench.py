@@ -102,6 +102,8 @@ class Step:
     first_height: int = 0
     last_height: int = 0
     elapsed: float = 0.0
+    rss_kb: int = 0
+    anon_kb: int = 0
 
 
 def _percentile(values: list[float], fraction: float) -> float | None:
@@ -111,9 +113,11 @@ def _percentile(values: list[float], fraction: float) -> float | None:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def _rss_kb(pid: int) -> int:
+def _rss_kb(pid: int, field: str = "VmRSS") -> int:
+    """Resident memory of a process in KiB (``RssAnon``: its heap and stacks; ``RssFile``: pages
+    of mapped files, such as the LMDB databases, which the kernel can reclaim)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1])
     return 0
 
@@ -305,7 +309,9 @@ def _print_step(step: Step, unit: int) -> None:
         f"  {step.workload:6} offered {step.offered_tx_per_s:>6}/s  "
         f"accepted {step.accepted / step.elapsed:>8.0f}/s  "
         f"included {included_rate:>8.0f} tx/s ({included_rate * unit:>8.0f} orders/s)  "
-        f"p50 {p50 or 0:>7.1f} ms  p99 {p99 or 0:>7.1f} ms  refused {step.refused or '-'}",
+        f"p50 {p50 or 0:>7.1f} ms  p99 {p99 or 0:>7.1f} ms  node RSS {step.rss_kb // 1024} MB "
+        f"(anon {step.anon_kb // 1024} MB)  "
+        f"refused {step.refused or '-'}",
         file=sys.stderr,
         flush=True,
     )
@@ -349,6 +355,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     session, step.first_height + 1, await bench.height(session)
                 )
                 step.txs = []
+                step.rss_kb = _rss_kb(node.proc.pid)
+                step.anon_kb = _rss_kb(node.proc.pid, "RssAnon")
                 _print_step(step, BULK if workload == "bulk" else 1)
                 steps.append(step)
                 if not rss_warm:

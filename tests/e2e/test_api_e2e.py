@@ -36,6 +36,7 @@ import pytest
 from strata.client.signing import Wallet, wallet_from_seed
 from strata.client.wire import transaction_to_json
 from strata.core.signatures import compute_transaction_digest
+from strata.node import feeds
 from strata.node.config import DEVNET_CHAIN_ID, devnet_genesis
 from strata.stf.transactions import (
     Action,
@@ -1036,8 +1037,8 @@ def test_book_feed_resume_across_restart(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------------
 # 2 (continued). Resume from a seq older than the node keeps (own node, 10 ms blocks).
 
-RING = 1024
-"""Book messages a node keeps per market (docs: "about the last 1,024 blocks")."""
+RING = feeds.RING
+"""Book messages a node keeps per market (docs: "about the last 256 blocks")."""
 
 
 def test_book_feed_since_seq_older_than_kept(tmp_path: Path) -> None:

@@ -34,9 +34,9 @@ from strata.stf.block import BlockOutput, compute_header_hash
 
 BOOK_DEPTH = 50
 """Levels per side of the L2 book feed (snapshot, deltas and checksum)."""
-RING = 1024
-"""Messages kept per feed for resumption (at most)."""
-RING_BYTES = 4 * 1024 * 1024
+RING = 256
+"""Messages kept per feed for resumption (at most): about 50 s of blocks at 200 ms."""
+RING_BYTES = 2 * 1024 * 1024
 """Bytes of messages kept per feed for resumption (at most); the account feed's one shared ring
 holds four times this."""
 TRADES_KEPT = 1000
@@ -128,7 +128,7 @@ class Feeds:
         self._books: dict[int, tuple[Levels, Levels]] = {m: ([], []) for m in markets}
         self._book_rings = {m: Ring(1, RING, RING_BYTES) for m in markets}
         self._trade_rings = {m: Ring(1, RING, RING_BYTES) for m in markets}
-        self._account_ring = Ring(1, 64 * RING, 4 * RING_BYTES)
+        self._account_ring = Ring(1, 16 * RING, 4 * RING_BYTES)
         self._account_last: dict[bytes, int] = {}
         self._trades: dict[int, deque[tuple[int, FillEvent]]] = {
             m: deque(maxlen=TRADES_KEPT) for m in markets
@@ -226,7 +226,7 @@ class Feeds:
             first = min(first, output.header.height)
             self._publish_events(output)
         for ring in (*self._trade_rings.values(), self._account_ring):
-            ring.covered_from = first
+            ring.covered_from = max(ring.covered_from, first)  # eviction may have raised it
 
     def publish(self, output: BlockOutput, state: State) -> None:
         """Turn a committed block into feed messages and hand them to subscribers."""

@@ -106,11 +106,15 @@ class Session:
         sub_id = str(next(self._ids))
         sub = _SessionSubscriber(sub_id, kind, key, self)
         self.subs[sub_id] = sub
-        node.feeds.add_subscriber(sub)
         node.metrics.subscriptions.inc()
 
         def start() -> None:
-            """After the reply: what the subscriber missed, or a snapshot of the book."""
+            """After the reply (and after the whole batch, however long its other requests
+            took): live messages from now on, after what the subscriber missed or a snapshot.
+            Nothing runs between the two, so nothing is delivered twice or out of order."""
+            if sub_id not in self.subs:
+                return  # unsubscribed in the same batch
+            node.feeds.add_subscriber(sub)
             replay = None if since is None else feeds.resume(kind, key, since)
             if replay is not None:
                 for text in replay:
