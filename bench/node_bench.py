@@ -60,7 +60,7 @@ from strata.stf.transactions import (  # noqa: E402
 MARKET_ID = 1
 MARK_TICKS = 600_000  # the devnet's BTC-PERP genesis price, 60,000 USDC
 BULK = 16
-BATCH = 50
+BATCH = 200
 """Transactions per HTTP request."""
 INFLIGHT = 16
 """Requests in flight at most (as a client with a connection pool of this size)."""
