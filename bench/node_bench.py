@@ -17,7 +17,10 @@ Per step it reports the offered rate, the accepted rate (hashes returned), the i
 (transactions in committed blocks during the step), and the latency from sending a transaction to
 its order event on the account feed (p50, p99). At the end it drains the mempool and counts
 ``lost`` transactions: accepted but never included. ``rss_growth_pct`` compares the node's
-resident memory at the end with after the first step (warm-up).
+resident memory at the end with after a warm-up phase (``--warmup-seconds`` at
+``--warmup-rate``, not reported as a step); ``anon_rss_growth_pct`` does the same for its anonymous
+memory alone (heap and stacks, without the pages of the LMDB files it maps, which grow with the
+chain's history and which the kernel reclaims at will).
 
 ``--json`` prints ``tx_per_s`` (the highest included single-order rate of any step),
 ``bulk_orders_per_s`` (the same for the bulk workload, in orders), ``latency_ms_p50`` and
@@ -345,7 +348,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 f"{args.block_time_ms} ms, {len(signers)} accounts",
                 file=sys.stderr,
             )
-            rss_warm = 0
+            if args.warmup_seconds > 0:
+                warmup = Step("single", args.warmup_rate, args.warmup_seconds)
+                bench.presign(warmup)
+                await bench.run_step(session, warmup)
+                await _drain(bench, session)
+                print(
+                    f"  warm-up: {args.warmup_seconds} s at {args.warmup_rate}/s", file=sys.stderr
+                )
+            rss_warm = _rss_kb(node.proc.pid)
+            anon_warm = _rss_kb(node.proc.pid, "RssAnon")
             for workload, rate in plan:
                 step = Step(workload, rate, args.seconds)
                 bench.presign(step)
@@ -359,10 +371,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 step.anon_kb = _rss_kb(node.proc.pid, "RssAnon")
                 _print_step(step, BULK if workload == "bulk" else 1)
                 steps.append(step)
-                if not rss_warm:
-                    rss_warm = _rss_kb(node.proc.pid)
             await _drain(bench, session)
             rss_end = _rss_kb(node.proc.pid)
+            anon_end = _rss_kb(node.proc.pid, "RssAnon")
             last = await bench.height(session)
             included = await bench.included_hashes(session, last)
             lost = len(bench.accepted_hashes - included)
@@ -381,7 +392,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "latency_ms_p99": None if at_5k is None else _percentile(at_5k.latencies_ms, 0.99),
             "latency_at_offered_tx_per_s": None if at_5k is None else at_5k.offered_tx_per_s,
             "lost": lost,
-            "rss_growth_pct": round(100 * (rss_end - rss_warm) / rss_warm, 1) if rss_warm else None,
+            "rss_growth_pct": round(100 * (rss_end - rss_warm) / rss_warm, 1),
+            "anon_rss_growth_pct": round(100 * (anon_end - anon_warm) / anon_warm, 1),
+            "rss_mb_after_warmup": rss_warm // 1024,
+            "rss_mb_end": rss_end // 1024,
+            "anon_rss_mb_after_warmup": anon_warm // 1024,
+            "anon_rss_mb_end": anon_end // 1024,
             "block_time_ms": args.block_time_ms,
             "steps": [
                 {
@@ -406,6 +422,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rates", type=int, nargs="*", default=[1000, 2500, 5000, 10000])
     parser.add_argument("--bulk-rates", type=int, nargs="*", default=[500, 1500, 2500])
     parser.add_argument("--seconds", type=float, default=10.0, help="per step")
+    parser.add_argument("--warmup-seconds", type=float, default=30.0)
+    parser.add_argument("--warmup-rate", type=int, default=2000)
     parser.add_argument("--block-time-ms", type=int, default=200)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
@@ -420,6 +438,7 @@ def main(argv: list[str] | None = None) -> int:
             "latency_ms_p99",
             "lost",
             "rss_growth_pct",
+            "anon_rss_growth_pct",
         ):
             print(f"{key:20} {summary[key]}")
     return 0
