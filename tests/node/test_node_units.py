@@ -69,6 +69,28 @@ def test_mempool_bounded_cancels_displace_orders_and_journal_recovers(tmp_path: 
     assert count == 0 and len(seen) == 4  # every journaled record, none of the torn tail
 
 
+def test_mempool_is_bounded_in_gas_not_in_count(tmp_path: Path) -> None:
+    pool = Mempool(tmp_path / "mempool.log", capacity=10)
+    bulk = _tx(b"a" * 20, 1, 1)
+    bulk.gas = 8  # a bulk weighs its orders
+    pool.add(bulk)
+    pool.add(_tx(b"a" * 20, 2, 2))
+    with pytest.raises(RpcError):
+        pool.add(_heavy(3, 2))
+    cancel = _heavy(4, 9)
+    cancel.is_cancel = True
+    pool.add(cancel)  # displaces the newest orders until it fits: both of them
+    assert pool.gas == 9 and len(pool) == 1
+    pool.remove_many([cancel.tx_hash])
+    assert pool.gas == 0
+
+
+def _heavy(tag: int, gas: int) -> PendingTx:
+    tx = _tx(b"b" * 20, tag, tag)
+    tx.gas = gas
+    return tx
+
+
 def test_feed_ring_is_bounded_and_resumes_or_says_it_cannot() -> None:
     ring = Ring(covered_from=1, max_entries=4, max_bytes=1000)
     for height in range(1, 6):

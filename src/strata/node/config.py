@@ -38,9 +38,10 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     """0 picks a free port (printed at start)."""
     block_time_ms: int = 200
     max_block_transactions: int = 20_000
-    mempool_capacity: int = 30_000
-    """Pending transactions at most (beyond: ``MEMPOOL_FULL``); a few blocks' worth, so a
-    backlog is refused early rather than served seconds late."""
+    mempool_capacity_gas: int = 30_000_000
+    """Base gas of pending transactions at most (beyond: ``MEMPOOL_FULL``): 30,000 single
+    orders, or 1,875 bulks of 16; a few blocks' worth, so a backlog is refused early rather than
+    served seconds late, and memory stays bounded."""
     max_body_bytes: int = 256 * 1024
     max_batch_requests: int = 50
     max_batch_transactions: int = 1_000

@@ -84,14 +84,18 @@ def order_nonces_per_account(txs: list[PendingTx]) -> list[PendingTx]:
 
 
 class Mempool:
-    """Pending transactions by hash, in arrival order, at most ``capacity`` of them.
+    """Pending transactions by hash, in arrival order, holding at most ``capacity`` base gas
+    (about what they will cost to execute: a bulk of 16 orders weighs 16 single orders, so
+    memory and backlog are bounded in work, not in transaction count).
 
-    When full, a cancel still gets in by evicting the newest non-cancel (cancels have priority:
+    When full, a cancel still gets in by evicting the newest non-cancels (cancels have priority:
     shedding a new order is better than leaving a stale quote in the book).
     """
 
     def __init__(self, path: Path, capacity: int) -> None:
         self.capacity = capacity
+        self.gas = 0
+        """Base gas of the pending transactions."""
         self._txs: OrderedDict[bytes, PendingTx] = OrderedDict()
         self._nonces: set[tuple[bytes, int]] = set()
         self._path = path
@@ -112,18 +116,28 @@ class Mempool:
 
         Raises ``RpcError(MEMPOOL_FULL)`` when full and it cannot displace anything.
         """
-        if len(self._txs) >= self.capacity:
-            victim = None
+        if self.gas + tx.gas > self.capacity:
+            victims: list[PendingTx] = []
+            room = self.capacity - self.gas
             if tx.is_cancel:
-                victim = next((t for t in reversed(self._txs.values()) if not t.is_cancel), None)
-            if victim is None:
+                for pending in reversed(self._txs.values()):
+                    if room >= tx.gas:
+                        break
+                    if not pending.is_cancel:
+                        victims.append(pending)
+                        room += pending.gas
+            if room < tx.gas:
                 raise RpcError(
-                    RpcCode.MEMPOOL_FULL, f"the mempool holds {self.capacity} transactions"
+                    RpcCode.MEMPOOL_FULL,
+                    f"the mempool is full ({len(self._txs)} transactions, {self.gas} gas of "
+                    f"{self.capacity}); retry later",
                 )
-            self._remove(victim.tx_hash)
+            for victim in victims:
+                self._remove(victim.tx_hash)
         self._journal(tx.data)
         self._txs[tx.tx_hash] = tx
         self._nonces.add((tx.account, tx.nonce))
+        self.gas += tx.gas
 
     def flush(self) -> None:
         """Hand the journal's new records to the OS (they survive the process, not the host)."""
@@ -135,13 +149,14 @@ class Mempool:
     def remove_many(self, hashes: Iterable[bytes]) -> None:
         for tx_hash in hashes:
             self._remove(tx_hash)
-        if self._log_records > 4 * self.capacity + 1000:
+        if self._log_records > 4 * len(self._txs) + 10_000:
             self._compact()
 
     def _remove(self, tx_hash: bytes) -> None:
         tx = self._txs.pop(tx_hash, None)
         if tx is not None:
             self._nonces.discard((tx.account, tx.nonce))
+            self.gas -= tx.gas
 
     def _journal(self, data: bytes) -> None:
         self._log.write(_RECORD.pack(len(data), zlib.crc32(data)) + data)
@@ -190,6 +205,7 @@ class Mempool:
             if tx is not None and tx.tx_hash not in self._txs:
                 self._txs[tx.tx_hash] = tx
                 self._nonces.add((tx.account, tx.nonce))
+                self.gas += tx.gas
                 reloaded += 1
         self._compact()
         return reloaded

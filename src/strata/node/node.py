@@ -135,7 +135,7 @@ class Node:
         self.markets: dict[int, MarketInfo] = genesis.market_infos()
         data_dir = Path(config.data_dir)
         self.index = NodeIndex(data_dir / "index")
-        self.mempool = Mempool(data_dir / "mempool.log", config.mempool_capacity)
+        self.mempool = Mempool(data_dir / "mempool.log", config.mempool_capacity_gas)
         self.policy: OrderingPolicy = policy or ArrivalOrder()
         self.feeds = Feeds(self.markets)
         self.metrics = NodeMetrics()
