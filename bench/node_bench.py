@@ -17,10 +17,11 @@ Per step it reports the offered rate, the accepted rate (hashes returned), the i
 (transactions in committed blocks during the step), and the latency from sending a transaction to
 its order event on the account feed (p50, p99). At the end it drains the mempool and counts
 ``lost`` transactions: accepted but never included. ``rss_growth_pct`` compares the node's
-resident memory at the end with after a warm-up phase (``--warmup-seconds`` at
-``--warmup-rate``, not reported as a step); ``anon_rss_growth_pct`` does the same for its anonymous
-memory alone (heap and stacks, without the pages of the LMDB files it maps, which grow with the
-chain's history and which the kernel reclaims at will).
+resident memory at the end with after a warm-up pass (the same steps, ``--warmup-seconds`` each,
+not reported), so it shows whether the same load run again makes memory grow (a leak, an unbounded
+queue or cache), not how much a heavier load needs; ``anon_rss_growth_pct`` does the same for its
+anonymous memory alone (heap and stacks, without the pages of the LMDB files it maps, which grow
+with the chain's history and which the kernel reclaims at will).
 
 ``--json`` prints ``tx_per_s`` (the highest included single-order rate of any step),
 ``bulk_orders_per_s`` (the same for the bulk workload, in orders), ``latency_ms_p50`` and
@@ -348,13 +349,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 f"{args.block_time_ms} ms, {len(signers)} accounts",
                 file=sys.stderr,
             )
-            if args.warmup_seconds > 0:
-                warmup = Step("single", args.warmup_rate, args.warmup_seconds)
-                bench.presign(warmup)
-                await bench.run_step(session, warmup)
-                await _drain(bench, session)
+            if args.warmup_seconds > 0:  # the same plan, shorter: the peak working set is reached
+                for workload, rate in plan:
+                    warmup = Step(workload, rate, args.warmup_seconds)
+                    bench.presign(warmup)
+                    await bench.run_step(session, warmup)
+                    await _drain(bench, session)
                 print(
-                    f"  warm-up: {args.warmup_seconds} s at {args.warmup_rate}/s", file=sys.stderr
+                    f"  warm-up: the same steps, {args.warmup_seconds} s each; node RSS "
+                    f"{_rss_kb(node.proc.pid) // 1024} MB",
+                    file=sys.stderr,
                 )
             rss_warm = _rss_kb(node.proc.pid)
             anon_warm = _rss_kb(node.proc.pid, "RssAnon")
@@ -422,8 +426,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rates", type=int, nargs="*", default=[1000, 2500, 5000, 10000])
     parser.add_argument("--bulk-rates", type=int, nargs="*", default=[500, 1500, 2500])
     parser.add_argument("--seconds", type=float, default=10.0, help="per step")
-    parser.add_argument("--warmup-seconds", type=float, default=30.0)
-    parser.add_argument("--warmup-rate", type=int, default=2000)
+    parser.add_argument(
+        "--warmup-seconds", type=float, default=5.0, help="per step of the warm-up pass"
+    )
     parser.add_argument("--block-time-ms", type=int, default=200)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
