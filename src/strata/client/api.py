@@ -661,6 +661,13 @@ class _TraderCore:
         """A market by symbol or id; ``RpcError(UNKNOWN_MARKET)`` if there is none."""
         return find_market(self.markets, name)
 
+    def _action_markets(self) -> dict[int, MarketInfo]:
+        """The markets the ``*_action`` builders convert with (an async trader must have been
+        loaded: ``await trader.load()``, which its sending methods do themselves)."""
+        if not self.markets:
+            raise RuntimeError("the markets are not loaded yet: call load() first")
+        return self.markets
+
     def next_nonce(self) -> int:
         """A fresh nonce: the clock in ms, or one above the last nonce if the clock has not moved
         (so nonces strictly increase, also across threads)."""
@@ -710,7 +717,7 @@ class _TraderCore:
         """The :class:`PlaceOrder` of a limit order. Raises ``RpcError``: ``OFF_GRID`` for a
         price off the tick or a size off the lot, ``UNKNOWN_MARKET``, ``INVALID_PARAMS``."""
         spec = OrderSpec(market, side, price, size, tif, reduce_only, client_id)
-        action = action_from_json({"type": "place", **spec.to_json()}, self.markets)
+        action = action_from_json({"type": "place", **spec.to_json()}, self._action_markets())
         assert isinstance(action, PlaceOrder)
         return action
 
@@ -719,7 +726,7 @@ class _TraderCore:
     ) -> CancelOrder:
         """The :class:`CancelOrder` of one order (exactly one of ``order_id``/``client_id``)."""
         spec = CancelSpec(market, order_id, client_id)
-        action = action_from_json({"type": "cancel", **spec.to_json()}, self.markets)
+        action = action_from_json({"type": "cancel", **spec.to_json()}, self._action_markets())
         assert isinstance(action, CancelOrder)
         return action
 
@@ -741,33 +748,35 @@ class _TraderCore:
     ) -> ModifyOrder:
         """The :class:`ModifyOrder` replacing one order (by ``order_id`` or ``client_id``)."""
         spec = ModifySpec(market, side, price, size, order_id, client_id, tif, reduce_only)
-        action = action_from_json({"type": "modify", **spec.to_json()}, self.markets)
+        action = action_from_json({"type": "modify", **spec.to_json()}, self._action_markets())
         assert isinstance(action, ModifyOrder)
         return action
 
     def bulk_place_action(self, orders: Sequence[OrderSpec | Mapping[str, Any]]) -> BulkPlace:
         """Up to 64 orders, each an :class:`OrderSpec` or a ``place`` JSON object."""
         items = [_spec_json(order) for order in orders]
-        action = action_from_json({"type": "bulk_place", "orders": items}, self.markets)
+        action = action_from_json({"type": "bulk_place", "orders": items}, self._action_markets())
         assert isinstance(action, BulkPlace)
         return action
 
     def bulk_cancel_action(self, cancels: Sequence[CancelSpec | Mapping[str, Any]]) -> BulkCancel:
         items = [_spec_json(cancel) for cancel in cancels]
-        action = action_from_json({"type": "bulk_cancel", "cancels": items}, self.markets)
+        action = action_from_json({"type": "bulk_cancel", "cancels": items}, self._action_markets())
         assert isinstance(action, BulkCancel)
         return action
 
     def bulk_modify_action(self, modifies: Sequence[ModifySpec | Mapping[str, Any]]) -> BulkModify:
         items = [_spec_json(modify) for modify in modifies]
-        action = action_from_json({"type": "bulk_modify", "modifies": items}, self.markets)
+        action = action_from_json(
+            {"type": "bulk_modify", "modifies": items}, self._action_markets()
+        )
         assert isinstance(action, BulkModify)
         return action
 
     def transfer_action(self, to: Bytesish, amount: DecimalLike) -> Transfer:
         """Move ``amount`` USDC (at most 6 decimals, else ``OFF_GRID``) to account ``to``."""
         obj = {"type": "transfer", "to": _hex_arg(to), "amount": _decimal_text(amount, "amount")}
-        action = action_from_json(obj, self.markets)
+        action = action_from_json(obj, self._action_markets())
         assert isinstance(action, Transfer)
         return action
 
@@ -778,7 +787,7 @@ class _TraderCore:
             "amount": _decimal_text(amount, "amount"),
             "destination": _hex_arg(destination),
         }
-        action = action_from_json(obj, self.markets)
+        action = action_from_json(obj, self._action_markets())
         assert isinstance(action, Withdraw)
         return action
 
@@ -847,6 +856,10 @@ class Trader(_TraderCore):
         ``UNKNOWN_MARKET`` if there is none."""
         self._ready()
         return super().market(name)
+
+    def _action_markets(self) -> dict[int, MarketInfo]:
+        self._ready()
+        return self.markets
 
     def sign_action(self, action: Action, nonce: int | None = None) -> bytes:
         """As :meth:`_TraderCore.sign_action`, loading the chain id first if needed: the canonical

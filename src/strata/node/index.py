@@ -15,7 +15,7 @@ were lost). Databases:
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import lmdb
@@ -25,6 +25,16 @@ from strata.modules.book.types import OrderStatus
 from strata.modules.clearing.events import FillEvent, OrderUpdate
 from strata.state.store import State
 from strata.stf.block import Block, BlockOutput, Receipt
+from strata.stf.transactions import (
+    Action,
+    BulkModify,
+    BulkPlace,
+    ModifyOrder,
+    PlaceOrder,
+    SignedTransaction,
+    compute_transaction_hash,
+    decode_transaction,
+)
 
 _TX = struct.Struct(">QII")
 _U64 = struct.Struct(">Q")
@@ -95,9 +105,16 @@ class NodeIndex:
             done += 1
         return done
 
-    def add_block(self, block: Block, output: BlockOutput, state: State) -> None:
+    def add_block(
+        self,
+        block: Block,
+        output: BlockOutput,
+        state: State,
+        decoded: Mapping[bytes, SignedTransaction] | None = None,
+    ) -> None:
         """Index one committed block (``state`` is the post-state of the newest block, used only
-        for the price and side of orders resting in the book)."""
+        for the price and side of orders resting in the book; ``decoded`` maps transaction
+        hashes to the transactions already decoded, the others are decoded here)."""
         height = block.header.height
         orders: dict[tuple[int, int], OrderRecord] = {}
         with self._env.begin(write=True) as txn:
@@ -106,8 +123,15 @@ class NodeIndex:
                 for position, receipt in enumerate(output.receipts)
             )
             txn.cursor(db=self._db[b"tx"]).putmulti(txs)  # sorted: fewer page walks
+            if decoded is None:
+                decoded = {
+                    compute_transaction_hash(data): decode_transaction(data)
+                    for data in block.transactions
+                }
             for receipt in output.receipts:
-                self._collect_orders(txn, receipt, height, orders)
+                tx = decoded.get(receipt.tx_hash)
+                placements = _placements(tx.action) if tx is not None else []
+                self._collect_orders(txn, receipt, height, orders, placements)
             for tx_hash, code in output.rejected:
                 txn.put(tx_hash, _U64.pack(code), db=self._db[b"left_out"])
             order_rows: list[tuple[bytes, bytes]] = []
@@ -136,21 +160,37 @@ class NodeIndex:
         receipt: Receipt,
         height: int,
         orders: dict[tuple[int, int], OrderRecord],
+        placements: list[PlaceOrder | ModifyOrder],
     ) -> None:
-        # A taker's fills come before its order update: keep what they tell until the record
-        # exists (its side; a taker's limit price is not in the events).
+        """Fold a receipt's order events into ``orders``. A new order takes its side and limit
+        price from its placement in the transaction (``placements``, in action order): the one
+        with its client id, else the next without one (the events do not carry them)."""
         sides: dict[tuple[int, int], bool] = {}
+        unmatched = list(placements)
+
+        def placement_of(event: OrderUpdate) -> PlaceOrder | ModifyOrder | None:
+            for position, placed in enumerate(unmatched):
+                if placed.market_id == event.market_id and placed.client_id == event.client_id:
+                    return unmatched.pop(position)
+            return None
+
         for event in receipt.events:
             if isinstance(event, OrderUpdate):
                 if event.order_id == 0:
-                    continue  # refused before it got an id (admission rejections)
+                    placement_of(event)  # refused at admission: its placement is used up
+                    continue
                 key = (event.market_id, event.order_id)
                 record = orders.get(key) or self._older(txn, key)
                 if record is None:
                     record = OrderRecord(
                         event.owner, event.client_id, event.status, event.reason, 0, 0, height
                     )
-                    record.is_buy = sides.get(key)
+                    placed = placement_of(event)
+                    if placed is not None:
+                        record.is_buy = placed.is_buy
+                        record.price_ticks = placed.price_ticks
+                    else:
+                        record.is_buy = sides.get(key)
                 record.status = event.status
                 record.reason = event.reason
                 record.remaining_lots = event.remaining_lots
@@ -220,3 +260,13 @@ class NodeIndex:
         with self._env.begin() as txn:
             raw = txn.get(tx_hash, db=self._db[b"left_out"])
         return None if raw is None else int(_U64.unpack(raw)[0])
+
+
+def _placements(action: Action) -> list[PlaceOrder | ModifyOrder]:
+    if isinstance(action, PlaceOrder | ModifyOrder):
+        return [action]
+    if isinstance(action, BulkPlace):
+        return list(action.orders)
+    if isinstance(action, BulkModify):
+        return list(action.modifies)
+    return []

@@ -563,7 +563,7 @@ class Node:
             latency.observe((now_ns - tx.received_ns) / 1e9)
         self.mempool.remove_many(tx.tx_hash for tx in chosen)
         state = self.store.state
-        self.index.add_block(block, output, state)
+        self.index.add_block(block, output, state, {tx.tx_hash: tx.tx for tx in chosen})
         self.feeds.publish(output, state)
         self.metrics.height.set(height)
         self.metrics.mempool.set(len(self.mempool))
