@@ -275,10 +275,17 @@ class Feeds:
             self._trade_rings[market_id].add(height, None, trades)
             self._send("trades", market_id, trades)
         last = self._account_last
+        fill_json: dict[int, dict[str, Any]] = {}  # a fill is shown to its maker and its taker
         for account, (account_fills, orders) in per_account.items():
             message = Lazy(
                 partial(
-                    self._account_json, account, height, last.get(account), account_fills, orders
+                    self._account_json,
+                    account,
+                    height,
+                    last.get(account),
+                    account_fills,
+                    orders,
+                    fill_json,
                 ),
                 128 + 300 * (len(account_fills) + len(orders)),
             )
@@ -302,14 +309,21 @@ class Feeds:
         prev_seq: int | None,
         fills: list[FillEvent],
         orders: list[OrderUpdate],
+        fill_json: dict[int, dict[str, Any]],
     ) -> dict[str, Any]:
         markets = self.markets
+        rendered = []
+        for fill in fills:
+            shown = fill_json.get(id(fill))
+            if shown is None:
+                shown = fill_json[id(fill)] = event_to_json(fill, markets)
+            rendered.append(shown)
         return {
             "address": "0x" + account.hex(),
             "seq": height,
             "prev_seq": prev_seq,
             "height": height,
-            "fills": [event_to_json(f, markets) for f in fills],
+            "fills": rendered,
             "orders": [event_to_json(o, markets) for o in orders],
         }
 
