@@ -11,6 +11,7 @@ stores are flushed and closed, and the process exits 0.
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import logging
 import signal
@@ -30,6 +31,7 @@ from strata.node.rpc import Context, _hex, _int, _market, _object, handle_body, 
 log = logging.getLogger("strata.node")
 _JSON = "application/json"
 WS_MAX_FRAME = 64 * 1024
+GC_YOUNG_THRESHOLD = 50_000
 
 
 class Session:
@@ -287,6 +289,12 @@ class Server:
 
 async def serve(node: Node, announce: Callable[[str], None] | None = None) -> None:
     """Run the node until it stops (SIGTERM, SIGINT or ``exit_after_blocks``)."""
+    # The state loaded at start is long-lived: freeze it out of the cyclic collector's reach, and
+    # collect the young generation less often (the node allocates many short-lived objects and
+    # makes few cycles). Measured: fewer and shorter pauses, more transactions per second.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 100)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, node.stop)
