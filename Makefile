@@ -3,15 +3,24 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Node tools from the npm registry (Anvil, the local Ethereum node the ethereum DA tests run).
+NODE_STAMP := node_modules/.installed
 
 .PHONY: setup run replay test test-long lint bench bench-node clean
 
-$(STAMP): pyproject.toml constraints.txt
+# The npm tools are an order-only prerequisite: a new package-lock.json reinstalls node_modules
+# without rebuilding the virtual environment.
+$(STAMP): pyproject.toml constraints.txt | $(NODE_STAMP)
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Strata needs Python 3.11)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip==25.3"
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	@touch $(STAMP)
+
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "error: npm not found (the DA tests need Node 20 and npm for Anvil)"; exit 1; }
+	npm ci --no-audit --no-fund
+	@touch $(NODE_STAMP)
 
 setup: $(STAMP)
 
@@ -47,4 +56,4 @@ bench-node: $(STAMP)
 	$(BIN)/strata bench node
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache

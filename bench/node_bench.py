@@ -403,6 +403,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "anon_rss_mb_after_warmup": anon_warm // 1024,
             "anon_rss_mb_end": anon_end // 1024,
             "block_time_ms": args.block_time_ms,
+            "data_dir": str(workdir / "node"),
             "steps": [
                 {
                     "workload": s.workload,

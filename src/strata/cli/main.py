@@ -5,6 +5,7 @@ Commands
 ``strata keys|account|order|book|tail``  trading from the command line (``trade_cli.py``)
 ``strata devnet``            a one-machine devnet (sequencer, faucet, optional demo bots)
 ``strata node``              a sequencer node from a configuration file
+``strata verify``            re-derive the chain from a DA layer alone and check every root
 ``strata replay-book``      replay an order stream (JSONL or LOBSTER) through one market's book
 ``strata snapshot``         export a chain's state at a height, or import one (state sync)
 ``strata bench engine``     the engine benchmark (book alone, full ``apply_block``, model book)
@@ -23,17 +24,19 @@ commands:
   order         place MARKET buy|sell SIZE PRICE | cancel MARKET --order-id N  (--help)
   devnet        run a one-machine devnet: --data-dir, --rpc-port, --block-time-ms, --demo
   node          run a sequencer node: --config FILE
+  verify        re-derive the chain from DA alone and check every root: --da file:DIR --genesis FILE
   replay-book   replay an order-event stream through the matching engine (--help for options)
   snapshot      export --data-dir DIR [--height H] FILE | import --data-dir DIR FILE
   bench engine  measure the book, the full state transition and the naive model book
   bench state   measure block commits, proofs, bytes and memory of the durable store
   bench node    load a real node over its API: included tx/s, orders/s, latency, memory
+  bench verify  the verifier re-executing a loaded node's chain from DA, beside the sequencer
 """
 
 
 def _bench(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("engine", "state", "node"):
-        print("usage: strata bench engine|state|node [--json] [options]", file=sys.stderr)
+    if not argv or argv[0] not in ("engine", "state", "node", "verify"):
+        print("usage: strata bench engine|state|node|verify [--json] [options]", file=sys.stderr)
         return 2
     # Benchmarks live in the repository's bench/ folder, beside src/.
     root = Path(__file__).resolve().parents[3]
@@ -41,6 +44,10 @@ def _bench(argv: list[str]) -> int:
         print("error: strata bench runs from a source checkout (bench/ not found)", file=sys.stderr)
         return 2
     sys.path.insert(0, str(root))
+    if argv[0] == "verify":
+        from bench.verify_bench import main as verify_bench_main
+
+        return verify_bench_main(argv[1:])
     if argv[0] == "node":
         from bench.node_bench import main as node_main
 
@@ -64,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         from strata.node.cli import devnet_main
 
         return devnet_main(rest)
+    if command == "verify":
+        from strata.verifier.verify import main as verify_main
+
+        return verify_main(rest)
     if command == "node":
         from strata.node.cli import node_main
 

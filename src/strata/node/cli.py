@@ -51,6 +51,14 @@ def devnet_main(argv: list[str]) -> int:
     parser.add_argument("--block-time-ms", type=int, default=200)
     parser.add_argument("--demo", action="store_true", help="market-maker and taker bots")
     parser.add_argument("--exit-after-blocks", type=int, default=None)
+    parser.add_argument(
+        "--da",
+        default="file",
+        help="where batches go: file (DATA_DIR/da, the default), file:DIR, "
+        "ethereum:URL,INBOX_ADDRESS,POSTER_KEY_FILE, or none",
+    )
+    parser.add_argument("--da-batch-blocks", type=int, default=50)
+    parser.add_argument("--fault-wrong-root-at", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning"))
     args = parser.parse_args(argv)
     if args.block_time_ms < 10:
@@ -63,5 +71,8 @@ def devnet_main(argv: list[str]) -> int:
         devnet=True,
         demo=args.demo,
         exit_after_blocks=args.exit_after_blocks,
+        da=None if args.da == "none" else args.da,
+        da_batch_blocks=args.da_batch_blocks,
+        fault_wrong_root_at=args.fault_wrong_root_at,
     )
     return _run(config, devnet_genesis(now_ms()), args.log_level)

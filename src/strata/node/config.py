@@ -60,6 +60,16 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     demo: bool = False
     """Devnet market-maker and taker bots so the books are alive."""
     exit_after_blocks: int | None = None
+    da: str | None = None
+    """Where batches are posted: ``file`` (``DATA_DIR/da``), ``file:DIR``, or
+    ``ethereum:URL,INBOX_ADDRESS,POSTER_KEY_FILE``; ``None`` posts nothing."""
+    da_batch_blocks: int = 50
+    da_batch_ms: int = 2_000
+    da_max_backlog_blocks: int = 5_000
+    """Committed blocks not yet posted at most; beyond, block production pauses."""
+    fault_wrong_root_at: int | None = None
+    """Test-only fault switch (devnet only): commit a wrong state root at this height, so that
+    tests can show the verifier catches it."""
 
 
 class MarketDisplay(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

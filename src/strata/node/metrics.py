@@ -57,6 +57,14 @@ class NodeMetrics:
         )
         self.ws_connections = Gauge("strata_ws_connections", "Open WebSockets", registry=r)
         self.subscriptions = Gauge("strata_subscriptions", "Live subscriptions", registry=r)
+        self.da_backlog = Gauge(
+            "strata_da_backlog_blocks", "Committed blocks not yet posted to DA", registry=r
+        )
+        self.da_posted = Counter("strata_da_posted_batches", "Batches posted to DA", registry=r)
+        self.da_posted_height = Gauge(
+            "strata_da_posted_height", "Last height posted to DA", registry=r
+        )
+        self.da_errors = Counter("strata_da_post_errors", "Failed DA posts (retried)", registry=r)
         self.dropped_subscribers = Counter(
             "strata_dropped_subscribers", "Subscribers dropped for falling behind", registry=r
         )

@@ -37,6 +37,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any
 
+import msgspec
+
 from strata.adapters.chain_store import ChainStore, StoreError
 from strata.client.errors import RpcCode, RpcError
 from strata.client.markets import MarketInfo
@@ -49,7 +51,9 @@ from strata.node.feeds import REBUILD_BLOCKS, Feeds
 from strata.node.index import NodeIndex
 from strata.node.mempool import ArrivalOrder, Mempool, OrderingPolicy, PendingTx
 from strata.node.metrics import NodeMetrics
-from strata.stf.block import Block, BlockOutput
+from strata.node.posting import DaPoster
+from strata.state.store import ChainTip
+from strata.stf.block import Block, BlockOutput, compute_header_hash
 from strata.stf.transactions import (
     CANCEL_ACTIONS,
     MAX_TRANSACTION_BYTES,
@@ -152,6 +156,8 @@ class Node:
         self._lock_file: IO[str] | None = None
         self.stopped = asyncio.Event()
         self._admission_tail: asyncio.Event | None = None
+        self.poster: DaPoster | None = None
+        self._paused = False
         self.refused: dict[bytes, int] = {}
         """Hashes refused at admission with their codes, the last ``REFUSALS_KEPT`` (in memory:
         a restart forgets them, and the transaction reads as unknown)."""
@@ -194,6 +200,18 @@ class Node:
             store = ChainStore.create(chain_dir, genesis.chain, **kwargs)
         node = cls(config, genesis, store)
         node._lock_file = lock
+        if config.da is not None:
+            from strata.adapters.da_open import open_da
+
+            node.poster = DaPoster(
+                open_da(config.da, data_dir / "da", poster=True),
+                data_dir,
+                store.params.chain_id,
+                batch_blocks=config.da_batch_blocks,
+                batch_ms=config.da_batch_ms,
+                max_backlog_blocks=config.da_max_backlog_blocks,
+                metrics=node.metrics,
+            )
         node._resume()
         return node
 
@@ -439,6 +457,12 @@ class Node:
                     await asyncio.sleep(0)  # let requests in between back-to-back blocks
                 if self.stopping:
                     break
+                if self.poster is not None and self.poster.is_full(self.store.tip.height):
+                    if not self._paused:
+                        log.warning("paused: the DA backlog is full", extra={"fields": {}})
+                    self._paused = True
+                    continue
+                self._paused = False
                 self.produce_block()
                 limit = self.config.exit_after_blocks
                 if limit is not None and self.blocks_produced >= limit:
@@ -521,6 +545,8 @@ class Node:
                     system = []
                     self.faucet_queue.clear()
         built = time.monotonic()
+        if self.config.devnet and self.config.fault_wrong_root_at == block.header.height:
+            block, output = self._tamper(block, output)
         self.store.commit_block(block, output)
         committed = time.monotonic()
         self._after_commit(block, output, chosen)
@@ -541,6 +567,18 @@ class Node:
                     "mempool": len(self.mempool),
                 }
             },
+        )
+
+    def _tamper(self, block: Block, output: BlockOutput) -> tuple[Block, BlockOutput]:
+        """The test-only fault switch: the block's header claims a wrong state root (the chain
+        continues from the tampered header, as a dishonest sequencer's would)."""
+        wrong = msgspec.structs.replace(block.header, state_root=bytes(32))
+        log.warning("fault switch: wrong state root", extra={"fields": {"height": wrong.height}})
+        tip = self.store.state.tip
+        self.store.state.tip = ChainTip(tip.height, tip.timestamp_ms, compute_header_hash(wrong))
+        return (
+            msgspec.structs.replace(block, header=wrong),
+            msgspec.structs.replace(output, header=wrong),
         )
 
     def _reload_state(self) -> None:
@@ -573,6 +611,8 @@ class Node:
     def close(self) -> None:
         """Flush and close everything (after :meth:`run` has returned)."""
         self.pool.shutdown(wait=True)
+        if self.poster is not None:
+            self.poster.close()
         self.mempool.close()
         self.index.close()
         self.store.close(checkpoint=True)

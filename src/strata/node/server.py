@@ -314,6 +314,10 @@ async def serve(node: Node, announce: Callable[[str], None] | None = None) -> No
     ]
     for line in lines:
         (announce or _print)(line)
+    posting = None
+    if node.poster is not None:
+        poster = node.poster
+        posting = asyncio.create_task(poster.run(lambda: node.store, lambda: node.stopping))
     demo = None
     if node.config.demo:
         from strata.node.demo import run_demo
@@ -324,6 +328,11 @@ async def serve(node: Node, announce: Callable[[str], None] | None = None) -> No
     finally:
         if demo is not None:
             demo.cancel()
+        if posting is not None:  # post what is committed, for a while, then go
+            try:
+                await asyncio.wait_for(posting, timeout=15)
+            except (TimeoutError, asyncio.CancelledError):
+                log.warning("stopped with blocks not yet posted", extra={"fields": {}})
         await server.stop()
         node.close()
         log.info("stopped", extra={"fields": {"height": node.store.tip.height}})

@@ -1,0 +1,44 @@
+"""Open a DA client from its command-line spelling (``--da``, the node's ``da`` setting)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from strata.ports.da import DaClient
+
+
+def _address(text: str) -> bytes:
+    data = bytes.fromhex(text.removeprefix("0x"))
+    if len(data) != 20:
+        raise ValueError(f"{text!r} is not a 20-byte address")
+    return data
+
+
+def open_da(spec: str, default_dir: Path | None = None, *, poster: bool = False) -> DaClient:
+    """``file`` (``default_dir``), ``file:DIR``, or ``ethereum:URL,INBOX_ADDRESS,X`` where ``X``
+    is the poster's address (a reader) or, with ``poster=True``, a file holding the poster's
+    private key in hex.
+
+    Raises ``ValueError`` for a spelling it does not know.
+    """
+    kind, _, rest = spec.partition(":")
+    if kind == "file":
+        from strata.adapters.da_file import FileDa
+
+        if rest:
+            return FileDa(Path(rest))
+        if default_dir is None:
+            raise ValueError("--da file needs a directory: file:DIR")
+        return FileDa(default_dir)
+    if kind == "ethereum":
+        from strata.adapters.da_ethereum import EthereumDa
+
+        parts = rest.split(",")
+        if len(parts) != 3:
+            raise ValueError("--da ethereum:URL,INBOX_ADDRESS,POSTER (address, or key file)")
+        url, inbox, who = parts
+        if poster:
+            key = bytes.fromhex(Path(who).read_text().strip().removeprefix("0x"))
+            return EthereumDa(url, _address(inbox), key)
+        return EthereumDa(url, _address(inbox), None, poster_address=_address(who))
+    raise ValueError(f"unknown DA {spec!r}: use file, file:DIR or ethereum:URL,INBOX,POSTER")

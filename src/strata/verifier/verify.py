@@ -1,0 +1,358 @@
+"""``strata verify``: re-derive the chain from a DA layer alone and check every root.
+
+The verifier trusts nothing of the sequencer's node: it reads the genesis file and the batches the
+DA layer holds, derives the blocks (``strata.da.derive``), executes each with the same
+``apply_block`` in its own state, and compares every commitment of every header (state,
+transactions, receipts and withdrawals roots, gas). It stops at the first block that does not
+check out and reports its height and why. With ``--follow`` it keeps up with a live sequencer.
+
+Signatures are checked on a thread pool (PyNaCl and coincurve release the GIL), a block ahead of
+its execution.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from strata.adapters.da_open import open_da
+from strata.core.errors import ErrorCode, InvalidBlock
+from strata.da.batch import Batch, BatchError, batch_hash, decode_batch
+from strata.da.derive import derive_blocks
+from strata.node.config import read_genesis
+from strata.ports.da import DaClient, DaError
+from strata.state.smt import MemoryNodeSource, SparseMerkleTree
+from strata.state.store import State
+from strata.stf.block import Block, compute_header_hash
+from strata.stf.commitment import IncrementalCommitment
+from strata.stf.genesis import GenesisConfig, make_genesis
+from strata.stf.params import ChainParams
+from strata.stf.state_root import clear_changes, iter_state_leaves
+from strata.stf.transactions import BulkCancel, BulkModify, BulkPlace, decode_transaction
+from strata.stf.transition import apply_block, check_signature
+
+ROOT_CODES = {
+    ErrorCode.BAD_STATE_ROOT: "state root",
+    ErrorCode.BAD_TRANSACTIONS_ROOT: "transactions root",
+    ErrorCode.BAD_RECEIPTS_ROOT: "receipts root",
+    ErrorCode.BAD_WITHDRAWALS_ROOT: "withdrawals root",
+    ErrorCode.BAD_GAS_USED: "gas used",
+}
+
+
+@dataclass
+class Summary:
+    blocks_checked: int = 0
+    batches: int = 0
+    transactions: int = 0
+    orders: int = 0
+    mismatches: int = 0
+    first_mismatch_height: int | None = None
+    reason: str | None = None
+    """Why verification stopped early (a mismatch, a bad batch), or ``None``."""
+    seconds: float = 0.0
+    last_height: int = 0
+    state_root: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        per_s = self.blocks_checked / self.seconds if self.seconds else 0.0
+        orders_per_s = self.orders / self.seconds if self.seconds else 0.0
+        return {
+            "blocks_checked": self.blocks_checked,
+            "batches": self.batches,
+            "transactions": self.transactions,
+            "orders": self.orders,
+            "mismatches": self.mismatches,
+            "first_mismatch_height": self.first_mismatch_height,
+            "reason": self.reason,
+            "last_height": self.last_height,
+            "state_root": self.state_root,
+            "seconds": round(self.seconds, 3),
+            "blocks_per_s": round(per_s, 1),
+            "orders_per_s": round(orders_per_s, 1),
+            **self.extra,
+        }
+
+
+class Mismatch(Exception):
+    """A block that does not check out: its height and why."""
+
+    def __init__(self, height: int, reason: str) -> None:
+        super().__init__(f"block {height}: {reason}")
+        self.height = height
+        self.reason = reason
+
+
+def genesis_state(genesis: GenesisConfig) -> tuple[State, bytes]:
+    """The genesis state with an in-memory incremental commitment, and the genesis header hash."""
+    state, header = make_genesis(genesis)
+    tree = SparseMerkleTree(MemoryNodeSource())
+    tree.apply(dict(iter_state_leaves(state)))
+    clear_changes(state)
+    state.commitment = IncrementalCommitment(tree)
+    return state, compute_header_hash(header)
+
+
+def _orders_in(block: Block) -> int:
+    """Order operations in a block: one per transaction, one per item of a bulk."""
+    count = 0
+    for data in block.transactions:
+        action = decode_transaction(data).action
+        if isinstance(action, BulkPlace):
+            count += len(action.orders)
+        elif isinstance(action, BulkCancel):
+            count += len(action.cancels)
+        elif isinstance(action, BulkModify):
+            count += len(action.modifies)
+        else:
+            count += 1
+    return count
+
+
+class Verifier:
+    """Executes derived blocks in its own state, a block at a time (see the module docstring)."""
+
+    def __init__(self, genesis: GenesisConfig, threads: int = 2) -> None:
+        self.genesis = genesis
+        self.params: ChainParams = genesis.params
+        self.state, self.genesis_hash = genesis_state(genesis)
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="verify-sig")
+        self.threads = threads
+        self.summary = Summary()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+    def _signers(self, block: Block) -> Future[list[bytes | None]]:
+        """Start checking a block's signatures on the pool; the future gives them in order."""
+        params = self.params
+        txs = block.transactions
+
+        def check(chunk: tuple[bytes, ...]) -> list[bytes | None]:
+            out: list[bytes | None] = []
+            for data in chunk:
+                try:
+                    out.append(check_signature(params, decode_transaction(data)))
+                except Exception:  # an undecodable transaction: apply_block judges it
+                    out.append(None)
+            return out
+
+        size = max(1, -(-len(txs) // self.threads))
+        parts = [self.pool.submit(check, txs[i : i + size]) for i in range(0, len(txs), size)]
+        joined: Future[list[bytes | None]] = Future()
+
+        def gather(_: object) -> None:
+            if all(p.done() for p in parts) and not joined.done():
+                joined.set_result([s for p in parts for s in p.result()])
+
+        if not parts:
+            joined.set_result([])
+        for part in parts:
+            part.add_done_callback(gather)
+        return joined
+
+    def check_blocks(
+        self,
+        blocks: Iterator[Block],
+        is_last: Callable[[Block], bool] = lambda block: False,
+        count_orders: bool = True,
+    ) -> None:
+        """Execute ``blocks`` in order; raise :class:`Mismatch` at the first that is wrong.
+
+        The signatures of the next block are checked on the pool while this one executes;
+        a block for which ``is_last`` says no other is available yet executes at once (a
+        follower does not wait for the next batch to check the last block it has)."""
+        summary = self.summary
+        pending: tuple[Block, Future[list[bytes | None]]] | None = None
+        for block in blocks:
+            ahead = (block, self._signers(block))
+            if pending is not None:
+                self._apply(*pending, count_orders)
+            pending = ahead
+            if is_last(block):
+                self._apply(*pending, count_orders)
+                pending = None
+        if pending is not None:
+            self._apply(*pending, count_orders)
+        summary.state_root = "0x" + self.state_root().hex()
+
+    def _apply(self, block: Block, signers: Future[list[bytes | None]], count_orders: bool) -> None:
+        height = block.header.height
+        try:
+            apply_block(self.state, block, self.params, signers.result())
+        except InvalidBlock as error:
+            what = ROOT_CODES.get(error.code)
+            reason = (
+                f"the header's {what} is wrong: {error.detail}"
+                if what is not None
+                else f"the block is invalid: {error.code.name} {error.detail}"
+            )
+            raise Mismatch(height, reason) from None
+        summary = self.summary
+        summary.blocks_checked += 1
+        summary.last_height = height
+        summary.transactions += len(block.transactions)
+        if count_orders:
+            summary.orders += _orders_in(block)
+
+    def state_root(self) -> bytes:
+        commitment = self.state.commitment
+        assert isinstance(commitment, IncrementalCommitment)
+        return commitment.tree.root
+
+
+class Progress:
+    """A one-line progress display on a terminal; plain lines every few seconds otherwise."""
+
+    def __init__(self, stream: Any, enabled: bool) -> None:
+        self.stream = stream
+        self.tty = enabled and hasattr(stream, "isatty") and stream.isatty()
+        self.enabled = enabled
+        self.last = 0.0
+
+    def show(self, summary: Summary, total: int | None, final: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if not final and now - self.last < (0.2 if self.tty else 5.0):
+            return
+        self.last = now
+        rate = summary.blocks_checked / summary.seconds if summary.seconds else 0.0
+        if self.tty and total:
+            width = 30
+            done = min(width, width * summary.last_height // max(total, 1))
+            bar = "#" * done + "-" * (width - done)
+            line = f"\r[{bar}] height {summary.last_height}/{total}  {rate:,.0f} blocks/s"
+            self.stream.write(line + ("\n" if final else ""))
+        else:
+            self.stream.write(
+                f"verified height {summary.last_height} ({summary.blocks_checked} blocks, "
+                f"{summary.batches} batches, {rate:,.0f} blocks/s)\n"
+            )
+        self.stream.flush()
+
+
+def verify(
+    da: DaClient,
+    genesis: GenesisConfig,
+    *,
+    follow: bool = False,
+    poll_s: float = 0.5,
+    progress: Progress | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> Summary:
+    """Verify everything the DA layer holds (and, with ``follow``, what it gets later, until
+    ``stop()`` says so)."""
+    verifier = Verifier(genesis)
+    summary = verifier.summary
+    started = time.monotonic()
+    known = {"last_height": 0}
+
+    def batches() -> Iterator[Batch]:
+        """Every batch in index order, each checked against its DA reference; with ``follow``,
+        waiting for new ones."""
+        next_index = 0
+        while True:
+            refresh = getattr(da, "refresh", None)
+            if refresh is not None:
+                refresh()
+            refs = sorted(
+                (r for r in da.list(known["last_height"] + 1) if r.batch_index >= next_index),
+                key=lambda r: r.batch_index,
+            )
+            for ref in refs:
+                if ref.batch_index != next_index:
+                    raise BatchError(
+                        "BROKEN_CHAIN", f"batch {next_index} is missing (found {ref.batch_index})"
+                    )
+                batch = decode_batch(da.get(ref))
+                if batch_hash(batch) != ref.batch_hash or batch.header.index != ref.batch_index:
+                    raise BatchError(
+                        "HEADER_MISMATCH", f"batch {ref.batch_index} does not match its reference"
+                    )
+                summary.batches += 1
+                known["last_height"] = batch.header.last_height
+                next_index += 1
+                yield batch
+            if not follow or (stop is not None and stop()):
+                return
+            time.sleep(poll_s)
+
+    def timed(blocks: Iterator[Block]) -> Iterator[Block]:
+        for block in blocks:
+            yield block
+            summary.seconds = time.monotonic() - started
+            if progress is not None:
+                progress.show(summary, known["last_height"])
+
+    try:
+        verifier.check_blocks(
+            timed(derive_blocks(verifier.genesis_hash, batches())),
+            lambda block: block.header.height >= known["last_height"],
+        )
+    except Mismatch as mismatch:
+        summary.mismatches = 1
+        summary.first_mismatch_height = mismatch.height
+        summary.reason = mismatch.reason
+    except (BatchError, DaError) as error:
+        summary.reason = f"stopped after height {summary.last_height}: {error}"
+        summary.extra["error"] = type(error).__name__
+    finally:
+        summary.seconds = time.monotonic() - started
+        summary.state_root = "0x" + verifier.state_root().hex()
+        verifier.close()
+        if progress is not None:
+            progress.show(summary, summary.last_height, final=True)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="strata verify",
+        description="Re-derive the chain from a DA layer alone and check every root.",
+    )
+    parser.add_argument(
+        "--da", required=True, help="file:DIR or ethereum:URL,INBOX_ADDRESS,POSTER_ADDRESS"
+    )
+    parser.add_argument("--genesis", required=True, type=Path, help="the chain's genesis.json")
+    parser.add_argument("--follow", action="store_true", help="keep up with a live sequencer")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    args = parser.parse_args(argv)
+    try:
+        genesis = read_genesis(args.genesis).chain
+        da = open_da(args.da)
+    except (ValueError, DaError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    progress = Progress(sys.stderr, enabled=True)
+    try:
+        summary = verify(da, genesis, follow=args.follow, progress=progress)
+    except KeyboardInterrupt:
+        return 130
+    if args.json:
+        print(json.dumps(summary.to_json(), indent=2))
+    else:
+        result = summary.to_json()
+        for key in (
+            "blocks_checked",
+            "batches",
+            "mismatches",
+            "first_mismatch_height",
+            "reason",
+            "last_height",
+            "state_root",
+            "blocks_per_s",
+            "orders_per_s",
+        ):
+            print(f"{key:22} {result[key]}")
+    if summary.mismatches:
+        return 1
+    return 2 if summary.reason else 0
