@@ -14,8 +14,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from strata.adapters.da_file import FileDa
 from strata.da.batch import decode_batch
+from tests.helpers.anvil import DEV_ADDRESSES, DEV_KEYS, is_anvil_installed, run_anvil
 from tests.helpers.node_process import NodeProcess
 
 STRATA = [sys.executable, "-m", "strata.cli.main"]
@@ -146,3 +149,47 @@ def test_kill9_while_posting_leaves_no_gap_or_duplicate(tmp_path: Path) -> None:
     code, summary, _ = _verify(data_dir, seed="77")
     assert code == 0, summary
     assert summary["blocks_checked"] == len(heights) > 50
+
+
+@pytest.mark.skipif(not is_anvil_installed(), reason="anvil is installed by `make setup` (npm)")
+def test_devnet_posts_to_anvil_and_the_verifier_rederives_from_it(tmp_path: Path) -> None:
+    """The same over the Ethereum adapter: a devnet posts its batches as calldata to a batch
+    inbox on a real Anvil node; the verifier reads them back with web3 and checks every root."""
+    key_file = tmp_path / "poster.key"
+    key_file.write_text(DEV_KEYS[0].hex())
+    inbox = "0x" + "ba" * 20
+    with run_anvil(tmp_path / "anvil.log") as anvil:
+        data_dir = tmp_path / "eth-chain"
+        _devnet(
+            data_dir,
+            "--block-time-ms",
+            "20",
+            "--exit-after-blocks",
+            "110",
+            "--da-batch-blocks",
+            "10",
+            "--da",
+            f"ethereum:{anvil.url},{inbox},{key_file}",
+        )
+        env = {**os.environ, "PYTHONHASHSEED": "99"}
+        done = subprocess.run(
+            [
+                *STRATA,
+                "verify",
+                "--da",
+                f"ethereum:{anvil.url},{inbox},0x{DEV_ADDRESSES[0].hex()}",
+                "--genesis",
+                str(data_dir / "genesis.json"),
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=240,
+            env=env,
+            check=False,
+        )
+    summary = json.loads(done.stdout)
+    assert done.returncode == 0, (summary, done.stderr[-2000:])
+    assert summary["mismatches"] == 0
+    assert summary["blocks_checked"] >= 100
+    assert summary["batches"] >= 11
