@@ -26,14 +26,12 @@ from strata.modules.clearing.events import FillEvent, OrderUpdate
 from strata.state.store import State
 from strata.stf.block import Block, BlockOutput, Receipt
 from strata.stf.transactions import (
-    Action,
-    BulkModify,
-    BulkPlace,
     ModifyOrder,
     PlaceOrder,
     SignedTransaction,
     compute_transaction_hash,
     decode_transaction,
+    placements_of,
 )
 
 _TX = struct.Struct(">QII")
@@ -130,7 +128,7 @@ class NodeIndex:
                 }
             for receipt in output.receipts:
                 tx = decoded.get(receipt.tx_hash)
-                placements = _placements(tx.action) if tx is not None else []
+                placements = list(placements_of(tx.action)) if tx is not None else []
                 self._collect_orders(txn, receipt, height, orders, placements)
             for tx_hash, code in output.rejected:
                 txn.put(tx_hash, _U64.pack(code), db=self._db[b"left_out"])
@@ -260,13 +258,3 @@ class NodeIndex:
         with self._env.begin() as txn:
             raw = txn.get(tx_hash, db=self._db[b"left_out"])
         return None if raw is None else int(_U64.unpack(raw)[0])
-
-
-def _placements(action: Action) -> list[PlaceOrder | ModifyOrder]:
-    if isinstance(action, PlaceOrder | ModifyOrder):
-        return [action]
-    if isinstance(action, BulkPlace):
-        return list(action.orders)
-    if isinstance(action, BulkModify):
-        return list(action.modifies)
-    return []

@@ -57,18 +57,15 @@ from strata.stf.block import Block, BlockOutput, compute_header_hash
 from strata.stf.transactions import (
     CANCEL_ACTIONS,
     MAX_TRANSACTION_BYTES,
-    BulkModify,
-    BulkPlace,
     Deposit,
-    ModifyOrder,
     OracleObservation,
     OraclePrice,
-    PlaceOrder,
     SignedTransaction,
     SystemInput,
     compute_transaction_hash,
     decode_transaction,
     encode_action,
+    placements_of,
 )
 from strata.stf.transition import build_block, check_authority, check_signature, compute_base_gas
 
@@ -281,13 +278,10 @@ class Node:
 
     # ------------------------------------------------------------------ admission
 
-    def _precheck(self, tx: SignedTransaction, at_ms: int) -> None:
-        """Checks against the committed state that need no signature (raise
-        ``InvalidTransaction`` with the chain's code)."""
-        state = self.store.state
+    def _check_nonce(self, tx: SignedTransaction, at_ms: int) -> None:
         params = self.params
         accounts.check_nonce(
-            state,
+            self.store.state,
             tx.account,
             tx.nonce,
             at_ms,
@@ -295,15 +289,14 @@ class Node:
             params.nonce_past_bound_ms,
             params.nonce_future_bound_ms,
         )
-        action = tx.action
-        orders: Sequence[PlaceOrder | ModifyOrder] = ()
-        if isinstance(action, PlaceOrder | ModifyOrder):
-            orders = (action,)
-        elif isinstance(action, BulkPlace):
-            orders = action.orders
-        elif isinstance(action, BulkModify):
-            orders = action.modifies
-        for order in orders:
+
+    def _precheck(self, tx: SignedTransaction, at_ms: int) -> None:
+        """Checks against the committed state that need no signature (raise
+        ``InvalidTransaction`` with the chain's code)."""
+        state = self.store.state
+        params = self.params
+        self._check_nonce(tx, at_ms)
+        for order in placements_of(tx.action):
             markets.check_order_params(state, order.market_id, order.price_ticks, order.size_lots)
         if params.gas_price_quote:
             fee = compute_base_gas(params, tx, len(self.markets)) * params.gas_price_quote
@@ -366,23 +359,13 @@ class Node:
         state = self.store.state
         mempool = self.mempool
         at_ms = now_ms()
-        params = self.params
         admitted = 0
         for (i, tx_hash, data, tx), signer in zip(candidates, signers, strict=True):
             try:
                 if tx_hash in mempool:
                     results[i] = {"hash": "0x" + tx_hash.hex()}
                     continue
-                # Again: a block may have committed while the signatures were checked.
-                accounts.check_nonce(
-                    state,
-                    tx.account,
-                    tx.nonce,
-                    at_ms,
-                    params.nonce_window,
-                    params.nonce_past_bound_ms,
-                    params.nonce_future_bound_ms,
-                )
+                self._check_nonce(tx, at_ms)  # again: a block may have committed meanwhile
                 check_authority(state, tx, signer, at_ms)
                 if mempool.has_nonce(tx.account, tx.nonce):
                     raise RpcError(

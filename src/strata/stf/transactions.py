@@ -268,6 +268,17 @@ ORDER_ACTIONS = (PlaceOrder, ModifyOrder)
 BULK_ACTIONS = (BulkPlace, BulkCancel, BulkModify)
 
 
+def placements_of(action: Action) -> tuple[PlaceOrder | ModifyOrder, ...]:
+    """The orders an action places, in action order (none for cancels and account actions)."""
+    if isinstance(action, ORDER_ACTIONS):
+        return (action,)
+    if isinstance(action, BulkPlace):
+        return action.orders
+    if isinstance(action, BulkModify):
+        return action.modifies
+    return ()
+
+
 def compute_tx_class(action: Action) -> int:
     """The class of a transaction for the canonical in-block order (ARCHITECTURE.md)."""
     if isinstance(action, CANCEL_ACTIONS):
