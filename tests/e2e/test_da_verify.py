@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -56,6 +57,8 @@ def _verify(data_dir: Path, seed: str = "4242") -> tuple[int, dict[str, Any], st
             "--genesis",
             str(data_dir / "genesis.json"),
             "--json",
+            "--proof-out",
+            str(data_dir.parent / f"{data_dir.name}-fraud-proof.bin"),
         ],
         capture_output=True,
         text=True,
@@ -107,6 +110,11 @@ def test_a_wrong_root_is_caught_at_exactly_its_height(tmp_path: Path) -> None:
     assert summary["first_mismatch_height"] == 37
     assert summary["blocks_checked"] == 36
     assert "state root" in summary["reason"]
+    proof = Path(summary["fraud_proof"])
+    checked = subprocess.run(
+        [*STRATA, "verify-proof", str(proof)], capture_output=True, text=True, check=False
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr  # the proof holds alone
 
 
 def test_a_corrupted_batch_stops_the_verifier_at_the_last_good_height(tmp_path: Path) -> None:
@@ -193,3 +201,36 @@ def test_devnet_posts_to_anvil_and_the_verifier_rederives_from_it(tmp_path: Path
     assert summary["mismatches"] == 0
     assert summary["blocks_checked"] >= 100
     assert summary["batches"] >= 11
+
+
+def test_follow_keeps_up_with_a_live_sequencer(tmp_path: Path) -> None:
+    """``strata verify --follow`` checks blocks as a running node posts them, and on SIGTERM
+    prints its summary: every block the node made, no mismatch."""
+    data_dir = tmp_path / "live"
+    node = NodeProcess(data_dir, block_time_ms=20, demo=True, extra=["--da-batch-blocks", "5"])
+    node.start()
+    follower = subprocess.Popen(
+        [
+            *STRATA,
+            "verify",
+            "--da",
+            f"file:{data_dir / 'da'}",
+            "--genesis",
+            str(data_dir / "genesis.json"),
+            "--follow",
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(4.0)  # the follower checks batches as they arrive
+    assert node.terminate(60) == 0  # a graceful stop posts every committed block
+    height = FileDa(data_dir / "da").list(1)[-1].last_height
+    time.sleep(3.0)
+    follower.send_signal(signal.SIGTERM)
+    out, err = follower.communicate(timeout=60)
+    assert follower.returncode == 0, err[-2000:]
+    summary = json.loads(out)
+    assert summary["mismatches"] == 0
+    assert summary["blocks_checked"] == height > 100

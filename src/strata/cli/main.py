@@ -6,6 +6,7 @@ Commands
 ``strata devnet``            a one-machine devnet (sequencer, faucet, optional demo bots)
 ``strata node``              a sequencer node from a configuration file
 ``strata verify``            re-derive the chain from a DA layer alone and check every root
+``strata verify-proof``      check a fraud proof statelessly (re-execute its block over its witness)
 ``strata replay-book``      replay an order stream (JSONL or LOBSTER) through one market's book
 ``strata snapshot``         export a chain's state at a height, or import one (state sync)
 ``strata bench engine``     the engine benchmark (book alone, full ``apply_block``, model book)
@@ -25,6 +26,8 @@ commands:
   devnet        run a one-machine devnet: --data-dir, --rpc-port, --block-time-ms, --demo
   node          run a sequencer node: --config FILE
   verify        re-derive the chain from DA alone and check every root: --da file:DIR --genesis FILE
+                (a block that does not check out gets a fraud proof: --proof-out FILE)
+  verify-proof  check a fraud proof from nothing else: FILE [--json]
   replay-book   replay an order-event stream through the matching engine (--help for options)
   snapshot      export --data-dir DIR [--height H] FILE | import --data-dir DIR FILE
   bench engine  measure the book, the full state transition and the naive model book
@@ -75,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         from strata.verifier.verify import main as verify_main
 
         return verify_main(rest)
+    if command == "verify-proof":
+        from strata.verifier.fraud_proof import main as verify_proof_main
+
+        return verify_proof_main(rest)
     if command == "node":
         from strata.node.cli import node_main
 

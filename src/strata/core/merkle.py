@@ -54,6 +54,23 @@ has its own key, so no item is ever duplicated to fill a level (Bitcoin CVE-2012
 length is committed too, so a proof of ``b"length"`` bounds the list and ``[]`` is not ``EMPTY``.
 ``LIST_LENGTH_KEY`` is 6 bytes and cannot collide with an 8-byte index key.
 
+A new root from proofs alone
+----------------------------
+:func:`compute_root_from_proofs` is what a stateless checker (a fraud-proof verifier) needs: the
+root after a set of changes, knowing only the old root and proofs of some keys under it. The
+proofs, merged, reveal a *partial tree*: every node on a proven key's path is known (internal),
+its siblings are known by their hash only (opaque), and each path ends at a known leaf or
+``EMPTY``. Every changed key must be proven, so every changed path ends at a known node; the same
+recursion as the full tree's update then rebuilds the changed paths and keeps opaque subtrees by
+their hashes.
+
+One thing a hash does not tell is whether an opaque subtree is a single leaf. That matters only
+when the other side of its parent becomes ``EMPTY`` after deletes: a single leaf is then pulled up
+(the tree re-compresses), two or more leaves are not. The function never guesses: it raises
+:class:`IncompleteProofsError` naming the subtree, and a proof of any key under that subtree
+(which expands it one level at least) answers the question. The result is therefore either the
+root the full tree would compute or an exception, never a wrong root.
+
 Proof encoding
 --------------
 :func:`encode_proof` is canonical (one proof, one byte string)::
@@ -374,3 +391,171 @@ def decode_proof(data: bytes) -> SparseMerkleProof:
         data[start : start + HASH_BYTES] for start in range(offset, len(data), HASH_BYTES)
     )
     return SparseMerkleProof(siblings=siblings, leaf=leaf)
+
+
+# -- A new root from proofs -----------------------------------------------------------------------
+
+
+class IncompleteProofsError(ValueError):
+    """The proofs do not reveal enough of the tree to compute the new root.
+
+    ``path`` and ``depth`` locate the subtree that must be opened: the one whose paths share the
+    first ``depth`` bits of ``path``. A proof of any key under it answers the question (for an
+    unproven changed key, ``depth`` is 256 and ``path`` is the key's path).
+    """
+
+    def __init__(self, message: str, path: bytes, depth: int) -> None:
+        super().__init__(message)
+        self.path = path
+        self.depth = depth
+
+
+# Kinds of node in a partial tree, and of the subtrees the update returns.
+_OPAQUE: Final = 0  # known by its hash only (a sibling in some proof)
+_EMPTY: Final = 1  # the empty subtree
+_ONE_LEAF: Final = 2  # a single leaf (leaf carries its (path, value_hash))
+_INTERNAL: Final = 3  # a node with two or more leaves under it (a canonical tree has no other)
+
+# A node of the partial tree: (kind, hash, leaf). Positions are (depth, prefix) where prefix is
+# the path's first ``depth`` bits as an integer.
+_Node = tuple[int, bytes, _Leaf | None]
+_Position = tuple[int, int]
+
+
+def _merge_node(nodes: dict[_Position, _Node], position: _Position, node: _Node) -> None:
+    """Record ``node`` at ``position``, keeping the most informative of two views of it."""
+    known = nodes.get(position)
+    if known is None or (known[0] == _OPAQUE and node[0] != _OPAQUE):
+        if known is not None and known[1] != node[1]:
+            raise ValueError(f"inconsistent proofs at depth {position[0]}")
+        nodes[position] = node
+        return
+    if known[1] != node[1] or (node[0] != _OPAQUE and node[0] != known[0]):
+        raise ValueError(f"inconsistent proofs at depth {position[0]}")
+
+
+def _position_path(depth: int, prefix: int) -> bytes:
+    """A 32-byte path whose first ``depth`` bits are ``prefix`` (the rest zero)."""
+    return (prefix << (MAX_DEPTH - depth)).to_bytes(HASH_BYTES, "big")
+
+
+def _add_proof(
+    nodes: dict[_Position, _Node], path: bytes, value: bytes | None, proof: SparseMerkleProof
+) -> None:
+    """Merge one verified proof into the partial tree ``nodes``."""
+    siblings = proof.siblings
+    depth = len(siblings)
+    leaf = (path, compute_value_hash(value)) if value is not None else proof.leaf
+    bottom: _Node = (
+        (_EMPTY, EMPTY, None) if leaf is None else (_ONE_LEAF, compute_leaf_hash(*leaf), leaf)
+    )
+    point = int.from_bytes(path, "big")
+    _merge_node(nodes, (depth, point >> (MAX_DEPTH - depth)), bottom)
+    node = bottom[1]
+    for level in range(depth - 1, -1, -1):
+        sibling = siblings[level]
+        prefix = point >> (MAX_DEPTH - level - 1)
+        kind = _EMPTY if sibling == EMPTY else _OPAQUE
+        _merge_node(nodes, (level + 1, prefix ^ 1), (kind, sibling, None))
+        if prefix & 1:
+            node = compute_node_hash(sibling, node)
+        else:
+            node = compute_node_hash(node, sibling)
+        _merge_node(nodes, (level, prefix >> 1), (_INTERNAL, node, None))
+
+
+def _build(leaves: list[_Leaf], depth: int) -> tuple[int, bytes]:
+    """Kind and hash of the subtree at ``depth`` holding ``leaves`` (sorted by path)."""
+    if not leaves:
+        return _EMPTY, EMPTY
+    if len(leaves) == 1:
+        return _ONE_LEAF, compute_leaf_hash(*leaves[0])
+    return _INTERNAL, _subtree_hash(leaves, 0, len(leaves), depth)
+
+
+def compute_root_from_proofs(
+    pre_root: bytes,
+    proven: Mapping[bytes, tuple[bytes | None, SparseMerkleProof]],
+    changes: Mapping[bytes, bytes | None],
+) -> bytes:
+    """Return the root after ``changes`` of the tree whose root is ``pre_root``, from proofs only.
+
+    ``proven`` maps keys to ``(value, proof)``: the value under ``pre_root`` (``None`` if absent)
+    and its proof. ``changes`` maps keys to their new value (``None`` deletes; deleting an absent
+    key or writing the same value changes nothing). The result equals ``compute_root`` of the
+    changed map, which this function never sees (see the module docstring).
+
+    Costs one pass over the proofs (``O(total siblings)`` hashes) plus the hashes of the changed
+    paths, as the full tree's update.
+
+    Raises
+    ------
+    ValueError
+        If a proof does not verify under ``pre_root`` or two proofs disagree.
+    IncompleteProofsError
+        If a changed key has no proof, or an opaque subtree must be known to be a single leaf or
+        not (see the module docstring); ``path`` and ``depth`` say which subtree to open.
+    """
+    nodes: dict[_Position, _Node] = {}
+    for key, (value, proof) in proven.items():
+        if not verify_proof(pre_root, key, value, proof):
+            raise ValueError(f"the proof of key {key.hex()} does not verify under the root")
+        _add_proof(nodes, compute_path(key), value, proof)
+    items: list[tuple[bytes, bytes | None]] = []
+    for key, value in changes.items():
+        if key not in proven:
+            path = compute_path(key)
+            raise IncompleteProofsError(f"no proof for changed key {key.hex()}", path, MAX_DEPTH)
+        items.append((compute_path(key), None if value is None else compute_value_hash(value)))
+    if not items:
+        return pre_root
+    items.sort()
+    points = [int.from_bytes(path, "big") for path, _ in items]
+
+    def unchanged(position: _Position) -> tuple[int, bytes]:
+        kind, node_hash, _ = nodes[position]
+        return kind, node_hash
+
+    def join(
+        position: _Position, left: tuple[int, bytes], right: tuple[int, bytes]
+    ) -> tuple[int, bytes]:
+        depth, prefix = position
+        for side, other, other_prefix in ((left, right, 2 * prefix + 1), (right, left, 2 * prefix)):
+            if side[0] != _EMPTY:
+                continue
+            if other[0] == _EMPTY:
+                return _EMPTY, EMPTY
+            if other[0] == _ONE_LEAF:
+                return other  # a single leaf left alone is pulled up: the tree re-compresses
+            if other[0] == _OPAQUE:
+                raise IncompleteProofsError(
+                    f"the subtree at depth {depth + 1} must be opened (one leaf or more?)",
+                    _position_path(depth + 1, other_prefix),
+                    depth + 1,
+                )
+        return _INTERNAL, compute_node_hash(left[1], right[1])
+
+    def update(depth: int, prefix: int, lo: int, hi: int) -> tuple[int, bytes]:
+        position = (depth, prefix)
+        if lo == hi:
+            return unchanged(position)
+        kind, _, leaf = nodes[position]
+        if kind in (_EMPTY, _ONE_LEAF):
+            merged: dict[bytes, bytes] = {} if leaf is None else {leaf[0]: leaf[1]}
+            for path, value_hash in items[lo:hi]:
+                if value_hash is None:
+                    merged.pop(path, None)
+                else:
+                    merged[path] = value_hash
+            return _build(sorted(merged.items()), depth)
+        if kind == _OPAQUE:  # unreachable: every changed path was proven down to its bottom
+            raise IncompleteProofsError(
+                "a changed path runs into an unopened subtree", _position_path(depth, prefix), depth
+            )
+        right_start = (2 * prefix + 1) << (MAX_DEPTH - depth - 1)
+        mid = bisect_left(points, right_start, lo, hi)
+        left = update(depth + 1, 2 * prefix, lo, mid)
+        right = update(depth + 1, 2 * prefix + 1, mid, hi)
+        return join(position, left, right)
+
+    return update(0, 0, 0, len(items))[1]

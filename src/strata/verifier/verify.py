@@ -6,6 +6,12 @@ DA layer holds, derives the blocks (``strata.da.derive``), executes each with th
 transactions, receipts and withdrawals roots, gas). It stops at the first block that does not
 check out and reports its height and why. With ``--follow`` it keeps up with a live sequencer.
 
+At a block that does not check out it writes a fraud proof (``--proof-out FILE``, by default
+``fraud-proof-<height>.bin`` in the working directory): it re-derives and re-applies the chain up
+to the block before from genesis (slow, but only on this path), records what the disputed block
+reads and writes, and proves it under the parent's state root (``verifier/fraud_proof.py``;
+``strata verify-proof FILE`` checks it from nothing else).
+
 Signatures are checked on a thread pool (PyNaCl and coincurve release the GIL), a block ahead of
 its execution.
 """
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -37,6 +44,8 @@ from strata.stf.params import ChainParams
 from strata.stf.state_root import clear_changes, iter_state_leaves
 from strata.stf.transactions import BulkCancel, BulkModify, BulkPlace, decode_transaction
 from strata.stf.transition import apply_block, check_signature
+from strata.verifier.fraud_proof import FraudProof, build_fraud_proof, write_fraud_proof
+from strata.verifier.witness import WitnessError
 
 ROOT_CODES = {
     ErrorCode.BAD_STATE_ROOT: "state root",
@@ -240,6 +249,89 @@ class Progress:
         self.stream.flush()
 
 
+def iter_batches(
+    da: DaClient,
+    *,
+    follow: bool = False,
+    poll_s: float = 0.5,
+    stop: Callable[[], bool] | None = None,
+    on_batch: Callable[[Batch], None] | None = None,
+) -> Iterator[Batch]:
+    """Every batch the DA layer holds, in index order, each checked against its reference; with
+    ``follow``, waiting for new ones until ``stop()`` says so.
+
+    Raises
+    ------
+    BatchError
+        A batch is missing, does not decode, or does not match its reference.
+    DaError
+        The DA layer fails.
+    """
+    next_index = 0
+    last_height = 0
+    while True:
+        refresh = getattr(da, "refresh", None)
+        if refresh is not None:
+            refresh()
+        refs = sorted(
+            (r for r in da.list(last_height + 1) if r.batch_index >= next_index),
+            key=lambda r: r.batch_index,
+        )
+        for ref in refs:
+            if ref.batch_index != next_index:
+                raise BatchError(
+                    "BROKEN_CHAIN", f"batch {next_index} is missing (found {ref.batch_index})"
+                )
+            batch = decode_batch(da.get(ref))
+            if batch_hash(batch) != ref.batch_hash or batch.header.index != ref.batch_index:
+                raise BatchError(
+                    "HEADER_MISMATCH", f"batch {ref.batch_index} does not match its reference"
+                )
+            last_height = batch.header.last_height
+            next_index += 1
+            if on_batch is not None:
+                on_batch(batch)
+            yield batch
+        if not follow or (stop is not None and stop()):
+            return
+        time.sleep(poll_s)
+
+
+def build_proof_at(da: DaClient, genesis: GenesisConfig, height: int) -> FraudProof:
+    """The fraud proof of the block at ``height``: re-derive the chain from the DA layer, re-apply
+    every block before it from genesis, and prove what the block touches on that state.
+
+    Raises
+    ------
+    WitnessError
+        If the DA layer has no block at ``height``, or the proof cannot be built.
+    Mismatch
+        If a block before ``height`` does not check out after all.
+    BatchError, DaError
+        As :func:`iter_batches`.
+    """
+    _, genesis_header = make_genesis(genesis)
+    verifier = Verifier(genesis)
+    found: dict[str, Any] = {"parent": genesis_header, "block": None}
+
+    def before() -> Iterator[Block]:
+        for block in derive_blocks(verifier.genesis_hash, iter_batches(da)):
+            if block.header.height >= height:
+                found["block"] = block
+                return
+            yield block
+            found["parent"] = block.header
+
+    try:
+        verifier.check_blocks(before(), count_orders=False)
+    finally:
+        verifier.close()
+    disputed = found["block"]
+    if disputed is None or disputed.header.height != height:
+        raise WitnessError(f"the DA layer holds no block at height {height}")
+    return build_fraud_proof(genesis, verifier.state, found["parent"], disputed)
+
+
 def verify(
     da: DaClient,
     genesis: GenesisConfig,
@@ -256,35 +348,11 @@ def verify(
     started = time.monotonic()
     known = {"last_height": 0}
 
-    def batches() -> Iterator[Batch]:
-        """Every batch in index order, each checked against its DA reference; with ``follow``,
-        waiting for new ones."""
-        next_index = 0
-        while True:
-            refresh = getattr(da, "refresh", None)
-            if refresh is not None:
-                refresh()
-            refs = sorted(
-                (r for r in da.list(known["last_height"] + 1) if r.batch_index >= next_index),
-                key=lambda r: r.batch_index,
-            )
-            for ref in refs:
-                if ref.batch_index != next_index:
-                    raise BatchError(
-                        "BROKEN_CHAIN", f"batch {next_index} is missing (found {ref.batch_index})"
-                    )
-                batch = decode_batch(da.get(ref))
-                if batch_hash(batch) != ref.batch_hash or batch.header.index != ref.batch_index:
-                    raise BatchError(
-                        "HEADER_MISMATCH", f"batch {ref.batch_index} does not match its reference"
-                    )
-                summary.batches += 1
-                known["last_height"] = batch.header.last_height
-                next_index += 1
-                yield batch
-            if not follow or (stop is not None and stop()):
-                return
-            time.sleep(poll_s)
+    def on_batch(batch: Batch) -> None:
+        summary.batches += 1
+        known["last_height"] = batch.header.last_height
+
+    batches = iter_batches(da, follow=follow, poll_s=poll_s, stop=stop, on_batch=on_batch)
 
     def timed(blocks: Iterator[Block]) -> Iterator[Block]:
         for block in blocks:
@@ -295,7 +363,7 @@ def verify(
 
     try:
         verifier.check_blocks(
-            timed(derive_blocks(verifier.genesis_hash, batches())),
+            timed(derive_blocks(verifier.genesis_hash, batches)),
             lambda block: block.header.height >= known["last_height"],
         )
     except Mismatch as mismatch:
@@ -325,6 +393,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--genesis", required=True, type=Path, help="the chain's genesis.json")
     parser.add_argument("--follow", action="store_true", help="keep up with a live sequencer")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument(
+        "--proof-out",
+        type=Path,
+        default=None,
+        help="where to write the fraud proof of a block that does not check out "
+        "(default: fraud-proof-<height>.bin in the working directory)",
+    )
     args = parser.parse_args(argv)
     try:
         genesis = read_genesis(args.genesis).chain
@@ -333,10 +408,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     progress = Progress(sys.stderr, enabled=True)
-    try:
-        summary = verify(da, genesis, follow=args.follow, progress=progress)
-    except KeyboardInterrupt:
-        return 130
+    stopping = {"now": False}
+
+    def stop_following(signum: int, frame: object) -> None:
+        stopping["now"] = True  # --follow: finish what is in hand, then print the summary
+
+    if args.follow:
+        signal.signal(signal.SIGTERM, stop_following)
+        signal.signal(signal.SIGINT, stop_following)
+    summary = verify(
+        da, genesis, follow=args.follow, progress=progress, stop=lambda: stopping["now"]
+    )
+    height = summary.first_mismatch_height
+    if height is not None:
+        path = args.proof_out or Path(f"fraud-proof-{height}.bin")
+        try:
+            write_fraud_proof(path, build_proof_at(da, genesis, height))
+            summary.extra["fraud_proof"] = str(path)
+        except Exception as error:  # the proof is a by-product: the mismatch is still reported
+            summary.extra["fraud_proof_error"] = f"{type(error).__name__}: {error}"
     if args.json:
         print(json.dumps(summary.to_json(), indent=2))
     else:
@@ -351,8 +441,11 @@ def main(argv: list[str] | None = None) -> int:
             "state_root",
             "blocks_per_s",
             "orders_per_s",
+            "fraud_proof",
+            "fraud_proof_error",
         ):
-            print(f"{key:22} {result[key]}")
+            if key in result:
+                print(f"{key:22} {result[key]}")
     if summary.mismatches:
         return 1
     return 2 if summary.reason else 0
