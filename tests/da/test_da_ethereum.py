@@ -16,7 +16,20 @@ from eth_account import Account
 from hexbytes import HexBytes
 from web3 import Web3
 
-from strata.adapters.da_ethereum import PROOF_BYTES, SCAN_BATCH_BLOCKS, EthereumDa
+from strata.adapters.da_ethereum import (
+    BLOB_PAYLOAD_BYTES,
+    BYTES_PER_BLOB,
+    DEFAULT_MAX_DATA_BYTES,
+    MAX_BLOBS_PER_TX,
+    PROOF_BYTES,
+    SCAN_BATCH_BLOCKS,
+    EthereumDa,
+    blob_capacity,
+    blobs_needed,
+    decode_blobs,
+    encode_blobs,
+    encode_marker,
+)
 from strata.da.batch import ZERO_HASH, batch_hash, decode_batch, encode_batch, seal_batch
 from strata.da.derive import derive_blocks
 from strata.ports.da import DaClient, DaError, DaReference, DaUnavailable
@@ -389,3 +402,315 @@ def test_over_a_hundred_blocks_posted_and_read_back_in_order(
     assert derived == chain_blocks
     assert fresh.stats.scanned_to_block == w3_of(anvil.url).eth.block_number
     assert (fresh.stats.invalid, fresh.stats.foreign, fresh.stats.duplicates) == (0, 0, 0)
+
+
+# -- EIP-4844 blobs -----------------------------------------------------------------------------
+#
+# The module's Anvil runs its default hardfork (Osaka), which takes type-3 transactions in the
+# network form with cell proofs. Loading the KZG trusted setup (once per process) and Anvil's
+# first blob transaction take a few seconds; each further blob about 0.3 s (its cell proofs).
+
+
+def blob_poster(url: str, inbox: bytes, **kw: object) -> EthereumDa:
+    return EthereumDa(url, inbox, POSTER_KEY, blobs=True, **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def big_blocks() -> list[Block]:
+    """80 blocks of 30 orders each: sealed whole, a batch of over one blob (126,976 bytes)."""
+    chain = make_chain()
+    for height in range(1, 81):
+        chain.block(
+            [
+                chain.tx(who, PlaceOrder(1, who == "alice", 400_000 + 50 * height + i, 1))
+                for i in range(15)
+                for who in ("alice", "bob")
+            ]
+        )
+    return [block for block, _output in chain.blocks]
+
+
+def test_blob_payload_encoding_is_strict() -> None:
+    for length in (0, 1, 31, BLOB_PAYLOAD_BYTES - 4, BLOB_PAYLOAD_BYTES - 3, 300_000):
+        data = bytes((7 * i + 3) % 256 for i in range(length))
+        blobs = encode_blobs(data)
+        assert len(blobs) == blobs_needed(length) == max(1, -(-(length + 4) // BLOB_PAYLOAD_BYTES))
+        assert all(len(blob) == BYTES_PER_BLOB and blob[0::32] == bytes(4096) for blob in blobs)
+        assert decode_blobs(blobs) == data
+    assert blob_capacity(MAX_BLOBS_PER_TX) == 761_852
+    (one,) = encode_blobs(b"batch")
+    with pytest.raises(ValueError, match="first byte"):
+        decode_blobs([b"\x01" + one[1:]])  # a field element at or over the modulus
+    with pytest.raises(ValueError, match="padding"):
+        decode_blobs([one[:-1] + b"\x01"])
+    with pytest.raises(ValueError, match="past the blobs' end"):
+        decode_blobs([one[:1] + b"\xff" + one[2:]])
+    with pytest.raises(ValueError, match="not the fewest"):
+        decode_blobs([one, bytes(BYTES_PER_BLOB)])
+    with pytest.raises(ValueError, match="not 131072"):
+        decode_blobs([one[:-32]])
+    with pytest.raises(ValueError, match="no blobs"):
+        decode_blobs([])
+
+
+def test_blob_post_list_get_round_trip(anvil: Anvil, chain_blocks: list[Block]) -> None:
+    inbox = new_inbox()
+    da = blob_poster(anvil.url, inbox)
+    assert da.posting_mode is None  # not probed: no I/O before the first call
+    assert da.max_data_bytes == DEFAULT_MAX_DATA_BYTES
+    batches = seal_all(chain_blocks[:12], sizes=(3, 1, 4, 4))
+    refs = [da.post(index, data) for index, data in enumerate(batches)]
+    mode: str | None = da.posting_mode  # (a property: no narrowing from the check above)
+    assert (mode, da.blob_fallback_reason) == ("blobs", None)
+    assert da.max_data_bytes == blob_capacity(MAX_BLOBS_PER_TX)
+
+    w3 = w3_of(anvil.url)
+    for ref, data in zip(refs, batches, strict=True):
+        tx = w3.eth.get_transaction(HexBytes(ref.locator))
+        assert tx["type"] == 3 and len(tx["blobVersionedHashes"]) == 1
+        marker = bytes(tx["input"])
+        assert len(marker) == 64 and marker.startswith(b"STBB")
+        assert marker[12:44] == ref.batch_hash
+        assert int.from_bytes(marker[60:], "big") == len(data)
+        receipt = dict(w3.eth.get_transaction_receipt(HexBytes(ref.locator)))
+        assert receipt["blobGasUsed"] == 131_072
+    assert [(r.first_height, r.last_height) for r in refs] == [(1, 3), (4, 4), (5, 8), (9, 12)]
+    assert [ref.batch_index for ref in refs] == [0, 1, 2, 3]
+    assert da.list() == refs
+    assert da.list(4, 5) == refs[1:3]
+    fresh = reader(anvil.url, inbox)  # a plain reader: no option needed to read blobs
+    assert fresh.list() == refs
+    assert [fresh.get(ref) for ref in refs] == batches  # byte-identical
+    assert (fresh.stats.batches, fresh.stats.blob_batches, fresh.stats.invalid) == (4, 4, 0)
+    assert da.prove(refs[0]) is not None
+
+    # Idempotent: the same instance, and a restarted poster, send nothing.
+    nonce = nonce_of(anvil.url, POSTER)
+    assert da.post(2, batches[2]) == refs[2]
+    restarted = blob_poster(anvil.url, inbox)
+    assert [restarted.post(index, data) for index, data in enumerate(batches)] == refs
+    (other_zero,) = seal_all(chain_blocks[:2], sizes=(2,))
+    with pytest.raises(DaError, match="already posted with another batch"):
+        restarted.post(0, other_zero)
+    assert nonce_of(anvil.url, POSTER) == nonce
+
+
+def test_a_batch_over_several_blobs(anvil: Anvil, big_blocks: list[Block]) -> None:
+    inbox = new_inbox()
+    batches = seal_all(big_blocks, sizes=(1, 79))
+    assert len(batches[1]) > BLOB_PAYLOAD_BYTES > DEFAULT_MAX_DATA_BYTES  # too big for calldata
+    with pytest.raises(DaError, match="seal smaller batches"):
+        poster(anvil.url, inbox).post(1, batches[1])
+    with pytest.raises(DaError, match="seal smaller batches"):
+        blob_poster(anvil.url, inbox, max_blobs=1).post(1, batches[1])
+
+    da = blob_poster(anvil.url, inbox)
+    refs = [da.post(index, data) for index, data in enumerate(batches)]
+    tx = w3_of(anvil.url).eth.get_transaction(HexBytes(refs[1].locator))
+    assert len(tx["blobVersionedHashes"]) == blobs_needed(len(batches[1])) == 2
+    fresh = reader(anvil.url, inbox)
+    assert fresh.list() == refs
+    read = [fresh.get(ref) for ref in refs]
+    assert read == batches
+    derived = derive_blocks(big_blocks[0].header.parent_hash, [decode_batch(b) for b in read])
+    assert list(derived) == big_blocks
+
+
+def test_a_blob_that_does_not_check_out_is_refused(
+    anvil: Anvil, chain_blocks: list[Block], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inbox = new_inbox()
+    first, second = seal_all(chain_blocks[:5], sizes=(2, 3))
+    da = blob_poster(anvil.url, inbox)
+    ref = da.post(0, first)
+    real_blobs = da.fetch_blobs(bytes.fromhex(ref.locator[2:]))
+    assert decode_blobs(real_blobs) == first
+    (other_blob,) = encode_blobs(second)
+    flipped = bytearray(real_blobs[0])
+    flipped[1000] ^= 0x01
+    for answer, reason in (
+        ([bytes(flipped)], "does not match its versioned hash"),  # one bit flipped
+        ([other_blob], "does not match its versioned hash"),  # a valid blob, another one
+        ([b"\xff" * BYTES_PER_BLOB], "not a valid blob"),  # not field elements
+        ([real_blobs[0], real_blobs[0]], "2 blobs, not 1"),
+        ([real_blobs[0][:-1]], "not a valid blob"),
+    ):
+        monkeypatch.setattr(EthereumDa, "fetch_blobs", lambda self, tx_hash, a=answer: a)
+        with pytest.raises(DaError, match=reason) as caught:
+            reader(anvil.url, inbox).get(ref)
+        assert not isinstance(caught.value, DaUnavailable)
+    monkeypatch.undo()
+    assert reader(anvil.url, inbox).get(ref) == first
+
+    # Postings whose blobs match their hashes but not their marker: listed (the marker is the
+    # poster's word), refused by get.
+    lying = reader(anvil.url, inbox)
+    # another batch in the blobs (the marker's length is the blobs' one)
+    ref1 = lying_post(da, 1, second, blobs=encode_blobs(first), length=len(first))
+    with pytest.raises(DaError, match="holds another batch"):
+        lying.get(ref1)
+    other_inbox = new_inbox()
+    da2 = blob_poster(anvil.url, other_inbox)
+    ref_len = lying_post(da2, 0, first, length=len(first) + 1)  # a length that is not the batch's
+    with pytest.raises(DaError, match="the marker says"):
+        reader(anvil.url, other_inbox).get(ref_len)
+    # A marker without blobs, and a malformed one, are not postings.
+    send_raw(anvil.url, POSTER_KEY, inbox, encode_marker(2, bytes(32), 6, 6, 100))
+    send_raw(anvil.url, POSTER_KEY, inbox, b"STBB" + bytes(10))
+    assert lying.list() == [ref, ref1]
+    assert (lying.stats.invalid, lying.stats.blob_batches) == (2, 2)
+
+
+def lying_post(
+    da: EthereumDa, index: int, data: bytes, *, blobs: list[bytes] | None = None, length: int = -1
+) -> DaReference:
+    """A blob posting whose marker describes ``data`` but whose blobs (or length) differ:
+    sent through the adapter's own signing, bypassing its checks."""
+    batch = decode_batch(data)
+    marker = encode_marker(
+        index,
+        batch_hash(batch),
+        batch.header.first_height,
+        batch.header.last_height,
+        len(data) if length < 0 else length,
+    )
+    tx_hash = da._send_blobs(marker, blobs if blobs is not None else encode_blobs(data))
+    return DaReference(
+        "ethereum",
+        index,
+        batch_hash(batch),
+        batch.header.first_height,
+        batch.header.last_height,
+        "0x" + tx_hash.hex(),
+    )
+
+
+def test_calldata_and_blob_postings_mix_in_index_order(
+    anvil: Anvil, chain_blocks: list[Block]
+) -> None:
+    inbox = new_inbox()
+    batches = seal_all(chain_blocks[:10], sizes=(2, 3))
+    calldata, blobs = poster(anvil.url, inbox), blob_poster(anvil.url, inbox)
+    posted = {
+        3: blobs.post(3, batches[3]),
+        0: calldata.post(0, batches[0]),
+        1: blobs.post(1, batches[1]),
+        2: calldata.post(2, batches[2]),
+    }
+    nonce = nonce_of(anvil.url, POSTER)
+    assert blobs.post(0, batches[0]) == posted[0]  # idempotent across the two forms
+    assert calldata.post(1, batches[1]) == posted[1]
+    assert nonce_of(anvil.url, POSTER) == nonce
+    fresh = reader(anvil.url, inbox)
+    listed = fresh.list()
+    assert listed == [posted[index] for index in range(4)]
+    types = [w3_of(anvil.url).eth.get_transaction(HexBytes(r.locator))["type"] for r in listed]
+    assert types == [2, 3, 2, 3]
+    read = [fresh.get(ref) for ref in listed]
+    assert read == batches
+    derived = derive_blocks(chain_blocks[0].header.parent_hash, [decode_batch(b) for b in read])
+    assert list(derived) == chain_blocks[:10]
+    assert (fresh.stats.batches, fresh.stats.blob_batches) == (4, 2)
+
+
+def test_blobs_fall_back_to_calldata_on_a_node_without_them(
+    tmp_path: Path, chain_blocks: list[Block], caplog: pytest.LogCaptureFixture
+) -> None:
+    inbox = new_inbox()
+    (data,) = seal_all(chain_blocks[:3], sizes=(3,))
+    with run_anvil(tmp_path / "anvil.log", "--hardfork", "shanghai") as node:
+        da = blob_poster(node.url, inbox)
+        with caplog.at_level("WARNING", logger="strata.da"):
+            ref = da.post(0, data)
+        assert da.posting_mode == "calldata"
+        assert da.blob_fallback_reason and "before Cancun" in da.blob_fallback_reason
+        assert any("posting calldata" in record.getMessage() for record in caplog.records)
+        assert da.max_data_bytes == DEFAULT_MAX_DATA_BYTES
+        tx = w3_of(node.url).eth.get_transaction(HexBytes(ref.locator))
+        assert tx["type"] == 2 and bytes(tx["input"]) == data
+        assert reader(node.url, inbox).list() == [ref]
+
+
+def test_open_da_spells_blob_posting(tmp_path: Path) -> None:
+    from strata.adapters.da_open import open_da
+
+    key_file = tmp_path / "poster.key"
+    key_file.write_text(POSTER_KEY.hex())
+    url, inbox = "http://127.0.0.1:1", "0x" + "ab" * 20
+    for spec, poster_, blobs in (
+        (f"ethereum+blobs:{url},{inbox},{key_file}", True, True),
+        (f"ethereum:{url},{inbox},{key_file}", True, False),
+        (f"ethereum+blobs:{url},{inbox},0x{POSTER.hex()}", False, True),
+    ):
+        da = open_da(spec, poster=poster_)
+        assert isinstance(da, EthereumDa)
+        assert (da.blobs, da.poster_address) == (blobs, POSTER)
+    with pytest.raises(ValueError, match="unknown DA"):
+        open_da(f"ethereum+calldata:{url},{inbox},0x{POSTER.hex()}")
+    with pytest.raises(ValueError, match=r"ethereum\+blobs:URL"):
+        open_da(f"ethereum+blobs:{url},{inbox}")
+
+
+def test_devnet_posts_blobs_and_strata_verify_rederives_from_them(
+    anvil: Anvil, tmp_path: Path
+) -> None:
+    """The node's ``--da ethereum+blobs:...`` posts its batches as blobs; ``strata verify
+    --da ethereum:URL,INBOX,POSTER`` reads them back and checks every root."""
+    import json
+    import subprocess
+    import sys
+
+    key_file = tmp_path / "poster.key"
+    key_file.write_text(POSTER_KEY.hex())
+    inbox = new_inbox()
+    start_block = w3_of(anvil.url).eth.block_number + 1
+    data_dir = tmp_path / "chain"
+    strata = [sys.executable, "-m", "strata.cli.main"]
+    devnet = subprocess.run(
+        [
+            *strata,
+            "devnet",
+            "--data-dir",
+            str(data_dir),
+            "--rpc-port",
+            "0",
+            "--demo",
+            "--block-time-ms",
+            "20",
+            "--exit-after-blocks",
+            "30",
+            "--da-batch-blocks",
+            "10",
+            "--da",
+            f"ethereum+blobs:{anvil.url},0x{inbox.hex()},{key_file}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert devnet.returncode == 0, devnet.stderr[-3000:]
+    assert "posting batches as EIP-4844 blobs" in devnet.stderr + devnet.stdout
+    stats = reader(anvil.url, inbox, from_block=start_block)
+    assert len(stats.list()) >= 3
+    assert stats.stats.blob_batches == stats.stats.batches
+    done = subprocess.run(
+        [
+            *strata,
+            "verify",
+            "--da",
+            f"ethereum:{anvil.url},0x{inbox.hex()},0x{POSTER.hex()}",
+            "--genesis",
+            str(data_dir / "genesis.json"),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    summary = json.loads(done.stdout)
+    assert done.returncode == 0, (summary, done.stderr[-2000:])
+    assert summary["mismatches"] == 0
+    assert summary["blocks_checked"] >= 30
+    assert summary["batches"] == stats.stats.batches

@@ -17,7 +17,9 @@ def _address(text: str) -> bytes:
 def open_da(spec: str, default_dir: Path | None = None, *, poster: bool = False) -> DaClient:
     """``file`` (``default_dir``), ``file:DIR``, or ``ethereum:URL,INBOX_ADDRESS,X`` where ``X``
     is the poster's address (a reader) or, with ``poster=True``, a file holding the poster's
-    private key in hex.
+    private key in hex. ``ethereum+blobs:URL,INBOX_ADDRESS,X`` posts batches as EIP-4844 blobs
+    where the node supports them (calldata otherwise); a reader reads both forms with either
+    spelling.
 
     Raises ``ValueError`` for a spelling it does not know.
     """
@@ -30,15 +32,21 @@ def open_da(spec: str, default_dir: Path | None = None, *, poster: bool = False)
         if default_dir is None:
             raise ValueError("--da file needs a directory: file:DIR")
         return FileDa(default_dir)
-    if kind == "ethereum":
+    if kind in ("ethereum", "ethereum+blobs"):
         from strata.adapters.da_ethereum import EthereumDa
 
+        blobs = kind == "ethereum+blobs"
         parts = rest.split(",")
         if len(parts) != 3:
-            raise ValueError("--da ethereum:URL,INBOX_ADDRESS,POSTER (address, or key file)")
+            raise ValueError(
+                f"--da {kind}:URL,INBOX_ADDRESS,POSTER (address, or key file for a poster)"
+            )
         url, inbox, who = parts
         if poster:
             key = bytes.fromhex(Path(who).read_text().strip().removeprefix("0x"))
-            return EthereumDa(url, _address(inbox), key)
-        return EthereumDa(url, _address(inbox), None, poster_address=_address(who))
-    raise ValueError(f"unknown DA {spec!r}: use file, file:DIR or ethereum:URL,INBOX,POSTER")
+            return EthereumDa(url, _address(inbox), key, blobs=blobs)
+        return EthereumDa(url, _address(inbox), None, poster_address=_address(who), blobs=blobs)
+    raise ValueError(
+        f"unknown DA {spec!r}: use file, file:DIR, ethereum:URL,INBOX,POSTER"
+        " or ethereum+blobs:URL,INBOX,POSTER"
+    )
