@@ -46,7 +46,13 @@ from strata.client.signing import Wallet, wallet_from_seed
 from strata.core.errors import ErrorCode, InvalidBlock, InvalidTransaction
 from strata.core.signatures import compute_transaction_digest
 from strata.modules import accounts, collateral, markets, oracle
-from strata.node.config import DEVNET_ORACLE_SEED, NodeConfig, NodeGenesis, write_genesis
+from strata.node.config import (
+    DEVNET_ORACLE_SEED,
+    NodeConfig,
+    NodeGenesis,
+    read_genesis,
+    write_genesis,
+)
 from strata.node.feeds import REBUILD_BLOCKS, Feeds
 from strata.node.index import NodeIndex
 from strata.node.mempool import ArrivalOrder, Mempool, OrderingPolicy, PendingTx
@@ -181,8 +187,6 @@ class Node:
             "retain_heights": config.retain_heights,
         }
         if (chain_dir / "data.mdb").exists():
-            from strata.node.config import read_genesis
-
             genesis = read_genesis(genesis_path)
             store = ChainStore.open(chain_dir, full_check=False, **kwargs)
             if store.genesis != genesis.chain:
@@ -234,14 +238,12 @@ class Node:
     def _read_block(self, height: int) -> tuple[Block, BlockOutput]:
         block = self.store.get_block(height)
         receipts, block_events = self.store.get_receipts(height)
-        rejected: tuple[tuple[bytes, int], ...] = ()
         output = BlockOutput(
             header=block.header,
             receipts=receipts,
             block_events=block_events,
             withdrawals=(),
             transactions=block.transactions,
-            rejected=rejected,
         )
         return block, output
 
