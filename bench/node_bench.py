@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -179,7 +180,7 @@ class Bench:
                 if message.type != aiohttp.WSMsgType.TEXT:
                     break
                 now = time.monotonic()
-                data = json.loads(message.data)
+                data = orjson.loads(message.data)
                 result = data.get("params", {}).get("result")
                 if not result:
                     continue
