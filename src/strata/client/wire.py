@@ -343,7 +343,8 @@ def action_from_json(obj: Any, markets: dict[int, MarketInfo]) -> Action:
 
 
 def _market_info(markets: dict[int, MarketInfo], market_id: int) -> MarketInfo:
-    return find_market(markets, market_id)
+    info = markets.get(market_id)  # the common case, first: this runs for every event rendered
+    return info if info is not None else find_market(markets, market_id)
 
 
 def _place_json(order: PlaceOrder, markets: dict[int, MarketInfo]) -> JsonObject:

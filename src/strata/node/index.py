@@ -15,7 +15,8 @@ were lost). Databases:
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import lmdb
@@ -128,7 +129,7 @@ class NodeIndex:
                 }
             for receipt in output.receipts:
                 tx = decoded.get(receipt.tx_hash)
-                placements = list(placements_of(tx.action)) if tx is not None else []
+                placements = placements_of(tx.action) if tx is not None else ()
                 self._collect_orders(txn, receipt, height, orders, placements)
             for tx_hash, code in output.rejected:
                 txn.put(tx_hash, _U64.pack(code), db=self._db[b"left_out"])
@@ -158,19 +159,20 @@ class NodeIndex:
         receipt: Receipt,
         height: int,
         orders: dict[tuple[int, int], OrderRecord],
-        placements: list[PlaceOrder | ModifyOrder],
+        placements: Sequence[PlaceOrder | ModifyOrder],
     ) -> None:
         """Fold a receipt's order events into ``orders``. A new order takes its side and limit
         price from its placement in the transaction (``placements``, in action order): the one
         with its client id, else the next without one (the events do not carry them)."""
         sides: dict[tuple[int, int], bool] = {}
-        unmatched = list(placements)
+        unmatched: dict[tuple[int, int | None], deque[PlaceOrder | ModifyOrder]] = {}
+        for placement in placements:
+            slot = (placement.market_id, placement.client_id)
+            unmatched.setdefault(slot, deque()).append(placement)
 
         def placement_of(event: OrderUpdate) -> PlaceOrder | ModifyOrder | None:
-            for position, placed in enumerate(unmatched):
-                if placed.market_id == event.market_id and placed.client_id == event.client_id:
-                    return unmatched.pop(position)
-            return None
+            queue = unmatched.get((event.market_id, event.client_id))
+            return queue.popleft() if queue else None
 
         for event in receipt.events:
             if isinstance(event, OrderUpdate):
