@@ -17,8 +17,12 @@ from typing import Any
 
 import pytest
 
+from strata.adapters.chain_store import ChainStore
 from strata.adapters.da_file import FileDa
+from strata.core.codec import encode
 from strata.da.batch import decode_batch
+from strata.da.derive import derive_blocks
+from strata.stf.block import compute_header_hash
 from tests.helpers.anvil import DEV_ADDRESSES, DEV_KEYS, is_anvil_installed, run_anvil
 from tests.helpers.node_process import NodeProcess
 
@@ -89,6 +93,13 @@ def test_verifier_rederives_500_demo_blocks_from_file_da(tmp_path: Path) -> None
     assert [b.header.index for b in batches] == list(range(len(batches)))
     heights = [h for b in batches for h in range(b.header.first_height, b.header.last_height + 1)]
     assert heights == list(range(1, summary["last_height"] + 1))
+    # The node's own history and the one derived from DA are the same blocks, byte for byte.
+    store = ChainStore.open(data_dir / "chain")
+    try:
+        derived = list(derive_blocks(compute_header_hash(store.get_header(0)), batches))
+        assert [encode(b) for b in derived] == [encode(b) for b in store.iter_blocks()]
+    finally:
+        store.close(checkpoint=False)
 
 
 def test_a_wrong_root_is_caught_at_exactly_its_height(tmp_path: Path) -> None:

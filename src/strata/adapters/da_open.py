@@ -37,6 +37,12 @@ def open_da(spec: str, default_dir: Path | None = None, *, poster: bool = False)
 
         blobs = kind == "ethereum+blobs"
         parts = rest.split(",")
+        if len(parts) == 2 and not poster:
+            raise ValueError(
+                f"--da {kind}:URL,INBOX_ADDRESS needs the sequencer's poster address too "
+                f"({kind}:URL,INBOX_ADDRESS,POSTER_ADDRESS): batches are not signed, so a reader "
+                "accepts only the sequencer's postings to the inbox, never anyone else's"
+            )
         if len(parts) != 3:
             raise ValueError(
                 f"--da {kind}:URL,INBOX_ADDRESS,POSTER (address, or key file for a poster)"
