@@ -25,6 +25,7 @@ from strata.modules import collateral, oracle
 from strata.modules.accounts.state import get_account_agents, get_agent, get_nonces
 from strata.modules.book.types import OrderReason, OrderStatus
 from strata.modules.clearing import get_positions
+from strata.modules.markets import MarketStatus
 from strata.node.feeds import TRADES_KEPT
 from strata.node.node import Node
 from strata.stf.block import Header, compute_header_hash
@@ -446,6 +447,8 @@ async def get_markets(ctx: Context, params: list[Any]) -> Any:
         entry["min_size"] = info.lots_to_size(info.min_size_lots)
         entry["max_size"] = info.lots_to_size(info.max_size_lots)
         entry["mark_price"] = None if mark is None else info.ticks_to_price(mark)
+        entry["status_code"] = info.status
+        entry["status"] = MarketStatus(info.status).name.lower()
         result.append(entry)
     return result
 
