@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from strata.client.errors import RpcCode, RpcError
 from strata.client.markets import format_decimal, format_units
 from strata.node.feeds import Lazy, Ring
 from strata.node.mempool import ArrivalOrder, Mempool, PendingTx
+from strata.node.node import RateLimiter
 from strata.node.rpc import openrpc_document, parse_body
 
 
@@ -139,3 +141,14 @@ def test_committed_openrpc_document_is_the_served_one() -> None:
     changes: ``.venv/bin/python -m strata.node.rpc > docs/openrpc.json``)."""
     committed = json.loads((Path(__file__).parents[2] / "docs" / "openrpc.json").read_text())
     assert committed == openrpc_document()
+
+
+def test_rate_limiter_bursts_then_refuses_and_a_key_rate_can_grow() -> None:
+    limiter = RateLimiter(rate=10)
+    assert sum(limiter.allow("ip") for _ in range(25)) == 20  # a burst of twice the rate
+    assert not limiter.allow("ip")
+    assert limiter.allow("other")  # keys are independent
+    # An account whose volume earned it a higher rate refills at that rate from then on.
+    assert sum(limiter.allow("acct", 1.0, 10.0) for _ in range(25)) == 20
+    time.sleep(0.05)  # 0.5 token at 10/s, 50 at 1,000/s
+    assert sum(limiter.allow("acct", 1.0, 1000.0) for _ in range(100)) >= 40

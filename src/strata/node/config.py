@@ -51,7 +51,10 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     """Request weight per second per IP (a request weighs 1 + transactions / 40, as
     Hyperliquid's); bursts up to twice this."""
     account_rate_per_s: int = 2_000
-    """Transactions per second per account; bursts up to twice this."""
+    """Transactions per second per account to start with; bursts up to twice this."""
+    account_rate_volume_quote: int = 100_000_000_000
+    """Traded volume (quote units) that earns an account one more transaction per second."""
+    account_rate_max_per_s: int = 20_000
     signature_threads: int = 2
     checkpoint_every: int = 16
     retain_heights: int = 64

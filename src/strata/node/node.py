@@ -45,7 +45,7 @@ from strata.client.markets import MarketInfo
 from strata.client.signing import Wallet, wallet_from_seed
 from strata.core.errors import ErrorCode, InvalidBlock, InvalidTransaction
 from strata.core.signatures import compute_transaction_digest
-from strata.modules import accounts, collateral, markets, oracle
+from strata.modules import accounts, clearing, collateral, markets, oracle
 from strata.node.config import (
     DEVNET_ORACLE_SEED,
     NodeConfig,
@@ -110,14 +110,19 @@ class RateLimiter:
         self.max_keys = max_keys
         self._buckets: dict[Any, TokenBucket] = {}
 
-    def allow(self, key: Any, amount: float = 1.0) -> bool:
+    def allow(self, key: Any, amount: float = 1.0, rate: float | None = None) -> bool:
+        """Take ``amount`` tokens from ``key``'s bucket; ``rate`` (if given) is this key's own
+        rate, which may grow over time (an account's budget grows with its traded volume)."""
         bucket = self._buckets.get(key)
         if bucket is None:
             if len(self._buckets) >= self.max_keys:
                 full = [k for k, b in self._buckets.items() if b.tokens >= b.capacity]
                 for k in full or list(self._buckets)[: self.max_keys // 2]:
                     del self._buckets[k]
-            bucket = self._buckets[key] = TokenBucket(self.rate)
+            bucket = self._buckets[key] = TokenBucket(self.rate if rate is None else rate)
+        elif rate is not None and rate != bucket.rate:
+            bucket.rate = rate
+            bucket.capacity = 2 * rate
         return bucket.take(amount)
 
 
@@ -374,7 +379,7 @@ class Node:
                         RpcCode.NONCE_ALREADY_PENDING,
                         f"a pending transaction of 0x{tx.account.hex()} uses nonce {tx.nonce}",
                     )
-                if not self.account_limits.allow(tx.account):
+                if not self.account_limits.allow(tx.account, 1.0, self._account_rate(tx.account)):
                     raise RpcError(RpcCode.RATE_LIMITED, f"0x{tx.account.hex()}: too many txs")
                 mempool.add(self._pending(tx_hash, data, tx, signer))
             except InvalidTransaction as error:
@@ -386,6 +391,14 @@ class Node:
             admitted += 1
             results[i] = {"hash": "0x" + tx_hash.hex()}
         self.metrics.admitted.inc(admitted)
+
+    def _account_rate(self, account: bytes) -> float:
+        """An account's transactions per second: the base rate, plus one per
+        ``account_rate_volume_quote`` it has traded, up to ``account_rate_max_per_s`` (spam is
+        cheap; volume is not: Hyperliquid's rule, in per-second terms)."""
+        config = self.config
+        bonus = clearing.get_volume(self.store.state, account) // config.account_rate_volume_quote
+        return float(min(config.account_rate_max_per_s, config.account_rate_per_s + bonus))
 
     def _refused(self, error: RpcError, tx_hash: bytes | None = None) -> dict[str, Any]:
         self.metrics.refused.labels(error.name).inc()
