@@ -30,6 +30,7 @@ import msgspec
 from strata.client.signing import AgentKey, agent_from_seed, wallet_from_seed
 from strata.core.errors import ErrorCode, InvalidBlock
 from strata.core.ordered_merkle import compute_ordered_root
+from strata.modules import oracle
 from strata.modules.book import OrderReason, OrderStatus, TimeInForce
 from strata.modules.clearing import FeeTier
 from strata.modules.markets import Market, MarketStatus
@@ -90,12 +91,16 @@ class Scenario:
         balances: dict[str, int] | None = None,
         markets: Sequence[Market] = (BTC, ETH),
         prices: Sequence[tuple[int, int]] = ((1, 500_000), (2, 30_000)),
+        extra_oracles: int = 0,
         **param_overrides: Any,
     ) -> None:
         self.wallets = {name: wallet_from_seed(name) for name in names}
         self.oracle = wallet_from_seed("oracle")
+        self.oracles = [self.oracle] + [
+            wallet_from_seed(f"oracle-{i}") for i in range(extra_oracles)
+        ]
         self.params = ChainParams(
-            chain_id=CHAIN_ID, oracle_keys=(self.oracle.address,), **param_overrides
+            chain_id=CHAIN_ID, oracle_keys=tuple(o.address for o in self.oracles), **param_overrides
         )
         amounts = balances or {}
         self.config = GenesisConfig(
@@ -164,10 +169,12 @@ class Scenario:
             PlaceOrder(market_id, is_buy, price_ticks, size_lots, tif, reduce_only, client_id),
         )
 
-    def price(self, market_id: int, price_ticks: int, ts_offset_ms: int = 1) -> OraclePrice:
-        """An oracle price observed ``ts_offset_ms`` after the previous block."""
+    def price(
+        self, market_id: int, price_ticks: int, ts_offset_ms: int = 1, key: int = 0
+    ) -> OraclePrice:
+        """An oracle price observed ``ts_offset_ms`` after the previous block, by oracle ``key``."""
         return sign_price(
-            self.oracle, market_id, price_ticks, self.now_ms + ts_offset_ms, self.params
+            self.oracles[key], market_id, price_ticks, self.now_ms + ts_offset_ms, self.params
         )
 
     def deposit(self, account: bytes, amount_quote: int) -> Deposit:
@@ -1315,13 +1322,95 @@ def _() -> Scenario:
 def _() -> Scenario:
     """carol (20,000 USDC) bids 45,000 BTC lots at 400_000. An order reserves margin at
     max(price, mark): at the genesis mark 500_000 it fails (INSUFFICIENT_MARGIN); once an oracle
-    price of 400_000 lands in the prologue, the same order fits."""
-    s = Scenario(balances={"carol": 20_000_000_000})
+    price of 400_000 lands in the prologue, the same order fits (the per-block clamp is widened
+    to 25% so that the 20% move lands in one block)."""
+    s = Scenario(balances={"carol": 20_000_000_000}, oracle_max_move_ppm=250_000)
     s.block(
         [s.place("carol", 1, True, 400_000, 45_000)],
         status=[E.INSUFFICIENT_MARGIN],
     )
     s.block([s.place("carol", 1, True, 400_000, 45_000)], [s.price(1, 400_000)], status=[0])
+    return s
+
+
+@vector("oracle_index_is_median_of_three_keys")
+def _() -> Scenario:
+    """Three oracle keys post 500_100, 499_000 and 900_000 (an outlier): the index is the median,
+    500_100 (the clamp allows 25_000 from the genesis 500_000), and with an empty book the mark
+    equals it. Next block keys 0 and 1 post 501_000 and 502_000 while key 2's 900_000 is still
+    fresh (within 10 s): the median of (501_000, 502_000, 900_000) is 502_000."""
+    s = Scenario(extra_oracles=2)
+    s.block([], [s.price(1, 500_100), s.price(1, 499_000, key=1), s.price(1, 900_000, key=2)])
+    assert (oracle.get_index_price(s.state, 1), oracle.get_mark_price(s.state, 1)) == (
+        500_100,
+        500_100,
+    )
+    s.block([], [s.price(1, 501_000), s.price(1, 502_000, key=1)])
+    assert oracle.get_index_price(s.state, 1) == 502_000
+    return s
+
+
+@vector("oracle_clamp_bounds_index_move_per_block")
+def _() -> Scenario:
+    """The oracle posts 700_000 three blocks in a row from an index of 500_000: the index moves
+    at most ceil(5% of the previous) per block: 525_000, 551_250, 578_813."""
+    s = Scenario()
+    for expected in (525_000, 551_250, 578_813):
+        s.block([], [s.price(1, 700_000)])
+        assert oracle.get_index_price(s.state, 1) == expected
+    return s
+
+
+@vector("oracle_stale_market_freezes_risk_increasing_order")
+def _() -> Scenario:
+    """Staleness is 1 s. One price at the first block, then nothing: six blocks (1,200 ms)
+    later BTC-PERP is stale (OracleStale). alice's new bid fails with ORACLE_STALE; bob's
+    reduce-only sell passes admission (rejected in matching as REDUCE_ONLY: he holds nothing);
+    ETH-PERP, still on its genesis price, is not stale and takes orders."""
+    s = Scenario(oracle_staleness_ms=1_000)
+    s.block([], [s.price(1, 501_000)])
+    for _ in range(5):
+        s.block()
+    assert oracle.is_stale(s.state, 1) and not oracle.is_stale(s.state, 2)
+    s.block(
+        [
+            s.place("alice", 1, True, 500_000, 1),
+            s.place("bob", 1, False, 500_000, 1, IOC, reduce_only=True),
+            s.place("carol", 2, True, 30_000, 10),
+        ],
+        status=[E.ORACLE_STALE, 0, 0],
+    )
+    return s
+
+
+@vector("oracle_recovery_clamped_against_frozen_index")
+def _() -> Scenario:
+    """After going stale at 501_000, a fresh price of 600_000 recovers the market (OracleFresh)
+    with the index clamped against the frozen one: 501_000 + ceil(25_050) = 526_050; alice's
+    bid is then accepted."""
+    s = Scenario(oracle_staleness_ms=1_000)
+    s.block([], [s.price(1, 501_000)])
+    for _ in range(6):
+        s.block()
+    assert oracle.is_stale(s.state, 1)
+    s.block([s.place("alice", 1, True, 500_000, 1)], [s.price(1, 600_000)], status=[0])
+    assert oracle.get_index_price(s.state, 1) == 526_050 and not oracle.is_stale(s.state, 1)
+    return s
+
+
+@vector("oracle_mark_from_book_ema_and_last_trade")
+def _() -> Scenario:
+    """A book of 500_800 / 501_200 rests around an index of 500_000; then 1 lot trades at 501_200.
+    The mark is median(index + EMA(mid - index), median(bid, ask, last), index), from the book at
+    block start: with alpha 1/8 the EMA of a +1_000-tick basis is 125 ticks after one block,
+    234.375 after two, so the marks are 500_125, then 500_234."""
+    s = Scenario()
+    s.block([s.place("alice", 1, True, 500_800, 2), s.place("bob", 1, False, 501_200, 2)])
+    s.block([], [s.price(1, 500_000)])
+    assert oracle.get_mark_price(s.state, 1) == 500_125
+    s.block([s.place("carol", 1, True, 501_200, 1, IOC)], [s.price(1, 500_000)], status=[0])
+    assert oracle.get_mark_price(s.state, 1) == 500_234
+    s.block([], [s.price(1, 500_000)])
     return s
 
 

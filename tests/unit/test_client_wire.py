@@ -30,6 +30,7 @@ from strata.core.signatures import (
 )
 from strata.modules.book.types import OrderReason, OrderStatus
 from strata.modules.clearing.events import FillEvent, OrderUpdate, PositionChanged
+from strata.modules.oracle import OracleFresh, OracleStale
 from strata.stf.events import (
     AgentApproved,
     AgentRevoked,
@@ -329,6 +330,8 @@ EVENTS: list[Event] = [
     OrderUpdate(1, 9, A1, OrderStatus.CANCELED, OrderReason.IOC_REMAINDER, 100, 2_400, 7),
     FillEvent(1, 8, 9, A2, A1, True, 500_105, 2_500, -1_250, 6_251),
     PositionChanged(A1, 2, -25_000, -7_500_000_000, 12_345, 6_251),
+    OracleStale(1, 1_700_000_000_000, 500_100),
+    OracleFresh(2, 1_700_000_000_000, 250_050),
 ]
 
 
@@ -346,7 +349,10 @@ def test_every_event_type_has_a_json_form() -> None:
         "order_update",
         "fill",
         "position_changed",
+        "oracle_stale",
+        "oracle_fresh",
     ]
+    assert event_to_json(EVENTS[10], MARKETS)["index_price"] == "50010"
     for event in EVENTS:
         text = json.dumps(event_to_json(event, MARKETS))
         assert "e+" not in text and "E-" not in text

@@ -35,6 +35,7 @@ from strata.core.signatures import (
 )
 from strata.modules.book.types import OrderReason, OrderStatus, TimeInForce
 from strata.modules.clearing.events import FillEvent, OrderUpdate, PositionChanged
+from strata.modules.oracle import OracleFresh, OracleStale
 from strata.stf.events import (
     AgentApproved,
     AgentRevoked,
@@ -547,6 +548,28 @@ def _oracle_price_updated(e: OraclePriceUpdated, markets: dict[int, MarketInfo])
     }
 
 
+def _oracle_stale(e: OracleStale, markets: dict[int, MarketInfo]) -> JsonObject:
+    info = _market_info(markets, e.market_id)
+    return {
+        "type": "oracle_stale",
+        "market": info.symbol,
+        "market_id": e.market_id,
+        "since_ms": e.since_ms,
+        "index_price": info.ticks_to_price(e.index_ticks),
+    }
+
+
+def _oracle_fresh(e: OracleFresh, markets: dict[int, MarketInfo]) -> JsonObject:
+    info = _market_info(markets, e.market_id)
+    return {
+        "type": "oracle_fresh",
+        "market": info.symbol,
+        "market_id": e.market_id,
+        "stale_since_ms": e.stale_since_ms,
+        "index_price": info.ticks_to_price(e.index_ticks),
+    }
+
+
 def _agent_approved(e: AgentApproved, markets: dict[int, MarketInfo]) -> JsonObject:
     return {
         "type": "agent_approved",
@@ -607,6 +630,8 @@ _EVENT_WRITERS: Final[dict[type, Callable[[Any, dict[int, MarketInfo]], JsonObje
     OrderUpdate: _order_update,
     FillEvent: _fill,
     PositionChanged: _position_changed,
+    OracleStale: _oracle_stale,
+    OracleFresh: _oracle_fresh,
 }
 
 
@@ -621,8 +646,9 @@ def event_to_json(event: Event, markets: dict[int, MarketInfo]) -> JsonObject:
 
     Types: ``agent_approved``, ``agent_revoked``, ``transferred``, ``withdrawal_requested``,
     ``deposited``, ``oracle_price_updated``, ``fee_charged``, ``order_update``, ``fill``,
-    ``position_changed``. Raises ``RpcError(UNKNOWN_MARKET)`` for a market not in ``markets`` and
-    ``TypeError`` for an object that is not an event.
+    ``position_changed``, ``oracle_stale``, ``oracle_fresh``. Raises
+    ``RpcError(UNKNOWN_MARKET)`` for a market not in ``markets`` and ``TypeError`` for an object
+    that is not an event.
     """
     writer = _EVENT_WRITERS.get(type(event))
     if writer is None:

@@ -72,6 +72,7 @@ class ErrorCode(IntEnum):
     UNKNOWN_ORDER = 3020
     NOT_ORDER_OWNER = 3021
     DUPLICATE_CLIENT_ID = 3022
+    ORACLE_STALE = 3030
 
     # --- invariant violation (9xxx) ---
     INVARIANT_VIOLATION = 9000

@@ -9,6 +9,7 @@ from __future__ import annotations
 import msgspec
 
 from strata.modules.clearing.events import FillEvent, OrderUpdate, PositionChanged
+from strata.modules.oracle import OracleFresh, OracleStale
 
 
 class AgentApproved(msgspec.Struct, frozen=True, array_like=True, tag=1):
@@ -42,6 +43,8 @@ class Deposited(msgspec.Struct, frozen=True, array_like=True, tag=5):
 
 
 class OraclePriceUpdated(msgspec.Struct, frozen=True, array_like=True, tag=6):
+    """An oracle key's submission was accepted (it counts towards the index of this block)."""
+
     market_id: int
     price_ticks: int
     timestamp_ms: int
@@ -66,4 +69,6 @@ Event = (
     | OrderUpdate
     | FillEvent
     | PositionChanged
+    | OracleStale
+    | OracleFresh
 )

@@ -65,7 +65,7 @@ def make_genesis(config: GenesisConfig) -> tuple[State, Header]:
     for allocation in config.allocations:
         collateral.credit_genesis(state, allocation.account, allocation.amount_quote)
     for price in config.prices:
-        oracle.set_oracle_price(state, price.market_id, price.price_ticks, config.timestamp_ms)
+        oracle.set_genesis_price(state, price.market_id, price.price_ticks)
     empty = compute_ordered_root(())
     header = Header(
         chain_id=config.params.chain_id,

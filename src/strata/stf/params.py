@@ -38,6 +38,12 @@ class ChainParams(msgspec.Struct, frozen=True, array_like=True, kw_only=True):
     """The settlement chain's bridge contract, bound into every signature (zero until it exists)."""
     oracle_keys: tuple[bytes, ...] = ()
     """Addresses whose signed prices the prologue accepts (the genesis oracle set)."""
+    oracle_staleness_ms: int = 10_000
+    """A submission counts towards the index while ``block time - its time <= this``."""
+    oracle_max_move_ppm: int = 50_000
+    """Per block, the index moves at most ``ceil(previous * this / 1e6)`` ticks (5%)."""
+    mark_ema_alpha_ppm: int = 125_000
+    """Smoothing of the EMA of ``book mid - index`` in the mark price (1/8 per block)."""
     fee_tiers: tuple[FeeTier, ...] = (FeeTier(0, 100, 400),)
     gas: GasSchedule = GasSchedule()
     gas_price_quote: int = 0
@@ -57,7 +63,8 @@ def check_chain_params(params: ChainParams) -> None:
     ------
     InvalidBlock
         ``MALFORMED_BLOCK`` if fee tiers are empty or unsorted, a maker rebate exceeds the lowest
-        taker fee (the fee pool could go negative), or a bound is not positive.
+        taker fee (the fee pool could go negative), a bound is not positive, or an oracle
+        rate is not in ``(0, 1_000_000]``.
     """
     tiers = params.fee_tiers
     ok = (
@@ -70,6 +77,9 @@ def check_chain_params(params: ChainParams) -> None:
         and params.block_gas_limit > 0
         and params.gas_price_quote >= 0
         and len(params.bridge_address) == 20
+        and params.oracle_staleness_ms > 0
+        and 0 < params.oracle_max_move_ppm <= 1_000_000
+        and 0 < params.mark_ema_alpha_ppm <= 1_000_000
     )
     if not ok:
         raise InvalidBlock(ErrorCode.MALFORMED_BLOCK, "invalid chain parameters")

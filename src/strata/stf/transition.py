@@ -7,7 +7,9 @@ header. Both run :func:`_execute`, which runs the phases of ARCHITECTURE.md in t
 ==============  ==============  ===========================================================
 phase           partitioned by  what happens here
 ==============  ==============  ===========================================================
-prologue        none (serial)   header checks; deposits; oracle prices (the mark)
+prologue        none (serial)   header checks; deposits; oracle submissions; then per market
+                                the index (median of fresh submissions, clamped) and the
+                                mark, from the books as they stood at block start
 admission       account         signature authority, nonce, fee; account actions; transfers
                                 debit; withdrawals; each order reserves initial margin
                                 against the account as it stood at block start, or fails
@@ -64,6 +66,7 @@ from strata.modules.clearing.matching import (
 )
 from strata.modules.collateral import WithdrawalRecord
 from strata.modules.margin import AccountRisk, MarketRiskParams, Position
+from strata.modules.oracle import OracleEvent
 from strata.state.store import ChainTip, State
 from strata.stf.block import Block, BlockEvents, BlockOutput, Header, Receipt, compute_header_hash
 from strata.stf.events import (
@@ -177,7 +180,8 @@ def process_system_input(
     ------
     InvalidBlock
         ``BAD_SYSTEM_INPUT`` for an out-of-order or invalid deposit, or an oracle price for an
-        unknown market, out of range, from the future or not newer than the stored one;
+        unknown market, out of range, from the future or not newer than the same signer's
+        stored one (for that market);
         ``UNKNOWN_ORACLE_KEY`` or ``BAD_ORACLE_SIGNATURE`` for a price not signed by the oracle
         set.
     """
@@ -185,7 +189,9 @@ def process_system_input(
         collateral.process_deposit(state, item.index, item.account, item.amount_quote)
         return Deposited(item.index, item.account, item.amount_quote)
     check_oracle_price(state, item, timestamp_ms, params)
-    oracle.set_oracle_price(state, item.market_id, item.price_ticks, item.timestamp_ms)
+    oracle.record_submission(
+        state, item.market_id, item.signer, item.price_ticks, item.timestamp_ms
+    )
     return OraclePriceUpdated(item.market_id, item.price_ticks, item.timestamp_ms, item.signer)
 
 
@@ -207,11 +213,33 @@ def check_oracle_price(
     market = markets.get_market(state, item.market_id)
     if (
         market is None
-        or item.price_ticks > market.max_price_ticks
+        or not 1 <= item.price_ticks <= market.max_price_ticks
         or item.timestamp_ms > timestamp_ms
-        or not oracle.is_newer_price(state, item.market_id, item.timestamp_ms)
+        or not oracle.is_newer_price(state, item.market_id, item.signer, item.timestamp_ms)
     ):
         raise InvalidBlock(ErrorCode.BAD_SYSTEM_INPUT, f"oracle price {item}")
+
+
+def apply_prices(state: State, timestamp_ms: int, params: ChainParams) -> list[OracleEvent]:
+    """The prologue's price step, after the system inputs: each market's index and mark (see
+    ``modules/oracle``), in ascending market id, from its book as it stood at block start."""
+    events: list[OracleEvent] = []
+    for market_id in markets.get_market_ids(state):
+        book: Book = state.books[market_id]
+        events.extend(
+            oracle.apply_block_prices(
+                state,
+                market_id,
+                params.oracle_keys,
+                timestamp_ms,
+                params.oracle_staleness_ms,
+                params.oracle_max_move_ppm,
+                params.mark_ema_alpha_ppm,
+                book.best_bid(),
+                book.best_ask(),
+            )
+        )
+    return events
 
 
 # --------------------------------------------------------------------------------------------
@@ -543,7 +571,7 @@ def _admit_action(
                 if cid is not None:
                     in_bulk.add(cid)
             else:
-                events.append(_rejected(account, order, OrderReason.INSUFFICIENT_MARGIN))
+                events.append(_rejected(account, order, _bulk_reason(block, order)))
     elif isinstance(action, _MODIFY_ACTIONS):
         modifies = (action,) if isinstance(action, ModifyOrder) else action.modifies
         for modify in modifies:
@@ -563,7 +591,7 @@ def _admit_action(
                 credit_quote=credit,
             )
             if op is None:
-                events.append(_rejected(account, modify, OrderReason.INSUFFICIENT_MARGIN))
+                events.append(_rejected(account, modify, _bulk_reason(block, modify)))
                 continue
             staged.append(
                 (
@@ -604,6 +632,13 @@ def _rejected(account: bytes, order: PlaceOrder | ModifyOrder, reason: OrderReas
     return OrderUpdate(
         order.market_id, 0, account, OrderStatus.REJECTED, reason, 0, 0, order.client_id
     )
+
+
+def _bulk_reason(block: _Block, order: PlaceOrder | ModifyOrder) -> OrderReason:
+    """Why :func:`_reserve` refused an order of a bulk action."""
+    if not order.reduce_only and oracle.is_stale(block.state, order.market_id):
+        return OrderReason.ORACLE_STALE
+    return OrderReason.INSUFFICIENT_MARGIN
 
 
 def _is_client_id_taken(block: _Block, account: bytes, client_id: int) -> bool:
@@ -661,15 +696,22 @@ def _reserve(
 
     ``credit_quote`` is the reservation of the order a modify replaces (released when it is
     canceled in matching). Returns the placement to match, or ``None`` when the margin is
-    insufficient in a bulk action.
+    insufficient or the market is stale in a bulk action (see :func:`_bulk_reason`).
 
     Raises
     ------
     ExecutionFailure
-        ``INSUFFICIENT_MARGIN`` for a single order that the free collateral does not cover.
+        ``ORACLE_STALE`` for a single order that is not reduce-only in a market whose index is
+        stale; ``INSUFFICIENT_MARGIN`` for a single order that the free collateral does not
+        cover.
     """
     reserved = 0
     if not order.reduce_only:
+        if oracle.is_stale(block.state, order.market_id):
+            # A stale index cannot price new risk: only reduce-only orders pass (the freeze).
+            if single:
+                raise ExecutionFailure(ErrorCode.ORACLE_STALE, f"market {order.market_id}")
+            return None
         params = block.risk_params(order.market_id)
         reserved = margin.compute_order_reservation(
             order.is_buy,
@@ -789,6 +831,7 @@ def _execute(
     prologue: list[Event] = [
         process_system_input(state, item, header.timestamp_ms, params) for item in system
     ]
+    prologue.extend(apply_prices(state, header.timestamp_ms, params))
 
     # --- canonical order ---
     ordered: list[tuple[int, int, SignedTransaction, bytes]] = []

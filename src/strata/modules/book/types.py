@@ -57,6 +57,8 @@ class OrderReason(IntEnum):
     MARKET_CLOSED = 13
     CANCELED_ALL = 14
     PARTIAL_CANCEL = 15
+    ORACLE_STALE = 16
+    """An order that is not reduce-only, refused because the market's oracle index is stale."""
 
 
 class Order:

@@ -27,6 +27,7 @@ from strata.modules.clearing import (
 from strata.modules.clearing.events import FillEvent, OrderUpdate
 from strata.modules.margin import compute_remaining_reservation
 from strata.modules.markets import Market, take_order_id
+from strata.modules.oracle import record_trade_price
 from strata.state.store import State
 
 _TIF = tuple(TimeInForce)
@@ -233,6 +234,7 @@ def process_market_matching(
     # --- placements ---
     positions: dict[bytes, int] = {}
     tiers: dict[bytes, FeeTier] = {}
+    last_trade_ticks: int | None = None
 
     def position_of(owner: bytes) -> int:
         size = positions.get(owner)
@@ -365,6 +367,7 @@ def process_market_matching(
                     out.append(
                         _order_update(market_id, maker, OrderStatus.OPEN, OrderReason.NONE, qty)
                     )
+            last_trade_ticks = last_price
             w = work[op.tx_index]
             w.fills += len(fills)
             w.levels += levels
@@ -405,3 +408,6 @@ def process_market_matching(
                 order.client_id,
             )
         )
+    if last_trade_ticks is not None:
+        # The mark of the next block reads the market's last trade price.
+        record_trade_price(state, market_id, last_trade_ticks)
