@@ -41,7 +41,7 @@ from hypothesis.stateful import (
 )
 
 from strata.core.errors import ErrorCode
-from strata.modules import clearing, collateral, margin, markets, oracle
+from strata.modules import clearing, collateral, funding, margin, markets, oracle
 from strata.modules.book import OrderReason, TimeInForce
 from strata.modules.clearing import FeeTier
 from strata.modules.clearing.events import FillEvent, OrderUpdate
@@ -104,17 +104,27 @@ class Free:
     profit: int
 
 
-def model_free(state: State, account: bytes, balance_extra: int, marks: dict[int, int]) -> Free:
-    """Free collateral and unrealized profit from the margin module's README definitions."""
+def model_free(
+    state: State,
+    account: bytes,
+    balance_extra: int,
+    marks: dict[int, int],
+    indexes: dict[int, int],
+) -> Free:
+    """Free collateral and unrealized profit from the margin module's README definitions
+    (``indexes``: each market's funding index after the block's prologue)."""
     equity = collateral.get_balance(state, account) + balance_extra
     initial = profit = 0
     for position in clearing.get_positions(state, account):
         market = markets.get_market(state, position.market_id)
         assert market is not None
         value = position.size_lots * marks[position.market_id] * market.quote_per_tick_lot
-        equity += value
+        owed = ceil_div(
+            position.size_lots * (indexes[position.market_id] - position.funding_index_micro), PPM
+        )
+        equity += value - owed
         initial += ceil_div(abs(value) * market.initial_margin_ppm, PPM)
-        profit += max(value - position.entry_cost_quote, 0)
+        profit += max(value - position.entry_cost_quote - owed, 0)
     return Free(equity - initial - margin.get_reserved(state, account), profit)
 
 
@@ -134,7 +144,15 @@ class ChainMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.chain: Chain = make_chain(
-            NAMES, balance_quote=BALANCE_QUOTE, fee_tiers=FEE_TIERS, nonce_window=20
+            NAMES,
+            balance_quote=BALANCE_QUOTE,
+            fee_tiers=FEE_TIERS,
+            nonce_window=20,
+            # A funding tick every 5 blocks (200 ms each), with rates large enough to matter.
+            funding_interval_ms=1_000,
+            funding_interest_ppm=300,
+            funding_clamp_ppm=2_000,
+            funding_cap_ppm=5_000,
         )
         self.pending: list[Pending] = []
         self.system: list[SystemInput] = []
@@ -385,6 +403,7 @@ class ChainMachine(RuleBasedStateMachine):
     ) -> None:
         """Replay admission on an independent model of free collateral (see module docstring)."""
         marks = self._marks()  # the block's marks: the prologue ran before admission
+        indexes = {m: funding.get_funding_index(self.chain.state, m) for m in (1, 2)}
         extra: dict[bytes, int] = {}
         for item in self.system:
             if isinstance(item, Deposit):
@@ -394,7 +413,7 @@ class ChainMachine(RuleBasedStateMachine):
             p = by_hash[receipt.tx_hash]
             acct = p.account
             if acct not in model:
-                model[acct] = model_free(pre, acct, extra.get(acct, 0), marks)
+                model[acct] = model_free(pre, acct, extra.get(acct, 0), marks, indexes)
             m = model[acct]
             action = p.action
             if isinstance(action, Withdraw | Transfer):
@@ -553,7 +572,11 @@ class ChainMachine(RuleBasedStateMachine):
         assert pool >= 0
         assert ledger.deposited_quote == self.deposited
         assert ledger.withdrawn_quote == self.withdrawn
-        assert collateral.sum_balances(state) + pool == self.deposited - self.withdrawn
+        fund = collateral.get_insurance_fund(state)
+        assert fund >= 0
+        assert collateral.sum_balances(state) + pool + fund + funding.sum_in_transit(state) == (
+            self.deposited - self.withdrawn
+        )
 
     @invariant()
     def positions_net_to_zero(self) -> None:

@@ -30,9 +30,10 @@ import msgspec
 from strata.client.signing import AgentKey, agent_from_seed, wallet_from_seed
 from strata.core.errors import ErrorCode, InvalidBlock
 from strata.core.ordered_merkle import compute_ordered_root
-from strata.modules import oracle
+from strata.modules import clearing, collateral, funding, oracle
 from strata.modules.book import OrderReason, OrderStatus, TimeInForce
 from strata.modules.clearing import FeeTier
+from strata.modules.clearing.events import PositionChanged
 from strata.modules.markets import Market, MarketStatus
 from strata.stf.block import Block, BlockOutput
 from strata.stf.genesis import Allocation, GenesisConfig, InitialPrice, make_genesis
@@ -2090,6 +2091,163 @@ def _() -> Scenario:
     s.block([s.tx("alice", RevokeAgent(AGENT.public_key))], [s.price(2, 30_050)], status=[0])
     s.block([s.tx("carol", Withdraw(500_000_000, s.addr("carol")))], status=[0])
     s.block([s.tx("dave", CancelAll(None)), s.tx("bob", CancelAll(2))], status=[0, 0])
+    return s
+
+
+# =============================================================================================
+# Funding
+# =============================================================================================
+
+
+def funding_ticks(output: BlockOutput) -> list[funding.FundingTick]:
+    return [e for e in output.block_events.prologue if isinstance(e, funding.FundingTick)]
+
+
+def run_to_tick(s: Scenario) -> funding.FundingTick:
+    """Empty blocks until one ticks funding; return that tick (one tick per market here)."""
+    for _ in range(50):
+        ticks = funding_ticks(s.block())
+        if ticks:
+            assert len(ticks) == 1, ticks
+            return ticks[0]
+    raise AssertionError("no funding tick")
+
+
+def funding_paid(output: BlockOutput) -> dict[str, int]:
+    """``funding_quote`` of each ``PositionChanged`` of the block, by account hex."""
+    return {
+        e.account.hex(): e.funding_quote
+        for e in output.block_events.settlement
+        if isinstance(e, PositionChanged)
+    }
+
+
+@vector("funding_tick_long_pays_short_receives")
+def _() -> Scenario:
+    """Funding every second at the interest rate (100 ppm; no book, so mark = index and the
+    premium is 0). bob is long 5 BTC lots, alice short 5. The tick at the first whole second
+    moves the index by 100 * 500_000 * 10 = 500_000_000 micro-quote per lot (500 quote). When
+    both trade again (bob sells 1 to alice), each position settles first: bob pays 2_500, alice
+    receives 2_500 (PositionChanged.funding_quote), nothing is rounded, the fund is unchanged."""
+    s = Scenario(
+        markets=(BTC,), prices=((1, 500_000),), funding_interval_ms=1_000, funding_interest_ppm=100
+    )
+    bob_long_5(s)
+    tick = run_to_tick(s)
+    assert (tick.rate_ppm, tick.premium_avg_ppm, tick.index_step_micro) == (100, 0, 500_000_000)
+    out = s.block(
+        [s.place("alice", 1, True, 500_000, 1), s.place("bob", 1, False, 500_000, 1)],
+        status=[0, 0],
+    )
+    paid = funding_paid(out)
+    assert paid == {s.addr("bob").hex(): 2_500, s.addr("alice").hex(): -2_500}, paid
+    assert collateral.get_insurance_fund(s.state) == 0
+    assert funding.sum_in_transit(s.state) == 0
+    return s
+
+
+@vector("funding_rounding_remainder_to_insurance_fund")
+def _() -> Scenario:
+    """ETH (1 quote per tick-lot) at 30_000 with a 7 ppm rate: the index moves 210_000
+    micro-quote per lot, so 10 lots owe 2.1 quote. bob (long 10) pays ceil(2.1) = 3, alice
+    (short 10) receives floor(2.1) = 2: the remainder of 1 quote unit goes to the insurance
+    fund once both have settled (they close against each other after the tick), and nothing is
+    left in transit."""
+    s = Scenario(
+        markets=(ETH,), prices=((2, 30_000),), funding_interval_ms=1_000, funding_interest_ppm=7
+    )
+    s.block(
+        [s.place("alice", 2, False, 30_000, 10), s.place("bob", 2, True, 30_000, 10)],
+        status=[0, 0],
+    )
+    tick = run_to_tick(s)
+    assert (tick.rate_ppm, tick.index_step_micro) == (7, 210_000)
+    out = s.block(
+        [s.place("alice", 2, True, 30_000, 10), s.place("bob", 2, False, 30_000, 10)],
+        status=[0, 0],
+    )
+    paid = funding_paid(out)
+    assert paid == {s.addr("bob").hex(): 3, s.addr("alice").hex(): -2}, paid
+    assert collateral.get_insurance_fund(s.state) == 1
+    assert funding.sum_in_transit(s.state) == 0
+    assert not clearing.get_positions(s.state, s.addr("bob"))
+    return s
+
+
+@vector("funding_settles_one_side_first_in_transit")
+def _() -> Scenario:
+    """Lazy settlement: after the tick (ETH, 7 ppm, 10 lots: 2.1 quote owed) only bob trades
+    (he buys 10 more from carol). He pays 3: 3 quote units are in transit (0.9 of them rounding
+    dust) until alice settles; alice's unsettled receipt (2) already counts in her equity."""
+    s = Scenario(
+        markets=(ETH,), prices=((2, 30_000),), funding_interval_ms=1_000, funding_interest_ppm=7
+    )
+    s.block(
+        [s.place("alice", 2, False, 30_000, 10), s.place("bob", 2, True, 30_000, 10)],
+        status=[0, 0],
+    )
+    run_to_tick(s)
+    out = s.block(
+        [s.place("carol", 2, False, 30_000, 10), s.place("bob", 2, True, 30_000, 10)],
+        status=[0, 0],
+    )
+    assert funding_paid(out) == {s.addr("bob").hex(): 3, s.addr("carol").hex(): 0}
+    record = funding.get_funding(s.state, 2)
+    assert record is not None and (record.in_transit_quote, record.dust_micro) == (3, 900_000)
+    assert collateral.get_insurance_fund(s.state) == 0
+    return s
+
+
+@vector("funding_rate_capped")
+def _() -> Scenario:
+    """carol quotes 515_000 / 525_000 around a BTC index of 500_000 (one oracle price, fresh for
+    the next 10 s, so the mark follows the book): the mark rises with the basis EMA, the
+    average premium is thousands of ppm, and premium + clamp(interest - premium, 500) is cut
+    to the 1_000 ppm cap. bob (long 5) then pays 1_000 ppm of the mark notional:
+    5 * 1_000 * mark * 10 / 1e6, rounded up; alice (short 5) receives it rounded down. Both
+    settle by trading with carol's quotes."""
+    s = Scenario(
+        markets=(BTC,), prices=((1, 500_000),), funding_interval_ms=1_000, funding_cap_ppm=1_000
+    )
+    bob_long_5(s)
+    s.block(
+        [s.place("carol", 1, True, 515_000, 1), s.place("carol", 1, False, 525_000, 1)],
+        [s.price(1, 500_000)],
+        status=[0, 0],
+    )
+    tick = run_to_tick(s)
+    assert tick.premium_avg_ppm > 1_500 and tick.rate_ppm == 1_000, tick
+    out = s.block(
+        [s.place("alice", 1, True, 525_000, 1, IOC), s.place("bob", 1, False, 515_000, 1, IOC)],
+        status=[0, 0],
+    )
+    paid = funding_paid(out)
+    owed_micro = 5 * 1_000 * tick.mark_ticks * 10
+    assert paid[s.addr("bob").hex()] == -(-owed_micro // 1_000_000), paid
+    assert paid[s.addr("alice").hex()] == -(owed_micro // 1_000_000), paid
+    return s
+
+
+@vector("funding_negative_premium_shorts_pay")
+def _() -> Scenario:
+    """A bid-heavy book below the index (carol quotes 480_000 / 490_000): the premium is
+    negative, the rate is premium + 500 (the clamp) and shorts pay longs: alice (short 5) pays,
+    bob (long 5) receives."""
+    s = Scenario(markets=(BTC,), prices=((1, 500_000),), funding_interval_ms=1_000)
+    bob_long_5(s)
+    s.block(
+        [s.place("carol", 1, True, 480_000, 1), s.place("carol", 1, False, 490_000, 1)],
+        [s.price(1, 500_000)],
+        status=[0, 0],
+    )
+    tick = run_to_tick(s)
+    assert tick.premium_avg_ppm < -510 and tick.rate_ppm == tick.premium_avg_ppm + 500, tick
+    out = s.block(
+        [s.place("alice", 1, True, 490_000, 1, IOC), s.place("bob", 1, False, 480_000, 1, IOC)],
+        status=[0, 0],
+    )
+    paid = funding_paid(out)
+    assert paid[s.addr("alice").hex()] > 0 > paid[s.addr("bob").hex()], paid
     return s
 
 

@@ -55,8 +55,10 @@ def compute_block_expect(output: BlockOutput) -> Json:
 
 
 def summarize_state(state: State) -> Json:
-    """A readable subset of the state: balances, reservations, positions, open orders, fee pool,
-    ledger totals and the tip. Addresses are lowercase hex; orders are
+    """A readable subset of the state: balances, reservations, positions (with the funding index
+    each last settled at), open orders, fee pool, insurance fund, funding per market
+    (``[index_micro, rate_ppm, in_transit_quote, dust_micro]``), ledger totals and the tip.
+    Addresses are lowercase hex; orders are
     ``[order_id, owner, side, price_ticks, size_lots]`` in id order."""
     balances = state.tables["balances"].data
     reserved = state.tables["reserved"].data
@@ -66,7 +68,10 @@ def summarize_state(state: State) -> Json:
         "balances": {a.hex(): balances[a] for a in sorted(balances)},
         "reserved": {a.hex(): reserved[a] for a in sorted(reserved)},
         "positions": {
-            a.hex(): [[p.market_id, p.size_lots, p.entry_cost_quote] for p in positions[a]]
+            a.hex(): [
+                [p.market_id, p.size_lots, p.entry_cost_quote, p.funding_index_micro]
+                for p in positions[a]
+            ]
             for a in sorted(positions)
         },
         "open_orders": {
@@ -83,6 +88,11 @@ def summarize_state(state: State) -> Json:
             for market_id in sorted(state.books)
         },
         "fee_pool": clearing.get_fee_pool(state),
+        "insurance_fund": collateral.get_insurance_fund(state),
+        "funding": {
+            str(m): [r.index_micro, r.rate_ppm, r.in_transit_quote, r.dust_micro]
+            for m, r in sorted(state.tables["funding"].data.items())
+        },
         "ledger": {
             "deposited_quote": ledger.deposited_quote,
             "withdrawn_quote": ledger.withdrawn_quote,

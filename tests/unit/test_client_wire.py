@@ -30,6 +30,7 @@ from strata.core.signatures import (
 )
 from strata.modules.book.types import OrderReason, OrderStatus
 from strata.modules.clearing.events import FillEvent, OrderUpdate, PositionChanged
+from strata.modules.funding import FundingTick
 from strata.modules.oracle import OracleFresh, OracleStale
 from strata.stf.events import (
     AgentApproved,
@@ -332,6 +333,7 @@ EVENTS: list[Event] = [
     PositionChanged(A1, 2, -25_000, -7_500_000_000, 12_345, 6_251),
     OracleStale(1, 1_700_000_000_000, 500_100),
     OracleFresh(2, 1_700_000_000_000, 250_050),
+    FundingTick(1, 1_700_003_600_000, 120, 18_000, 130, 500_100, 650_130, 650_130),
 ]
 
 
@@ -351,6 +353,7 @@ def test_every_event_type_has_a_json_form() -> None:
         "position_changed",
         "oracle_stale",
         "oracle_fresh",
+        "funding_tick",
     ]
     assert event_to_json(EVENTS[10], MARKETS)["index_price"] == "50010"
     for event in EVENTS:

@@ -35,6 +35,7 @@ from strata.core.signatures import (
 )
 from strata.modules.book.types import OrderReason, OrderStatus, TimeInForce
 from strata.modules.clearing.events import FillEvent, OrderUpdate, PositionChanged
+from strata.modules.funding import FundingTick
 from strata.modules.oracle import OracleFresh, OracleStale
 from strata.stf.events import (
     AgentApproved,
@@ -533,6 +534,25 @@ def _position_changed(e: PositionChanged, markets: dict[int, MarketInfo]) -> Jso
         "entry_cost": quote_to_usdc(e.entry_cost_quote),
         "realized_pnl": quote_to_usdc(e.realized_pnl_quote),
         "fees": quote_to_usdc(e.fees_quote),
+        "funding": quote_to_usdc(e.funding_quote),
+    }
+
+
+def _funding_tick(e: FundingTick, markets: dict[int, MarketInfo]) -> JsonObject:
+    """A funding tick: ``rate_ppm`` per interval of the mark notional; a lot long pays
+    ``index_step_micro`` micro-quote units (receives it if negative)."""
+    info = _market_info(markets, e.market_id)
+    return {
+        "type": "funding_tick",
+        "market": info.symbol,
+        "market_id": e.market_id,
+        "timestamp_ms": e.timestamp_ms,
+        "premium_avg_ppm": e.premium_avg_ppm,
+        "samples": e.samples,
+        "rate_ppm": e.rate_ppm,
+        "mark_price": info.ticks_to_price(e.mark_ticks),
+        "index_step_micro": e.index_step_micro,
+        "index_micro": e.index_micro,
     }
 
 
@@ -632,6 +652,7 @@ _EVENT_WRITERS: Final[dict[type, Callable[[Any, dict[int, MarketInfo]], JsonObje
     PositionChanged: _position_changed,
     OracleStale: _oracle_stale,
     OracleFresh: _oracle_fresh,
+    FundingTick: _funding_tick,
 }
 
 
@@ -646,7 +667,7 @@ def event_to_json(event: Event, markets: dict[int, MarketInfo]) -> JsonObject:
 
     Types: ``agent_approved``, ``agent_revoked``, ``transferred``, ``withdrawal_requested``,
     ``deposited``, ``oracle_price_updated``, ``fee_charged``, ``order_update``, ``fill``,
-    ``position_changed``, ``oracle_stale``, ``oracle_fresh``. Raises
+    ``position_changed``, ``oracle_stale``, ``oracle_fresh``, ``funding_tick``. Raises
     ``RpcError(UNKNOWN_MARKET)`` for a market not in ``markets`` and ``TypeError`` for an object
     that is not an event.
     """

@@ -50,8 +50,8 @@ class Receipt(msgspec.Struct, frozen=True, array_like=True):
 
 class BlockEvents(msgspec.Struct, frozen=True, array_like=True):
     """Events of the block's own phases: prologue (deposits, oracle submissions, then the price
-    step's markets becoming stale or fresh again, see ``modules/oracle``), settlement
-    (positions)."""
+    step's markets becoming stale or fresh again, see ``modules/oracle``, then the funding
+    step's ticks, see ``modules/funding``, in ascending market id), settlement (positions)."""
 
     prologue: tuple[Event, ...]
     settlement: tuple[Event, ...]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import msgspec
 
 from strata.modules.clearing.events import FillEvent, OrderUpdate, PositionChanged
+from strata.modules.funding import FundingTick
 from strata.modules.oracle import OracleFresh, OracleStale
 
 
@@ -71,4 +72,5 @@ Event = (
     | PositionChanged
     | OracleStale
     | OracleFresh
+    | FundingTick
 )

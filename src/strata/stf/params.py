@@ -54,6 +54,14 @@ class ChainParams(msgspec.Struct, frozen=True, array_like=True, kw_only=True):
     nonce_past_bound_ms: int = 2 * 24 * 3600 * 1000
     nonce_future_bound_ms: int = 24 * 3600 * 1000
     max_agents_per_account: int = 8
+    funding_interval_ms: int = 3_600_000
+    """Funding ticks at the multiples of this (hourly); rates below are per interval."""
+    funding_interest_ppm: int = 10
+    """The interest component of the funding rate (0.001% per interval)."""
+    funding_clamp_ppm: int = 500
+    """Bound on ``interest - average premium`` in the rate (0.05%)."""
+    funding_cap_ppm: int = 40_000
+    """Bound on ``|rate|`` per interval (4%)."""
 
 
 def check_chain_params(params: ChainParams) -> None:
@@ -63,8 +71,9 @@ def check_chain_params(params: ChainParams) -> None:
     ------
     InvalidBlock
         ``MALFORMED_BLOCK`` if fee tiers are empty or unsorted, a maker rebate exceeds the lowest
-        taker fee (the fee pool could go negative), a bound is not positive, or an oracle
-        rate is not in ``(0, 1_000_000]``.
+        taker fee (the fee pool could go negative), a bound is not positive, an oracle
+        rate is not in ``(0, 1_000_000]``, the funding interval is not positive or a funding
+        rate (interest, clamp, cap) is outside ``[-1e6, 1e6]`` (clamp and cap: ``[0, 1e6]``).
     """
     tiers = params.fee_tiers
     ok = (
@@ -80,6 +89,10 @@ def check_chain_params(params: ChainParams) -> None:
         and params.oracle_staleness_ms > 0
         and 0 < params.oracle_max_move_ppm <= 1_000_000
         and 0 < params.mark_ema_alpha_ppm <= 1_000_000
+        and params.funding_interval_ms > 0
+        and -1_000_000 <= params.funding_interest_ppm <= 1_000_000
+        and 0 <= params.funding_clamp_ppm <= 1_000_000
+        and 0 <= params.funding_cap_ppm <= 1_000_000
     )
     if not ok:
         raise InvalidBlock(ErrorCode.MALFORMED_BLOCK, "invalid chain parameters")

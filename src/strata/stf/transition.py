@@ -9,13 +9,15 @@ phase           partitioned by  what happens here
 ==============  ==============  ===========================================================
 prologue        none (serial)   header checks; deposits; oracle submissions; then per market
                                 the index (median of fresh submissions, clamped) and the
-                                mark, from the books as they stood at block start
+                                mark, from the books as they stood at block start; then per
+                                market funding: a tick when due, and the premium sample
 admission       account         signature authority, nonce, fee; account actions; transfers
                                 debit; withdrawals; each order reserves initial margin
                                 against the account as it stood at block start, or fails
 matching        market          cancels, then placements, in canonical order
-settlement      account         fills, fees and realized PnL; reservations released;
-                                transfer credits
+settlement      account         each changed position settles its funding first; fills,
+                                fees and realized PnL; reservations released; transfer
+                                credits
 risk            account/market  (liquidation arrives with the risk engine; nothing yet)
 epilogue        none            withdrawals, receipts, transactions and state roots
 ==============  ==============  ===========================================================
@@ -53,7 +55,7 @@ from strata.core.signatures import (
     recover_wallet_address,
     verify_agent_signature,
 )
-from strata.modules import accounts, clearing, collateral, margin, markets, oracle
+from strata.modules import accounts, clearing, collateral, funding, margin, markets, oracle
 from strata.modules.book import Book, OrderReason, OrderStatus, TimeInForce
 from strata.modules.book.state import copy_book
 from strata.modules.clearing.events import OrderUpdate, PositionChanged
@@ -65,6 +67,7 @@ from strata.modules.clearing.matching import (
     process_market_matching,
 )
 from strata.modules.collateral import WithdrawalRecord
+from strata.modules.funding import FundingTick
 from strata.modules.margin import AccountRisk, MarketRiskParams, Position
 from strata.modules.oracle import OracleEvent
 from strata.state.store import ChainTip, State
@@ -242,6 +245,25 @@ def apply_prices(state: State, timestamp_ms: int, params: ChainParams) -> list[O
     return events
 
 
+def apply_funding(state: State, timestamp_ms: int, params: ChainParams) -> list[FundingTick]:
+    """The prologue's funding step, after the prices: each market's tick when due and its
+    premium sample (see ``modules/funding``), in ascending market id."""
+    ticks: list[FundingTick] = []
+    for market_id in markets.get_market_ids(state):
+        tick = funding.apply_block_funding(
+            state,
+            market_id,
+            timestamp_ms,
+            params.funding_interval_ms,
+            params.funding_interest_ppm,
+            params.funding_clamp_ppm,
+            params.funding_cap_ppm,
+        )
+        if tick is not None:
+            ticks.append(tick)
+    return ticks
+
+
 # --------------------------------------------------------------------------------------------
 # Admission
 # --------------------------------------------------------------------------------------------
@@ -304,6 +326,7 @@ class _Block:
                 market.quote_per_tick_lot,
                 market.initial_margin_ppm,
                 market.maintenance_margin_ppm,
+                funding.get_funding_index(self.state, market_id),
             )
             self._risk_params[market_id] = params
         return params
@@ -759,7 +782,9 @@ def process_settlement(
     credit_quote: int,
     quote_per_tick_lot: dict[int, int],
 ) -> list[Event]:
-    """Apply one account's fills (market by market), fees, releases and credits."""
+    """Apply one account's fills (market by market), fees, releases and credits. Before its
+    first fill in a market, the position settles its funding (``funding.settle_position_funding``)
+    so fills always apply to a position settled at the market's index now."""
     events: list[Event] = []
     if delta is not None and delta.fills:
         fills = delta.fills
@@ -775,6 +800,7 @@ def process_settlement(
                 for p in clearing.get_positions(state, account):
                     if p.market_id == market_id:
                         position = p
+            position, funding_paid = funding.settle_position_funding(state, account, position)
             realized = fees = 0
             while i < n and fills[i][0] == market_id:
                 _, is_buy, price, qty, fee = fills[i]
@@ -794,6 +820,7 @@ def process_settlement(
                     position.entry_cost_quote,
                     realized,
                     fees,
+                    funding_paid,
                 )
             )
         clearing.add_volume(state, account, volume)
@@ -832,6 +859,7 @@ def _execute(
         process_system_input(state, item, header.timestamp_ms, params) for item in system
     ]
     prologue.extend(apply_prices(state, header.timestamp_ms, params))
+    prologue.extend(apply_funding(state, header.timestamp_ms, params))
 
     # --- canonical order ---
     ordered: list[tuple[int, int, SignedTransaction, bytes]] = []

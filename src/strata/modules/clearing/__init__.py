@@ -16,6 +16,8 @@ Applying a fill of ``q`` lots at ``p`` ticks to one side (``notional = p * q * q
   ``ceil(cost * |size_after| / |size_before|)`` of it (rounded against the account) and the
   difference is realized: ``realized = sign(size_before) * p * closed * qptl - removed_cost``; a
   flip closes the whole position and opens the rest at ``p``;
+- funding: the settlement phase settles the position's funding before its first fill of the
+  block (``modules/funding``); fills keep its ``funding_index_micro``;
 - fees: taker ``ceil(notional * taker_ppm / 1e6)``; maker ``ceil(notional * maker_ppm / 1e6)``
   or, for a negative ``maker_ppm``, a rebate ``floor(notional * |maker_ppm| / 1e6)``; both move
   between the balance and the fee pool. Tiers come from each account's volume at block start.
@@ -140,11 +142,12 @@ def compute_fill_on_position(
     """The position after a fill, and the PnL the fill realized (see the module docstring)."""
     size = position.size_lots
     cost = position.entry_cost_quote
+    funding = position.funding_index_micro  # settled before the fill (see ``modules/funding``)
     delta = size_lots if is_buy else -size_lots
     notional = price_ticks * size_lots * quote_per_tick_lot
     if size == 0 or (size > 0) == is_buy:
         signed = notional if is_buy else -notional
-        return Position(position.market_id, size + delta, cost + signed), 0
+        return Position(position.market_id, size + delta, cost + signed, funding), 0
     before = size if size > 0 else -size
     closed = size_lots if size_lots < before else before
     after = before - closed
@@ -153,12 +156,11 @@ def compute_fill_on_position(
     close_value = price_ticks * closed * quote_per_tick_lot
     realized = (close_value if size > 0 else -close_value) - removed
     if size_lots <= before:
-        return Position(position.market_id, size + delta, kept_cost), realized
+        return Position(position.market_id, size + delta, kept_cost, funding), realized
     opened = size_lots - before
     open_value = price_ticks * opened * quote_per_tick_lot
-    return Position(position.market_id, size + delta, open_value if is_buy else -open_value), (
-        realized
-    )
+    opened_cost = open_value if is_buy else -open_value
+    return Position(position.market_id, size + delta, opened_cost, funding), realized
 
 
 def apply_fill_to_account(

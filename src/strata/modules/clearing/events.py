@@ -35,7 +35,9 @@ class FillEvent(msgspec.Struct, frozen=True, array_like=True, tag=11):
 
 
 class PositionChanged(msgspec.Struct, frozen=True, array_like=True, tag=12):
-    """An account's position in a market after the block's fills, with the PnL they realized."""
+    """An account's position in a market after the block's fills, with the PnL they realized and
+    the funding it settled first (``funding_quote``: paid, negative when received; see
+    ``modules/funding``)."""
 
     account: bytes
     market_id: int
@@ -43,3 +45,4 @@ class PositionChanged(msgspec.Struct, frozen=True, array_like=True, tag=12):
     entry_cost_quote: int
     realized_pnl_quote: int
     fees_quote: int
+    funding_quote: int = 0

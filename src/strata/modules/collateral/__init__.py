@@ -6,6 +6,7 @@ table               prefix  key                      value
 ``balances``        0x40    address (20 bytes)       balance in quote units (signed, see below)
 ``ledger``          0x41    ``b""``                  :class:`Ledger` (totals and sequences)
 ``withdrawals``     0x42    withdrawal id (8 bytes)  :class:`WithdrawalRecord`
+``insurance_fund``  0x43    ``b""``                  quote held by the insurance fund
 ==================  ======  =======================  ==========================================
 
 The balance is the account's quote *cash* in the sense of dYdX v4: a trade moves the notional
@@ -14,7 +15,13 @@ fee pool, funding and deposits add, withdrawals subtract. A long position's bala
 be negative while its equity (balance plus the marked value of its positions) is positive. Every
 quote unit is conserved exactly::
 
-    sum(balances) + fee pool == deposited - withdrawn            (checked as an invariant)
+    sum(balances) + fee pool + insurance fund + funding in transit
+        == deposited - withdrawn                                 (checked as an invariant)
+
+The insurance fund lives here, beside the balances, because several later modules pay into it
+(funding's rounding remainder now; liquidation fees and backstops with the liquidation module).
+"Funding in transit" is the quote that settled funding payers have paid and settled receivers
+have not yet taken (per market, see ``modules/funding``; it may be negative for a while).
 """
 
 from __future__ import annotations
@@ -50,7 +57,9 @@ def register_tables(state: State) -> None:
     state.add_table(Table("balances", 0x40, j, BYTES_KEY, int))
     state.add_table(Table("ledger", 0x41, j, BYTES_KEY, Ledger))
     state.add_table(Table("withdrawals", 0x42, j, int_key(8), WithdrawalRecord))
+    state.add_table(Table("insurance_fund", 0x43, j, BYTES_KEY, int))
     state.tables["ledger"].put(b"", Ledger())
+    state.tables["insurance_fund"].put(b"", 0)
 
 
 def get_balance(state: State, account: bytes) -> int:
@@ -131,3 +140,15 @@ def record_withdrawal(
 def sum_balances(state: State) -> int:
     """Sum of all balances (for the conservation invariant)."""
     return sum(state.tables["balances"].data.values())
+
+
+def get_insurance_fund(state: State) -> int:
+    """The insurance fund's balance in quote units."""
+    fund: int = state.tables["insurance_fund"].data[b""]
+    return fund
+
+
+def add_insurance_fund(state: State, delta_quote: int) -> None:
+    """Move the insurance fund by ``delta_quote``; callers pair it with its counterpart."""
+    table = state.tables["insurance_fund"]
+    table.put(b"", table.data[b""] + delta_quote)

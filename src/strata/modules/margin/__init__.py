@@ -11,15 +11,21 @@ Definitions (all quote units, integers)
 For a position of ``size_lots`` (signed: long > 0) in a market with mark ``mark_ticks``::
 
     value           = size_lots * mark_ticks * quote_per_tick_lot                (signed)
-    unrealized_pnl  = value - entry_cost_quote
+    funding_owed    = ceil(size_lots * (funding_index - position_funding_index) / 1e6)
+    unrealized_pnl  = value - entry_cost_quote - funding_owed
     initial_req     = ceil(|value| * initial_margin_ppm / 1e6)
     maintenance_req = ceil(|value| * maintenance_margin_ppm / 1e6)
 
 For an account with balance ``B`` (see ``collateral``) and reservations ``R``::
 
-    equity          = B + sum(value)
+    equity          = B + sum(value) - sum(funding_owed)
     free_collateral = equity - sum(initial_req) - R
     withdrawable    = free_collateral - sum(max(unrealized_pnl, 0))
+
+``funding_owed`` is the funding the position has accrued since it last settled (see
+``modules/funding``: the index is in micro-quote per lot, so the division by 1e6 gives quote
+units), rounded up against the account: a payment is counted whole, a receipt rounded down. It
+is part of the position's unrealized PnL until the position next changes and settles it.
 
 Unrealized profit backs trading but is never withdrawable (the Mango Markets lesson). An order
 reserves ``ceil(max(price, mark) * size * quote_per_tick_lot * (initial_margin_ppm + fee_ppm)
@@ -35,7 +41,7 @@ from collections.abc import Callable, Sequence
 
 import msgspec
 
-from strata.core.units import compute_ppm_ceil
+from strata.core.units import PPM, compute_ppm_ceil, div_ceil
 from strata.state.store import BYTES_KEY, State, Table
 
 
@@ -49,6 +55,9 @@ class Position(msgspec.Struct, frozen=True, array_like=True):
     market_id: int
     size_lots: int
     entry_cost_quote: int
+    funding_index_micro: int = 0
+    """The market's cumulative funding index (micro-quote per lot, see ``modules/funding``) at
+    which the position last settled its funding."""
 
 
 class AccountRisk(msgspec.Struct, frozen=True):
@@ -79,6 +88,8 @@ class MarketRiskParams(msgspec.Struct, frozen=True):
     quote_per_tick_lot: int
     initial_margin_ppm: int
     maintenance_margin_ppm: int
+    funding_index_micro: int = 0
+    """The market's cumulative funding index now (micro-quote per lot)."""
 
 
 def register_tables(state: State) -> None:
@@ -120,10 +131,25 @@ def compute_account_risk(
         notional = value if value >= 0 else -value
         initial += compute_ppm_ceil(notional, params.initial_margin_ppm)
         maintenance += compute_ppm_ceil(notional, params.maintenance_margin_ppm)
-        pnl = value - position.entry_cost_quote
+        owed = compute_funding_owed(
+            position.size_lots, params.funding_index_micro, position.funding_index_micro
+        )
+        equity -= owed
+        pnl = value - position.entry_cost_quote - owed
         if pnl > 0:
             profit += pnl
     return AccountRisk(equity, initial, maintenance, profit, reserved_quote)
+
+
+def compute_funding_owed(size_lots: int, index_now_micro: int, index_then_micro: int) -> int:
+    """Funding a position owes since it last settled, in quote units (negative: it receives).
+
+    ``ceil(size_lots * (index_now - index_then) / 1e6)``: the index is in micro-quote per lot, and
+    rounding up is against the account both ways (a payment rounds up, a receipt rounds down).
+    Example: long 3 lots, index moved by 1_500_001: ``ceil(4_500_003 / 1e6) = 5`` paid; the
+    short of the same 3 lots gets ``ceil(-4.500003) = -4``, i.e. receives 4.
+    """
+    return div_ceil(size_lots * (index_now_micro - index_then_micro), PPM)
 
 
 def compute_order_reservation(
