@@ -106,6 +106,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import ckzg  # type: ignore[import-not-found]
+import msgspec
 import requests
 import rlp  # type: ignore[import-untyped]
 from eth_account import Account
@@ -689,31 +690,19 @@ class EthereumDa:
     def _posting_reference(self, posting: _Posting) -> tuple[DaReference, bool]:
         """The reference a poster's transaction to the inbox makes, and whether it is a blob
         posting. Raises ``ValueError`` if it is neither a batch nor a blob marker."""
+        locator = _hex(posting.tx_hash)
         if posting.data.startswith(BLOB_MARKER_MAGIC):
             marker = _decode_marker(posting.data, posting.blob_hashes)
-            return (
-                DaReference(
-                    layer=LAYER,
-                    batch_index=marker.batch_index,
-                    batch_hash=marker.batch_hash,
-                    first_height=marker.first_height,
-                    last_height=marker.last_height,
-                    locator=_hex(posting.tx_hash),
-                ),
-                True,
-            )
-        ref = self._reference_of(posting.data)
-        return (
-            DaReference(
+            ref = DaReference(
                 layer=LAYER,
-                batch_index=ref.batch_index,
-                batch_hash=ref.batch_hash,
-                first_height=ref.first_height,
-                last_height=ref.last_height,
-                locator=_hex(posting.tx_hash),
-            ),
-            False,
-        )
+                batch_index=marker.batch_index,
+                batch_hash=marker.batch_hash,
+                first_height=marker.first_height,
+                last_height=marker.last_height,
+                locator=locator,
+            )
+            return ref, True
+        return msgspec.structs.replace(self._reference_of(posting.data), locator=locator), False
 
     def _read_blobs(
         self, ref: DaReference, tx_hash: bytes, marker_data: bytes, hashes: Sequence[bytes]

@@ -117,20 +117,7 @@ class MarketInfo(msgspec.Struct, frozen=True, kw_only=True):
 
     @classmethod
     def of(cls, market: Market, tick_size: str, lot_size: str) -> MarketInfo:
-        info = cls(
-            market_id=market.market_id,
-            symbol=market.symbol,
-            tick_size=tick_size,
-            lot_size=lot_size,
-            quote_per_tick_lot=market.quote_per_tick_lot,
-            min_size_lots=market.min_size_lots,
-            max_size_lots=market.max_size_lots,
-            max_price_ticks=market.max_price_ticks,
-            initial_margin_ppm=market.initial_margin_ppm,
-            maintenance_margin_ppm=market.maintenance_margin_ppm,
-            max_open_orders_per_account=market.max_open_orders_per_account,
-            status=market.status,
-        )
+        info = cls(**msgspec.structs.asdict(market), tick_size=tick_size, lot_size=lot_size)
         info.check()
         return info
 

@@ -44,7 +44,6 @@ from strata.core.merkle import (
 from strata.state.smt import MemoryNodeSource, SparseMerkleTree
 from strata.state.store import ChainTip, State
 from strata.stf.block import Block, Header, compute_header_hash, decode_block
-from strata.stf.commitment import collect_changes
 from strata.stf.genesis import GenesisConfig, make_genesis
 from strata.stf.state_root import iter_state_leaves
 from strata.stf.transition import apply_block
@@ -52,6 +51,7 @@ from strata.verifier.witness import (
     IncompleteWitness,
     Switch,
     WitnessError,
+    collect_changes_unwatched,
     compute_witness_keys,
     load_partial_state,
     record_block,
@@ -268,11 +268,7 @@ class _ProofCommitment:
         self.root: bytes | None = None
 
     def compute_root(self, state: State) -> bytes:
-        self.switch.active = False
-        try:
-            changes = collect_changes(state)
-        finally:
-            self.switch.active = True
+        changes = collect_changes_unwatched(state, self.switch)
         self.root = compute_root_from_proofs(self.pre_root, self.proven, changes)
         return self.root
 

@@ -33,6 +33,7 @@ from strata.adapters.da_open import open_da
 from strata.core.errors import ErrorCode, InvalidBlock
 from strata.da.batch import Batch, BatchError, batch_hash, decode_batch
 from strata.da.derive import derive_blocks
+from strata.exec.signatures import joined, submit_parts
 from strata.node.config import read_genesis
 from strata.ports.da import DaClient, DaError
 from strata.state.smt import MemoryNodeSource, SparseMerkleTree
@@ -43,7 +44,7 @@ from strata.stf.genesis import GenesisConfig, make_genesis
 from strata.stf.params import ChainParams
 from strata.stf.state_root import clear_changes, iter_state_leaves
 from strata.stf.transactions import BulkCancel, BulkModify, BulkPlace, decode_transaction
-from strata.stf.transition import apply_block, check_signature
+from strata.stf.transition import apply_block, check_signatures
 from strata.verifier.fraud_proof import FraudProof, build_fraud_proof, write_fraud_proof
 from strata.verifier.witness import WitnessError
 
@@ -140,33 +141,11 @@ class Verifier:
     def close(self) -> None:
         self.pool.shutdown(wait=True)
 
-    def _signers(self, block: Block) -> Future[list[bytes | None]]:
-        """Start checking a block's signatures on the pool; the future gives them in order."""
-        params = self.params
-        txs = block.transactions
-
-        def check(chunk: tuple[bytes, ...]) -> list[bytes | None]:
-            out: list[bytes | None] = []
-            for data in chunk:
-                try:
-                    out.append(check_signature(params, decode_transaction(data)))
-                except Exception:  # an undecodable transaction: apply_block judges it
-                    out.append(None)
-            return out
-
-        size = max(1, -(-len(txs) // self.threads))
-        parts = [self.pool.submit(check, txs[i : i + size]) for i in range(0, len(txs), size)]
-        joined: Future[list[bytes | None]] = Future()
-
-        def gather(_: object) -> None:
-            if all(p.done() for p in parts) and not joined.done():
-                joined.set_result([s for p in parts for s in p.result()])
-
-        if not parts:
-            joined.set_result([])
-        for part in parts:
-            part.add_done_callback(gather)
-        return joined
+    def _signers(self, block: Block) -> list[Future[list[bytes | None]]]:
+        """Start checking a block's signatures on the pool (``joined`` gives them in order)."""
+        return submit_parts(
+            self.pool, check_signatures, self.params, block.transactions, self.threads
+        )
 
     def check_blocks(
         self,
@@ -180,7 +159,7 @@ class Verifier:
         a block for which ``is_last`` says no other is available yet executes at once (a
         follower does not wait for the next batch to check the last block it has)."""
         summary = self.summary
-        pending: tuple[Block, Future[list[bytes | None]]] | None = None
+        pending: tuple[Block, list[Future[list[bytes | None]]]] | None = None
         for block in blocks:
             ahead = (block, self._signers(block))
             if pending is not None:
@@ -193,10 +172,12 @@ class Verifier:
             self._apply(*pending, count_orders)
         summary.state_root = "0x" + self.state_root().hex()
 
-    def _apply(self, block: Block, signers: Future[list[bytes | None]], count_orders: bool) -> None:
+    def _apply(
+        self, block: Block, signers: list[Future[list[bytes | None]]], count_orders: bool
+    ) -> None:
         height = block.header.height
         try:
-            apply_block(self.state, block, self.params, signers.result())
+            apply_block(self.state, block, self.params, joined(signers))
         except InvalidBlock as error:
             what = ROOT_CODES.get(error.code)
             reason = (

@@ -237,6 +237,16 @@ class Recording:
     """The state root honest execution gives (``None`` as for ``changes``)."""
 
 
+def collect_changes_unwatched(state: State, switch: Switch) -> dict[bytes, bytes | None]:
+    """``collect_changes`` with the watches off: reading the block's changes to commit them is
+    not a read of the block's."""
+    switch.active = False
+    try:
+        return collect_changes(state)
+    finally:
+        switch.active = True
+
+
 class _TreeCommitment:
     """The copy's state commitment: collects the block's changes (watches off) and applies them
     to the pre-state tree, which keeps the pre-state root readable for proofs."""
@@ -247,11 +257,7 @@ class _TreeCommitment:
         self.recording = recording
 
     def compute_root(self, state: State) -> bytes:
-        self.switch.active = False
-        try:
-            changes = collect_changes(state)
-        finally:
-            self.switch.active = True
+        changes = collect_changes_unwatched(state, self.switch)
         self.recording.changes = changes
         root = self.tree.apply(changes).root
         self.recording.post_root = root
