@@ -17,7 +17,7 @@ import msgspec
 import pytest
 
 from strata.core.errors import InvalidBlock
-from strata.modules import clearing, collateral, funding
+from strata.modules import clearing, collateral, funding, liquidation
 from strata.state.store import State
 from strata.stf.block import decode_block
 from strata.stf.genesis import make_genesis
@@ -34,14 +34,14 @@ PATHS = iter_vector_paths()
 
 
 def check_invariants(state: State) -> None:
-    """Conservation (the insurance fund and funding in transit included), zero net open
-    interest per market, and reservations that equal the sum of
+    """Conservation (the insurance fund's account, funding in transit and recorded bad debt
+    included), zero net open interest per market, and reservations that equal the sum of
     each owner's resting orders' reservations."""
     ledger = collateral.get_ledger(state)
     assert collateral.sum_balances(state) + clearing.get_fee_pool(state) + (
-        collateral.get_insurance_fund(state) + funding.sum_in_transit(state)
+        funding.sum_in_transit(state) - liquidation.get_bad_debt(state)
     ) == (ledger.deposited_quote - ledger.withdrawn_quote)
-    assert collateral.get_insurance_fund(state) >= 0
+    assert liquidation.get_bad_debt(state) >= 0
     assert clearing.get_fee_pool(state) >= 0
     net: dict[int, int] = {}
     for positions in state.tables["positions"].data.values():

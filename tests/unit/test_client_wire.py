@@ -31,6 +31,12 @@ from strata.core.signatures import (
 from strata.modules.book.types import OrderReason, OrderStatus
 from strata.modules.clearing.events import FillEvent, OrderUpdate, PositionChanged
 from strata.modules.funding import FundingTick
+from strata.modules.liquidation import (
+    AccountLiquidated,
+    BadDebtChanged,
+    Deleveraged,
+    PositionLiquidated,
+)
 from strata.modules.oracle import OracleFresh, OracleStale
 from strata.stf.events import (
     AgentApproved,
@@ -334,6 +340,31 @@ EVENTS: list[Event] = [
     OracleStale(1, 1_700_000_000_000, 500_100),
     OracleFresh(2, 1_700_000_000_000, 250_050),
     FundingTick(1, 1_700_003_600_000, 120, 18_000, 130, 500_100, 650_130, 650_130),
+    AccountLiquidated(A1, 9_000_000, 10_000_000, 200_000, 3),
+    PositionLiquidated(
+        A1,
+        1,
+        500_100,
+        500_000,
+        25_000,
+        5_000,
+        10**13,
+        5_000,
+        1_800_000,
+        248_250_000,
+        496_500,
+        4_000,
+        198_640_000,
+        993_200,
+        1_000,
+        49_650_000,
+        0,
+        10**12,
+        0,
+        0,
+    ),
+    Deleveraged(A1, A2, 1, 1_000, 49_650_000, 0, 1_250_000),
+    BadDebtChanged(A1, 1_000_000, 500_000, 500_000),
 ]
 
 
@@ -354,8 +385,16 @@ def test_every_event_type_has_a_json_form() -> None:
         "oracle_stale",
         "oracle_fresh",
         "funding_tick",
+        "account_liquidated",
+        "position_liquidated",
+        "deleveraged",
+        "bad_debt_changed",
     ]
     assert event_to_json(EVENTS[10], MARKETS)["index_price"] == "50010"
+    liquidated = event_to_json(EVENTS[14], MARKETS)
+    assert liquidated["bankruptcy_price"] == "49650"
+    assert liquidated["size_before"] == "2.5"
+    assert liquidated["book_value"] == "198.64"
     for event in EVENTS:
         text = json.dumps(event_to_json(event, MARKETS))
         assert "e+" not in text and "E-" not in text

@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 
 from strata.client.errors import RpcCode, RpcError
-from strata.modules.markets import Market
+from strata.modules.markets import MarginTier, Market
 
 QUOTE_DECIMALS = 6
 QUOTE_UNIT = Decimal(1).scaleb(-QUOTE_DECIMALS)
@@ -114,6 +114,10 @@ class MarketInfo(msgspec.Struct, frozen=True, kw_only=True):
     maintenance_margin_ppm: int
     max_open_orders_per_account: int
     status: int = 0
+    margin_tiers: tuple[MarginTier, ...] = ()
+    """Higher margin rates above notional thresholds (``markets.MarginTier``)."""
+    max_open_interest_lots: int = 0
+    """Open-interest cap in lots (0: none)."""
 
     @classmethod
     def of(cls, market: Market, tick_size: str, lot_size: str) -> MarketInfo:
@@ -227,8 +231,12 @@ def market_info_from_json(obj: dict[str, Any]) -> MarketInfo:
             maintenance_margin_ppm=int(obj.get("maintenance_margin_ppm", 0)),
             max_open_orders_per_account=int(obj.get("max_open_orders_per_account", 0)),
             status=int(status),
+            margin_tiers=tuple(
+                MarginTier(int(t[0]), int(t[1]), int(t[2])) for t in obj.get("margin_tiers", ())
+            ),
+            max_open_interest_lots=int(obj.get("max_open_interest_lots", 0)),
         )
-    except (KeyError, TypeError, RpcError) as exc:
+    except (KeyError, TypeError, IndexError, RpcError) as exc:
         raise ValueError(f"malformed market listing {obj!r}: {exc}") from None
     info.check()
     return info

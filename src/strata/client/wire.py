@@ -36,6 +36,12 @@ from strata.core.signatures import (
 from strata.modules.book.types import OrderReason, OrderStatus, TimeInForce
 from strata.modules.clearing.events import FillEvent, OrderUpdate, PositionChanged
 from strata.modules.funding import FundingTick
+from strata.modules.liquidation import (
+    AccountLiquidated,
+    BadDebtChanged,
+    Deleveraged,
+    PositionLiquidated,
+)
 from strata.modules.oracle import OracleFresh, OracleStale
 from strata.stf.events import (
     AgentApproved,
@@ -639,6 +645,72 @@ def _fee_charged(e: FeeCharged, markets: dict[int, MarketInfo]) -> JsonObject:
     return {"type": "fee_charged", "account": to_hex(e.account), "fee": quote_to_usdc(e.fee_quote)}
 
 
+def _account_liquidated(e: AccountLiquidated, markets: dict[int, MarketInfo]) -> JsonObject:
+    """Why: ``equity < maintenance``; ``close_ppm`` of each position closes in this block."""
+    return {
+        "type": "account_liquidated",
+        "account": to_hex(e.account),
+        "equity": quote_to_usdc(e.equity_quote),
+        "maintenance": quote_to_usdc(e.maintenance_quote),
+        "close_ppm": e.close_ppm,
+        "orders_canceled": e.orders_canceled,
+    }
+
+
+def _position_liquidated(e: PositionLiquidated, markets: dict[int, MarketInfo]) -> JsonObject:
+    """One position's liquidation slice, with its prices, limits and where it went."""
+    info = _market_info(markets, e.market_id)
+    return {
+        "type": "position_liquidated",
+        "account": to_hex(e.account),
+        "market": info.symbol,
+        "market_id": e.market_id,
+        "mark_price": info.ticks_to_price(e.mark_ticks),
+        "index_price": info.ticks_to_price(e.index_ticks),
+        "size_before": info.lots_to_size(e.size_before_lots),
+        "wanted_size": info.lots_to_size(e.wanted_lots),
+        "budget": quote_to_usdc(e.budget_quote),
+        "slice_size": info.lots_to_size(e.slice_lots),
+        "equity_share": quote_to_usdc(e.equity_share_quote),
+        "bankruptcy_value": quote_to_usdc(e.bankruptcy_value_quote),
+        "bankruptcy_price": info.ticks_to_price(e.limit_price_ticks),
+        "book_size": info.lots_to_size(e.book_lots),
+        "book_value": quote_to_usdc(e.book_value_quote),
+        "fee": quote_to_usdc(e.fee_quote),
+        "backstop_size": info.lots_to_size(e.backstop_lots),
+        "backstop_value": quote_to_usdc(e.backstop_value_quote),
+        "fund_loss": quote_to_usdc(e.fund_loss_quote),
+        "fund_loss_limit": quote_to_usdc(e.fund_loss_limit_quote),
+        "adl_size": info.lots_to_size(e.adl_lots),
+        "adl_value": quote_to_usdc(e.adl_value_quote),
+    }
+
+
+def _deleveraged(e: Deleveraged, markets: dict[int, MarketInfo]) -> JsonObject:
+    info = _market_info(markets, e.market_id)
+    return {
+        "type": "deleveraged",
+        "account": to_hex(e.account),
+        "counterparty": to_hex(e.counterparty),
+        "market": info.symbol,
+        "market_id": e.market_id,
+        "size": info.lots_to_size(e.size_lots),
+        "value": quote_to_usdc(e.value_quote),
+        "rank": e.rank,
+        "rank_key": e.rank_key,
+    }
+
+
+def _bad_debt_changed(e: BadDebtChanged, markets: dict[int, MarketInfo]) -> JsonObject:
+    return {
+        "type": "bad_debt_changed",
+        "account": to_hex(e.account),
+        "covered_by_fund": quote_to_usdc(e.covered_by_fund_quote),
+        "recorded": quote_to_usdc(e.recorded_quote),
+        "total": quote_to_usdc(e.total_quote),
+    }
+
+
 _EVENT_WRITERS: Final[dict[type, Callable[[Any, dict[int, MarketInfo]], JsonObject]]] = {
     AgentApproved: _agent_approved,
     AgentRevoked: _agent_revoked,
@@ -653,6 +725,10 @@ _EVENT_WRITERS: Final[dict[type, Callable[[Any, dict[int, MarketInfo]], JsonObje
     OracleStale: _oracle_stale,
     OracleFresh: _oracle_fresh,
     FundingTick: _funding_tick,
+    AccountLiquidated: _account_liquidated,
+    PositionLiquidated: _position_liquidated,
+    Deleveraged: _deleveraged,
+    BadDebtChanged: _bad_debt_changed,
 }
 
 
@@ -667,7 +743,8 @@ def event_to_json(event: Event, markets: dict[int, MarketInfo]) -> JsonObject:
 
     Types: ``agent_approved``, ``agent_revoked``, ``transferred``, ``withdrawal_requested``,
     ``deposited``, ``oracle_price_updated``, ``fee_charged``, ``order_update``, ``fill``,
-    ``position_changed``, ``oracle_stale``, ``oracle_fresh``, ``funding_tick``. Raises
+    ``position_changed``, ``oracle_stale``, ``oracle_fresh``, ``funding_tick``,
+    ``account_liquidated``, ``position_liquidated``, ``deleveraged``, ``bad_debt_changed``. Raises
     ``RpcError(UNKNOWN_MARKET)`` for a market not in ``markets`` and ``TypeError`` for an object
     that is not an event.
     """

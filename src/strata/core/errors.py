@@ -73,6 +73,9 @@ class ErrorCode(IntEnum):
     NOT_ORDER_OWNER = 3021
     DUPLICATE_CLIENT_ID = 3022
     ORACLE_STALE = 3030
+    OPEN_INTEREST_CAP = 3031
+    WITHDRAWALS_GATED = 3040
+    """Withdrawals wait while the chain records bad debt (``modules/liquidation``)."""
 
     # --- invariant violation (9xxx) ---
     INVARIANT_VIOLATION = 9000

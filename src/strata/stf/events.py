@@ -10,6 +10,12 @@ import msgspec
 
 from strata.modules.clearing.events import FillEvent, OrderUpdate, PositionChanged
 from strata.modules.funding import FundingTick
+from strata.modules.liquidation import (
+    AccountLiquidated,
+    BadDebtChanged,
+    Deleveraged,
+    PositionLiquidated,
+)
 from strata.modules.oracle import OracleFresh, OracleStale
 
 
@@ -73,4 +79,8 @@ Event = (
     | OracleStale
     | OracleFresh
     | FundingTick
+    | AccountLiquidated
+    | PositionLiquidated
+    | Deleveraged
+    | BadDebtChanged
 )

@@ -5,7 +5,16 @@ from __future__ import annotations
 import msgspec
 
 from strata.core.ordered_merkle import compute_ordered_root
-from strata.modules import accounts, clearing, collateral, funding, margin, markets, oracle
+from strata.modules import (
+    accounts,
+    clearing,
+    collateral,
+    funding,
+    liquidation,
+    margin,
+    markets,
+    oracle,
+)
 from strata.modules.book import Book
 from strata.modules.markets import Market
 from strata.state.store import ChainTip, State
@@ -46,6 +55,7 @@ def new_empty_state() -> State:
     margin.register_tables(state)
     clearing.register_tables(state)
     funding.register_tables(state)
+    liquidation.register_tables(state)
     return state
 
 

@@ -62,6 +62,16 @@ class ChainParams(msgspec.Struct, frozen=True, array_like=True, kw_only=True):
     """Bound on ``interest - average premium`` in the rate (0.05%)."""
     funding_cap_ppm: int = 40_000
     """Bound on ``|rate|`` per interval (4%)."""
+    liquidation_fee_ppm: int = 5_000
+    """Fee to the insurance fund on what a liquidation sells into the book (0.5% of the notional),
+    never more than the account's equity left after the fills."""
+    liquidation_min_close_ppm: int = 200_000
+    """A liquidation closes at least this fraction of each position (20%) per block."""
+    liquidation_max_notional_per_block_quote: int = 10_000_000_000_000
+    """Per market and block, at most this notional (at the mark) is liquidated (10M USDC)."""
+    insurance_max_loss_per_account_quote: int = 1_000_000_000_000
+    """Per account and block, the backstop takes over positions whose loss to the insurance fund
+    is at most this (1M USDC); beyond it, auto-deleveraging."""
 
 
 def check_chain_params(params: ChainParams) -> None:
@@ -73,7 +83,9 @@ def check_chain_params(params: ChainParams) -> None:
         ``MALFORMED_BLOCK`` if fee tiers are empty or unsorted, a maker rebate exceeds the lowest
         taker fee (the fee pool could go negative), a bound is not positive, an oracle
         rate is not in ``(0, 1_000_000]``, the funding interval is not positive or a funding
-        rate (interest, clamp, cap) is outside ``[-1e6, 1e6]`` (clamp and cap: ``[0, 1e6]``).
+        rate (interest, clamp, cap) is outside ``[-1e6, 1e6]`` (clamp and cap: ``[0, 1e6]``), or
+        a liquidation parameter is out of range (fee ``[0, 1e6]``, minimum close ``(0, 1e6]``,
+        per-block notional positive, fund loss per account non-negative).
     """
     tiers = params.fee_tiers
     ok = (
@@ -93,6 +105,10 @@ def check_chain_params(params: ChainParams) -> None:
         and -1_000_000 <= params.funding_interest_ppm <= 1_000_000
         and 0 <= params.funding_clamp_ppm <= 1_000_000
         and 0 <= params.funding_cap_ppm <= 1_000_000
+        and 0 <= params.liquidation_fee_ppm <= 1_000_000
+        and 0 < params.liquidation_min_close_ppm <= 1_000_000
+        and params.liquidation_max_notional_per_block_quote > 0
+        and params.insurance_max_loss_per_account_quote >= 0
     )
     if not ok:
         raise InvalidBlock(ErrorCode.MALFORMED_BLOCK, "invalid chain parameters")

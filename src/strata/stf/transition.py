@@ -18,7 +18,10 @@ matching        market          cancels, then placements, in canonical order
 settlement      account         each changed position settles its funding first; fills,
                                 fees and realized PnL; reservations released; transfer
                                 credits
-risk            account/market  (liquidation arrives with the risk engine; nothing yet)
+risk            serial          accounts under maintenance are liquidated: orders canceled,
+                                slices sold to the book at the bankruptcy price, the rest
+                                to the insurance fund or auto-deleveraged; bad debt
+                                (``stf/risk.py``, rules in ``modules/liquidation``)
 epilogue        none            withdrawals, receipts, transactions and state roots
 ==============  ==============  ===========================================================
 
@@ -55,10 +58,19 @@ from strata.core.signatures import (
     recover_wallet_address,
     verify_agent_signature,
 )
-from strata.modules import accounts, clearing, collateral, funding, margin, markets, oracle
+from strata.modules import (
+    accounts,
+    clearing,
+    collateral,
+    funding,
+    liquidation,
+    margin,
+    markets,
+    oracle,
+)
 from strata.modules.book import Book, OrderReason, OrderStatus, TimeInForce
 from strata.modules.book.state import copy_book
-from strata.modules.clearing.events import OrderUpdate, PositionChanged
+from strata.modules.clearing.events import OrderUpdate
 from strata.modules.clearing.matching import (
     AccountDelta,
     CancelOp,
@@ -68,7 +80,7 @@ from strata.modules.clearing.matching import (
 )
 from strata.modules.collateral import WithdrawalRecord
 from strata.modules.funding import FundingTick
-from strata.modules.margin import AccountRisk, MarketRiskParams, Position
+from strata.modules.margin import AccountRisk, MarketRiskParams
 from strata.modules.oracle import OracleEvent
 from strata.state.store import ChainTip, State
 from strata.stf.block import Block, BlockEvents, BlockOutput, Header, Receipt, compute_header_hash
@@ -83,6 +95,8 @@ from strata.stf.events import (
     WithdrawalRequested,
 )
 from strata.stf.params import ChainParams
+from strata.stf.risk import process_risk
+from strata.stf.settlement import process_settlement
 from strata.stf.state_root import compute_state_root
 from strata.stf.transactions import (
     BULK_ACTIONS,
@@ -286,6 +300,25 @@ class _Block:
         self.client_ids: dict[bytes, set[int]] = {}
         """Client ids each account placed earlier in this block (membership only)."""
         self.max_taker_ppm = max(t.taker_ppm for t in params.fee_tiers)
+        self.oi_admitted: dict[int, int] = {}
+        """Per market, the sizes of orders that are not reduce-only admitted in this block."""
+
+    def would_pass_oi_cap(self, market_id: int, size_lots: int) -> bool:
+        """Whether an order of ``size_lots`` that is not reduce-only would pass the market's
+        open-interest cap: open interest at block start, plus the sizes of the orders that are
+        not reduce-only admitted earlier in the block, plus this one, above the cap. (Orders
+        resting from earlier blocks can still fill beyond it: the cap bounds what is admitted.)
+        """
+        market = markets.get_market(self.state, market_id)
+        assert market is not None
+        cap = market.max_open_interest_lots
+        if not cap:
+            return False
+        admitted = self.oi_admitted.get(market_id, 0)
+        return clearing.get_open_interest(self.state, market_id) + admitted + size_lots > cap
+
+    def add_oi_admitted(self, market_id: int, size_lots: int) -> None:
+        self.oi_admitted[market_id] = self.oi_admitted.get(market_id, 0) + size_lots
 
     def position_part(self, account: bytes) -> tuple[int, int]:
         """``(sum(value) - sum(initial_req), sum(max(unrealized_pnl, 0)))`` of the account's
@@ -318,16 +351,7 @@ class _Block:
     def risk_params(self, market_id: int) -> MarketRiskParams:
         params = self._risk_params.get(market_id)
         if params is None:
-            market = markets.get_market(self.state, market_id)
-            mark = oracle.get_mark_price(self.state, market_id)
-            assert market is not None
-            params = MarketRiskParams(
-                0 if mark is None else mark,
-                market.quote_per_tick_lot,
-                market.initial_margin_ppm,
-                market.maintenance_margin_ppm,
-                funding.get_funding_index(self.state, market_id),
-            )
+            params = liquidation.get_market_risk_params(self.state, market_id)
             self._risk_params[market_id] = params
         return params
 
@@ -562,6 +586,9 @@ def _admit_action(
         events.append(Transferred(account, action.to, action.amount_quote))
         return action.to, action.amount_quote
     elif isinstance(action, Withdraw):
+        debt = liquidation.get_bad_debt(state)
+        if debt:
+            raise ExecutionFailure(ErrorCode.WITHDRAWALS_GATED, f"bad debt {debt} outstanding")
         _check_withdrawable(block, account, action.amount_quote)
         record = collateral.record_withdrawal(
             state, account, action.destination, action.amount_quote, block.state.tip.height + 1
@@ -661,6 +688,8 @@ def _bulk_reason(block: _Block, order: PlaceOrder | ModifyOrder) -> OrderReason:
     """Why :func:`_reserve` refused an order of a bulk action."""
     if not order.reduce_only and oracle.is_stale(block.state, order.market_id):
         return OrderReason.ORACLE_STALE
+    if not order.reduce_only and block.would_pass_oi_cap(order.market_id, order.size_lots):
+        return OrderReason.OPEN_INTEREST_CAP
     return OrderReason.INSUFFICIENT_MARGIN
 
 
@@ -719,14 +748,14 @@ def _reserve(
 
     ``credit_quote`` is the reservation of the order a modify replaces (released when it is
     canceled in matching). Returns the placement to match, or ``None`` when the margin is
-    insufficient or the market is stale in a bulk action (see :func:`_bulk_reason`).
+    insufficient, the market stale or at its cap in a bulk action (see :func:`_bulk_reason`).
 
     Raises
     ------
     ExecutionFailure
         ``ORACLE_STALE`` for a single order that is not reduce-only in a market whose index is
-        stale; ``INSUFFICIENT_MARGIN`` for a single order that the free collateral does not
-        cover.
+        stale; ``OPEN_INTEREST_CAP`` for one that would pass the market's open-interest cap;
+        ``INSUFFICIENT_MARGIN`` for a single order that the free collateral does not cover.
     """
     reserved = 0
     if not order.reduce_only:
@@ -734,6 +763,10 @@ def _reserve(
             # A stale index cannot price new risk: only reduce-only orders pass (the freeze).
             if single:
                 raise ExecutionFailure(ErrorCode.ORACLE_STALE, f"market {order.market_id}")
+            return None
+        if block.would_pass_oi_cap(order.market_id, order.size_lots):
+            if single:
+                raise ExecutionFailure(ErrorCode.OPEN_INTEREST_CAP, f"market {order.market_id}")
             return None
         params = block.risk_params(order.market_id)
         reserved = margin.compute_order_reservation(
@@ -753,6 +786,7 @@ def _reserve(
                 )
             return None
         margin.add_reserved(block.state, account, reserved)
+        block.add_oi_admitted(order.market_id, order.size_lots)
     client_id = order.client_id if isinstance(order, PlaceOrder) else replace_client_id
     return PlaceOp(
         tx_index,
@@ -768,67 +802,6 @@ def _reserve(
         replace_order_id,
         replace_client_id,
     )
-
-
-# --------------------------------------------------------------------------------------------
-# Settlement
-# --------------------------------------------------------------------------------------------
-
-
-def process_settlement(
-    state: State,
-    account: bytes,
-    delta: AccountDelta | None,
-    credit_quote: int,
-    quote_per_tick_lot: dict[int, int],
-) -> list[Event]:
-    """Apply one account's fills (market by market), fees, releases and credits. Before its
-    first fill in a market, the position settles its funding (``funding.settle_position_funding``)
-    so fills always apply to a position settled at the market's index now."""
-    events: list[Event] = []
-    if delta is not None and delta.fills:
-        fills = delta.fills
-        i = 0
-        n = len(fills)
-        volume = 0
-        while i < n:
-            market_id = fills[i][0]
-            qptl = quote_per_tick_lot[market_id]
-            size = clearing.get_position_size(state, account, market_id)
-            position = Position(market_id, 0, 0)
-            if size:
-                for p in clearing.get_positions(state, account):
-                    if p.market_id == market_id:
-                        position = p
-            position, funding_paid = funding.settle_position_funding(state, account, position)
-            realized = fees = 0
-            while i < n and fills[i][0] == market_id:
-                _, is_buy, price, qty, fee = fills[i]
-                position, pnl = clearing.apply_fill_to_account(
-                    state, account, position, is_buy, price, qty, fee, qptl
-                )
-                realized += pnl
-                fees += fee
-                volume += price * qty * qptl
-                i += 1
-            clearing.set_position(state, account, position)
-            events.append(
-                PositionChanged(
-                    account,
-                    market_id,
-                    position.size_lots,
-                    position.entry_cost_quote,
-                    realized,
-                    fees,
-                    funding_paid,
-                )
-            )
-        clearing.add_volume(state, account, volume)
-    if delta is not None and delta.release_quote:
-        margin.add_reserved(state, account, -delta.release_quote)
-    if credit_quote:
-        collateral.add_balance(state, account, credit_quote)
-    return events
 
 
 # --------------------------------------------------------------------------------------------
@@ -956,11 +929,12 @@ def _execute(
             )
         )
 
-    # --- risk: liquidations arrive with the risk engine ---
+    # --- risk ---
+    risk = process_risk(state, params, block.market_ids)
 
     # --- epilogue ---
     included_txs = tuple(data for index, data in enumerate(transactions) if included[index])
-    block_events = BlockEvents(tuple(prologue), tuple(settlement))
+    block_events = BlockEvents(tuple(prologue), tuple(settlement), tuple(risk))
     computed = Header(
         chain_id=header.chain_id,
         height=header.height,

@@ -59,6 +59,10 @@ class OrderReason(IntEnum):
     PARTIAL_CANCEL = 15
     ORACLE_STALE = 16
     """An order that is not reduce-only, refused because the market's oracle index is stale."""
+    LIQUIDATED = 17
+    """Canceled because its owner was liquidated (``modules/liquidation``)."""
+    OPEN_INTEREST_CAP = 18
+    """An order that is not reduce-only, refused because the market is at its open-interest cap."""
 
 
 class Order:

@@ -6,7 +6,18 @@ table          prefix  key                   value
 ``positions``  0x60    address (20 bytes)    tuple of ``margin.Position``, by market id
 ``fee_pool``   0x61    ``b""``               quote collected as fees (maker rebates paid out)
 ``volume``     0x62    address (20 bytes)    quote notional traded since genesis (fee tiers)
+``open_int``   0x63    market id (4 bytes)   open interest: the sum of long positions, in lots
+``holders``    0x64    index (8 bytes)       address of an account holding a position
+``holder_ix``  0x65    address (20 bytes)    its index in ``holders``
+``holder_n``   0x66    ``b""``               how many accounts hold a position
 =============  ======  ====================  =================================================
+
+The holders registry lets the risk phase visit every account with a position by index,
+``0 .. holder_n - 1``, reading keys one by one: a fraud proof can then show it visited all of them
+(each index is proven present, and ``holder_n`` bounds them), which iterating a table could not.
+An account joins at the end when it opens its first position; when it closes its last, the last
+holder takes its index (swap-remove). Both happen in ``set_position``, in the settlement order
+(ascending account, then the risk phase's order).
 
 Applying a fill of ``q`` lots at ``p`` ticks to one side (``notional = p * q * qptl``):
 
@@ -35,7 +46,8 @@ import msgspec
 from strata.core.units import I64_MAX, compute_ppm_ceil, compute_ppm_floor
 from strata.modules.collateral import add_balance
 from strata.modules.margin import Position
-from strata.state.store import BYTES_KEY, State, Table
+from strata.modules.markets import MARKET_KEY
+from strata.state.store import BYTES_KEY, State, Table, int_key
 
 
 class FeeTier(msgspec.Struct, frozen=True, array_like=True):
@@ -55,6 +67,11 @@ def register_tables(state: State) -> None:
     state.add_table(Table("positions", 0x60, j, BYTES_KEY, tuple[Position, ...]))
     state.add_table(Table("fee_pool", 0x61, j, BYTES_KEY, int))
     state.add_table(Table("volume", 0x62, j, BYTES_KEY, int))
+    state.add_table(Table("open_interest", 0x63, j, MARKET_KEY, int))
+    state.add_table(Table("holders", 0x64, j, int_key(8), bytes))
+    state.add_table(Table("holder_index", 0x65, j, BYTES_KEY, int))
+    state.add_table(Table("holder_count", 0x66, j, BYTES_KEY, int))
+    state.tables["holder_count"].put(b"", 0)
     state.tables["fee_pool"].put(b"", 0)
 
 
@@ -74,17 +91,89 @@ def get_position_size(state: State, account: bytes, market_id: int) -> int:
     return 0
 
 
+def get_position(state: State, account: bytes, market_id: int) -> Position:
+    """The account's position in one market (size 0 if none)."""
+    positions: tuple[Position, ...] | None = state.tables["positions"].data.get(account)
+    if positions:
+        for position in positions:
+            if position.market_id == market_id:
+                return position
+    return Position(market_id, 0, 0)
+
+
 def set_position(state: State, account: bytes, position: Position) -> None:
-    """Store one position (a zero size removes it), keeping the tuple sorted by market."""
-    kept = [p for p in get_positions(state, account) if p.market_id != position.market_id]
+    """Store one position (a zero size removes it), keeping the tuple sorted by market, and keep
+    the market's open interest (the sum of long sizes; additions commute, so accounts can
+    settle side by side)."""
+    kept: list[Position] = []
+    before = 0
+    for p in get_positions(state, account):
+        if p.market_id == position.market_id:
+            before = p.size_lots
+        else:
+            kept.append(p)
+    after = position.size_lots
+    long_delta = (after if after > 0 else 0) - (before if before > 0 else 0)
+    if long_delta:
+        oi = state.tables["open_interest"]
+        total = oi.data.get(position.market_id, 0) + long_delta
+        if total:
+            oi.put(position.market_id, total)
+        else:
+            oi.delete(position.market_id)
     if position.size_lots != 0:
         kept.append(position)
         kept.sort(key=_market_of)
     table = state.tables["positions"]
+    held = account in table.data
     if kept:
         table.put(account, tuple(kept))
-    else:
+        if not held:
+            _add_holder(state, account)
+    elif held:
         table.delete(account)
+        _remove_holder(state, account)
+
+
+def _add_holder(state: State, account: bytes) -> None:
+    count_table = state.tables["holder_count"]
+    count: int = count_table.data[b""]
+    state.tables["holders"].put(count, account)
+    state.tables["holder_index"].put(account, count)
+    count_table.put(b"", count + 1)
+
+
+def _remove_holder(state: State, account: bytes) -> None:
+    holders = state.tables["holders"]
+    index_table = state.tables["holder_index"]
+    count_table = state.tables["holder_count"]
+    last: int = count_table.data[b""] - 1
+    index: int = index_table.data[account]
+    if index != last:
+        moved: bytes = holders.data[last]
+        holders.put(index, moved)
+        index_table.put(moved, index)
+    holders.delete(last)
+    index_table.delete(account)
+    count_table.put(b"", last)
+
+
+def get_holder_count(state: State) -> int:
+    """How many accounts hold at least one position."""
+    count: int = state.tables["holder_count"].data[b""]
+    return count
+
+
+def get_holder(state: State, index: int) -> bytes:
+    """The account at ``index`` (``0 <= index < get_holder_count``) of the holders registry."""
+    account: bytes = state.tables["holders"].data[index]
+    return account
+
+
+def get_open_interest(state: State, market_id: int) -> int:
+    """The market's open interest: the sum of its long positions, in lots."""
+    total: int | None = state.tables["open_interest"].data.get(market_id)
+    return 0 if total is None else total
 
 
 def _market_of(position: Position) -> int:
@@ -140,25 +229,35 @@ def compute_fill_on_position(
     position: Position, is_buy: bool, price_ticks: int, size_lots: int, quote_per_tick_lot: int
 ) -> tuple[Position, int]:
     """The position after a fill, and the PnL the fill realized (see the module docstring)."""
+    return compute_trade_on_position(
+        position, is_buy, size_lots, price_ticks * size_lots * quote_per_tick_lot
+    )
+
+
+def compute_trade_on_position(
+    position: Position, is_buy: bool, size_lots: int, notional_quote: int
+) -> tuple[Position, int]:
+    """:func:`compute_fill_on_position` for a trade of ``size_lots`` worth ``notional_quote`` in
+    all (a fill's ``price * size * qptl``, or a liquidation transfer's bankruptcy value, which
+    need not be a whole number of ticks). A flip splits the notional: the closing part is
+    ``floor(notional * closed / size)``, the opening part the rest."""
     size = position.size_lots
     cost = position.entry_cost_quote
     funding = position.funding_index_micro  # settled before the fill (see ``modules/funding``)
     delta = size_lots if is_buy else -size_lots
-    notional = price_ticks * size_lots * quote_per_tick_lot
     if size == 0 or (size > 0) == is_buy:
-        signed = notional if is_buy else -notional
+        signed = notional_quote if is_buy else -notional_quote
         return Position(position.market_id, size + delta, cost + signed, funding), 0
     before = size if size > 0 else -size
     closed = size_lots if size_lots < before else before
     after = before - closed
     kept_cost = -((-cost * after) // before)
     removed = cost - kept_cost
-    close_value = price_ticks * closed * quote_per_tick_lot
+    close_value = notional_quote * closed // size_lots
     realized = (close_value if size > 0 else -close_value) - removed
     if size_lots <= before:
         return Position(position.market_id, size + delta, kept_cost, funding), realized
-    opened = size_lots - before
-    open_value = price_ticks * opened * quote_per_tick_lot
+    open_value = notional_quote - close_value
     opened_cost = open_value if is_buy else -open_value
     return Position(position.market_id, size + delta, opened_cost, funding), realized
 

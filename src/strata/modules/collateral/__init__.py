@@ -6,7 +6,6 @@ table               prefix  key                      value
 ``balances``        0x40    address (20 bytes)       balance in quote units (signed, see below)
 ``ledger``          0x41    ``b""``                  :class:`Ledger` (totals and sequences)
 ``withdrawals``     0x42    withdrawal id (8 bytes)  :class:`WithdrawalRecord`
-``insurance_fund``  0x43    ``b""``                  quote held by the insurance fund
 ==================  ======  =======================  ==========================================
 
 The balance is the account's quote *cash* in the sense of dYdX v4: a trade moves the notional
@@ -15,13 +14,16 @@ fee pool, funding and deposits add, withdrawals subtract. A long position's bala
 be negative while its equity (balance plus the marked value of its positions) is positive. Every
 quote unit is conserved exactly::
 
-    sum(balances) + fee pool + insurance fund + funding in transit
+    sum(balances) + fee pool + funding in transit - recorded bad debt
         == deposited - withdrawn                                 (checked as an invariant)
 
-The insurance fund lives here, beside the balances, because several later modules pay into it
-(funding's rounding remainder now; liquidation fees and backstops with the liquidation module).
+The **insurance fund is an account**: :data:`INSURANCE_FUND_ACCOUNT`, an address no key signs
+for. Its balance is the fund's cash (funding's rounding remainder, liquidation fees, anyone's
+transfer); it takes over positions the book cannot absorb (the backstop, ``modules/liquidation``)
+and holds them like any account, so margin, funding and the API treat it like one.
 "Funding in transit" is the quote that settled funding payers have paid and settled receivers
 have not yet taken (per market, see ``modules/funding``; it may be negative for a while).
+"Recorded bad debt" is the loss nothing could cover (``modules/liquidation``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ import msgspec
 
 from strata.core.errors import ErrorCode, InvalidBlock
 from strata.state.store import BYTES_KEY, State, Table, int_key
+
+INSURANCE_FUND_ACCOUNT = b"\xff" * 20
+"""The insurance fund's account (``0xff...ff``): no key signs for it; only the risk phase moves
+its positions."""
 
 
 class Ledger(msgspec.Struct, frozen=True, array_like=True):
@@ -57,9 +63,7 @@ def register_tables(state: State) -> None:
     state.add_table(Table("balances", 0x40, j, BYTES_KEY, int))
     state.add_table(Table("ledger", 0x41, j, BYTES_KEY, Ledger))
     state.add_table(Table("withdrawals", 0x42, j, int_key(8), WithdrawalRecord))
-    state.add_table(Table("insurance_fund", 0x43, j, BYTES_KEY, int))
     state.tables["ledger"].put(b"", Ledger())
-    state.tables["insurance_fund"].put(b"", 0)
 
 
 def get_balance(state: State, account: bytes) -> int:
@@ -143,12 +147,10 @@ def sum_balances(state: State) -> int:
 
 
 def get_insurance_fund(state: State) -> int:
-    """The insurance fund's balance in quote units."""
-    fund: int = state.tables["insurance_fund"].data[b""]
-    return fund
+    """The insurance fund's cash (its account's balance) in quote units."""
+    return get_balance(state, INSURANCE_FUND_ACCOUNT)
 
 
 def add_insurance_fund(state: State, delta_quote: int) -> None:
-    """Move the insurance fund by ``delta_quote``; callers pair it with its counterpart."""
-    table = state.tables["insurance_fund"]
-    table.put(b"", table.data[b""] + delta_quote)
+    """Move the insurance fund's cash by ``delta_quote``; callers pair it with its counterpart."""
+    add_balance(state, INSURANCE_FUND_ACCOUNT, delta_quote)

@@ -1,4 +1,263 @@
-"""Liquidation: liquidation orders, insurance fund, auto-deleveraging (with the risk engine).
+"""Liquidation: the rules of the risk phase (liquidation orders, backstop, auto-deleveraging, bad
+debt). The phase itself runs in ``stf/risk.py``; this module holds its state, events and the
+arithmetic a reader needs to check any liquidation by hand.
 
-The risk phase exists in ``stf.transition`` and does nothing yet.
+=============  ======  ====================  ==================================================
+table          prefix  key                   value
+=============  ======  ====================  ==================================================
+``bad_debt``   0x90    ``b""``               quote of losses nothing could cover (recorded)
+=============  ======  ====================  ==================================================
+
+The rules, per block, after settlement (all at the block's marks; quote units, integers)
+---------------------------------------------------------------------------------------
+1. **Who.** Every account whose equity is below its maintenance requirement (``modules/margin``),
+   most under water first (ascending ``equity * 1e6 // maintenance``, then address). Positions in
+   a market whose index is stale are frozen: they are neither counted out nor liquidated.
+2. **Orders.** The account's open orders are canceled in every market (reason ``LIQUIDATED``),
+   releasing their reservations.
+3. **How much.** With deficit ``d = maintenance - equity``, the account closes the fraction
+   :func:`compute_close_ppm` of every position: twice what would restore maintenance at the mark
+   (``2 * ceil(d * 1e6 / maintenance)``), at least ``liquidation_min_close_ppm`` (20%), and all of
+   it when that is more than half or the equity is not positive. Large positions are thus cut in
+   slices over several blocks, small or deeply under-water ones at once. Per market and block, at
+   most ``liquidation_max_notional_per_block_quote`` of notional (at the mark) is liquidated; what
+   the limit holds back waits for the next block.
+4. **Bankruptcy value.** Each slice carries its share of the account's equity, by maintenance
+   weight (:func:`compute_equity_share`). The slice's bankruptcy value is the quote at which
+   closing it leaves that share at zero (:func:`compute_bankruptcy_value`); as a price it is the
+   bankruptcy price, rounded so the account never closes beyond it.
+5. **Book first.** A reduce-only IOC order for the slice, limited at the bankruptcy price, takes
+   liquidity from the book (no taker fee, no maker rebate). A liquidation fee of
+   ``liquidation_fee_ppm`` of what it sold, never more than the equity left, goes to the
+   insurance fund.
+6. **Backstop.** What the book did not absorb, the insurance fund (``collateral.
+   INSURANCE_FUND_ACCOUNT``) takes over at the bankruptcy value, if its loss (the negative part
+   of the slice's equity share) fits in ``insurance_max_loss_per_account_quote`` for this
+   account in this block and the fund's equity stays at or above its own maintenance
+   requirement. The fund then unwinds what it holds with reduce-only IOC orders at the mark,
+   every block.
+7. **Auto-deleveraging.** Otherwise the rest is closed against opposite positions in the market,
+   highest :func:`compute_adl_key` first (profit times leverage), at the bankruptcy value. Only
+   accounts holding an opposite position can be deleveraged: an account without a position never
+   shares a loss. The fund's own positions are liquidated the same way, without a backstop.
+8. **Bad debt.** An account left with no position and a negative balance has bad debt. The fund
+   covers it from its free collateral; what remains is recorded in ``bad_debt`` (the account's
+   balance is set to zero), shown in every block's events, and withdrawals are refused
+   (``WITHDRAWALS_GATED``) until the fund has repaid it, which it does from its free collateral
+   at the end of every risk phase.
+
+Conservation: every step moves quote between two balances, except recorded bad debt, which is
+exactly the quote that zeroing negative balances added; ``collateral`` states the invariant.
 """
+
+from __future__ import annotations
+
+import msgspec
+
+from strata.core.units import PPM, div_ceil
+from strata.modules import funding, markets, oracle
+from strata.modules.margin import MarketRiskParams
+from strata.state.store import BYTES_KEY, State, Table
+
+
+class AccountLiquidated(msgspec.Struct, frozen=True, array_like=True, tag=23):
+    """An account went under maintenance and was liquidated in this block's risk phase.
+
+    ``equity_quote < maintenance_quote`` is why; ``close_ppm`` is the fraction of each position
+    the block closes (:func:`compute_close_ppm`); ``orders_canceled`` its open orders removed."""
+
+    account: bytes
+    equity_quote: int
+    maintenance_quote: int
+    close_ppm: int
+    orders_canceled: int
+
+
+class PositionLiquidated(msgspec.Struct, frozen=True, array_like=True, tag=24):
+    """One position's slice in a liquidation, with every input of its price.
+
+    Fields
+    ------
+    mark_ticks, index_ticks:   the prices the block used
+    size_before_lots:          the signed position before
+    wanted_lots:               ``ceil(|size| * close_ppm / 1e6)``
+    budget_quote:              the market's liquidation notional left in this block before it
+    slice_lots:                what the block closes: ``wanted`` within the budget
+    equity_share_quote:        the slice's share of the account's equity (negative: bankrupt)
+    bankruptcy_value_quote:    the quote the slice closes at to bring that share to zero
+    limit_price_ticks:         the bankruptcy price, limit of the book order (0: no book order)
+    book_lots, book_value_quote, fee_quote:          what the book absorbed, and the fee to the
+                                                     insurance fund
+    backstop_lots, backstop_value_quote, fund_loss_quote, fund_loss_limit_quote:
+                               what the insurance fund took over, its loss, and the per-account
+                               limit that was left
+    adl_lots, adl_value_quote: what auto-deleveraging closed (see :class:`Deleveraged`)
+    """
+
+    account: bytes
+    market_id: int
+    mark_ticks: int
+    index_ticks: int
+    size_before_lots: int
+    wanted_lots: int
+    budget_quote: int
+    slice_lots: int
+    equity_share_quote: int
+    bankruptcy_value_quote: int
+    limit_price_ticks: int
+    book_lots: int
+    book_value_quote: int
+    fee_quote: int
+    backstop_lots: int
+    backstop_value_quote: int
+    fund_loss_quote: int
+    fund_loss_limit_quote: int
+    adl_lots: int
+    adl_value_quote: int
+
+
+class Deleveraged(msgspec.Struct, frozen=True, array_like=True, tag=25):
+    """Auto-deleveraging: ``counterparty`` (ranked ``rank``, from 0, by ``rank_key``, see
+    :func:`compute_adl_key`) closed ``size_lots`` of its position against the liquidated
+    ``account`` at ``value_quote`` in all (the bankruptcy value)."""
+
+    account: bytes
+    counterparty: bytes
+    market_id: int
+    size_lots: int
+    value_quote: int
+    rank: int
+    rank_key: int
+
+
+class BadDebtChanged(msgspec.Struct, frozen=True, array_like=True, tag=26):
+    """Bad debt of ``account`` (an account left with no position and a negative balance):
+    ``covered_by_fund_quote`` paid by the insurance fund, ``recorded_quote`` added to the chain's
+    recorded bad debt, ``total_quote`` the record after. A repayment by the fund has ``account``
+    the fund's, ``covered_by_fund_quote`` what it repaid and a negative ``recorded_quote``."""
+
+    account: bytes
+    covered_by_fund_quote: int
+    recorded_quote: int
+    total_quote: int
+
+
+LiquidationEvent = AccountLiquidated | PositionLiquidated | Deleveraged | BadDebtChanged
+
+ADL_KEY_BOUND = 10**12
+"""Profit and leverage (ppm) are clamped to ``±1e12`` in the ADL key, so keys fit 64 bits."""
+
+
+def register_tables(state: State) -> None:
+    state.add_table(Table("bad_debt", 0x90, state.journal, BYTES_KEY, int))
+    state.tables["bad_debt"].put(b"", 0)
+
+
+def get_bad_debt(state: State) -> int:
+    """Recorded bad debt in quote units (0 when every loss was covered)."""
+    debt: int = state.tables["bad_debt"].data[b""]
+    return debt
+
+
+def add_bad_debt(state: State, delta_quote: int) -> int:
+    """Move the recorded bad debt; returns the new total."""
+    total = get_bad_debt(state) + delta_quote
+    state.tables["bad_debt"].put(b"", total)
+    return total
+
+
+def get_market_risk_params(state: State, market_id: int) -> MarketRiskParams:
+    """The mark, factors and funding index margin uses for ``market_id`` now."""
+    market = markets.get_market(state, market_id)
+    assert market is not None
+    mark = oracle.get_mark_price(state, market_id)
+    return MarketRiskParams(
+        0 if mark is None else mark,
+        market.quote_per_tick_lot,
+        market.initial_margin_ppm,
+        market.maintenance_margin_ppm,
+        funding.get_funding_index(state, market_id),
+        market.margin_tiers,
+    )
+
+
+def compute_close_ppm(equity_quote: int, maintenance_quote: int, min_close_ppm: int) -> int:
+    """The fraction (ppm) of each position a liquidation closes in one block.
+
+    ``2 * ceil((maintenance - equity) * 1e6 / maintenance)``, at least ``min_close_ppm``; the whole
+    position (1e6) when that exceeds one half or when the equity is not positive.
+    Example: equity 90, maintenance 100: need 100_000, closes 200_000 (20%); equity 60: 800_000,
+    more than half, so 1_000_000.
+    """
+    if equity_quote <= 0:
+        return PPM
+    need = div_ceil((maintenance_quote - equity_quote) * PPM, maintenance_quote)
+    close = max(2 * need, min_close_ppm)
+    return PPM if close * 2 > PPM else close
+
+
+def compute_equity_share(
+    equity_quote: int,
+    position_maintenance_quote: int,
+    account_maintenance_quote: int,
+    slice_lots: int,
+    size_lots: int,
+) -> int:
+    """The slice's share of the account's equity:
+    ``floor(equity * position_maint * slice / (account_maint * |size|))`` (floor: a negative
+    share, a bankrupt slice, rounds further into loss, so the bankruptcy value never favors the
+    account)."""
+    return (equity_quote * position_maintenance_quote * slice_lots) // (
+        account_maintenance_quote * size_lots
+    )
+
+
+def compute_bankruptcy_value(
+    is_long: bool, slice_lots: int, mark_ticks: int, quote_per_tick_lot: int, share_quote: int
+) -> int:
+    """The quote at which closing the slice brings its equity share to zero: a long sells for
+    ``value_at_mark - share``, a short buys back for ``value_at_mark + share``, where
+    ``value_at_mark = slice * mark * qptl``. Example: long 10 lots, mark 100, qptl 1, share 50:
+    the slice can sell for 950 in all and no less (bankruptcy price 95)."""
+    at_mark = slice_lots * mark_ticks * quote_per_tick_lot
+    return at_mark - share_quote if is_long else at_mark + share_quote
+
+
+def compute_limit_price(
+    is_long: bool, slice_lots: int, value_quote: int, quote_per_tick_lot: int, max_price: int
+) -> int:
+    """The bankruptcy price in ticks, as the limit of the slice's book order, rounded so that no
+    fill is beyond the bankruptcy value: a long's sell at ``ceil(value / (slice * qptl))``
+    (at least 1), a short's buy at ``floor(...)``. Returns 0 when no price in ``[1, max_price]``
+    respects the value (a sell above the largest price, a buy below 1): then the book is skipped.
+    """
+    unit = slice_lots * quote_per_tick_lot
+    if is_long:
+        price = max(div_ceil(value_quote, unit), 1)
+        return price if price <= max_price else 0
+    price = min(value_quote // unit, max_price)
+    return price if price >= 1 else 0
+
+
+def compute_adl_key(
+    unrealized_pnl_quote: int, entry_cost_quote: int, notional_quote: int, equity_quote: int
+) -> int:
+    """The auto-deleveraging rank of a position (higher is deleveraged first).
+
+    ``profit = upnl * 1e6 // max(|entry_cost|, 1)`` (ppm of what the position cost) and
+    ``leverage = account_notional * 1e6 // equity`` (ppm; an account with no positive equity
+    counts as ``account_notional * 1e6``), both clamped to ``±1e12``. A profitable position ranks
+    by ``profit * leverage // 1e6`` (positive), a losing one by ``profit * 1e6 // leverage``
+    (negative, nearer zero with more leverage): the most profitable and most leveraged positions
+    close first, losing ones last. Ties go to the lower address.
+    """
+    cost = abs(entry_cost_quote) or 1
+    profit = max(-ADL_KEY_BOUND, min(ADL_KEY_BOUND, unrealized_pnl_quote * PPM // cost))
+    if equity_quote > 0:
+        leverage = notional_quote * PPM // equity_quote
+    else:
+        leverage = notional_quote * PPM
+    leverage = max(1, min(ADL_KEY_BOUND, leverage))
+    if profit > 0:
+        return profit * leverage // PPM
+    return profit * PPM // leverage

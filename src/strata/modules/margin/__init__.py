@@ -13,8 +13,11 @@ For a position of ``size_lots`` (signed: long > 0) in a market with mark ``mark_
     value           = size_lots * mark_ticks * quote_per_tick_lot                (signed)
     funding_owed    = ceil(size_lots * (funding_index - position_funding_index) / 1e6)
     unrealized_pnl  = value - entry_cost_quote - funding_owed
-    initial_req     = ceil(|value| * initial_margin_ppm / 1e6)
-    maintenance_req = ceil(|value| * maintenance_margin_ppm / 1e6)
+    initial_req     = compute_requirement(|value|, initial_margin_ppm, tiers' initial rates)
+    maintenance_req = compute_requirement(|value|, maintenance_margin_ppm, tiers' rates)
+
+Without margin tiers the requirement is ``ceil(|value| * rate / 1e6)``; with tiers (see
+``markets.MarginTier``) each slice of the notional pays its tier's rate, rounded up once.
 
 For an account with balance ``B`` (see ``collateral``) and reservations ``R``::
 
@@ -42,6 +45,7 @@ from collections.abc import Callable, Sequence
 import msgspec
 
 from strata.core.units import PPM, compute_ppm_ceil, div_ceil
+from strata.modules.markets import MarginTier
 from strata.state.store import BYTES_KEY, State, Table
 
 
@@ -90,6 +94,18 @@ class MarketRiskParams(msgspec.Struct, frozen=True):
     maintenance_margin_ppm: int
     funding_index_micro: int = 0
     """The market's cumulative funding index now (micro-quote per lot)."""
+    tiers: tuple[MarginTier, ...] = ()
+    """The market's margin tiers (``markets.MarginTier``)."""
+
+    def initial_requirement(self, notional_quote: int) -> int:
+        if not self.tiers:
+            return compute_ppm_ceil(notional_quote, self.initial_margin_ppm)
+        return compute_requirement(notional_quote, self.initial_margin_ppm, self.tiers, True)
+
+    def maintenance_requirement(self, notional_quote: int) -> int:
+        if not self.tiers:
+            return compute_ppm_ceil(notional_quote, self.maintenance_margin_ppm)
+        return compute_requirement(notional_quote, self.maintenance_margin_ppm, self.tiers, False)
 
 
 def register_tables(state: State) -> None:
@@ -129,8 +145,12 @@ def compute_account_risk(
         value = position.size_lots * params.mark_ticks * params.quote_per_tick_lot
         equity += value
         notional = value if value >= 0 else -value
-        initial += compute_ppm_ceil(notional, params.initial_margin_ppm)
-        maintenance += compute_ppm_ceil(notional, params.maintenance_margin_ppm)
+        if params.tiers:
+            initial += params.initial_requirement(notional)
+            maintenance += params.maintenance_requirement(notional)
+        else:
+            initial += compute_ppm_ceil(notional, params.initial_margin_ppm)
+            maintenance += compute_ppm_ceil(notional, params.maintenance_margin_ppm)
         owed = compute_funding_owed(
             position.size_lots, params.funding_index_micro, position.funding_index_micro
         )
@@ -139,6 +159,29 @@ def compute_account_risk(
         if pnl > 0:
             profit += pnl
     return AccountRisk(equity, initial, maintenance, profit, reserved_quote)
+
+
+def compute_requirement(
+    notional_quote: int, base_ppm: int, tiers: Sequence[MarginTier], initial: bool
+) -> int:
+    """A margin requirement with tiers: ``ceil(sum(slice * rate) / 1e6)``, where the notional is
+    cut at each tier's ``from_notional_quote`` and each slice pays its tier's rate (the market's
+    ``base_ppm`` below the first tier; ``initial`` picks the tiers' initial or maintenance rate).
+
+    Example: base 50_000 (5%), one tier from 1_000_000 at 100_000 (10%): a notional of 3_000_000
+    needs ``ceil((1_000_000 * 50_000 + 2_000_000 * 100_000) / 1e6) = 250_000``.
+    """
+    total = 0
+    start = 0
+    rate = base_ppm
+    for tier in tiers:
+        if notional_quote <= tier.from_notional_quote:
+            break
+        total += (tier.from_notional_quote - start) * rate
+        start = tier.from_notional_quote
+        rate = tier.initial_margin_ppm if initial else tier.maintenance_margin_ppm
+    total += (notional_quote - start) * rate
+    return div_ceil(total, PPM)
 
 
 def compute_funding_owed(size_lots: int, index_now_micro: int, index_then_micro: int) -> int:

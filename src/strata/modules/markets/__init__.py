@@ -25,6 +25,20 @@ class MarketStatus(IntEnum):
     """No new orders; cancels still work."""
 
 
+class MarginTier(msgspec.Struct, frozen=True, array_like=True):
+    """Margin rates for the part of a position's notional above ``from_notional_quote``.
+
+    A market's own ``initial_margin_ppm`` and ``maintenance_margin_ppm`` apply from 0 up to its
+    first tier; each tier's rates apply to the notional between its start and the next tier's.
+    The requirement is thus continuous and rises with size (see ``margin.compute_requirement``):
+    large positions need more margin, so their maximum leverage is lower.
+    """
+
+    from_notional_quote: int
+    initial_margin_ppm: int
+    maintenance_margin_ppm: int
+
+
 class Market(msgspec.Struct, frozen=True, array_like=True, kw_only=True):
     """A perpetual market's listing.
 
@@ -42,6 +56,11 @@ class Market(msgspec.Struct, frozen=True, array_like=True, kw_only=True):
     maintenance_margin_ppm: int
     max_open_orders_per_account: int
     status: int = MarketStatus.ACTIVE
+    margin_tiers: tuple[MarginTier, ...] = ()
+    """Higher rates for larger positions, by notional, ascending (empty: one rate for all)."""
+    max_open_interest_lots: int = 0
+    """Open-interest cap (total long lots); 0 means none. While open interest plus the risk the
+    block already admitted would pass it, orders that are not reduce-only are refused."""
 
 
 MAX_NOTIONAL = 1 << 60
@@ -67,7 +86,9 @@ def check_market_params(market: Market) -> None:
         ``BAD_AMOUNT`` if a parameter is out of its range: every size and price bound positive,
         ``0 < maintenance <= initial <= 1_000_000`` ppm, and the largest order's notional
         (``max_price_ticks * max_size_lots * quote_per_tick_lot``) at most ``2**60`` quote, so
-        the sums of notionals stay inside the canonical encoding's 64-bit integers.
+        the sums of notionals stay inside the canonical encoding's 64-bit integers. Margin
+        tiers start above 0 in ascending order, each with ``maintenance <= initial <= 1e6`` and
+        rates no lower than the tier below; the open-interest cap is not negative.
     """
     ok = (
         0 <= market.market_id < 1 << 32
@@ -78,9 +99,28 @@ def check_market_params(market: Market) -> None:
         and market.max_open_orders_per_account > 0
         and market.max_price_ticks * market.max_size_lots * market.quote_per_tick_lot
         <= MAX_NOTIONAL
+        and market.max_open_interest_lots >= 0
+        and _tiers_ok(market)
     )
     if not ok:
         raise InvalidTransaction(ErrorCode.BAD_AMOUNT, f"bad market parameters: {market}")
+
+
+def _tiers_ok(market: Market) -> bool:
+    start = 0
+    initial = market.initial_margin_ppm
+    maintenance = market.maintenance_margin_ppm
+    for tier in market.margin_tiers:
+        if not (
+            tier.from_notional_quote > start
+            and initial <= tier.initial_margin_ppm <= 1_000_000
+            and maintenance <= tier.maintenance_margin_ppm <= tier.initial_margin_ppm
+        ):
+            return False
+        start = tier.from_notional_quote
+        initial = tier.initial_margin_ppm
+        maintenance = tier.maintenance_margin_ppm
+    return True
 
 
 def list_market(state: State, market: Market) -> None:

@@ -1,0 +1,452 @@
+"""The risk phase: liquidations, the backstop, auto-deleveraging and bad debt.
+
+The rules are stated in ``modules/liquidation`` (its docstring is the spec); this file runs them
+in order after the settlement phase. Everything reads the marks and funding indexes the prologue
+set, which nothing in the block changes afterwards.
+
+Order: candidates ascending by ``equity * 1e6 // maintenance`` then address; each candidate's
+positions ascending by market id; then the insurance fund unwinds what it holds (ascending
+market id); then the fund repays recorded bad debt. Liquidation orders and the fund's unwinding
+match against the books as the settlement phase left them, and their fills settle at once
+(``stf/settlement.py``), so each candidate sees what the ones before it did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from strata.core.units import PPM, compute_ppm_ceil, div_ceil
+from strata.modules import clearing, collateral, funding, liquidation, margin, markets, oracle
+from strata.modules.book import OrderReason, OrderStatus, TimeInForce
+from strata.modules.clearing import FeeTier
+from strata.modules.clearing.events import OrderUpdate, PositionChanged
+from strata.modules.clearing.matching import (
+    AccountDelta,
+    MarketWork,
+    PlaceOp,
+    process_market_matching,
+)
+from strata.modules.collateral import INSURANCE_FUND_ACCOUNT
+from strata.modules.liquidation import (
+    AccountLiquidated,
+    BadDebtChanged,
+    Deleveraged,
+    PositionLiquidated,
+)
+from strata.modules.margin import AccountRisk, MarketRiskParams, Position
+from strata.modules.markets import Market
+from strata.state.store import State
+from strata.stf.events import Event
+from strata.stf.params import ChainParams
+from strata.stf.settlement import process_settlement
+
+FUND = INSURANCE_FUND_ACCOUNT
+
+
+def process_risk(state: State, params: ChainParams, market_ids: Sequence[int]) -> list[Event]:
+    """Run the risk phase of a block; returns its events (``BlockEvents.risk``)."""
+    return _RiskPhase(state, params, market_ids).run()
+
+
+class _RiskPhase:
+    """Working data of one block's risk phase (never part of the state)."""
+
+    def __init__(self, state: State, params: ChainParams, market_ids: Sequence[int]) -> None:
+        self.state = state
+        self.params = params
+        self.market_ids = market_ids
+        self.risk_params: dict[int, MarketRiskParams] = {
+            m: liquidation.get_market_risk_params(state, m) for m in market_ids
+        }
+        self.markets: dict[int, Market] = {}
+        for m in market_ids:
+            market = markets.get_market(state, m)
+            assert market is not None
+            self.markets[m] = market
+        self.stale = {m for m in market_ids if oracle.is_stale(state, m)}
+        self.budget = dict.fromkeys(market_ids, params.liquidation_max_notional_per_block_quote)
+        # Liquidation orders pay no taker fee, and their makers get no rebate (the fee pool
+        # must never pay out more than it took).
+        self.tiers = tuple(
+            FeeTier(t.min_volume_quote, max(t.maker_ppm, 0), 0) for t in params.fee_tiers
+        )
+        self.adl_ranking: dict[tuple[int, bool], list[tuple[int, bytes]]] = {}
+        self.events: list[Event] = []
+
+    # ------------------------------------------------------------------ figures
+
+    def holders(self) -> list[tuple[bytes, tuple[Position, ...]]]:
+        """Every account with a position and its positions, in the registry's index order
+        (``clearing``: read key by key, so a fraud proof can show none was skipped)."""
+        state = self.state
+        return [
+            (account, clearing.get_positions(state, account))
+            for account in (
+                clearing.get_holder(state, i) for i in range(clearing.get_holder_count(state))
+            )
+        ]
+
+    def account_risk(self, account: bytes) -> AccountRisk:
+        state = self.state
+        return margin.compute_account_risk(
+            collateral.get_balance(state, account),
+            margin.get_reserved(state, account),
+            clearing.get_positions(state, account),
+            self.risk_params.__getitem__,
+        )
+
+    def notional(self, positions: Sequence[Position]) -> int:
+        total = 0
+        for p in positions:
+            mp = self.risk_params[p.market_id]
+            total += abs(p.size_lots) * mp.mark_ticks * mp.quote_per_tick_lot
+        return total
+
+    def fund_free(self) -> int:
+        """The fund's equity beyond its maintenance requirement (what it can pay out)."""
+        risk = self.account_risk(FUND)
+        return risk.equity_quote - risk.maintenance_quote
+
+    # ------------------------------------------------------------------ the phase
+
+    def run(self) -> list[Event]:
+        state = self.state
+        candidates: list[tuple[int, bytes]] = []
+        get_params = self.risk_params.__getitem__
+        for account, positions in self.holders():
+            risk = margin.compute_account_risk(
+                collateral.get_balance(state, account),
+                0,  # reservations count in neither equity nor maintenance
+                positions,
+                get_params,
+            )
+            if risk.equity_quote < risk.maintenance_quote:
+                candidates.append((risk.equity_quote * PPM // risk.maintenance_quote, account))
+        candidates.sort()
+        for _, account in candidates:
+            self.liquidate(account)
+        self.unwind_fund()
+        self.repay_bad_debt()
+        return self.events
+
+    def liquidate(self, account: bytes) -> None:
+        state = self.state
+        positions = clearing.get_positions(state, account)
+        fresh = [p for p in positions if p.market_id not in self.stale]
+        if not fresh:
+            return  # frozen: every position is in a market with a stale index
+        risk = self.account_risk(account)
+        equity = risk.equity_quote
+        maintenance = risk.maintenance_quote
+        if equity >= maintenance:
+            return  # restored by what earlier liquidations in this block did
+        canceled = self.cancel_orders(account)
+        close_ppm = liquidation.compute_close_ppm(
+            equity, maintenance, self.params.liquidation_min_close_ppm
+        )
+        self.events.append(AccountLiquidated(account, equity, maintenance, close_ppm, canceled))
+        fund_allowance = self.params.insurance_max_loss_per_account_quote
+        for position in fresh:
+            fund_allowance -= self.close_slice(
+                account, position, equity, maintenance, close_ppm, fund_allowance
+            )
+        self.settle_bad_debt(account)
+
+    def cancel_orders(self, account: bytes) -> int:
+        """Cancel every open order of ``account`` (reason ``LIQUIDATED``); returns how many."""
+        state = self.state
+        count = 0
+        for market_id in self.market_ids:
+            book = state.books[market_id]
+            for order in book.orders_of(account):
+                book.cancel(order.order_id)
+                book.dirty.add(order.order_id)
+                if order.reserved_quote:
+                    margin.add_reserved(state, account, -order.reserved_quote)
+                self.events.append(
+                    OrderUpdate(
+                        market_id,
+                        order.order_id,
+                        account,
+                        OrderStatus.CANCELED,
+                        OrderReason.LIQUIDATED,
+                        order.size_lots,
+                        0,
+                        order.client_id,
+                    )
+                )
+                count += 1
+        return count
+
+    def close_slice(
+        self,
+        account: bytes,
+        position: Position,
+        equity: int,
+        maintenance: int,
+        close_ppm: int,
+        fund_allowance: int,
+    ) -> int:
+        """Close one position's slice: book, then backstop or ADL. Returns the fund's loss."""
+        market_id = position.market_id
+        mp = self.risk_params[market_id]
+        mark = mp.mark_ticks
+        qptl = mp.quote_per_tick_lot
+        is_long = position.size_lots > 0
+        size = abs(position.size_lots)
+        per_lot = mark * qptl
+        wanted = div_ceil(size * close_ppm, PPM)
+        budget = self.budget[market_id]
+        lots = min(wanted, budget // per_lot)
+        share = value = limit = 0
+        book_lots = book_value = fee = 0
+        backstop_lots = backstop_value = fund_loss = adl_lots = adl_value = 0
+        if lots:
+            self.budget[market_id] = budget - lots * per_lot
+            share = liquidation.compute_equity_share(
+                equity,
+                mp.maintenance_requirement(size * per_lot),
+                maintenance,
+                lots,
+                size,
+            )
+            value = liquidation.compute_bankruptcy_value(is_long, lots, mark, qptl, share)
+            limit = liquidation.compute_limit_price(
+                is_long, lots, value, qptl, self.markets[market_id].max_price_ticks
+            )
+            if limit:
+                book_lots, book_value = self.take_from_book(
+                    account, market_id, not is_long, limit, lots
+                )
+            if book_lots:
+                fee = compute_ppm_ceil(book_value, self.params.liquidation_fee_ppm)
+                fee = min(fee, max(0, self.account_risk(account).equity_quote))
+                if fee:
+                    collateral.add_balance(self.state, account, -fee)
+                    collateral.add_insurance_fund(self.state, fee)
+            rest = lots - book_lots
+            if rest:
+                rest_share = share * rest // lots
+                rest_value = liquidation.compute_bankruptcy_value(
+                    is_long, rest, mark, qptl, rest_share
+                )
+                loss = max(0, -rest_share)
+                if (
+                    account != FUND
+                    and loss <= fund_allowance
+                    and self.fund_can_take(market_id, is_long, rest, rest_share)
+                ):
+                    self.transfer(account, FUND, market_id, is_long, rest, rest_value)
+                    backstop_lots, backstop_value, fund_loss = rest, rest_value, loss
+                else:
+                    self.deleverage(account, market_id, is_long, rest, rest_value)
+                    adl_lots, adl_value = rest, rest_value
+        index = oracle.get_index_price(self.state, market_id)
+        self.events.append(
+            PositionLiquidated(
+                account,
+                market_id,
+                mark,
+                0 if index is None else index,
+                position.size_lots,
+                wanted,
+                budget,
+                lots,
+                share,
+                value,
+                limit,
+                book_lots,
+                book_value,
+                fee,
+                backstop_lots,
+                backstop_value,
+                fund_loss,
+                fund_allowance,
+                adl_lots,
+                adl_value,
+            )
+        )
+        return fund_loss
+
+    def take_from_book(
+        self, account: bytes, market_id: int, is_buy: bool, limit_ticks: int, lots: int
+    ) -> tuple[int, int]:
+        """A reduce-only IOC order of ``account`` limited at ``limit_ticks``; its fills and its
+        makers' settle at once. Returns ``(lots filled, quote value of the fills)``."""
+        state = self.state
+        market = self.markets[market_id]
+        op = PlaceOp(
+            0, account, market_id, is_buy, limit_ticks, lots, TimeInForce.IOC, True, None, 0
+        )
+        deltas: dict[bytes, AccountDelta] = {}
+        sink: list[Event] = []
+        process_market_matching(
+            state,
+            market,
+            state.books[market_id],
+            (),
+            (op,),
+            self.tiers,
+            (sink,),
+            deltas,
+            [MarketWork()],
+        )
+        self.events.extend(sink)
+        filled = value = 0
+        own = deltas.get(account)
+        if own is not None:
+            qptl = market.quote_per_tick_lot
+            for _, _, price, qty, _ in own.fills:
+                filled += qty
+                value += price * qty * qptl
+        qptl_of = {market_id: market.quote_per_tick_lot}
+        for owner in sorted(deltas):
+            self.events.extend(process_settlement(state, owner, deltas[owner], 0, qptl_of))
+        return filled, value
+
+    def fund_can_take(self, market_id: int, is_long: bool, lots: int, share: int) -> bool:
+        """Whether the fund, taking over ``lots`` (the side of a long if ``is_long``) at the
+        bankruptcy value (a change of ``share`` in its equity), stays at or above maintenance."""
+        state = self.state
+        risk = self.account_risk(FUND)
+        mp = self.risk_params[market_id]
+        per_lot = mp.mark_ticks * mp.quote_per_tick_lot
+        size = clearing.get_position_size(state, FUND, market_id)
+        after = size + (lots if is_long else -lots)
+        maintenance = (
+            risk.maintenance_quote
+            - mp.maintenance_requirement(abs(size) * per_lot)
+            + mp.maintenance_requirement(abs(after) * per_lot)
+        )
+        return risk.equity_quote + share >= maintenance
+
+    def transfer(
+        self,
+        seller_of_side: bytes,
+        taker: bytes,
+        market_id: int,
+        is_long: bool,
+        lots: int,
+        value_quote: int,
+    ) -> None:
+        """Move ``lots`` of a position from ``seller_of_side`` (long if ``is_long``) to ``taker``
+        at ``value_quote`` in all: the closing side trades against the taking side, each settling
+        its funding first."""
+        state = self.state
+        for account, is_buy in ((seller_of_side, not is_long), (taker, is_long)):
+            position = clearing.get_position(state, account, market_id)
+            position, paid = funding.settle_position_funding(state, account, position)
+            position, realized = clearing.compute_trade_on_position(
+                position, is_buy, lots, value_quote
+            )
+            collateral.add_balance(state, account, -value_quote if is_buy else value_quote)
+            clearing.set_position(state, account, position)
+            self.events.append(
+                PositionChanged(
+                    account,
+                    market_id,
+                    position.size_lots,
+                    position.entry_cost_quote,
+                    realized,
+                    0,
+                    paid,
+                )
+            )
+
+    def ranking(self, market_id: int, want_short: bool) -> list[tuple[int, bytes]]:
+        """``(key, account)`` of every position on one side of a market, highest key first, then
+        by address: computed at the block's first deleveraging in that market and side, and kept
+        for the block (sizes are read fresh when used)."""
+        cached = self.adl_ranking.get((market_id, want_short))
+        if cached is not None:
+            return cached
+        mp = self.risk_params[market_id]
+        ranked: list[tuple[int, bytes]] = []
+        for account, positions in self.holders():
+            for p in positions:
+                if p.market_id == market_id and (p.size_lots < 0) == want_short:
+                    value = p.size_lots * mp.mark_ticks * mp.quote_per_tick_lot
+                    owed = margin.compute_funding_owed(
+                        p.size_lots, mp.funding_index_micro, p.funding_index_micro
+                    )
+                    key = liquidation.compute_adl_key(
+                        value - p.entry_cost_quote - owed,
+                        p.entry_cost_quote,
+                        self.notional(positions),
+                        self.account_risk(account).equity_quote,
+                    )
+                    ranked.append((-key, account))
+                    break
+        ranked.sort()
+        self.adl_ranking[(market_id, want_short)] = ranked
+        return ranked
+
+    def deleverage(
+        self, account: bytes, market_id: int, is_long: bool, lots: int, value_quote: int
+    ) -> None:
+        """Close ``lots`` of ``account``'s position against the highest-ranked opposite positions
+        at ``value_quote`` in all, shared per lot (cumulative rounding, so the parts sum up)."""
+        done = 0
+        paid = 0
+        for rank, (neg_key, counterparty) in enumerate(self.ranking(market_id, is_long)):
+            if done == lots:
+                break
+            if counterparty == account:
+                continue
+            size = clearing.get_position_size(self.state, counterparty, market_id)
+            available = -size if is_long else size
+            if available <= 0:
+                continue
+            take = min(available, lots - done)
+            done += take
+            part = value_quote * done // lots - paid
+            paid += part
+            self.transfer(account, counterparty, market_id, is_long, take, part)
+            self.events.append(
+                Deleveraged(account, counterparty, market_id, take, part, rank, -neg_key)
+            )
+        # Positions net to zero in every market, so the opposite side always holds enough.
+        assert done == lots, "opposite positions cannot cover a deleveraging"
+
+    def settle_bad_debt(self, account: bytes) -> None:
+        """An account left without positions and with a negative balance: the fund covers what
+        its free collateral allows; the rest is recorded as bad debt."""
+        state = self.state
+        if clearing.get_positions(state, account):
+            return
+        balance = collateral.get_balance(state, account)
+        if balance >= 0:
+            return
+        debt = -balance
+        cover = 0 if account == FUND else min(debt, max(0, self.fund_free()))
+        if cover:
+            collateral.add_insurance_fund(state, -cover)
+        recorded = debt - cover
+        collateral.add_balance(state, account, debt)
+        total = (
+            liquidation.add_bad_debt(state, recorded)
+            if recorded
+            else liquidation.get_bad_debt(state)
+        )
+        self.events.append(BadDebtChanged(account, cover, recorded, total))
+
+    def unwind_fund(self) -> None:
+        """The fund sells what it holds to the book at the mark or better (reduce-only IOC)."""
+        for position in clearing.get_positions(self.state, FUND):
+            market_id = position.market_id
+            if market_id in self.stale:
+                continue
+            mark = self.risk_params[market_id].mark_ticks
+            size = position.size_lots
+            self.take_from_book(FUND, market_id, size < 0, mark, abs(size))
+
+    def repay_bad_debt(self) -> None:
+        state = self.state
+        debt = liquidation.get_bad_debt(state)
+        if debt <= 0:
+            return
+        pay = min(debt, max(0, self.fund_free()))
+        if pay:
+            collateral.add_insurance_fund(state, -pay)
+            total = liquidation.add_bad_debt(state, -pay)
+            self.events.append(BadDebtChanged(FUND, pay, -pay, total))

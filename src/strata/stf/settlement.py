@@ -1,0 +1,63 @@
+"""The settlement phase's step for one account: fills, fees, reservation releases and credits.
+
+The risk phase (``stf/risk.py``) settles the fills of liquidation orders with the same step.
+"""
+
+from __future__ import annotations
+
+from strata.modules import clearing, collateral, funding, margin
+from strata.modules.clearing.events import PositionChanged
+from strata.modules.clearing.matching import AccountDelta
+from strata.state.store import State
+from strata.stf.events import Event
+
+
+def process_settlement(
+    state: State,
+    account: bytes,
+    delta: AccountDelta | None,
+    credit_quote: int,
+    quote_per_tick_lot: dict[int, int],
+) -> list[Event]:
+    """Apply one account's fills (market by market), fees, releases and credits. Before its
+    first fill in a market, the position settles its funding (``funding.settle_position_funding``)
+    so fills always apply to a position settled at the market's index now."""
+    events: list[Event] = []
+    if delta is not None and delta.fills:
+        fills = delta.fills
+        i = 0
+        n = len(fills)
+        volume = 0
+        while i < n:
+            market_id = fills[i][0]
+            qptl = quote_per_tick_lot[market_id]
+            position = clearing.get_position(state, account, market_id)
+            position, funding_paid = funding.settle_position_funding(state, account, position)
+            realized = fees = 0
+            while i < n and fills[i][0] == market_id:
+                _, is_buy, price, qty, fee = fills[i]
+                position, pnl = clearing.apply_fill_to_account(
+                    state, account, position, is_buy, price, qty, fee, qptl
+                )
+                realized += pnl
+                fees += fee
+                volume += price * qty * qptl
+                i += 1
+            clearing.set_position(state, account, position)
+            events.append(
+                PositionChanged(
+                    account,
+                    market_id,
+                    position.size_lots,
+                    position.entry_cost_quote,
+                    realized,
+                    fees,
+                    funding_paid,
+                )
+            )
+        clearing.add_volume(state, account, volume)
+    if delta is not None and delta.release_quote:
+        margin.add_reserved(state, account, -delta.release_quote)
+    if credit_quote:
+        collateral.add_balance(state, account, credit_quote)
+    return events
