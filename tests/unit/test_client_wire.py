@@ -38,9 +38,11 @@ from strata.modules.liquidation import (
     PositionLiquidated,
 )
 from strata.modules.oracle import OracleFresh, OracleStale
+from strata.modules.triggers import ScheduledCancelFired, TriggerUpdate
 from strata.stf.events import (
     AgentApproved,
     AgentRevoked,
+    CancelScheduled,
     Deposited,
     Event,
     FeeCharged,
@@ -56,9 +58,12 @@ from strata.stf.transactions import (
     BulkPlace,
     CancelAll,
     CancelOrder,
+    CancelTrigger,
     ModifyOrder,
     PlaceOrder,
+    PlaceTrigger,
     RevokeAgent,
+    ScheduleCancel,
     Transfer,
     Withdraw,
     compute_transaction_hash,
@@ -97,6 +102,12 @@ ACTIONS: list[Action] = [
     BulkCancel((CancelOrder(1, 1, None), CancelOrder(2, None, 3))),
     BulkModify((ModifyOrder(1, None, 5, True, 10, 10, 0, False),)),
     BulkPlace(()),
+    PlaceOrder(1, True, 500_000, 10, 0, False, None, 1_700_000_060_000),
+    ScheduleCancel(1_700_000_010_000),
+    ScheduleCancel(None),
+    PlaceTrigger(1, False, 490_000, False, 480_000, 10),
+    PlaceTrigger(2, True, 310_000, True, 310_000, 10, 0),
+    CancelTrigger(1, 1_700_000_000_123),
 ]
 
 
@@ -149,7 +160,7 @@ def test_docs_example_place() -> None:
         "client_id": 7,
     }
     assert action_from_json(obj, MARKETS) == PLACE
-    assert action_to_json(PLACE, MARKETS) == obj
+    assert action_to_json(PLACE, MARKETS) == {**obj, "expires_at_ms": None}
 
 
 def test_defaults_and_market_by_id() -> None:
@@ -340,6 +351,9 @@ EVENTS: list[Event] = [
     OracleStale(1, 1_700_000_000_000, 500_100),
     OracleFresh(2, 1_700_000_000_000, 250_050),
     FundingTick(1, 1_700_003_600_000, 120, 18_000, 130, 500_100, 650_130, 650_130),
+    TriggerUpdate(A1, 1, 1_700_000_000_123, 1, 490_000),
+    ScheduledCancelFired(A1, 1_700_000_010_000, 3, 1),
+    CancelScheduled(A1, None),
     AccountLiquidated(A1, 9_000_000, 10_000_000, 200_000, 3),
     PositionLiquidated(
         A1,
@@ -385,13 +399,16 @@ def test_every_event_type_has_a_json_form() -> None:
         "oracle_stale",
         "oracle_fresh",
         "funding_tick",
+        "trigger_update",
+        "scheduled_cancel_fired",
+        "cancel_scheduled",
         "account_liquidated",
         "position_liquidated",
         "deleveraged",
         "bad_debt_changed",
     ]
     assert event_to_json(EVENTS[10], MARKETS)["index_price"] == "50010"
-    liquidated = event_to_json(EVENTS[14], MARKETS)
+    liquidated = event_to_json(EVENTS[17], MARKETS)
     assert liquidated["bankruptcy_price"] == "49650"
     assert liquidated["size_before"] == "2.5"
     assert liquidated["book_value"] == "198.64"

@@ -43,9 +43,11 @@ from strata.modules.liquidation import (
     PositionLiquidated,
 )
 from strata.modules.oracle import OracleFresh, OracleStale
+from strata.modules.triggers import ScheduledCancelFired, TriggerStatus, TriggerUpdate
 from strata.stf.events import (
     AgentApproved,
     AgentRevoked,
+    CancelScheduled,
     Deposited,
     Event,
     FeeCharged,
@@ -62,9 +64,12 @@ from strata.stf.transactions import (
     BulkPlace,
     CancelAll,
     CancelOrder,
+    CancelTrigger,
     ModifyOrder,
     PlaceOrder,
+    PlaceTrigger,
     RevokeAgent,
+    ScheduleCancel,
     SignedTransaction,
     Transfer,
     Withdraw,
@@ -212,7 +217,7 @@ def _one_id(obj: Mapping[str, Any], what: str) -> tuple[int | None, int | None]:
 # --- actions from JSON ---------------------------------------------------------------------------
 
 _PLACE_FIELDS = ("market", "side", "price", "size")
-_PLACE_OPTIONAL = ("tif", "reduce_only", "client_id")
+_PLACE_OPTIONAL = ("tif", "reduce_only", "client_id", "expires_at_ms")
 _CANCEL_OPTIONAL = ("order_id", "client_id")
 _MODIFY_OPTIONAL = ("order_id", "client_id", "tif", "reduce_only")
 
@@ -228,6 +233,7 @@ def _place(obj: object, what: str, markets: dict[int, MarketInfo]) -> PlaceOrder
         tif=_choice(fields.get("tif", "gtc"), f"{what}.tif", TIF_NAMES),
         reduce_only=_bool(fields.get("reduce_only", False), f"{what}.reduce_only"),
         client_id=_optional_int(fields.get("client_id"), f"{what}.client_id"),
+        expires_at_ms=_optional_int(fields.get("expires_at_ms"), f"{what}.expires_at_ms"),
     )
 
 
@@ -308,6 +314,35 @@ def _bulk_modify(obj: Mapping[str, Any], markets: dict[int, MarketInfo]) -> Acti
     return BulkModify(tuple(_modify(m, f"modifies[{i}]", markets) for i, m in enumerate(items)))
 
 
+def _schedule_cancel(obj: Mapping[str, Any], markets: dict[int, MarketInfo]) -> Action:
+    f = _object(obj, "schedule_cancel", (), ("at_ms",))
+    return ScheduleCancel(_optional_int(f.get("at_ms"), "at_ms"))
+
+
+_TRIGGER_FIELDS = ("market", "side", "trigger_price", "trigger_above", "price", "size")
+_TRIGGER_TIFS: Final = {"gtc": TimeInForce.GTC, "ioc": TimeInForce.IOC}
+
+
+def _place_trigger(obj: Mapping[str, Any], markets: dict[int, MarketInfo]) -> Action:
+    f = _object(obj, "place_trigger", _TRIGGER_FIELDS, ("tif",))
+    info = _market(f["market"], markets)
+    return PlaceTrigger(
+        market_id=info.market_id,
+        is_buy=_choice(f["side"], "side", SIDES),
+        trigger_price_ticks=_price(info, f["trigger_price"]),
+        trigger_above=_bool(f["trigger_above"], "trigger_above"),
+        price_ticks=_price(info, f["price"]),
+        size_lots=_size(info, f["size"]),
+        tif=_choice(f.get("tif", "ioc"), "tif", _TRIGGER_TIFS),
+    )
+
+
+def _cancel_trigger(obj: Mapping[str, Any], markets: dict[int, MarketInfo]) -> Action:
+    f = _object(obj, "cancel_trigger", ("market", "trigger_id"))
+    info = _market(f["market"], markets)
+    return CancelTrigger(info.market_id, read_int(f["trigger_id"], "trigger_id"))
+
+
 _ACTION_READERS: Final[dict[str, Callable[[Mapping[str, Any], dict[int, MarketInfo]], Action]]] = {
     "approve_agent": _approve_agent,
     "revoke_agent": _revoke_agent,
@@ -320,6 +355,9 @@ _ACTION_READERS: Final[dict[str, Callable[[Mapping[str, Any], dict[int, MarketIn
     "bulk_place": _bulk_place,
     "bulk_cancel": _bulk_cancel,
     "bulk_modify": _bulk_modify,
+    "schedule_cancel": _schedule_cancel,
+    "place_trigger": _place_trigger,
+    "cancel_trigger": _cancel_trigger,
 }
 ACTION_TYPES: Final = tuple(_ACTION_READERS)
 """The names of every action ``type``, in the order of their chain tags."""
@@ -365,6 +403,7 @@ def _place_json(order: PlaceOrder, markets: dict[int, MarketInfo]) -> JsonObject
         "tif": TIF_BY_CODE[order.tif],
         "reduce_only": order.reduce_only,
         "client_id": order.client_id,
+        "expires_at_ms": order.expires_at_ms,
     }
 
 
@@ -442,6 +481,23 @@ def action_to_json(action: Action, markets: dict[int, MarketInfo]) -> JsonObject
     if isinstance(action, BulkModify):
         modifies = [_modify_json(m, markets) for m in action.modifies]
         return {"type": "bulk_modify", "modifies": modifies}
+    if isinstance(action, ScheduleCancel):
+        return {"type": "schedule_cancel", "at_ms": action.at_ms}
+    if isinstance(action, PlaceTrigger):
+        info = _market_info(markets, action.market_id)
+        return {
+            "type": "place_trigger",
+            "market": info.symbol,
+            "side": "buy" if action.is_buy else "sell",
+            "trigger_price": info.ticks_to_price(action.trigger_price_ticks),
+            "trigger_above": action.trigger_above,
+            "price": info.ticks_to_price(action.price_ticks),
+            "size": info.lots_to_size(action.size_lots),
+            "tif": TIF_BY_CODE[action.tif],
+        }
+    if isinstance(action, CancelTrigger):
+        info = _market_info(markets, action.market_id)
+        return {"type": "cancel_trigger", "market": info.symbol, "trigger_id": action.trigger_id}
     raise TypeError(f"not an action: {action!r}")
 
 
@@ -711,6 +767,37 @@ def _bad_debt_changed(e: BadDebtChanged, markets: dict[int, MarketInfo]) -> Json
     }
 
 
+_TRIGGER_STATUS_NAMES: Final = {s.value: s.name.lower() for s in TriggerStatus}
+
+
+def _trigger_update(e: TriggerUpdate, markets: dict[int, MarketInfo]) -> JsonObject:
+    info = _market_info(markets, e.market_id)
+    return {
+        "type": "trigger_update",
+        "account": to_hex(e.account),
+        "market": info.symbol,
+        "market_id": e.market_id,
+        "trigger_id": e.trigger_id,
+        "status": _TRIGGER_STATUS_NAMES.get(e.status, "unknown"),
+        "status_code": e.status,
+        "mark_price": info.ticks_to_price(e.mark_ticks) if e.mark_ticks else None,
+    }
+
+
+def _scheduled_cancel_fired(e: ScheduledCancelFired, markets: dict[int, MarketInfo]) -> JsonObject:
+    return {
+        "type": "scheduled_cancel_fired",
+        "account": to_hex(e.account),
+        "at_ms": e.at_ms,
+        "orders_canceled": e.orders_canceled,
+        "triggers_canceled": e.triggers_canceled,
+    }
+
+
+def _cancel_scheduled(e: CancelScheduled, markets: dict[int, MarketInfo]) -> JsonObject:
+    return {"type": "cancel_scheduled", "account": to_hex(e.account), "at_ms": e.at_ms}
+
+
 _EVENT_WRITERS: Final[dict[type, Callable[[Any, dict[int, MarketInfo]], JsonObject]]] = {
     AgentApproved: _agent_approved,
     AgentRevoked: _agent_revoked,
@@ -729,6 +816,9 @@ _EVENT_WRITERS: Final[dict[type, Callable[[Any, dict[int, MarketInfo]], JsonObje
     PositionLiquidated: _position_liquidated,
     Deleveraged: _deleveraged,
     BadDebtChanged: _bad_debt_changed,
+    TriggerUpdate: _trigger_update,
+    ScheduledCancelFired: _scheduled_cancel_fired,
+    CancelScheduled: _cancel_scheduled,
 }
 
 
@@ -744,7 +834,8 @@ def event_to_json(event: Event, markets: dict[int, MarketInfo]) -> JsonObject:
     Types: ``agent_approved``, ``agent_revoked``, ``transferred``, ``withdrawal_requested``,
     ``deposited``, ``oracle_price_updated``, ``fee_charged``, ``order_update``, ``fill``,
     ``position_changed``, ``oracle_stale``, ``oracle_fresh``, ``funding_tick``,
-    ``account_liquidated``, ``position_liquidated``, ``deleveraged``, ``bad_debt_changed``. Raises
+    ``account_liquidated``, ``position_liquidated``, ``deleveraged``, ``bad_debt_changed``,
+    ``trigger_update``, ``scheduled_cancel_fired``, ``cancel_scheduled``. Raises
     ``RpcError(UNKNOWN_MARKET)`` for a market not in ``markets`` and ``TypeError`` for an object
     that is not an event.
     """

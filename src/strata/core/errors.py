@@ -74,6 +74,10 @@ class ErrorCode(IntEnum):
     DUPLICATE_CLIENT_ID = 3022
     ORACLE_STALE = 3030
     OPEN_INTEREST_CAP = 3031
+    ORDER_EXPIRED = 3032
+    SCHEDULE_TOO_SOON = 3033
+    TOO_MANY_TRIGGERS = 3034
+    UNKNOWN_TRIGGER = 3035
     WITHDRAWALS_GATED = 3040
     """Withdrawals wait while the chain records bad debt (``modules/liquidation``)."""
 

@@ -51,12 +51,15 @@ class Receipt(msgspec.Struct, frozen=True, array_like=True):
 class BlockEvents(msgspec.Struct, frozen=True, array_like=True):
     """Events of the block's own phases: prologue (deposits, oracle submissions, then the price
     step's markets becoming stale or fresh again, see ``modules/oracle``, then the funding
-    step's ticks, see ``modules/funding``, in ascending market id), settlement (positions), risk
-    (liquidations and everything they did, in the order of ``stf/risk.py``)."""
+    step's ticks, see ``modules/funding``, in ascending market id, then expiries, dead-man
+    switches and fired triggers, see ``modules/triggers``), matching (the orders of fired
+    triggers), settlement (positions), risk (liquidations and everything they did, in the order
+    of ``stf/risk.py``)."""
 
     prologue: tuple[Event, ...]
     settlement: tuple[Event, ...]
     risk: tuple[Event, ...] = ()
+    matching: tuple[Event, ...] = ()
 
 
 class BlockOutput(msgspec.Struct, frozen=True):

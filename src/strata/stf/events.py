@@ -17,6 +17,7 @@ from strata.modules.liquidation import (
     PositionLiquidated,
 )
 from strata.modules.oracle import OracleFresh, OracleStale
+from strata.modules.triggers import ScheduledCancelFired, TriggerUpdate
 
 
 class AgentApproved(msgspec.Struct, frozen=True, array_like=True, tag=1):
@@ -58,6 +59,13 @@ class OraclePriceUpdated(msgspec.Struct, frozen=True, array_like=True, tag=6):
     signer: bytes
 
 
+class CancelScheduled(msgspec.Struct, frozen=True, array_like=True, tag=29):
+    """An account set (``at_ms``) or cleared (``None``) its dead-man switch."""
+
+    account: bytes
+    at_ms: int | None
+
+
 class FeeCharged(msgspec.Struct, frozen=True, array_like=True, tag=7):
     """Gas fee paid by a transaction's account."""
 
@@ -83,4 +91,7 @@ Event = (
     | PositionLiquidated
     | Deleveraged
     | BadDebtChanged
+    | TriggerUpdate
+    | ScheduledCancelFired
+    | CancelScheduled
 )

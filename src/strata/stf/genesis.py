@@ -14,6 +14,7 @@ from strata.modules import (
     margin,
     markets,
     oracle,
+    triggers,
 )
 from strata.modules.book import Book
 from strata.modules.markets import Market
@@ -56,6 +57,7 @@ def new_empty_state() -> State:
     clearing.register_tables(state)
     funding.register_tables(state)
     liquidation.register_tables(state)
+    triggers.register_tables(state)
     return state
 
 

@@ -69,6 +69,8 @@ class ChainParams(msgspec.Struct, frozen=True, array_like=True, kw_only=True):
     """A liquidation closes at least this fraction of each position (20%) per block."""
     liquidation_max_notional_per_block_quote: int = 10_000_000_000_000
     """Per market and block, at most this notional (at the mark) is liquidated (10M USDC)."""
+    schedule_cancel_min_delay_ms: int = 5_000
+    """A dead-man switch must be set at least this far after the block's timestamp."""
     insurance_max_loss_per_account_quote: int = 1_000_000_000_000
     """Per account and block, the backstop takes over positions whose loss to the insurance fund
     is at most this (1M USDC); beyond it, auto-deleveraging."""
@@ -109,6 +111,7 @@ def check_chain_params(params: ChainParams) -> None:
         and 0 < params.liquidation_min_close_ppm <= 1_000_000
         and params.liquidation_max_notional_per_block_quote > 0
         and params.insurance_max_loss_per_account_quote >= 0
+        and params.schedule_cancel_min_delay_ms >= 0
     )
     if not ok:
         raise InvalidBlock(ErrorCode.MALFORMED_BLOCK, "invalid chain parameters")

@@ -17,9 +17,9 @@ from collections.abc import Sequence
 
 from strata.core.units import PPM, compute_ppm_ceil, div_ceil
 from strata.modules import clearing, collateral, funding, liquidation, margin, markets, oracle
-from strata.modules.book import OrderReason, OrderStatus, TimeInForce
+from strata.modules.book import OrderReason, TimeInForce
 from strata.modules.clearing import FeeTier
-from strata.modules.clearing.events import OrderUpdate, PositionChanged
+from strata.modules.clearing.events import PositionChanged
 from strata.modules.clearing.matching import (
     AccountDelta,
     MarketWork,
@@ -39,6 +39,7 @@ from strata.state.store import State
 from strata.stf.events import Event
 from strata.stf.params import ChainParams
 from strata.stf.settlement import process_settlement
+from strata.stf.timed import cancel_account_orders
 
 FUND = INSURANCE_FUND_ACCOUNT
 
@@ -81,9 +82,7 @@ class _RiskPhase:
         state = self.state
         return [
             (account, clearing.get_positions(state, account))
-            for account in (
-                clearing.get_holder(state, i) for i in range(clearing.get_holder_count(state))
-            )
+            for account in clearing.get_holders(state)
         ]
 
     def account_risk(self, account: bytes) -> AccountRisk:
@@ -154,29 +153,11 @@ class _RiskPhase:
 
     def cancel_orders(self, account: bytes) -> int:
         """Cancel every open order of ``account`` (reason ``LIQUIDATED``); returns how many."""
-        state = self.state
-        count = 0
-        for market_id in self.market_ids:
-            book = state.books[market_id]
-            for order in book.orders_of(account):
-                book.cancel(order.order_id)
-                book.dirty.add(order.order_id)
-                if order.reserved_quote:
-                    margin.add_reserved(state, account, -order.reserved_quote)
-                self.events.append(
-                    OrderUpdate(
-                        market_id,
-                        order.order_id,
-                        account,
-                        OrderStatus.CANCELED,
-                        OrderReason.LIQUIDATED,
-                        order.size_lots,
-                        0,
-                        order.client_id,
-                    )
-                )
-                count += 1
-        return count
+        canceled = cancel_account_orders(
+            self.state, account, self.market_ids, OrderReason.LIQUIDATED
+        )
+        self.events.extend(canceled)
+        return len(canceled)
 
     def close_slice(
         self,

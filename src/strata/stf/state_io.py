@@ -18,7 +18,9 @@ from strata.modules.book.state import BOOK_PREFIX
 from strata.state.store import ChainTip, State
 from strata.stf.genesis import new_empty_state
 
-_ORDER = msgspec.msgpack.Decoder(tuple[int, bytes, bool, int, int, int | None, bool, int])
+_ORDER = msgspec.msgpack.Decoder(
+    tuple[int, bytes, bool, int, int, int | None, bool, int, int | None]
+)
 
 
 def load_state(entries: Iterable[tuple[bytes, bytes]], tip: ChainTip) -> State:

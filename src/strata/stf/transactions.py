@@ -79,7 +79,11 @@ class Withdraw(_Action, tag=4, frozen=True):
 
 
 class PlaceOrder(_Action, tag=5, frozen=True):
-    """A limit order. A market order is an IOC whose price is the worst price accepted."""
+    """A limit order. A market order is an IOC whose price is the worst price accepted.
+
+    ``expires_at_ms`` makes a resting order good-til-time: the prologue of the first block whose
+    timestamp reaches it cancels the order (reason ``EXPIRED``). It must be after the block's
+    timestamp (else ``ORDER_EXPIRED``)."""
 
     market_id: U32
     is_buy: bool
@@ -88,6 +92,7 @@ class PlaceOrder(_Action, tag=5, frozen=True):
     tif: TifCode = 0
     reduce_only: bool = False
     client_id: U64 | None = None
+    expires_at_ms: U64 | None = None
 
 
 class CancelOrder(_Action, tag=6, frozen=True):
@@ -116,6 +121,43 @@ class ModifyOrder(_Action, tag=8, frozen=True):
     size_lots: Positive
     tif: TifCode = 0
     reduce_only: bool = False
+
+
+class ScheduleCancel(_Action, tag=12, frozen=True):
+    """A dead-man switch: unless renewed (by another ScheduleCancel) or cleared (``at_ms`` of
+    ``None``), the prologue of the first block whose timestamp reaches ``at_ms`` cancels every
+    open order and trigger of the account. ``at_ms`` must be at least
+    ``ChainParams.schedule_cancel_min_delay_ms`` after the block's timestamp
+    (else ``SCHEDULE_TOO_SOON``)."""
+
+    at_ms: U64 | None = None
+
+
+class PlaceTrigger(_Action, tag=13, frozen=True):
+    """A stop-loss or take-profit on the mark price, always reduce-only.
+
+    It fires in the prologue of the first block whose mark is at or above
+    ``trigger_price_ticks`` (``trigger_above``) or at or below it (otherwise), and then places
+    the order ``(is_buy, price_ticks, size_lots, tif)`` for that block's matching, before the
+    block's own placements: ``tif`` 1 (IOC, the default) makes it a market order with
+    ``price_ticks`` its worst price, 0 (GTC) a limit order that may rest. A long's stop-loss is a
+    sell with ``trigger_above=False``; its take-profit a sell with ``trigger_above=True``. A
+    trigger never fires while the market's index is stale."""
+
+    market_id: U32
+    is_buy: bool
+    trigger_price_ticks: Positive
+    trigger_above: bool
+    price_ticks: Positive
+    size_lots: Positive
+    tif: TifCode = 1
+
+
+class CancelTrigger(_Action, tag=14, frozen=True):
+    """Cancel one of the account's triggers that has not fired."""
+
+    market_id: U32
+    trigger_id: U64
 
 
 class BulkPlace(_Action, tag=9, frozen=True):
@@ -148,6 +190,9 @@ Action = (
     | BulkPlace
     | BulkCancel
     | BulkModify
+    | ScheduleCancel
+    | PlaceTrigger
+    | CancelTrigger
 )
 
 
@@ -263,7 +308,7 @@ _POST_ONLY = 3
 
 # Tuples, not ``A | B`` unions: a union is built anew on every evaluation, and these run per
 # transaction.
-CANCEL_ACTIONS = (CancelOrder, CancelAll, BulkCancel)
+CANCEL_ACTIONS = (CancelOrder, CancelAll, BulkCancel, CancelTrigger)
 ORDER_ACTIONS = (PlaceOrder, ModifyOrder)
 BULK_ACTIONS = (BulkPlace, BulkCancel, BulkModify)
 

@@ -10,11 +10,14 @@ phase           partitioned by  what happens here
 prologue        none (serial)   header checks; deposits; oracle submissions; then per market
                                 the index (median of fresh submissions, clamped) and the
                                 mark, from the books as they stood at block start; then per
-                                market funding: a tick when due, and the premium sample
+                                market funding: a tick when due, and the premium sample;
+                                then expiries, dead-man switches and triggers
+                                (``stf/timed.py``, rules in ``modules/triggers``)
 admission       account         signature authority, nonce, fee; account actions; transfers
                                 debit; withdrawals; each order reserves initial margin
                                 against the account as it stood at block start, or fails
-matching        market          cancels, then placements, in canonical order
+matching        market          cancels, then fired triggers' orders, then placements, in
+                                canonical order
 settlement      account         each changed position settles its funding first; fills,
                                 fees and realized PnL; reservations released; transfer
                                 credits
@@ -67,6 +70,7 @@ from strata.modules import (
     margin,
     markets,
     oracle,
+    triggers,
 )
 from strata.modules.book import Book, OrderReason, OrderStatus, TimeInForce
 from strata.modules.book.state import copy_book
@@ -82,11 +86,13 @@ from strata.modules.collateral import WithdrawalRecord
 from strata.modules.funding import FundingTick
 from strata.modules.margin import AccountRisk, MarketRiskParams
 from strata.modules.oracle import OracleEvent
+from strata.modules.triggers import TriggerStatus, TriggerUpdate
 from strata.state.store import ChainTip, State
 from strata.stf.block import Block, BlockEvents, BlockOutput, Header, Receipt, compute_header_hash
 from strata.stf.events import (
     AgentApproved,
     AgentRevoked,
+    CancelScheduled,
     Deposited,
     Event,
     FeeCharged,
@@ -98,6 +104,7 @@ from strata.stf.params import ChainParams
 from strata.stf.risk import process_risk
 from strata.stf.settlement import process_settlement
 from strata.stf.state_root import compute_state_root
+from strata.stf.timed import apply_expiries, apply_schedules, apply_triggers
 from strata.stf.transactions import (
     BULK_ACTIONS,
     MAX_BULK_ITEMS,
@@ -108,11 +115,14 @@ from strata.stf.transactions import (
     BulkPlace,
     CancelAll,
     CancelOrder,
+    CancelTrigger,
     Deposit,
     ModifyOrder,
     OraclePrice,
     PlaceOrder,
+    PlaceTrigger,
     RevokeAgent,
+    ScheduleCancel,
     SignedTransaction,
     SystemInput,
     Transfer,
@@ -422,6 +432,19 @@ def _check_static(block: _Block, tx: SignedTransaction) -> None:
                 _check_cancel(block, item)
             else:
                 _check_static(block, SignedTransaction(tx.account, tx.nonce, item, None, b""))
+    elif isinstance(action, PlaceTrigger):
+        market = markets.check_order_params(
+            block.state, action.market_id, action.price_ticks, action.size_lots
+        )
+        if not 1 <= action.trigger_price_ticks <= market.max_price_ticks:
+            raise InvalidTransaction(
+                ErrorCode.PRICE_OUT_OF_RANGE, f"trigger price {action.trigger_price_ticks}"
+            )
+        if action.tif not in (TimeInForce.GTC, TimeInForce.IOC):
+            raise InvalidTransaction(ErrorCode.MALFORMED_TRANSACTION, "a trigger is IOC or GTC")
+    elif isinstance(action, CancelTrigger):
+        if markets.get_market(block.state, action.market_id) is None:
+            raise InvalidTransaction(ErrorCode.UNKNOWN_MARKET, str(action.market_id))
     elif isinstance(action, Transfer) and action.to == tx.account:
         raise InvalidTransaction(ErrorCode.SELF_TRANSFER, "transfer to self")
     elif isinstance(action, ApproveAgent):
@@ -462,6 +485,10 @@ def compute_base_gas(params: ChainParams, tx: SignedTransaction, market_count: i
         return gas.cancel * len(action.cancels)
     if isinstance(action, BulkModify):
         return (gas.place + gas.cancel) * len(action.modifies)
+    if isinstance(action, PlaceTrigger):
+        return gas.place
+    if isinstance(action, CancelTrigger):
+        return gas.cancel
     return gas.account_action
 
 
@@ -670,6 +697,50 @@ def _admit_action(
                     ),
                 )
             )
+    elif isinstance(action, ScheduleCancel):
+        at_ms = action.at_ms
+        if (
+            at_ms is not None
+            and at_ms < block.timestamp_ms + block.params.schedule_cancel_min_delay_ms
+        ):
+            raise ExecutionFailure(
+                ErrorCode.SCHEDULE_TOO_SOON,
+                f"{at_ms} < {block.timestamp_ms} + {block.params.schedule_cancel_min_delay_ms}",
+            )
+        triggers.set_cancel_schedule(state, account, at_ms)
+        events.append(CancelScheduled(account, at_ms))
+    elif isinstance(action, PlaceTrigger):
+        held = triggers.get_triggers(state, account)
+        market = markets.get_market(state, action.market_id)
+        assert market is not None
+        if sum(t.market_id == action.market_id for t in held) >= market.max_open_orders_per_account:
+            raise ExecutionFailure(ErrorCode.TOO_MANY_TRIGGERS, f"market {action.market_id}")
+        # The nonce is the trigger's id: unique per account, and known before the receipt.
+        trigger = triggers.Trigger(
+            action.market_id,
+            tx.nonce,
+            action.is_buy,
+            action.trigger_price_ticks,
+            action.trigger_above,
+            action.price_ticks,
+            action.size_lots,
+            action.tif,
+        )
+        triggers.set_triggers(state, account, (*held, trigger))
+        events.append(TriggerUpdate(account, action.market_id, tx.nonce, TriggerStatus.PLACED, 0))
+    elif isinstance(action, CancelTrigger):
+        held = triggers.get_triggers(state, account)
+        kept = tuple(
+            t for t in held if (t.market_id, t.trigger_id) != (action.market_id, action.trigger_id)
+        )
+        if len(kept) == len(held):
+            raise ExecutionFailure(
+                ErrorCode.UNKNOWN_TRIGGER, f"{action.market_id}/{action.trigger_id}"
+            )
+        triggers.set_triggers(state, account, kept)
+        events.append(
+            TriggerUpdate(account, action.market_id, action.trigger_id, TriggerStatus.CANCELED, 0)
+        )
     elif isinstance(action, CancelAll):
         market_ids = block.market_ids if action.market_id is None else [action.market_id]
         for market_id in market_ids:
@@ -686,6 +757,9 @@ def _rejected(account: bytes, order: PlaceOrder | ModifyOrder, reason: OrderReas
 
 def _bulk_reason(block: _Block, order: PlaceOrder | ModifyOrder) -> OrderReason:
     """Why :func:`_reserve` refused an order of a bulk action."""
+    expires_at_ms = order.expires_at_ms if isinstance(order, PlaceOrder) else None
+    if expires_at_ms is not None and expires_at_ms <= block.timestamp_ms:
+        return OrderReason.EXPIRED
     if not order.reduce_only and oracle.is_stale(block.state, order.market_id):
         return OrderReason.ORACLE_STALE
     if not order.reduce_only and block.would_pass_oi_cap(order.market_id, order.size_lots):
@@ -753,10 +827,16 @@ def _reserve(
     Raises
     ------
     ExecutionFailure
+        ``ORDER_EXPIRED`` for a single order whose ``expires_at_ms`` is not after the block;
         ``ORACLE_STALE`` for a single order that is not reduce-only in a market whose index is
         stale; ``OPEN_INTEREST_CAP`` for one that would pass the market's open-interest cap;
         ``INSUFFICIENT_MARGIN`` for a single order that the free collateral does not cover.
     """
+    expires_at_ms = order.expires_at_ms if isinstance(order, PlaceOrder) else None
+    if expires_at_ms is not None and expires_at_ms <= block.timestamp_ms:
+        if single:
+            raise ExecutionFailure(ErrorCode.ORDER_EXPIRED, f"expired at {expires_at_ms}")
+        return None
     reserved = 0
     if not order.reduce_only:
         if oracle.is_stale(block.state, order.market_id):
@@ -801,6 +881,7 @@ def _reserve(
         reserved,
         replace_order_id,
         replace_client_id,
+        expires_at_ms,
     )
 
 
@@ -833,6 +914,11 @@ def _execute(
     ]
     prologue.extend(apply_prices(state, header.timestamp_ms, params))
     prologue.extend(apply_funding(state, header.timestamp_ms, params))
+    market_ids = markets.get_market_ids(state)
+    prologue.extend(apply_expiries(state, header.timestamp_ms, market_ids))
+    prologue.extend(apply_schedules(state, header.timestamp_ms, market_ids))
+    trigger_events, triggered = apply_triggers(state, market_ids)
+    prologue.extend(trigger_events)
 
     # --- canonical order ---
     ordered: list[tuple[int, int, SignedTransaction, bytes]] = []
@@ -876,6 +962,15 @@ def _execute(
     # --- matching, market by market ---
     deltas: dict[bytes, AccountDelta] = {}
     work = [MarketWork() for _ in admitted]
+    # The orders of fired triggers match first; their events go to one more slot at the end.
+    system_slot = len(admitted)
+    system_events: list[Event] = []
+    tx_events.append(system_events)
+    work.append(MarketWork())
+    for market_id, ops in triggered.items():
+        for op in ops:
+            op.tx_index = system_slot
+        block.places[market_id][:0] = ops
     qptl: dict[int, int] = {}
     for market_id in block.market_ids:
         market = markets.get_market(state, market_id)
@@ -934,7 +1029,9 @@ def _execute(
 
     # --- epilogue ---
     included_txs = tuple(data for index, data in enumerate(transactions) if included[index])
-    block_events = BlockEvents(tuple(prologue), tuple(settlement), tuple(risk))
+    block_events = BlockEvents(
+        tuple(prologue), tuple(settlement), tuple(risk), tuple(system_events)
+    )
     computed = Header(
         chain_id=header.chain_id,
         height=header.height,

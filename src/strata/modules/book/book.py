@@ -106,6 +106,10 @@ class PlaceResult(NamedTuple):
     filled_lots: int
 
 
+def _order_id_of(order: Order) -> int:
+    return order.order_id
+
+
 # Module-level bindings: global lookups are cheaper than enum attribute lookups in hot paths.
 _new = tuple.__new__
 _GTC = TimeInForce.GTC
@@ -143,6 +147,7 @@ class Book:
     __slots__ = (
         "_by_client",
         "_by_owner",
+        "_expiries",
         "_gc_at",
         "_heaps",
         "_levels",
@@ -161,6 +166,9 @@ class Book:
         self._gc_at = [_GC_MIN, _GC_MIN]
         self._by_owner: dict[bytes, dict[int, Order]] = {}
         self._by_client: dict[tuple[bytes, int], Order] = {}
+        self._expiries: list[tuple[int, int]] = []
+        """A heap of ``(expires_at_ms, order_id)`` of good-til-time orders (entries of orders
+        gone are dropped when they reach the top)."""
         self.dirty: set[int] = set()
         """Ids of orders the chain changed since the commitment last consumed them (marked by
         ``clearing.matching``; an incremental state root rehashes only these)."""
@@ -273,6 +281,24 @@ class Book:
             mine[order.order_id] = order
         if order.client_id is not None:
             self._by_client[(owner, order.client_id)] = order
+        if order.expires_at_ms is not None:
+            heappush(self._expiries, (order.expires_at_ms, order.order_id))
+
+    def pop_expired(self, timestamp_ms: int) -> list[Order]:
+        """Remove every resting order whose ``expires_at_ms <= timestamp_ms``; return them
+        ascending by order id."""
+        heap = self._expiries
+        orders = self._orders
+        expired: list[Order] = []
+        while heap and heap[0][0] <= timestamp_ms:
+            _, order_id = heappop(heap)
+            order = orders.get(order_id)
+            if order is not None and order.expires_at_ms is not None:
+                expired.append(order)
+        expired.sort(key=_order_id_of)
+        for order in expired:
+            self.cancel(order.order_id)
+        return expired
 
     def _compact(self, side: int) -> None:
         """Drop empty levels of ``side`` and rebuild its heap (amortized O(1) per level)."""
@@ -418,6 +444,8 @@ class Book:
                     mine[order_id] = order
                 if cid is not None:
                     self._by_client[(owner, cid)] = order
+                if order.expires_at_ms is not None:
+                    heappush(self._expiries, (order.expires_at_ms, order_id))
                 return _new(PlaceResult, ([], [], _OPEN, _R_NONE, 0))
             if tif == _FOK:
                 return _new(PlaceResult, ([], [], _REJECTED, _R_FOK, 0))

@@ -63,6 +63,10 @@ class OrderReason(IntEnum):
     """Canceled because its owner was liquidated (``modules/liquidation``)."""
     OPEN_INTEREST_CAP = 18
     """An order that is not reduce-only, refused because the market is at its open-interest cap."""
+    EXPIRED = 19
+    """A good-til-time order whose time came (or, refused, that came before it was placed)."""
+    SCHEDULED_CANCEL = 20
+    """Canceled by its owner's dead-man switch (``ScheduleCancel``)."""
 
 
 class Order:
@@ -80,10 +84,13 @@ class Order:
                       while live
     reduce_only:      never increase the owner's absolute position in this market
     reserved_quote:   initial margin held for this order (set and released by ``clearing``)
+    expires_at_ms:    good-til-time: the prologue cancels it once a block's timestamp reaches
+                      this (``None``: good-til-canceled)
     """
 
     __slots__ = (
         "client_id",
+        "expires_at_ms",
         "is_buy",
         "order_id",
         "owner",
@@ -103,6 +110,7 @@ class Order:
         client_id: int | None = None,
         reduce_only: bool = False,
         reserved_quote: int = 0,
+        expires_at_ms: int | None = None,
     ) -> None:
         self.order_id = order_id
         self.owner = owner
@@ -112,8 +120,9 @@ class Order:
         self.client_id = client_id
         self.reduce_only = reduce_only
         self.reserved_quote = reserved_quote
+        self.expires_at_ms = expires_at_ms
 
-    def as_tuple(self) -> tuple[int, bytes, bool, int, int, int | None, bool, int]:
+    def as_tuple(self) -> tuple[int, bytes, bool, int, int, int | None, bool, int, int | None]:
         """All fields, for comparison and canonical encoding."""
         return (
             self.order_id,
@@ -124,6 +133,7 @@ class Order:
             self.client_id,
             self.reduce_only,
             self.reserved_quote,
+            self.expires_at_ms,
         )
 
     def __repr__(self) -> str:

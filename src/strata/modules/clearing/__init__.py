@@ -7,17 +7,13 @@ table          prefix  key                   value
 ``fee_pool``   0x61    ``b""``               quote collected as fees (maker rebates paid out)
 ``volume``     0x62    address (20 bytes)    quote notional traded since genesis (fee tiers)
 ``open_int``   0x63    market id (4 bytes)   open interest: the sum of long positions, in lots
-``holders``    0x64    index (8 bytes)       address of an account holding a position
-``holder_ix``  0x65    address (20 bytes)    its index in ``holders``
-``holder_n``   0x66    ``b""``               how many accounts hold a position
+``holders``    0x64    (a ``state.registry`` over 0x64-0x66) every account holding a position
 =============  ======  ====================  =================================================
 
-The holders registry lets the risk phase visit every account with a position by index,
-``0 .. holder_n - 1``, reading keys one by one: a fraud proof can then show it visited all of them
-(each index is proven present, and ``holder_n`` bounds them), which iterating a table could not.
-An account joins at the end when it opens its first position; when it closes its last, the last
-holder takes its index (swap-remove). Both happen in ``set_position``, in the settlement order
-(ascending account, then the risk phase's order).
+The holders registry lets the risk phase visit every account with a position key by key (so a
+fraud proof can show it visited all of them). An account joins when it opens its first position
+and leaves when it closes its last, in ``set_position``, in the settlement order (ascending
+account, then the risk phase's order).
 
 Applying a fill of ``q`` lots at ``p`` ticks to one side (``notional = p * q * qptl``):
 
@@ -47,7 +43,15 @@ from strata.core.units import I64_MAX, compute_ppm_ceil, compute_ppm_floor
 from strata.modules.collateral import add_balance
 from strata.modules.margin import Position
 from strata.modules.markets import MARKET_KEY
-from strata.state.store import BYTES_KEY, State, Table, int_key
+from strata.state.registry import (
+    register_registry,
+    registry_add,
+    registry_members,
+    registry_remove,
+)
+from strata.state.store import BYTES_KEY, State, Table
+
+HOLDERS = "holders"
 
 
 class FeeTier(msgspec.Struct, frozen=True, array_like=True):
@@ -68,10 +72,7 @@ def register_tables(state: State) -> None:
     state.add_table(Table("fee_pool", 0x61, j, BYTES_KEY, int))
     state.add_table(Table("volume", 0x62, j, BYTES_KEY, int))
     state.add_table(Table("open_interest", 0x63, j, MARKET_KEY, int))
-    state.add_table(Table("holders", 0x64, j, int_key(8), bytes))
-    state.add_table(Table("holder_index", 0x65, j, BYTES_KEY, int))
-    state.add_table(Table("holder_count", 0x66, j, BYTES_KEY, int))
-    state.tables["holder_count"].put(b"", 0)
+    register_registry(state, HOLDERS, 0x64, BYTES_KEY, bytes)
     state.tables["fee_pool"].put(b"", 0)
 
 
@@ -129,45 +130,15 @@ def set_position(state: State, account: bytes, position: Position) -> None:
     if kept:
         table.put(account, tuple(kept))
         if not held:
-            _add_holder(state, account)
+            registry_add(state, HOLDERS, account)
     elif held:
         table.delete(account)
-        _remove_holder(state, account)
+        registry_remove(state, HOLDERS, account)
 
 
-def _add_holder(state: State, account: bytes) -> None:
-    count_table = state.tables["holder_count"]
-    count: int = count_table.data[b""]
-    state.tables["holders"].put(count, account)
-    state.tables["holder_index"].put(account, count)
-    count_table.put(b"", count + 1)
-
-
-def _remove_holder(state: State, account: bytes) -> None:
-    holders = state.tables["holders"]
-    index_table = state.tables["holder_index"]
-    count_table = state.tables["holder_count"]
-    last: int = count_table.data[b""] - 1
-    index: int = index_table.data[account]
-    if index != last:
-        moved: bytes = holders.data[last]
-        holders.put(index, moved)
-        index_table.put(moved, index)
-    holders.delete(last)
-    index_table.delete(account)
-    count_table.put(b"", last)
-
-
-def get_holder_count(state: State) -> int:
-    """How many accounts hold at least one position."""
-    count: int = state.tables["holder_count"].data[b""]
-    return count
-
-
-def get_holder(state: State, index: int) -> bytes:
-    """The account at ``index`` (``0 <= index < get_holder_count``) of the holders registry."""
-    account: bytes = state.tables["holders"].data[index]
-    return account
+def get_holders(state: State) -> list[bytes]:
+    """Every account holding at least one position, in the registry's order."""
+    return registry_members(state, HOLDERS)
 
 
 def get_open_interest(state: State, market_id: int) -> int:

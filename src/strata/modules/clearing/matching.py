@@ -44,6 +44,7 @@ class PlaceOp:
 
     __slots__ = (
         "client_id",
+        "expires_at_ms",
         "is_buy",
         "market_id",
         "owner",
@@ -72,6 +73,7 @@ class PlaceOp:
         reserved_quote: int,
         replace_order_id: int | None = None,
         replace_client_id: int | None = None,
+        expires_at_ms: int | None = None,
     ) -> None:
         self.tx_index = tx_index
         self.owner = owner
@@ -85,9 +87,10 @@ class PlaceOp:
         self.reserved_quote = reserved_quote
         self.replace_order_id = replace_order_id
         self.replace_client_id = replace_client_id
+        self.expires_at_ms = expires_at_ms
         self.replaced: bool | None = None
         """For a modify: set by the cancel step to whether the old order was found and
-        canceled (its client id then passes to the replacement)."""
+        canceled (its client id and expiry then pass to the replacement)."""
 
 
 class CancelOp:
@@ -228,6 +231,7 @@ def process_market_matching(
         if cancel.modify is not None:
             cancel.modify.replaced = True
             cancel.modify.client_id = found.client_id
+            cancel.modify.expires_at_ms = found.expires_at_ms
             reason = OrderReason.REPLACED
         out.append(_order_update(market_id, found, OrderStatus.CANCELED, reason, 0))
 
@@ -302,6 +306,7 @@ def process_market_matching(
             op.client_id,
             op.reduce_only,
             op.reserved_quote,
+            op.expires_at_ms,
         )
         result = book.place(order, _TIF[op.tif], reduce_only_cap)
         dirty.add(order_id)
