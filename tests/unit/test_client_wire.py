@@ -46,6 +46,8 @@ from strata.stf.events import (
     Deposited,
     Event,
     FeeCharged,
+    IsolatedMarginMoved,
+    MarginModeChanged,
     OraclePriceUpdated,
     Transferred,
     WithdrawalRequested,
@@ -60,10 +62,12 @@ from strata.stf.transactions import (
     CancelOrder,
     CancelTrigger,
     ModifyOrder,
+    MoveIsolatedMargin,
     PlaceOrder,
     PlaceTrigger,
     RevokeAgent,
     ScheduleCancel,
+    SetMarginMode,
     Transfer,
     Withdraw,
     compute_transaction_hash,
@@ -108,6 +112,9 @@ ACTIONS: list[Action] = [
     PlaceTrigger(1, False, 490_000, False, 480_000, 10),
     PlaceTrigger(2, True, 310_000, True, 310_000, 10, 0),
     CancelTrigger(1, 1_700_000_000_123),
+    SetMarginMode(1, True),
+    MoveIsolatedMargin(1, 2_500_000),
+    MoveIsolatedMargin(2, -1),
 ]
 
 
@@ -354,6 +361,8 @@ EVENTS: list[Event] = [
     TriggerUpdate(A1, 1, 1_700_000_000_123, 1, 490_000),
     ScheduledCancelFired(A1, 1_700_000_010_000, 3, 1),
     CancelScheduled(A1, None),
+    MarginModeChanged(A1, 1, True),
+    IsolatedMarginMoved(A1, 1, -1_500_000, 8_500_000),
     AccountLiquidated(A1, 9_000_000, 10_000_000, 200_000, 3),
     PositionLiquidated(
         A1,
@@ -402,13 +411,15 @@ def test_every_event_type_has_a_json_form() -> None:
         "trigger_update",
         "scheduled_cancel_fired",
         "cancel_scheduled",
+        "margin_mode_changed",
+        "isolated_margin_moved",
         "account_liquidated",
         "position_liquidated",
         "deleveraged",
         "bad_debt_changed",
     ]
     assert event_to_json(EVENTS[10], MARKETS)["index_price"] == "50010"
-    liquidated = event_to_json(EVENTS[17], MARKETS)
+    liquidated = event_to_json(EVENTS[19], MARKETS)
     assert liquidated["bankruptcy_price"] == "49650"
     assert liquidated["size_before"] == "2.5"
     assert liquidated["book_value"] == "198.64"

@@ -51,6 +51,8 @@ from strata.stf.events import (
     Deposited,
     Event,
     FeeCharged,
+    IsolatedMarginMoved,
+    MarginModeChanged,
     OraclePriceUpdated,
     Transferred,
     WithdrawalRequested,
@@ -66,10 +68,12 @@ from strata.stf.transactions import (
     CancelOrder,
     CancelTrigger,
     ModifyOrder,
+    MoveIsolatedMargin,
     PlaceOrder,
     PlaceTrigger,
     RevokeAgent,
     ScheduleCancel,
+    SetMarginMode,
     SignedTransaction,
     Transfer,
     Withdraw,
@@ -343,6 +347,21 @@ def _cancel_trigger(obj: Mapping[str, Any], markets: dict[int, MarketInfo]) -> A
     return CancelTrigger(info.market_id, read_int(f["trigger_id"], "trigger_id"))
 
 
+def _set_margin_mode(obj: Mapping[str, Any], markets: dict[int, MarketInfo]) -> Action:
+    f = _object(obj, "set_margin_mode", ("market", "isolated"))
+    info = _market(f["market"], markets)
+    return SetMarginMode(info.market_id, _bool(f["isolated"], "isolated"))
+
+
+def _move_isolated_margin(obj: Mapping[str, Any], markets: dict[int, MarketInfo]) -> Action:
+    f = _object(obj, "move_isolated_margin", ("market", "amount"))
+    info = _market(f["market"], markets)
+    text = f["amount"]
+    negative = isinstance(text, str) and text.startswith("-")
+    amount_quote = _amount(text[1:] if negative else text, "amount")
+    return MoveIsolatedMargin(info.market_id, -amount_quote if negative else amount_quote)
+
+
 _ACTION_READERS: Final[dict[str, Callable[[Mapping[str, Any], dict[int, MarketInfo]], Action]]] = {
     "approve_agent": _approve_agent,
     "revoke_agent": _revoke_agent,
@@ -358,6 +377,8 @@ _ACTION_READERS: Final[dict[str, Callable[[Mapping[str, Any], dict[int, MarketIn
     "schedule_cancel": _schedule_cancel,
     "place_trigger": _place_trigger,
     "cancel_trigger": _cancel_trigger,
+    "set_margin_mode": _set_margin_mode,
+    "move_isolated_margin": _move_isolated_margin,
 }
 ACTION_TYPES: Final = tuple(_ACTION_READERS)
 """The names of every action ``type``, in the order of their chain tags."""
@@ -498,6 +519,16 @@ def action_to_json(action: Action, markets: dict[int, MarketInfo]) -> JsonObject
     if isinstance(action, CancelTrigger):
         info = _market_info(markets, action.market_id)
         return {"type": "cancel_trigger", "market": info.symbol, "trigger_id": action.trigger_id}
+    if isinstance(action, SetMarginMode):
+        info = _market_info(markets, action.market_id)
+        return {"type": "set_margin_mode", "market": info.symbol, "isolated": action.isolated}
+    if isinstance(action, MoveIsolatedMargin):
+        info = _market_info(markets, action.market_id)
+        return {
+            "type": "move_isolated_margin",
+            "market": info.symbol,
+            "amount": quote_to_usdc(action.amount_quote),
+        }
     raise TypeError(f"not an action: {action!r}")
 
 
@@ -798,6 +829,29 @@ def _cancel_scheduled(e: CancelScheduled, markets: dict[int, MarketInfo]) -> Jso
     return {"type": "cancel_scheduled", "account": to_hex(e.account), "at_ms": e.at_ms}
 
 
+def _margin_mode_changed(e: MarginModeChanged, markets: dict[int, MarketInfo]) -> JsonObject:
+    info = _market_info(markets, e.market_id)
+    return {
+        "type": "margin_mode_changed",
+        "account": to_hex(e.account),
+        "market": info.symbol,
+        "market_id": e.market_id,
+        "isolated": e.isolated,
+    }
+
+
+def _isolated_margin_moved(e: IsolatedMarginMoved, markets: dict[int, MarketInfo]) -> JsonObject:
+    info = _market_info(markets, e.market_id)
+    return {
+        "type": "isolated_margin_moved",
+        "account": to_hex(e.account),
+        "market": info.symbol,
+        "market_id": e.market_id,
+        "amount": quote_to_usdc(e.amount_quote),
+        "cash": quote_to_usdc(e.cash_quote),
+    }
+
+
 _EVENT_WRITERS: Final[dict[type, Callable[[Any, dict[int, MarketInfo]], JsonObject]]] = {
     AgentApproved: _agent_approved,
     AgentRevoked: _agent_revoked,
@@ -819,6 +873,8 @@ _EVENT_WRITERS: Final[dict[type, Callable[[Any, dict[int, MarketInfo]], JsonObje
     TriggerUpdate: _trigger_update,
     ScheduledCancelFired: _scheduled_cancel_fired,
     CancelScheduled: _cancel_scheduled,
+    MarginModeChanged: _margin_mode_changed,
+    IsolatedMarginMoved: _isolated_margin_moved,
 }
 
 
@@ -835,7 +891,8 @@ def event_to_json(event: Event, markets: dict[int, MarketInfo]) -> JsonObject:
     ``deposited``, ``oracle_price_updated``, ``fee_charged``, ``order_update``, ``fill``,
     ``position_changed``, ``oracle_stale``, ``oracle_fresh``, ``funding_tick``,
     ``account_liquidated``, ``position_liquidated``, ``deleveraged``, ``bad_debt_changed``,
-    ``trigger_update``, ``scheduled_cancel_fired``, ``cancel_scheduled``. Raises
+    ``trigger_update``, ``scheduled_cancel_fired``, ``cancel_scheduled``,
+    ``margin_mode_changed``, ``isolated_margin_moved``. Raises
     ``RpcError(UNKNOWN_MARKET)`` for a market not in ``markets`` and ``TypeError`` for an object
     that is not an event.
     """

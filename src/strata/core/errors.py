@@ -78,6 +78,8 @@ class ErrorCode(IntEnum):
     SCHEDULE_TOO_SOON = 3033
     TOO_MANY_TRIGGERS = 3034
     UNKNOWN_TRIGGER = 3035
+    POSITION_OPEN = 3036
+    NOT_ISOLATED = 3037
     WITHDRAWALS_GATED = 3040
     """Withdrawals wait while the chain records bad debt (``modules/liquidation``)."""
 

@@ -66,6 +66,23 @@ class CancelScheduled(msgspec.Struct, frozen=True, array_like=True, tag=29):
     at_ms: int | None
 
 
+class MarginModeChanged(msgspec.Struct, frozen=True, array_like=True, tag=30):
+    """An account now trades ``market_id`` isolated (``isolated``) or cross."""
+
+    account: bytes
+    market_id: int
+    isolated: bool
+
+
+class IsolatedMarginMoved(msgspec.Struct, frozen=True, array_like=True, tag=31):
+    """Quote moved into (positive) or out of an isolated position; ``cash_quote`` after."""
+
+    account: bytes
+    market_id: int
+    amount_quote: int
+    cash_quote: int
+
+
 class FeeCharged(msgspec.Struct, frozen=True, array_like=True, tag=7):
     """Gas fee paid by a transaction's account."""
 
@@ -94,4 +111,6 @@ Event = (
     | TriggerUpdate
     | ScheduledCancelFired
     | CancelScheduled
+    | MarginModeChanged
+    | IsolatedMarginMoved
 )

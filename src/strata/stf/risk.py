@@ -86,12 +86,17 @@ class _RiskPhase:
         ]
 
     def account_risk(self, account: bytes) -> AccountRisk:
-        state = self.state
-        return margin.compute_account_risk(
-            collateral.get_balance(state, account),
-            margin.get_reserved(state, account),
-            clearing.get_positions(state, account),
-            self.risk_params.__getitem__,
+        """The account's cross-margin figures now."""
+        return liquidation.compute_cross_risk(self.state, account, self.risk_params.__getitem__)
+
+    def position_risk(self, account: bytes, market_id: int, isolated: bool) -> AccountRisk:
+        """The figures that margin the account's position in ``market_id``: the isolated
+        position's own, or the cross account's."""
+        if not isolated:
+            return self.account_risk(account)
+        position = clearing.get_position(self.state, account, market_id)
+        return liquidation.compute_isolated_risk(
+            self.state, account, position, self.risk_params.__getitem__
         )
 
     def notional(self, positions: Sequence[Position]) -> int:
@@ -110,27 +115,40 @@ class _RiskPhase:
 
     def run(self) -> list[Event]:
         state = self.state
-        candidates: list[tuple[int, bytes]] = []
+        candidates: list[tuple[int, bytes, int]] = []
         get_params = self.risk_params.__getitem__
         for account, positions in self.holders():
-            risk = margin.compute_account_risk(
-                collateral.get_balance(state, account),
-                0,  # reservations count in neither equity nor maintenance
-                positions,
-                get_params,
-            )
-            if risk.equity_quote < risk.maintenance_quote:
-                candidates.append((risk.equity_quote * PPM // risk.maintenance_quote, account))
+            cross, isolated = liquidation.split_positions(state, account, positions)
+            if cross:
+                risk = margin.compute_account_risk(
+                    collateral.get_balance(state, account),
+                    0,  # reservations count in neither equity nor maintenance
+                    cross,
+                    get_params,
+                )
+                if risk.equity_quote < risk.maintenance_quote:
+                    ratio = risk.equity_quote * PPM // risk.maintenance_quote
+                    candidates.append((ratio, account, -1))
+            for position in isolated:
+                risk = liquidation.compute_isolated_risk(state, account, position, get_params)
+                if risk.equity_quote < risk.maintenance_quote:
+                    ratio = risk.equity_quote * PPM // risk.maintenance_quote
+                    candidates.append((ratio, account, position.market_id))
         candidates.sort()
-        for _, account in candidates:
-            self.liquidate(account)
+        for _, account, market_id in candidates:
+            if market_id < 0:
+                self.liquidate(account)
+            else:
+                self.liquidate_isolated(account, market_id)
         self.unwind_fund()
         self.repay_bad_debt()
         return self.events
 
     def liquidate(self, account: bytes) -> None:
         state = self.state
-        positions = clearing.get_positions(state, account)
+        positions, _ = liquidation.split_positions(
+            state, account, clearing.get_positions(state, account)
+        )
         fresh = [p for p in positions if p.market_id not in self.stale]
         if not fresh:
             return  # frozen: every position is in a market with a stale index
@@ -147,8 +165,39 @@ class _RiskPhase:
         fund_allowance = self.params.insurance_max_loss_per_account_quote
         for position in fresh:
             fund_allowance -= self.close_slice(
-                account, position, equity, maintenance, close_ppm, fund_allowance
+                account, position, equity, maintenance, close_ppm, fund_allowance, False
             )
+        self.settle_bad_debt(account)
+
+    def liquidate_isolated(self, account: bytes, market_id: int) -> None:
+        """An isolated position under its own maintenance: liquidated alone."""
+        if market_id in self.stale:
+            return  # frozen
+        position = clearing.get_position(self.state, account, market_id)
+        if not position.size_lots:
+            return
+        risk = self.position_risk(account, market_id, True)
+        equity = risk.equity_quote
+        maintenance = risk.maintenance_quote
+        if equity >= maintenance:
+            return
+        canceled = cancel_account_orders(self.state, account, (market_id,), OrderReason.LIQUIDATED)
+        self.events.extend(canceled)
+        close_ppm = liquidation.compute_close_ppm(
+            equity, maintenance, self.params.liquidation_min_close_ppm
+        )
+        self.events.append(
+            AccountLiquidated(account, equity, maintenance, close_ppm, len(canceled), market_id)
+        )
+        self.close_slice(
+            account,
+            position,
+            equity,
+            maintenance,
+            close_ppm,
+            self.params.insurance_max_loss_per_account_quote,
+            True,
+        )
         self.settle_bad_debt(account)
 
     def cancel_orders(self, account: bytes) -> int:
@@ -167,8 +216,11 @@ class _RiskPhase:
         maintenance: int,
         close_ppm: int,
         fund_allowance: int,
+        isolated: bool,
     ) -> int:
-        """Close one position's slice: book, then backstop or ADL. Returns the fund's loss."""
+        """Close one position's slice: book, then backstop or ADL. Returns the fund's loss.
+        ``equity`` and ``maintenance`` are the figures that margin the position (the isolated
+        position's own when ``isolated``)."""
         market_id = position.market_id
         mp = self.risk_params[market_id]
         mark = mp.mark_ticks
@@ -201,9 +253,10 @@ class _RiskPhase:
                 )
             if book_lots:
                 fee = compute_ppm_ceil(book_value, self.params.liquidation_fee_ppm)
-                fee = min(fee, max(0, self.account_risk(account).equity_quote))
+                left = self.position_risk(account, market_id, isolated).equity_quote
+                fee = min(fee, max(0, left))
                 if fee:
-                    collateral.add_balance(self.state, account, -fee)
+                    collateral.add_position_cash(self.state, account, market_id, -fee)
                     collateral.add_insurance_fund(self.state, fee)
             rest = lots - book_lots
             if rest:
@@ -320,7 +373,9 @@ class _RiskPhase:
             position, realized = clearing.compute_trade_on_position(
                 position, is_buy, lots, value_quote
             )
-            collateral.add_balance(state, account, -value_quote if is_buy else value_quote)
+            collateral.add_position_cash(
+                state, account, market_id, -value_quote if is_buy else value_quote
+            )
             clearing.set_position(state, account, position)
             self.events.append(
                 PositionChanged(
@@ -350,11 +405,15 @@ class _RiskPhase:
                     owed = margin.compute_funding_owed(
                         p.size_lots, mp.funding_index_micro, p.funding_index_micro
                     )
+                    if collateral.is_isolated(self.state, account, market_id):
+                        notional = self.notional((p,))
+                        equity = self.position_risk(account, market_id, True).equity_quote
+                    else:
+                        cross, _ = liquidation.split_positions(self.state, account, positions)
+                        notional = self.notional(cross)
+                        equity = self.account_risk(account).equity_quote
                     key = liquidation.compute_adl_key(
-                        value - p.entry_cost_quote - owed,
-                        p.entry_cost_quote,
-                        self.notional(positions),
-                        self.account_risk(account).equity_quote,
+                        value - p.entry_cost_quote - owed, p.entry_cost_quote, notional, equity
                     )
                     ranked.append((-key, account))
                     break

@@ -5,9 +5,10 @@ The risk phase (``stf/risk.py``) settles the fills of liquidation orders with th
 
 from __future__ import annotations
 
-from strata.modules import clearing, collateral, funding, margin
+from strata.modules import clearing, collateral, funding, liquidation, margin
 from strata.modules.clearing.events import PositionChanged
 from strata.modules.clearing.matching import AccountDelta
+from strata.modules.margin import Position
 from strata.state.store import State
 from strata.stf.events import Event
 
@@ -21,7 +22,9 @@ def process_settlement(
 ) -> list[Event]:
     """Apply one account's fills (market by market), fees, releases and credits. Before its
     first fill in a market, the position settles its funding (``funding.settle_position_funding``)
-    so fills always apply to a position settled at the market's index now."""
+    so fills always apply to a position settled at the market's index now. An isolated position
+    that grew is topped up to its initial requirement from the balance (``modules/collateral``;
+    the orders that grew it reserved that margin)."""
     events: list[Event] = []
     if delta is not None and delta.fills:
         fills = delta.fills
@@ -32,6 +35,7 @@ def process_settlement(
             market_id = fills[i][0]
             qptl = quote_per_tick_lot[market_id]
             position = clearing.get_position(state, account, market_id)
+            size_before = abs(position.size_lots)
             position, funding_paid = funding.settle_position_funding(state, account, position)
             realized = fees = 0
             while i < n and fills[i][0] == market_id:
@@ -44,6 +48,10 @@ def process_settlement(
                 volume += price * qty * qptl
                 i += 1
             clearing.set_position(state, account, position)
+            if abs(position.size_lots) > size_before and collateral.is_isolated(
+                state, account, market_id
+            ):
+                _top_up_isolated(state, account, position)
             events.append(
                 PositionChanged(
                     account,
@@ -61,3 +69,15 @@ def process_settlement(
     if credit_quote:
         collateral.add_balance(state, account, credit_quote)
     return events
+
+
+def _top_up_isolated(state: State, account: bytes, position: Position) -> None:
+    risk = liquidation.compute_isolated_risk(
+        state,
+        account,
+        position,
+        lambda market_id: liquidation.get_market_risk_params(state, market_id),
+    )
+    need = risk.initial_quote - risk.equity_quote
+    if need > 0:
+        collateral.move_isolated_cash(state, account, position.market_id, need)

@@ -39,6 +39,8 @@ Positive = Annotated[int, msgspec.Meta(ge=1, le=(1 << 63) - 1)]
 Signature = Annotated[bytes, msgspec.Meta(min_length=64, max_length=65)]
 Signature64 = Annotated[bytes, msgspec.Meta(min_length=64, max_length=64)]
 TifCode = Annotated[int, msgspec.Meta(ge=0, le=3)]
+NonZero = Annotated[int, msgspec.Meta(ge=-((1 << 63) - 1), le=(1 << 63) - 1)]
+"""A signed amount (zero is refused at admission: ``BAD_AMOUNT``)."""
 
 
 class _Action(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
@@ -160,6 +162,24 @@ class CancelTrigger(_Action, tag=14, frozen=True):
     trigger_id: U64
 
 
+class SetMarginMode(_Action, tag=15, frozen=True):
+    """Trade ``market_id`` with isolated margin (``isolated``) or cross margin, which is the
+    default. Only without a position in the market (else ``POSITION_OPEN``). See
+    ``modules/collateral``."""
+
+    market_id: U32
+    isolated: bool
+
+
+class MoveIsolatedMargin(_Action, tag=16, frozen=True):
+    """Move ``amount_quote`` from the balance into the isolated position in ``market_id``
+    (negative: out of it, keeping its equity at its initial requirement and its unrealized profit
+    in place). Needs an isolated position (else ``NOT_ISOLATED``)."""
+
+    market_id: U32
+    amount_quote: NonZero
+
+
 class BulkPlace(_Action, tag=9, frozen=True):
     """Up to 64 placements under one signature; each order gets its own status."""
 
@@ -193,6 +213,8 @@ Action = (
     | ScheduleCancel
     | PlaceTrigger
     | CancelTrigger
+    | SetMarginMode
+    | MoveIsolatedMargin
 )
 
 

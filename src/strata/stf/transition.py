@@ -96,6 +96,8 @@ from strata.stf.events import (
     Deposited,
     Event,
     FeeCharged,
+    IsolatedMarginMoved,
+    MarginModeChanged,
     OraclePriceUpdated,
     Transferred,
     WithdrawalRequested,
@@ -118,11 +120,13 @@ from strata.stf.transactions import (
     CancelTrigger,
     Deposit,
     ModifyOrder,
+    MoveIsolatedMargin,
     OraclePrice,
     PlaceOrder,
     PlaceTrigger,
     RevokeAgent,
     ScheduleCancel,
+    SetMarginMode,
     SignedTransaction,
     SystemInput,
     Transfer,
@@ -332,11 +336,13 @@ class _Block:
 
     def position_part(self, account: bytes) -> tuple[int, int]:
         """``(sum(value) - sum(initial_req), sum(max(unrealized_pnl, 0)))`` of the account's
-        positions. Positions and marks do not change during admission, so this is computed once
-        per account per block; balance and reservations are read fresh each time."""
+        cross-margin positions. Positions and marks do not change during admission, so this is
+        computed once per account per block; balance and reservations are read fresh each time."""
         part = self._position_part.get(account)
         if part is None:
-            positions = clearing.get_positions(self.state, account)
+            positions, _ = liquidation.split_positions(
+                self.state, account, clearing.get_positions(self.state, account)
+            )
             if positions:
                 risk = margin.compute_account_risk(0, 0, positions, self.risk_params)
                 part = (risk.equity_quote - risk.initial_quote, risk.unrealized_profit_quote)
@@ -367,14 +373,19 @@ class _Block:
 
 
 def get_account_risk(state: State, account: bytes) -> AccountRisk:
-    """The account's margin figures now (marks are the oracle prices)."""
+    """The account's cross-margin figures now (isolated positions are apart: see
+    :func:`get_isolated_risk`)."""
     block = _Block(state, ChainParams(chain_id=0), 0)
-    return margin.compute_account_risk(
-        collateral.get_balance(state, account),
-        margin.get_reserved(state, account),
-        clearing.get_positions(state, account),
-        block.risk_params,
-    )
+    return liquidation.compute_cross_risk(state, account, block.risk_params)
+
+
+def get_isolated_risk(state: State, account: bytes, market_id: int) -> AccountRisk | None:
+    """The figures of the account's isolated position in ``market_id``, or ``None``."""
+    if not collateral.is_isolated(state, account, market_id):
+        return None
+    block = _Block(state, ChainParams(chain_id=0), 0)
+    position = clearing.get_position(state, account, market_id)
+    return liquidation.compute_isolated_risk(state, account, position, block.risk_params)
 
 
 def _check_withdrawable(block: _Block, account: bytes, amount_quote: int) -> None:
@@ -442,9 +453,11 @@ def _check_static(block: _Block, tx: SignedTransaction) -> None:
             )
         if action.tif not in (TimeInForce.GTC, TimeInForce.IOC):
             raise InvalidTransaction(ErrorCode.MALFORMED_TRANSACTION, "a trigger is IOC or GTC")
-    elif isinstance(action, CancelTrigger):
+    elif isinstance(action, CancelTrigger | SetMarginMode | MoveIsolatedMargin):
         if markets.get_market(block.state, action.market_id) is None:
             raise InvalidTransaction(ErrorCode.UNKNOWN_MARKET, str(action.market_id))
+        if isinstance(action, MoveIsolatedMargin) and action.amount_quote == 0:
+            raise InvalidTransaction(ErrorCode.BAD_AMOUNT, "a move of zero")
     elif isinstance(action, Transfer) and action.to == tx.account:
         raise InvalidTransaction(ErrorCode.SELF_TRANSFER, "transfer to self")
     elif isinstance(action, ApproveAgent):
@@ -697,6 +710,29 @@ def _admit_action(
                     ),
                 )
             )
+    elif isinstance(action, SetMarginMode):
+        if clearing.get_position_size(state, account, action.market_id):
+            raise ExecutionFailure(ErrorCode.POSITION_OPEN, f"market {action.market_id}")
+        collateral.set_margin_mode(state, account, action.market_id, action.isolated)
+        events.append(MarginModeChanged(account, action.market_id, action.isolated))
+    elif isinstance(action, MoveIsolatedMargin):
+        market_id = action.market_id
+        amount = action.amount_quote
+        position = clearing.get_position(state, account, market_id)
+        if not position.size_lots or not collateral.is_isolated(state, account, market_id):
+            raise ExecutionFailure(ErrorCode.NOT_ISOLATED, f"market {market_id}")
+        if amount > 0:
+            _check_withdrawable(block, account, amount)
+        else:
+            risk = liquidation.compute_isolated_risk(state, account, position, block.risk_params)
+            free = risk.withdrawable_quote
+            if free < -amount:
+                raise ExecutionFailure(
+                    ErrorCode.INSUFFICIENT_FREE_COLLATERAL, f"isolated {free} < {-amount}"
+                )
+        collateral.move_isolated_cash(state, account, market_id, amount)
+        cash = collateral.get_isolated_cash(state, account, market_id)
+        events.append(IsolatedMarginMoved(account, market_id, amount, cash))
     elif isinstance(action, ScheduleCancel):
         at_ms = action.at_ms
         if (

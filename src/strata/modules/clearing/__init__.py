@@ -40,7 +40,7 @@ from collections.abc import Sequence
 import msgspec
 
 from strata.core.units import I64_MAX, compute_ppm_ceil, compute_ppm_floor
-from strata.modules.collateral import add_balance
+from strata.modules.collateral import add_position_cash, is_isolated, release_isolated_cash
 from strata.modules.margin import Position
 from strata.modules.markets import MARKET_KEY
 from strata.state.registry import (
@@ -125,6 +125,8 @@ def set_position(state: State, account: bytes, position: Position) -> None:
     if position.size_lots != 0:
         kept.append(position)
         kept.sort(key=_market_of)
+    if before and not after and is_isolated(state, account, position.market_id):
+        release_isolated_cash(state, account, position.market_id)
     table = state.tables["positions"]
     held = account in table.data
     if kept:
@@ -246,6 +248,8 @@ def apply_fill_to_account(
     """Move the balance and fee pool for one side of a fill; return the new position and the
     realized PnL. The caller stores the position once per market (positions are per block)."""
     notional = price_ticks * size_lots * quote_per_tick_lot
-    add_balance(state, account, (-notional if is_buy else notional) - fee_quote)
+    add_position_cash(
+        state, account, position.market_id, (-notional if is_buy else notional) - fee_quote
+    )
     add_fee_pool(state, fee_quote)
     return compute_fill_on_position(position, is_buy, price_ticks, size_lots, quote_per_tick_lot)

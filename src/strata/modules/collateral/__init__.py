@@ -6,7 +6,19 @@ table               prefix  key                      value
 ``balances``        0x40    address (20 bytes)       balance in quote units (signed, see below)
 ``ledger``          0x41    ``b""``                  :class:`Ledger` (totals and sequences)
 ``withdrawals``     0x42    withdrawal id (8 bytes)  :class:`WithdrawalRecord`
+``isolated``        0x44    address ‖ market (24 B)  cash of the account's isolated position
 ==================  ======  =======================  ==========================================
+
+Isolated margin
+---------------
+An account trades a market *isolated* once it says so (``SetMarginMode``, with no position
+there); the key in ``isolated`` is the mode, its value the position's own cash. Every cash flow of
+that position (trade notional, fees, funding, liquidation transfers) goes to that cash instead of
+the balance (:func:`add_position_cash`), so the position's equity is ``cash + value - funding
+owed``, margined and liquidated on its own: its losses stop at its cash. Margin moves in and out
+by ``MoveIsolatedMargin``; when the position grows, settlement tops its equity up to the initial
+requirement from the balance; when it closes, its cash returns to the balance
+(:func:`release_isolated_cash`). Cross margin counts neither the isolated position nor its cash.
 
 The balance is the account's quote *cash* in the sense of dYdX v4: a trade moves the notional
 between the two sides (the buyer pays ``price * size``, the seller receives it), fees move to the
@@ -14,7 +26,7 @@ fee pool, funding and deposits add, withdrawals subtract. A long position's bala
 be negative while its equity (balance plus the marked value of its positions) is positive. Every
 quote unit is conserved exactly::
 
-    sum(balances) + fee pool + funding in transit - recorded bad debt
+    sum(balances) + sum(isolated cash) + fee pool + funding in transit - recorded bad debt
         == deposited - withdrawn                                 (checked as an invariant)
 
 The **insurance fund is an account**: :data:`INSURANCE_FUND_ACCOUNT`, an address no key signs
@@ -31,7 +43,7 @@ from __future__ import annotations
 import msgspec
 
 from strata.core.errors import ErrorCode, InvalidBlock
-from strata.state.store import BYTES_KEY, State, Table, int_key
+from strata.state.store import BYTES_KEY, KeyCodec, State, Table, int_key
 
 INSURANCE_FUND_ACCOUNT = b"\xff" * 20
 """The insurance fund's account (``0xff...ff``): no key signs for it; only the risk phase moves
@@ -58,11 +70,26 @@ class WithdrawalRecord(msgspec.Struct, frozen=True, array_like=True):
     height: int
 
 
+def _encode_isolated_key(key: tuple[bytes, int]) -> bytes:
+    return key[0] + key[1].to_bytes(4, "big")
+
+
+def _decode_isolated_key(data: bytes) -> tuple[bytes, int]:
+    if len(data) != 24:
+        raise ValueError(f"a 24-byte key, got {len(data)} bytes")
+    return data[:20], int.from_bytes(data[20:], "big")
+
+
+ISOLATED_KEY = KeyCodec(_encode_isolated_key, _decode_isolated_key)
+"""``(account, market_id)`` as the 20-byte address ‖ 4 big-endian bytes."""
+
+
 def register_tables(state: State) -> None:
     j = state.journal
     state.add_table(Table("balances", 0x40, j, BYTES_KEY, int))
     state.add_table(Table("ledger", 0x41, j, BYTES_KEY, Ledger))
     state.add_table(Table("withdrawals", 0x42, j, int_key(8), WithdrawalRecord))
+    state.add_table(Table("isolated", 0x44, j, ISOLATED_KEY, int))
     state.tables["ledger"].put(b"", Ledger())
 
 
@@ -142,8 +169,60 @@ def record_withdrawal(
 
 
 def sum_balances(state: State) -> int:
-    """Sum of all balances (for the conservation invariant)."""
-    return sum(state.tables["balances"].data.values())
+    """Sum of all balances and isolated cash (for the conservation invariant)."""
+    balances: int = sum(state.tables["balances"].data.values())
+    isolated: int = sum(state.tables["isolated"].data.values())
+    return balances + isolated
+
+
+def is_isolated(state: State, account: bytes, market_id: int) -> bool:
+    """Whether ``account`` trades ``market_id`` with isolated margin."""
+    return (account, market_id) in state.tables["isolated"].data
+
+
+def get_isolated_cash(state: State, account: bytes, market_id: int) -> int:
+    """The cash of the account's isolated position in ``market_id`` (0 if not isolated)."""
+    cash: int | None = state.tables["isolated"].data.get((account, market_id))
+    return 0 if cash is None else cash
+
+
+def set_margin_mode(state: State, account: bytes, market_id: int, isolated: bool) -> None:
+    """Switch the account's mode in a market (the caller checks there is no position, so the
+    isolated cash is 0)."""
+    table = state.tables["isolated"]
+    key = (account, market_id)
+    if isolated:
+        if key not in table.data:
+            table.put(key, 0)
+    elif key in table.data:
+        table.delete(key)
+
+
+def add_position_cash(state: State, account: bytes, market_id: int, delta_quote: int) -> None:
+    """A cash flow of the account's position in ``market_id``: to its isolated cash if the
+    market is isolated for the account, else to the balance."""
+    table = state.tables["isolated"]
+    key = (account, market_id)
+    cash: int | None = table.data.get(key)
+    if cash is None:
+        add_balance(state, account, delta_quote)
+    else:
+        table.put(key, cash + delta_quote)
+
+
+def move_isolated_cash(state: State, account: bytes, market_id: int, delta_quote: int) -> None:
+    """Move ``delta_quote`` from the balance into the isolated cash (negative: back)."""
+    table = state.tables["isolated"]
+    key = (account, market_id)
+    table.put(key, table.data[key] + delta_quote)
+    add_balance(state, account, -delta_quote)
+
+
+def release_isolated_cash(state: State, account: bytes, market_id: int) -> None:
+    """A closed isolated position: its cash returns to the balance (the mode stays)."""
+    cash = get_isolated_cash(state, account, market_id)
+    if cash:
+        move_isolated_cash(state, account, market_id, -cash)
 
 
 def get_insurance_fund(state: State) -> int:

@@ -264,7 +264,7 @@ def settle_position_funding(
     paid = compute_funding_owed(position.size_lots, index, position.funding_index_micro)
     dust = record.dust_micro + paid * PPM - exact
     to_fund = dust // PPM
-    collateral.add_balance(state, account, -paid)
+    collateral.add_position_cash(state, account, position.market_id, -paid)
     if to_fund:
         collateral.add_insurance_fund(state, to_fund)
     state.tables["funding"].put(

@@ -10,9 +10,13 @@ table          prefix  key                   value
 
 The rules, per block, after settlement (all at the block's marks; quote units, integers)
 ---------------------------------------------------------------------------------------
-1. **Who.** Every account whose equity is below its maintenance requirement (``modules/margin``),
-   most under water first (ascending ``equity * 1e6 // maintenance``, then address). Positions in
-   a market whose index is stale are frozen: they are neither counted out nor liquidated.
+1. **Who.** Every account whose cross-margin equity is below its cross maintenance requirement
+   (``modules/margin``), and every isolated position whose own equity is below its own
+   requirement (``modules/collateral``), most under water first (ascending
+   ``equity * 1e6 // maintenance``, then address, then the market of an isolated position after
+   the cross account). Positions in a market whose index is stale are frozen: they are neither
+   counted out nor liquidated. An isolated position is liquidated alone, with its own equity,
+   and cancels only the account's orders in its market.
 2. **Orders.** The account's open orders are canceled in every market (reason ``LIQUIDATED``),
    releasing their reservations.
 3. **How much.** With deficit ``d = maintenance - equity``, the account closes the fraction
@@ -52,11 +56,13 @@ exactly the quote that zeroing negative balances added; ``collateral`` states th
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import msgspec
 
 from strata.core.units import PPM, div_ceil
-from strata.modules import funding, markets, oracle
-from strata.modules.margin import MarketRiskParams
+from strata.modules import clearing, collateral, funding, margin, markets, oracle
+from strata.modules.margin import AccountRisk, MarketRiskParams, Position
 from strata.state.store import BYTES_KEY, State, Table
 
 
@@ -64,13 +70,16 @@ class AccountLiquidated(msgspec.Struct, frozen=True, array_like=True, tag=23):
     """An account went under maintenance and was liquidated in this block's risk phase.
 
     ``equity_quote < maintenance_quote`` is why; ``close_ppm`` is the fraction of each position
-    the block closes (:func:`compute_close_ppm`); ``orders_canceled`` its open orders removed."""
+    the block closes (:func:`compute_close_ppm`); ``orders_canceled`` its open orders removed.
+    ``isolated_market_id`` names the isolated position liquidated on its own (its equity and
+    requirement are then that position's); ``None`` for the cross-margin account."""
 
     account: bytes
     equity_quote: int
     maintenance_quote: int
     close_ppm: int
     orders_canceled: int
+    isolated_market_id: int | None = None
 
 
 class PositionLiquidated(msgspec.Struct, frozen=True, array_like=True, tag=24):
@@ -179,6 +188,41 @@ def get_market_risk_params(state: State, market_id: int) -> MarketRiskParams:
         funding.get_funding_index(state, market_id),
         market.margin_tiers,
     )
+
+
+def split_positions(
+    state: State, account: bytes, positions: Sequence[Position]
+) -> tuple[tuple[Position, ...], tuple[Position, ...]]:
+    """``(cross, isolated)``: the account's positions by margin mode (``modules/collateral``)."""
+    cross: list[Position] = []
+    isolated: list[Position] = []
+    for p in positions:
+        (isolated if collateral.is_isolated(state, account, p.market_id) else cross).append(p)
+    return tuple(cross), tuple(isolated)
+
+
+def compute_cross_risk(
+    state: State, account: bytes, get_params: Callable[[int], MarketRiskParams]
+) -> AccountRisk:
+    """The account's cross-margin figures: balance, reservations and cross positions."""
+    cross, _ = split_positions(state, account, clearing.get_positions(state, account))
+    return margin.compute_account_risk(
+        collateral.get_balance(state, account),
+        margin.get_reserved(state, account),
+        cross,
+        get_params,
+    )
+
+
+def compute_isolated_risk(
+    state: State,
+    account: bytes,
+    position: Position,
+    get_params: Callable[[int], MarketRiskParams],
+) -> AccountRisk:
+    """An isolated position's own figures: its cash and itself."""
+    cash = collateral.get_isolated_cash(state, account, position.market_id)
+    return margin.compute_account_risk(cash, 0, (position,), get_params)
 
 
 def compute_close_ppm(equity_quote: int, maintenance_quote: int, min_close_ppm: int) -> int:
