@@ -64,6 +64,10 @@ from strata.stf.transactions import (  # noqa: E402
 
 MARKET_ID = 1
 MARK_TICKS = 600_000  # the devnet's BTC-PERP genesis price, 60,000 USDC
+MARKS = {1: MARK_TICKS, 2: 300_000}
+"""Devnet genesis prices: BTC-PERP 60,000 USDC, ETH-PERP 3,000 USDC."""
+SIZES = {1: 1, 2: 10}
+"""The smallest order of each devnet market, in lots."""
 BULK = 16
 BATCH = 200
 """Transactions per HTTP request."""
@@ -109,6 +113,8 @@ class Step:
     elapsed: float = 0.0
     rss_kb: int = 0
     anon_kb: int = 0
+    markets: tuple[int, ...] = (MARKET_ID,)
+    """The markets its orders go to, one crossing pair after another."""
 
 
 def _percentile(values: list[float], fraction: float) -> float | None:
@@ -146,10 +152,13 @@ class Bench:
             pair = (i // 2) % pairs
             is_buy = i % 2 == 1
             signer = signers[2 * pair + (1 if is_buy else 0)]
-            price = MARK_TICKS + (i // 2) % 7 - 3
+            market_id = step.markets[(i // 2) % len(step.markets)]
+            price = MARKS[market_id] + (i // 2) % 7 - 3
+            size = SIZES[market_id]
             if step.workload == "single":
                 self.client_id += 1
-                action: Action = PlaceOrder(MARKET_ID, is_buy, price, 1, 0, False, self.client_id)
+                cid = self.client_id
+                action: Action = PlaceOrder(market_id, is_buy, price, size, 0, False, cid)
                 ids = [self.client_id]
             else:
                 ids = []
@@ -157,7 +166,9 @@ class Bench:
                 for _ in range(BULK):
                     self.client_id += 1
                     ids.append(self.client_id)
-                    orders.append(PlaceOrder(MARKET_ID, is_buy, price, 1, 0, False, self.client_id))
+                    orders.append(
+                        PlaceOrder(market_id, is_buy, price, size, 0, False, self.client_id)
+                    )
                 action = BulkPlace(tuple(orders))
             step.txs.append((signer.sign(action), ids, "0x" + signer.wallet.address.hex()))
 

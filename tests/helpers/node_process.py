@@ -27,11 +27,14 @@ class NodeProcess:
         demo: bool = False,
         extra: Sequence[str] = (),
         log_path: Path | None = None,
+        prefix: Sequence[str] = (),
     ) -> None:
         self.data_dir = data_dir
         self.block_time_ms = block_time_ms
         self.demo = demo
         self.extra = list(extra)
+        self.prefix = list(prefix)
+        """A command the node runs under (e.g. ``taskset -c 0``)."""
         self.log_path = log_path or data_dir.parent / f"{data_dir.name}.log"
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
@@ -39,6 +42,7 @@ class NodeProcess:
 
     def start(self, timeout: float = 30.0) -> NodeProcess:
         args = [
+            *self.prefix,
             *STRATA,
             "devnet",
             "--data-dir",

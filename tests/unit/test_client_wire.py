@@ -35,6 +35,7 @@ from strata.modules.liquidation import (
     AccountLiquidated,
     BadDebtChanged,
     Deleveraged,
+    FundDeleveraged,
     PositionLiquidated,
 )
 from strata.modules.oracle import OracleFresh, OracleStale
@@ -388,6 +389,7 @@ EVENTS: list[Event] = [
     ),
     Deleveraged(A1, A2, 1, 1_000, 49_650_000, 0, 1_250_000),
     BadDebtChanged(A1, 1_000_000, 500_000, 500_000),
+    FundDeleveraged(3_000_000_000, 7_000_000_000, 3_000_000_000, 571_429, None),
 ]
 
 
@@ -417,6 +419,7 @@ def test_every_event_type_has_a_json_form() -> None:
         "position_liquidated",
         "deleveraged",
         "bad_debt_changed",
+        "fund_deleveraged",
     ]
     assert event_to_json(EVENTS[10], MARKETS)["index_price"] == "50010"
     liquidated = event_to_json(EVENTS[19], MARKETS)

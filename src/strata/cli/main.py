@@ -9,7 +9,10 @@ Commands
 ``strata verify-proof``      check a fraud proof statelessly (re-execute its block over its witness)
 ``strata replay-book``      replay an order stream (JSONL or LOBSTER) through one market's book
 ``strata snapshot``         export a chain's state at a height, or import one (state sync)
-``strata bench engine``     the engine benchmark (book alone, full ``apply_block``, model book)
+``strata scenario``         incident scenarios on the real engine (``strata.scenarios``)
+``strata explain``          the story of an account's liquidations, from the events alone
+``strata bench engine``     the engine benchmark (book alone, full ``apply_block``, model book;
+                            ``--risk``: the risk phase with N accounts under water)
 ``strata bench state``      the storage benchmark (commit times, proofs/s, bytes and memory per key)
 """
 
@@ -17,6 +20,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from strata.scenarios.cli import ChainEvents
 
 USAGE = """usage: strata <command> [options]
 
@@ -30,7 +37,11 @@ commands:
   verify-proof  check a fraud proof from nothing else: FILE [--json]
   replay-book   replay an order-event stream through the matching engine (--help for options)
   snapshot      export --data-dir DIR [--height H] FILE | import --data-dir DIR FILE
+  scenario      list | run NAME [--json]: incident scenarios (mango, jelly, yfi, cascade, ...)
+  explain       ACCOUNT --height H --data-dir DIR | ACCOUNT --scenario NAME: why and how an
+                account was liquidated, from the risk events alone
   bench engine  measure the book, the full state transition and the naive model book
+                (--risk: the risk phase with N accounts under water, see bench/risk_bench.py)
   bench state   measure block commits, proofs, bytes and memory of the durable store
   bench node    load a real node over its API: included tx/s, orders/s, latency, memory
   bench verify  the verifier re-executing a loaded node's chain from DA, beside the sequencer
@@ -59,9 +70,29 @@ def _bench(argv: list[str]) -> int:
         from bench.store_bench import main as state_main
 
         return state_main(argv[1:])
+    if "--risk" in argv:
+        from bench.risk_bench import main as risk_main
+
+        return risk_main([a for a in argv[1:] if a != "--risk"])
     from bench.engine_bench import main as bench_main
 
     return bench_main(argv[1:])
+
+
+def _open_chain_events(data_dir: Path) -> ChainEvents:
+    """A node's chain database (``DIR/chain``) for ``strata explain``: opened like ``strata
+    snapshot export`` does (nothing written; closed without a checkpoint), read by height."""
+    from strata.adapters.chain_store import ChainStore
+    from strata.scenarios.cli import ChainEvents
+
+    store = ChainStore.open(data_dir / "chain", full_check=False)
+    return ChainEvents(
+        markets={m.market_id: m for m in store.genesis.markets},
+        first_height=store.base_height,
+        tip_height=store.tip.height,
+        risk_events=lambda height: store.get_receipts(height)[1].risk,
+        close=lambda: store.close(checkpoint=False),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,6 +127,14 @@ def main(argv: list[str] | None = None) -> int:
         return replay_main(rest)
     if command == "bench":
         return _bench(rest)
+    if command == "scenario":
+        from strata.scenarios.cli import scenario_main
+
+        return scenario_main(rest)
+    if command == "explain":
+        from strata.scenarios.cli import explain_main
+
+        return explain_main(rest, _open_chain_events)
     if command == "snapshot":
         from strata.adapters.snapshot_cli import main as snapshot_main
 

@@ -40,6 +40,7 @@ from strata.modules.liquidation import (
     AccountLiquidated,
     BadDebtChanged,
     Deleveraged,
+    FundDeleveraged,
     PositionLiquidated,
 )
 from strata.modules.oracle import OracleFresh, OracleStale
@@ -788,6 +789,19 @@ def _deleveraged(e: Deleveraged, markets: dict[int, MarketInfo]) -> JsonObject:
     }
 
 
+def _fund_deleveraged(e: FundDeleveraged, markets: dict[int, MarketInfo]) -> JsonObject:
+    market = None if e.market_id is None else _market_info(markets, e.market_id).symbol
+    return {
+        "type": "fund_deleveraged",
+        "equity": quote_to_usdc(e.equity_quote),
+        "notional": quote_to_usdc(e.notional_quote),
+        "target": quote_to_usdc(e.target_quote),
+        "close_ppm": e.close_ppm,
+        "market": market,
+        "market_id": e.market_id,
+    }
+
+
 def _bad_debt_changed(e: BadDebtChanged, markets: dict[int, MarketInfo]) -> JsonObject:
     return {
         "type": "bad_debt_changed",
@@ -870,6 +884,7 @@ _EVENT_WRITERS: Final[dict[type, Callable[[Any, dict[int, MarketInfo]], JsonObje
     PositionLiquidated: _position_liquidated,
     Deleveraged: _deleveraged,
     BadDebtChanged: _bad_debt_changed,
+    FundDeleveraged: _fund_deleveraged,
     TriggerUpdate: _trigger_update,
     ScheduledCancelFired: _scheduled_cancel_fired,
     CancelScheduled: _cancel_scheduled,
@@ -890,7 +905,8 @@ def event_to_json(event: Event, markets: dict[int, MarketInfo]) -> JsonObject:
     Types: ``agent_approved``, ``agent_revoked``, ``transferred``, ``withdrawal_requested``,
     ``deposited``, ``oracle_price_updated``, ``fee_charged``, ``order_update``, ``fill``,
     ``position_changed``, ``oracle_stale``, ``oracle_fresh``, ``funding_tick``,
-    ``account_liquidated``, ``position_liquidated``, ``deleveraged``, ``bad_debt_changed``,
+    ``account_liquidated``, ``position_liquidated``, ``deleveraged``, ``fund_deleveraged``,
+    ``bad_debt_changed``,
     ``trigger_update``, ``scheduled_cancel_fired``, ``cancel_scheduled``,
     ``margin_mode_changed``, ``isolated_margin_moved``. Raises
     ``RpcError(UNKNOWN_MARKET)`` for a market not in ``markets`` and ``TypeError`` for an object

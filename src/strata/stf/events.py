@@ -14,6 +14,7 @@ from strata.modules.liquidation import (
     AccountLiquidated,
     BadDebtChanged,
     Deleveraged,
+    FundDeleveraged,
     PositionLiquidated,
 )
 from strata.modules.oracle import OracleFresh, OracleStale
@@ -107,6 +108,7 @@ Event = (
     | AccountLiquidated
     | PositionLiquidated
     | Deleveraged
+    | FundDeleveraged
     | BadDebtChanged
     | TriggerUpdate
     | ScheduledCancelFired

@@ -69,6 +69,15 @@ class ChainParams(msgspec.Struct, frozen=True, array_like=True, kw_only=True):
     """A liquidation closes at least this fraction of each position (20%) per block."""
     liquidation_max_notional_per_block_quote: int = 10_000_000_000_000
     """Per market and block, at most this notional (at the mark) is liquidated (10M USDC)."""
+    insurance_max_leverage_ppm: int = 1_000_000
+    """The backstop keeps the insurance fund's notional (at the mark) within this multiple of its
+    equity (1x): what would take it further is auto-deleveraged instead."""
+    insurance_deleverage_leverage_ppm: int = 2_000_000
+    """When the fund's notional passes this multiple of its equity (2x), it is auto-deleveraged
+    at the mark back to ``insurance_max_leverage_ppm``."""
+    insurance_stop_loss_ppm: int = 100_000
+    """A position of the fund whose unrealized loss passes this fraction of the fund's equity
+    (10%) is auto-deleveraged whole at the mark."""
     schedule_cancel_min_delay_ms: int = 5_000
     """A dead-man switch must be set at least this far after the block's timestamp."""
     insurance_max_loss_per_account_quote: int = 1_000_000_000_000
@@ -112,6 +121,8 @@ def check_chain_params(params: ChainParams) -> None:
         and params.liquidation_max_notional_per_block_quote > 0
         and params.insurance_max_loss_per_account_quote >= 0
         and params.schedule_cancel_min_delay_ms >= 0
+        and 0 <= params.insurance_max_leverage_ppm <= params.insurance_deleverage_leverage_ppm
+        and 0 <= params.insurance_stop_loss_ppm <= 1_000_000
     )
     if not ok:
         raise InvalidBlock(ErrorCode.MALFORMED_BLOCK, "invalid chain parameters")

@@ -4,9 +4,10 @@ The rules are stated in ``modules/liquidation`` (its docstring is the spec); thi
 in order after the settlement phase. Everything reads the marks and funding indexes the prologue
 set, which nothing in the block changes afterwards.
 
-Order: candidates ascending by ``equity * 1e6 // maintenance`` then address; each candidate's
-positions ascending by market id; then the insurance fund unwinds what it holds (ascending
-market id); then the fund repays recorded bad debt. Liquidation orders and the fund's unwinding
+Order: candidates ascending by ``equity * 1e6 // maintenance`` then address (then market, for
+isolated positions); each candidate's positions ascending by market id; then the insurance fund
+is deleveraged if it holds too much for its equity; then it unwinds what it holds (ascending
+market id); then it repays recorded bad debt. Liquidation orders and the fund's unwinding
 match against the books as the settlement phase left them, and their fills settle at once
 (``stf/settlement.py``), so each candidate sees what the ones before it did.
 """
@@ -31,6 +32,7 @@ from strata.modules.liquidation import (
     AccountLiquidated,
     BadDebtChanged,
     Deleveraged,
+    FundDeleveraged,
     PositionLiquidated,
 )
 from strata.modules.margin import AccountRisk, MarketRiskParams, Position
@@ -71,7 +73,8 @@ class _RiskPhase:
         self.tiers = tuple(
             FeeTier(t.min_volume_quote, max(t.maker_ppm, 0), 0) for t in params.fee_tiers
         )
-        self.adl_ranking: dict[tuple[int, bool], list[tuple[int, bytes]]] = {}
+        self.adl_ranking: dict[tuple[int, bool], list[object]] = {}
+        """Per (market, side deleveraged): ``[ranking, cursor]`` (see :meth:`deleverage`)."""
         self.events: list[Event] = []
 
     # ------------------------------------------------------------------ figures
@@ -140,9 +143,89 @@ class _RiskPhase:
                 self.liquidate(account)
             else:
                 self.liquidate_isolated(account, market_id)
+        self.derisk_fund()
         self.unwind_fund()
         self.repay_bad_debt()
         return self.events
+
+    def derisk_fund(self) -> None:
+        """The fund's own stops, at the mark, against the most profitable opposite positions:
+
+        1. a position whose unrealized loss passes ``insurance_stop_loss_ppm`` of the fund's
+           equity (10%) is auto-deleveraged whole (the fund does not ride a squeeze);
+        2. then, when the fund's notional passes ``insurance_deleverage_leverage_ppm`` of its
+           equity (2x), or its equity is gone, every position is auto-deleveraged in proportion
+           down to ``insurance_max_leverage_ppm`` (1x).
+
+        A fund left with no position and a negative balance has bad debt."""
+        state = self.state
+        params = self.params
+        positions = [
+            p for p in clearing.get_positions(state, FUND) if p.market_id not in self.stale
+        ]
+        if not positions:
+            return
+        equity = self.account_risk(FUND).equity_quote
+        stop = max(0, equity) * params.insurance_stop_loss_ppm // PPM
+        kept = []
+        for position in positions:
+            mp = self.risk_params[position.market_id]
+            owed = margin.compute_funding_owed(
+                position.size_lots, mp.funding_index_micro, position.funding_index_micro
+            )
+            value = position.size_lots * mp.mark_ticks * mp.quote_per_tick_lot
+            if value - position.entry_cost_quote - owed < -stop:
+                notional = abs(value)
+                self.events.append(FundDeleveraged(equity, notional, 0, PPM, position.market_id))
+                self.close_fund_at_mark(position, PPM)
+            else:
+                kept.append(position)
+        if not kept:
+            self.settle_bad_debt(FUND)
+            return
+        equity = self.account_risk(FUND).equity_quote
+        notional = self.notional(kept)
+        if equity > 0 and notional * PPM <= equity * params.insurance_deleverage_leverage_ppm:
+            return
+        target = max(0, equity) * params.insurance_max_leverage_ppm // PPM
+        close_ppm = min(PPM, div_ceil((notional - target) * PPM, notional))
+        self.events.append(FundDeleveraged(equity, notional, target, close_ppm, None))
+        for position in kept:
+            self.close_fund_at_mark(position, close_ppm)
+        self.settle_bad_debt(FUND)
+
+    def close_fund_at_mark(self, position: Position, close_ppm: int) -> None:
+        """Auto-deleverage ``close_ppm`` of one of the fund's positions at the mark."""
+        market_id = position.market_id
+        mp = self.risk_params[market_id]
+        lots = div_ceil(abs(position.size_lots) * close_ppm, PPM)
+        value = lots * mp.mark_ticks * mp.quote_per_tick_lot
+        self.deleverage(FUND, market_id, position.size_lots > 0, lots, value)
+        index = oracle.get_index_price(self.state, market_id)
+        self.events.append(
+            PositionLiquidated(
+                FUND,
+                market_id,
+                mp.mark_ticks,
+                0 if index is None else index,
+                position.size_lots,
+                lots,
+                self.budget[market_id],
+                lots,
+                0,  # at the mark: no equity share is given away
+                value,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                lots,
+                value,
+            )
+        )
 
     def liquidate(self, account: bytes) -> None:
         state = self.state
@@ -261,20 +344,24 @@ class _RiskPhase:
             rest = lots - book_lots
             if rest:
                 rest_share = share * rest // lots
-                rest_value = liquidation.compute_bankruptcy_value(
-                    is_long, rest, mark, qptl, rest_share
-                )
-                loss = max(0, -rest_share)
-                if (
-                    account != FUND
-                    and loss <= fund_allowance
-                    and self.fund_can_take(market_id, is_long, rest, rest_share)
-                ):
-                    self.transfer(account, FUND, market_id, is_long, rest, rest_value)
-                    backstop_lots, backstop_value, fund_loss = rest, rest_value, loss
-                else:
-                    self.deleverage(account, market_id, is_long, rest, rest_value)
-                    adl_lots, adl_value = rest, rest_value
+                taken = taken_share = 0
+                if account != FUND:
+                    taken = self.fund_capacity(market_id, is_long, rest, rest_share, fund_allowance)
+                if taken:
+                    taken_share = rest_share * taken // rest
+                    backstop_value = liquidation.compute_bankruptcy_value(
+                        is_long, taken, mark, qptl, taken_share
+                    )
+                    at_mark = taken * mark * qptl
+                    self.transfer(account, FUND, market_id, is_long, taken, backstop_value, at_mark)
+                    backstop_lots, fund_loss = taken, max(0, -taken_share)
+                left = rest - taken
+                if left:
+                    adl_value = liquidation.compute_bankruptcy_value(
+                        is_long, left, mark, qptl, rest_share - taken_share
+                    )
+                    self.deleverage(account, market_id, is_long, left, adl_value)
+                    adl_lots = left
         index = oracle.get_index_price(self.state, market_id)
         self.events.append(
             PositionLiquidated(
@@ -338,21 +425,55 @@ class _RiskPhase:
             self.events.extend(process_settlement(state, owner, deltas[owner], 0, qptl_of))
         return filled, value
 
-    def fund_can_take(self, market_id: int, is_long: bool, lots: int, share: int) -> bool:
-        """Whether the fund, taking over ``lots`` (the side of a long if ``is_long``) at the
-        bankruptcy value (a change of ``share`` in its equity), stays at or above maintenance."""
-        state = self.state
+    def fund_capacity(
+        self, market_id: int, is_long: bool, lots: int, share: int, allowance: int
+    ) -> int:
+        """How many of ``lots`` (the side of a long if ``is_long``, whose equity share is
+        ``share``) the fund takes over: all of them if it can, else the largest number found by
+        bisection for which its loss (the negative part of their share) stays within
+        ``allowance``, its equity at or above its *initial* requirement, and its notional within
+        ``insurance_max_leverage_ppm`` of its equity, so that a price that keeps moving after a
+        takeover cannot drain it at once. It takes nothing that would add to a position of the
+        same side it is losing on (no averaging down into a squeeze). The rest is
+        auto-deleveraged."""
         risk = self.account_risk(FUND)
         mp = self.risk_params[market_id]
         per_lot = mp.mark_ticks * mp.quote_per_tick_lot
-        size = clearing.get_position_size(state, FUND, market_id)
-        after = size + (lots if is_long else -lots)
-        maintenance = (
-            risk.maintenance_quote
-            - mp.maintenance_requirement(abs(size) * per_lot)
-            + mp.maintenance_requirement(abs(after) * per_lot)
+        held = clearing.get_position(self.state, FUND, market_id)
+        size = held.size_lots
+        if size and (size > 0) == is_long:
+            owed = margin.compute_funding_owed(
+                size, mp.funding_index_micro, held.funding_index_micro
+            )
+            if size * per_lot - held.entry_cost_quote - owed < 0:
+                return 0  # the fund never adds to a position it is losing on
+        initial_other = risk.initial_quote - mp.initial_requirement(abs(size) * per_lot)
+        notional_other = self.notional(clearing.get_positions(self.state, FUND)) - (
+            abs(size) * per_lot
         )
-        return risk.equity_quote + share >= maintenance
+        leverage_ppm = self.params.insurance_max_leverage_ppm
+
+        def fits(k: int) -> bool:
+            part = share * k // lots
+            if -part > allowance:
+                return False
+            after = abs(size + (k if is_long else -k)) * per_lot
+            equity = risk.equity_quote + part
+            return (
+                equity >= initial_other + mp.initial_requirement(after)
+                and (notional_other + after) * PPM <= equity * leverage_ppm
+            )
+
+        if fits(lots):
+            return lots
+        low, high = 0, lots  # fits(high) is false; low is the best found
+        while high - low > 1:
+            middle = (low + high) // 2
+            if fits(middle):
+                low = middle
+            else:
+                high = middle
+        return low if low and fits(low) else 0
 
     def transfer(
         self,
@@ -362,17 +483,23 @@ class _RiskPhase:
         is_long: bool,
         lots: int,
         value_quote: int,
+        taker_basis_quote: int | None = None,
     ) -> None:
         """Move ``lots`` of a position from ``seller_of_side`` (long if ``is_long``) to ``taker``
         at ``value_quote`` in all: the closing side trades against the taking side, each settling
-        its funding first."""
+        its funding first. ``taker_basis_quote``, if given, is the taker's cost basis for the
+        lots instead of the value (the fund's takeovers are booked at the mark, the difference
+        realized at once, so its positions' PnL tracks the market from the takeover on)."""
         state = self.state
         for account, is_buy in ((seller_of_side, not is_long), (taker, is_long)):
             position = clearing.get_position(state, account, market_id)
             position, paid = funding.settle_position_funding(state, account, position)
-            position, realized = clearing.compute_trade_on_position(
-                position, is_buy, lots, value_quote
-            )
+            basis = value_quote
+            if account == taker and taker_basis_quote is not None:
+                basis = taker_basis_quote
+            position, realized = clearing.compute_trade_on_position(position, is_buy, lots, basis)
+            # What the basis leaves out is realized now: paid above it, or received below it.
+            realized += (basis - value_quote) if is_buy else (value_quote - basis)
             collateral.add_position_cash(
                 state, account, market_id, -value_quote if is_buy else value_quote
             )
@@ -390,12 +517,9 @@ class _RiskPhase:
             )
 
     def ranking(self, market_id: int, want_short: bool) -> list[tuple[int, bytes]]:
-        """``(key, account)`` of every position on one side of a market, highest key first, then
-        by address: computed at the block's first deleveraging in that market and side, and kept
-        for the block (sizes are read fresh when used)."""
-        cached = self.adl_ranking.get((market_id, want_short))
-        if cached is not None:
-            return cached
+        """``(-key, account)`` of every position on one side of a market, highest key first,
+        then by address (computed at the block's first deleveraging in that market and side,
+        and kept for the block: see :meth:`deleverage`; sizes are read fresh when used)."""
         mp = self.risk_params[market_id]
         ranked: list[tuple[int, bytes]] = []
         for account, positions in self.holders():
@@ -418,35 +542,51 @@ class _RiskPhase:
                     ranked.append((-key, account))
                     break
         ranked.sort()
-        self.adl_ranking[(market_id, want_short)] = ranked
         return ranked
 
     def deleverage(
         self, account: bytes, market_id: int, is_long: bool, lots: int, value_quote: int
     ) -> None:
         """Close ``lots`` of ``account``'s position against the highest-ranked opposite positions
-        at ``value_quote`` in all, shared per lot (cumulative rounding, so the parts sum up)."""
+        at ``value_quote`` in all, shared per lot (cumulative rounding, so the parts sum up).
+
+        The walk through a market side's ranking goes on where the block's previous deleveraging
+        there stopped: a position passed over (used up, or empty when reached) is not revisited,
+        so the phase stays linear in the number of positions. If the walk reaches the end before
+        the lots are covered (positions opened in this block after the ranking was made), the side
+        is ranked again from the positions now."""
         done = 0
         paid = 0
-        for rank, (neg_key, counterparty) in enumerate(self.ranking(market_id, is_long)):
-            if done == lots:
-                break
-            if counterparty == account:
-                continue
-            size = clearing.get_position_size(self.state, counterparty, market_id)
-            available = -size if is_long else size
-            if available <= 0:
-                continue
-            take = min(available, lots - done)
-            done += take
-            part = value_quote * done // lots - paid
-            paid += part
-            self.transfer(account, counterparty, market_id, is_long, take, part)
-            self.events.append(
-                Deleveraged(account, counterparty, market_id, take, part, rank, -neg_key)
-            )
-        # Positions net to zero in every market, so the opposite side always holds enough.
-        assert done == lots, "opposite positions cannot cover a deleveraging"
+        side = (market_id, is_long)
+        while done < lots:
+            entry = self.adl_ranking.get(side)
+            fresh = entry is None
+            if entry is None:
+                entry = self.adl_ranking[side] = [self.ranking(market_id, is_long), 0]
+            ranked: list[tuple[int, bytes]] = entry[0]  # type: ignore[assignment]
+            cursor: int = entry[1]  # type: ignore[assignment]
+            while cursor < len(ranked) and done < lots:
+                neg_key, counterparty = ranked[cursor]
+                size = clearing.get_position_size(self.state, counterparty, market_id)
+                available = 0 if counterparty == account else (-size if is_long else size)
+                if available <= 0:
+                    cursor += 1
+                    continue
+                take = min(available, lots - done)
+                done += take
+                part = value_quote * done // lots - paid
+                paid += part
+                self.transfer(account, counterparty, market_id, is_long, take, part)
+                self.events.append(
+                    Deleveraged(account, counterparty, market_id, take, part, cursor, -neg_key)
+                )
+                if take == available:
+                    cursor += 1
+            entry[1] = cursor
+            if done < lots:
+                # Positions net to zero in every market: a fresh ranking always covers the rest.
+                assert not fresh, "opposite positions cannot cover a deleveraging"
+                del self.adl_ranking[side]
 
     def settle_bad_debt(self, account: bytes) -> None:
         """An account left without positions and with a negative balance: the fund covers what

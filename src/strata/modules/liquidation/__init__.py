@@ -37,13 +37,19 @@ The rules, per block, after settlement (all at the block's marks; quote units, i
 6. **Backstop.** What the book did not absorb, the insurance fund (``collateral.
    INSURANCE_FUND_ACCOUNT``) takes over at the bankruptcy value, if its loss (the negative part
    of the slice's equity share) fits in ``insurance_max_loss_per_account_quote`` for this
-   account in this block and the fund's equity stays at or above its own maintenance
-   requirement. The fund then unwinds what it holds with reduce-only IOC orders at the mark,
-   every block.
+   account in this block, the fund's equity stays at or above its own *initial* requirement,
+   its notional within ``insurance_max_leverage_ppm`` of its equity (1x), and it would not add to
+   a same-side position it is losing on (as many lots as fit; the rest goes on). The fund then
+   unwinds what it holds with reduce-only IOC orders at the mark, every block. It has stops of
+   its own, at the mark, by auto-deleveraging (:class:`FundDeleveraged`): a position losing more
+   than ``insurance_stop_loss_ppm`` of its equity (10%) is closed whole, and when its notional
+   passes ``insurance_deleverage_leverage_ppm`` of its equity (2x) it is brought back to 1x.
 7. **Auto-deleveraging.** Otherwise the rest is closed against opposite positions in the market,
-   highest :func:`compute_adl_key` first (profit times leverage), at the bankruptcy value. Only
-   accounts holding an opposite position can be deleveraged: an account without a position never
-   shares a loss. The fund's own positions are liquidated the same way, without a backstop.
+   highest :func:`compute_adl_key` first (profit times leverage), at the bankruptcy value. The
+   ranking of a market side is made at the block's first deleveraging there; later ones go on
+   down it from where the previous one stopped (``stf/risk.py``). Only accounts holding an
+   opposite position can be deleveraged: an account without a position never shares a loss.
+   The fund's own positions are liquidated the same way, without a backstop.
 8. **Bad debt.** An account left with no position and a negative balance has bad debt. The fund
    covers it from its free collateral; what remains is recorded in ``bad_debt`` (the account's
    balance is set to zero), shown in every block's events, and withdrawals are refused
@@ -139,6 +145,21 @@ class Deleveraged(msgspec.Struct, frozen=True, array_like=True, tag=25):
     rank_key: int
 
 
+class FundDeleveraged(msgspec.Struct, frozen=True, array_like=True, tag=32):
+    """The insurance fund's own stops (``stf/risk.py``): with ``market_id``, its position there
+    lost more than ``insurance_stop_loss_ppm`` of its equity and was auto-deleveraged whole at
+    the mark; without, it held more than ``insurance_deleverage_leverage_ppm`` of its equity
+    (``notional_quote`` against ``equity_quote``) and ``close_ppm`` of each of its positions was
+    auto-deleveraged at the mark to bring its notional to ``target_quote``. The
+    :class:`Deleveraged` and :class:`PositionLiquidated` events that follow show each close."""
+
+    equity_quote: int
+    notional_quote: int
+    target_quote: int
+    close_ppm: int
+    market_id: int | None
+
+
 class BadDebtChanged(msgspec.Struct, frozen=True, array_like=True, tag=26):
     """Bad debt of ``account`` (an account left with no position and a negative balance):
     ``covered_by_fund_quote`` paid by the insurance fund, ``recorded_quote`` added to the chain's
@@ -151,7 +172,9 @@ class BadDebtChanged(msgspec.Struct, frozen=True, array_like=True, tag=26):
     total_quote: int
 
 
-LiquidationEvent = AccountLiquidated | PositionLiquidated | Deleveraged | BadDebtChanged
+LiquidationEvent = (
+    AccountLiquidated | PositionLiquidated | Deleveraged | FundDeleveraged | BadDebtChanged
+)
 
 ADL_KEY_BOUND = 10**12
 """Profit and leverage (ppm) are clamped to ``±1e12`` in the ADL key, so keys fit 64 bits."""

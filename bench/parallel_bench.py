@@ -1,0 +1,195 @@
+"""``strata bench parallel``: the node's end-to-end throughput on one core against two, in one run.
+
+For each workload a fresh devnet node runs under ``taskset -c 0`` (one core) and then under
+``taskset -c 0,1`` (both cores), and this process offers it presigned transactions over HTTP above
+what it can take (the load generator itself is pinned to the second core, so in the one-core run
+it never competes with the node, and in the two-core run it does: the speedups are conservative).
+The figure of each run is the rate of transactions included in blocks committed while the load
+was offered (signature checks, admission, execution, commitment and storage all included).
+
+Workloads (orders at the mark in crossing pairs, as ``strata bench node``):
+
+- ``single``: one order per signed transaction, over both devnet markets;
+- ``bulk``: ``BulkPlace`` transactions of 16 orders, over both markets;
+- ``hot``: one order per transaction, all in one market (BTC-PERP).
+
+Every two-core run posts its batches to a file DA layer, and ``strata verify`` then re-executes the
+whole chain from DA with the serial executor and compares every root: ``roots_identical`` says the
+parallel node produced the serial chain's bytes.
+
+``--json`` prints ``speedup_single_orders``, ``speedup_bulk``, ``speedup_hot_market``,
+``roots_identical`` and every measured rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.helpers.node_process import STRATA, NodeProcess  # noqa: E402
+
+from bench.node_bench import BULK, INFLIGHT, Bench, Signer, Step, _drain, _setup  # noqa: E402
+from strata.client.signing import agent_from_seed, wallet_from_seed  # noqa: E402
+from strata.node.config import DEVNET_FUNDED_SEEDS  # noqa: E402
+
+WORKLOADS: dict[str, tuple[str, tuple[int, ...]]] = {
+    "single": ("single", (1, 2)),
+    "bulk": ("bulk", (1, 2)),
+    "hot": ("single", (1,)),
+}
+CPU_SETS = ("0", "0,1")
+
+
+async def _measure(
+    workdir: Path, cpus: str, workload: str, rate: int, seconds: float, block_time_ms: int
+) -> dict[str, Any]:
+    kind, markets = WORKLOADS[workload]
+    data_dir = workdir / f"{workload}-{cpus.replace(',', '')}"
+    extra = ["--da", "file"] if "," in cpus else []
+    node = NodeProcess(
+        data_dir, block_time_ms=block_time_ms, extra=extra, prefix=["taskset", "-c", cpus]
+    )
+    node.start()
+    base = int(time.time() * 1000)
+    signers = [
+        Signer(wallet_from_seed(seed), agent_from_seed(f"bench-agent-{seed}"), base)
+        for seed in DEVNET_FUNDED_SEEDS
+    ]
+    bench = Bench(node, signers)
+    try:
+        connector = aiohttp.TCPConnector(limit=INFLIGHT + 2)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            await _setup(bench, session)
+            warm = Step(kind, rate, 2.0, markets=markets)
+            bench.presign(warm)
+            await bench.run_step(session, warm)
+            await _drain(bench, session)
+            step = Step(kind, rate, seconds, markets=markets)
+            bench.presign(step)
+            await bench.run_step(session, step)
+            await _drain(bench, session)
+    finally:
+        node.terminate(120)
+    unit = BULK if kind == "bulk" else 1
+    included = min(step.included, step.accepted)
+    return {
+        "workload": workload,
+        "cpus": cpus,
+        "offered_tx_per_s": rate,
+        "included_tx_per_s": round(included / step.elapsed),
+        "included_orders_per_s": round(included * unit / step.elapsed),
+        "refused": step.refused,
+        "data_dir": str(data_dir),
+    }
+
+
+def _verify(data_dir: Path) -> bool:
+    """``strata verify`` over the node's file DA: every root re-derived by the serial executor."""
+    result = subprocess.run(
+        [
+            *STRATA,
+            "verify",
+            "--da",
+            f"file:{data_dir / 'da'}",
+            "--genesis",
+            str(data_dir / "genesis.json"),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    if result.returncode != 0:
+        print(result.stdout + result.stderr, file=sys.stderr)
+        return False
+    summary = json.loads(result.stdout)
+    return bool(summary["mismatches"] == 0 and summary["blocks_checked"] > 0)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    if shutil.which("taskset") is None:
+        raise SystemExit("strata bench parallel needs taskset (util-linux)")
+    if (os.cpu_count() or 1) < 2:
+        raise SystemExit("strata bench parallel needs two cores")
+    os.sched_setaffinity(0, {1})  # the load generator stays off the one-core node's core
+    workdir = Path(tempfile.mkdtemp(prefix="strata-bench-parallel-"))
+    rates = {"single": args.single_rate, "bulk": args.bulk_rate, "hot": args.single_rate}
+    runs: list[dict[str, Any]] = []
+    for workload in args.workloads:
+        for cpus in CPU_SETS:
+            print(f"  {workload:6} on cpus {cpus:3} ...", file=sys.stderr, flush=True)
+            result = asyncio.run(
+                _measure(workdir, cpus, workload, rates[workload], args.seconds, args.block_time_ms)
+            )
+            print(
+                f"  {workload:6} on cpus {cpus:3}: {result['included_tx_per_s']:>7} tx/s "
+                f"({result['included_orders_per_s']} orders/s)",
+                file=sys.stderr,
+                flush=True,
+            )
+            runs.append(result)
+    roots = [_verify(Path(r["data_dir"])) for r in runs if "," in r["cpus"]]
+    summary: dict[str, Any] = {"roots_identical": bool(roots) and all(roots)}
+    for workload, key in (
+        ("single", "speedup_single_orders"),
+        ("bulk", "speedup_bulk"),
+        ("hot", "speedup_hot_market"),
+    ):
+        pair = {r["cpus"]: r for r in runs if r["workload"] == workload}
+        if len(pair) == 2 and pair["0"]["included_tx_per_s"]:
+            ratio = pair["0,1"]["included_tx_per_s"] / pair["0"]["included_tx_per_s"]
+            summary[key] = round(ratio, 2)
+    summary["runs"] = runs
+    summary["seconds"] = args.seconds
+    summary["block_time_ms"] = args.block_time_ms
+    if not args.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+        for r in runs:
+            r.pop("data_dir")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="strata bench parallel", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--workloads", nargs="*", default=list(WORKLOADS), choices=WORKLOADS)
+    parser.add_argument("--single-rate", type=int, default=16_000, help="offered tx/s")
+    parser.add_argument("--bulk-rate", type=int, default=4_000, help="offered tx/s (x16 orders)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="per run")
+    parser.add_argument("--block-time-ms", type=int, default=200)
+    parser.add_argument("--keep", action="store_true", help="keep the nodes' data directories")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    summary = run(args)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        for key in (
+            "speedup_single_orders",
+            "speedup_bulk",
+            "speedup_hot_market",
+            "roots_identical",
+        ):
+            print(f"{key:24} {summary.get(key)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
