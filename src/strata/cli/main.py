@@ -14,6 +14,7 @@ Commands
 ``strata bench engine``     the engine benchmark (book alone, full ``apply_block``, model book;
                             ``--risk``: the risk phase with N accounts under water)
 ``strata bench state``      the storage benchmark (commit times, proofs/s, bytes and memory per key)
+``strata bench parallel``   the node's throughput on one core against two (``taskset``)
 """
 
 from __future__ import annotations
@@ -45,12 +46,16 @@ commands:
   bench state   measure block commits, proofs, bytes and memory of the durable store
   bench node    load a real node over its API: included tx/s, orders/s, latency, memory
   bench verify  the verifier re-executing a loaded node's chain from DA, beside the sequencer
+  bench parallel  the node on one core against two (taskset): speedups and identical roots
 """
 
 
 def _bench(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("engine", "state", "node", "verify"):
-        print("usage: strata bench engine|state|node|verify [--json] [options]", file=sys.stderr)
+    if not argv or argv[0] not in ("engine", "state", "node", "verify", "parallel"):
+        print(
+            "usage: strata bench engine|state|node|verify|parallel [--json] [options]",
+            file=sys.stderr,
+        )
         return 2
     # Benchmarks live in the repository's bench/ folder, beside src/.
     root = Path(__file__).resolve().parents[3]
@@ -62,6 +67,10 @@ def _bench(argv: list[str]) -> int:
         from bench.verify_bench import main as verify_bench_main
 
         return verify_bench_main(argv[1:])
+    if argv[0] == "parallel":
+        from bench.parallel_bench import main as parallel_main
+
+        return parallel_main(argv[1:])
     if argv[0] == "node":
         from bench.node_bench import main as node_main
 
