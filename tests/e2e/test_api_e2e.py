@@ -447,6 +447,8 @@ def test_trade_between_two_accounts(node: NodeProcess, api: Api) -> None:
             "remaining": "0",
             "filled": "0.01",
             "height": height,
+            "origin": "transaction",
+            "trigger_id": None,
         }
         taker_order = api.call(
             "strata_getOrder", "BTC-PERP", {"account": addr(buyer), "client_id": 102}

@@ -289,6 +289,8 @@ def test_agent_bot_quotes_modifies_cancels_and_is_taken(devnet: Devnet, client: 
         "remaining": "0.015",
         "filled": "0",
         "height": canceled["height"],
+        "origin": "transaction",
+        "trigger_id": None,
     }
     old_ask = order(order_id=old_ask_id)
     assert (old_ask["status"], old_ask["reason"], old_ask["price"]) == (
@@ -311,6 +313,8 @@ def test_agent_bot_quotes_modifies_cancels_and_is_taken(devnet: Devnet, client: 
         "remaining": "0",
         "filled": "0.0123",
         "height": taken["height"],
+        "origin": "transaction",
+        "trigger_id": None,
     }
     ioc = order(account=taker.account, client_id=2001)
     assert ioc == order(order_id=fill["taker_order_id"])
@@ -326,6 +330,8 @@ def test_agent_bot_quotes_modifies_cancels_and_is_taken(devnet: Devnet, client: 
         "remaining": "0.0077",
         "filled": "0.0123",
         "height": taken["height"],
+        "origin": "transaction",
+        "trigger_id": None,
     }
     # Checked last, so that everything above is checked even if this fails: the taker order's
     # limit price is a documented field of strata_getOrder (docs/api.md).
@@ -699,6 +705,8 @@ def test_async_client_round_trip_and_batch(devnet: Devnet) -> None:
                 "remaining": "0.0042",
                 "filled": "0",
                 "height": placed["height"],
+                "origin": "transaction",
+                "trigger_id": None,
             }
             assert ["55000.1", "0.0042"] in (await api.book(BTC, 100))["bids"]
 

@@ -3,8 +3,9 @@
 Commands
 --------
 ``strata keys new [--out FILE]``                    a new wallet key (file written mode 0600)
-``strata account ADDRESS``                          balances, positions, open orders, agents
-``strata order place MARKET buy|sell SIZE PRICE``   sign and send a limit order (``--key FILE``)
+``strata account ADDRESS``                          balances, margin, positions, orders, triggers
+``strata order place MARKET buy|sell SIZE PRICE``   sign and send a limit order (``--key FILE``;
+                                                    ``--expires-in SECONDS``: good-til-time)
 ``strata order cancel MARKET --order-id N``         cancel by order id or ``--client-id``
 ``strata book MARKET [--depth N]``                  the order book
 ``strata tail trades MARKET``                       follow the trades feed until Ctrl-C
@@ -28,6 +29,7 @@ import json
 import os
 import secrets
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -167,6 +169,9 @@ _SUMMARY_FIELDS = (
     "reserved",
     "initial_margin",
     "maintenance_margin",
+    "margin_ratio",
+    "liquidatable",
+    "cancel_at_ms",
     "height",
 )
 
@@ -183,6 +188,7 @@ def _cmd_account(args: argparse.Namespace) -> int:
     for title, key, preferred in (
         ("positions", "positions", ("market", "size", "entry_price", "mark_price")),
         ("open orders", "open_orders", ("market", "order_id", "client_id", "side", "price")),
+        ("triggers", "triggers", ("market", "trigger_id", "side", "trigger_price", "size")),
         ("agents", "agents", ("public_key", "valid_until_ms")),
     ):
         rows = account.get(key) or []
@@ -231,9 +237,27 @@ def _cmd_order_place(args: argparse.Namespace) -> int:
             tif=args.tif,
             reduce_only=args.reduce_only,
             client_id=args.client_id,
+            expires_at_ms=_expires_at_ms(args.expires_in),
             wait=args.wait,
         )
     return _submitted(args, outcome)
+
+
+def _expires_at_ms(seconds: float | None) -> int | None:
+    """``--expires-in``: this many seconds from now, as the order's ``expires_at_ms``."""
+    if seconds is None:
+        return None
+    return time.time_ns() // 1_000_000 + round(seconds * 1000)
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < seconds < 10**9:
+        raise argparse.ArgumentTypeError(f"seconds must be positive, got {text}")
+    return seconds
 
 
 def _cmd_order_cancel(args: argparse.Namespace) -> int:
@@ -358,6 +382,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     place.add_argument("--tif", default="gtc", choices=("gtc", "ioc", "fok", "post_only"))
     place.add_argument("--reduce-only", action="store_true")
     place.add_argument("--client-id", type=int, default=None)
+    place.add_argument(
+        "--expires-in",
+        type=_positive_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="good-til-time: canceled by the first block this many seconds from now",
+    )
     place.set_defaults(func=_guarded(_cmd_order_place))
 
     cancel = order.add_parser("cancel", parents=[common, signer], help="cancel an order")

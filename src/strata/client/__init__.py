@@ -36,6 +36,7 @@ if TYPE_CHECKING:
         ModifySpec,
         OrderSpec,
         Trader,
+        TriggerSpec,
     )
     from strata.client.errors import RpcCode, RpcError
     from strata.client.feeds import FeedClient, L2Book, book_checksum
@@ -52,6 +53,7 @@ _EXPORTS = {
     "ModifySpec": "api",
     "OrderSpec": "api",
     "Trader": "api",
+    "TriggerSpec": "api",
     "RpcCode": "errors",
     "RpcError": "errors",
     "FeedClient": "feeds",
@@ -92,6 +94,7 @@ __all__ = [
     "RpcCode",
     "RpcError",
     "Trader",
+    "TriggerSpec",
     "Wallet",
     "agent_from_seed",
     "book_checksum",

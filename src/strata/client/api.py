@@ -42,9 +42,12 @@ from strata.stf.transactions import (
     BulkPlace,
     CancelAll,
     CancelOrder,
+    CancelTrigger,
     ModifyOrder,
     PlaceOrder,
+    PlaceTrigger,
     RevokeAgent,
+    ScheduleCancel,
     SignedTransaction,
     Transfer,
     Withdraw,
@@ -267,8 +270,15 @@ class Client:
         return result
 
     def account(self, address: Bytesish) -> dict[str, Any]:
-        """``strata_getAccount``: collateral, margins, positions, open orders, agents, nonces."""
+        """``strata_getAccount``: collateral, margins and ``margin_ratio``, positions, open
+        orders, triggers, the dead-man switch (``cancel_at_ms``), agents, nonces."""
         result: dict[str, Any] = self.call("strata_getAccount", _hex_arg(address))
+        return result
+
+    def risk(self) -> dict[str, Any]:
+        """``strata_getRisk``: the insurance fund (cash, positions, equity), recorded bad debt,
+        and each market's open interest and cap."""
+        result: dict[str, Any] = self.call("strata_getRisk")
         return result
 
     def transaction(self, tx_hash: Bytesish) -> dict[str, Any]:
@@ -445,6 +455,11 @@ class AsyncClient:
         result: dict[str, Any] = await self.call("strata_getAccount", _hex_arg(address))
         return result
 
+    async def risk(self) -> dict[str, Any]:
+        """As :meth:`Client.risk`."""
+        result: dict[str, Any] = await self.call("strata_getRisk")
+        return result
+
     async def transaction(self, tx_hash: Bytesish) -> dict[str, Any]:
         result: dict[str, Any] = await self.call("strata_getTransaction", _hex_arg(tx_hash))
         return result
@@ -545,6 +560,9 @@ class OrderSpec:
     tif: str = "gtc"
     reduce_only: bool = False
     client_id: int | None = None
+    expires_at_ms: int | None = None
+    """Good-til-time: the first block whose timestamp (ms since the epoch) reaches it cancels
+    the order if it still rests (reason ``expired``)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -555,6 +573,34 @@ class OrderSpec:
             "tif": self.tif,
             "reduce_only": self.reduce_only,
             "client_id": self.client_id,
+            "expires_at_ms": self.expires_at_ms,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerSpec:
+    """A trigger (:meth:`Trader.place_trigger`): when the mark reaches ``trigger_price`` (at or
+    above it with ``trigger_above``, else at or below), the reduce-only order ``side``,
+    ``price``, ``size`` is placed in that block, before its transactions: ``tif`` ``"ioc"``
+    (a market order, ``price`` its worst price) or ``"gtc"`` (a limit order that may rest)."""
+
+    market: str | int
+    side: str
+    trigger_price: DecimalLike
+    trigger_above: bool
+    price: DecimalLike
+    size: DecimalLike
+    tif: str = "ioc"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "market": self.market,
+            "side": self.side,
+            "trigger_price": _decimal_text(self.trigger_price, "trigger_price"),
+            "trigger_above": self.trigger_above,
+            "price": _decimal_text(self.price, "price"),
+            "size": _decimal_text(self.size, "size"),
+            "tif": self.tif,
         }
 
 
@@ -713,13 +759,58 @@ class _TraderCore:
         tif: str = "gtc",
         reduce_only: bool = False,
         client_id: int | None = None,
+        expires_at_ms: int | None = None,
     ) -> PlaceOrder:
-        """The :class:`PlaceOrder` of a limit order. Raises ``RpcError``: ``OFF_GRID`` for a
-        price off the tick or a size off the lot, ``UNKNOWN_MARKET``, ``INVALID_PARAMS``."""
-        spec = OrderSpec(market, side, price, size, tif, reduce_only, client_id)
+        """The :class:`PlaceOrder` of a limit order (good-til-time with ``expires_at_ms``).
+        Raises ``RpcError``: ``OFF_GRID`` for a price off the tick or a size off the lot,
+        ``UNKNOWN_MARKET``, ``INVALID_PARAMS``."""
+        spec = OrderSpec(market, side, price, size, tif, reduce_only, client_id, expires_at_ms)
         action = action_from_json({"type": "place", **spec.to_json()}, self._action_markets())
         assert isinstance(action, PlaceOrder)
         return action
+
+    def place_trigger_action(self, trigger: TriggerSpec) -> PlaceTrigger:
+        """The :class:`PlaceTrigger` of ``trigger`` (``OFF_GRID`` and the like as
+        :meth:`place_action`)."""
+        obj = {"type": "place_trigger", **trigger.to_json()}
+        action = action_from_json(obj, self._action_markets())
+        assert isinstance(action, PlaceTrigger)
+        return action
+
+    def stop_trigger(
+        self,
+        kind: str,
+        market: str | int,
+        side: str,
+        trigger_price: DecimalLike,
+        size: DecimalLike,
+        price: DecimalLike | None = None,
+    ) -> TriggerSpec:
+        """A stop-loss (``kind`` ``"stop_loss"``) or take-profit (``"take_profit"``) that
+        closes with a ``side`` order: a long's stop-loss sells when the mark falls to
+        ``trigger_price``, its take-profit sells when the mark rises to it (a short's buy, the
+        other way round). With ``price`` the order is an IOC limited at it; without, a market
+        order (worst price: one tick for a sell, the market's highest price for a buy)."""
+        if kind not in ("stop_loss", "take_profit"):
+            raise ValueError(f"kind must be stop_loss or take_profit, got {kind!r}")
+        if side not in ("buy", "sell"):
+            raise RpcError(RpcCode.INVALID_PARAMS, f"side must be buy or sell, got {side!r}")
+        is_buy = side == "buy"
+        above = is_buy if kind == "stop_loss" else not is_buy
+        if price is None:
+            info = self.market(market)
+            ticks = info.max_price_ticks if is_buy else 1
+            price = info.ticks_to_price(ticks)
+        return TriggerSpec(market, side, trigger_price, above, price, size, "ioc")
+
+    def cancel_trigger_action(self, market: str | int, trigger_id: int) -> CancelTrigger:
+        """Cancel one of the account's triggers that has not fired."""
+        return CancelTrigger(self.market(market).market_id, trigger_id)
+
+    def schedule_cancel_action(self, at_ms: int | None) -> ScheduleCancel:
+        """Set the dead-man switch for ``at_ms`` (ms since the epoch; at least the chain's
+        minimum delay after the block, else ``SCHEDULE_TOO_SOON``), or clear it (``None``)."""
+        return ScheduleCancel(at_ms)
 
     def cancel_action(
         self, market: str | int, order_id: int | None = None, client_id: int | None = None
@@ -885,14 +976,83 @@ class Trader(_TraderCore):
         reduce_only: bool = False,
         client_id: int | None = None,
         *,
+        expires_at_ms: int | None = None,
         wait: bool = False,
         timeout: float = 30,
     ) -> Any:
         """Place a limit order: ``side`` ``"buy"``/``"sell"``, ``price`` in USDC per unit,
-        ``size`` in base units, ``tif`` ``gtc``/``ioc``/``fok``/``post_only``."""
+        ``size`` in base units, ``tif`` ``gtc``/``ioc``/``fok``/``post_only``; with
+        ``expires_at_ms`` (ms since the epoch, after the block's timestamp, else
+        ``ORDER_EXPIRED``) a resting order is canceled by the first block that reaches it."""
         self._ready()
-        action = self.place_action(market, side, price, size, tif, reduce_only, client_id)
+        action = self.place_action(
+            market, side, price, size, tif, reduce_only, client_id, expires_at_ms
+        )
         return self.submit(action, wait=wait, timeout=timeout)
+
+    def place_trigger(
+        self,
+        market: str | int,
+        side: str,
+        trigger_price: DecimalLike,
+        trigger_above: bool,
+        price: DecimalLike,
+        size: DecimalLike,
+        tif: str = "ioc",
+        *,
+        wait: bool = False,
+        timeout: float = 30,
+    ) -> Any:
+        """Place a trigger (see :class:`TriggerSpec`); its id is in the receipt's
+        ``trigger_update`` event (``status`` ``placed``)."""
+        self._ready()
+        spec = TriggerSpec(market, side, trigger_price, trigger_above, price, size, tif)
+        return self.submit(self.place_trigger_action(spec), wait=wait, timeout=timeout)
+
+    def stop_loss(
+        self,
+        market: str | int,
+        side: str,
+        trigger_price: DecimalLike,
+        size: DecimalLike,
+        price: DecimalLike | None = None,
+        *,
+        wait: bool = False,
+        timeout: float = 30,
+    ) -> Any:
+        """A stop-loss closing with a ``side`` order (``"sell"`` for a long: fires when the
+        mark falls to ``trigger_price``); see :meth:`stop_trigger`."""
+        spec = self.stop_trigger("stop_loss", market, side, trigger_price, size, price)
+        return self.submit(self.place_trigger_action(spec), wait=wait, timeout=timeout)
+
+    def take_profit(
+        self,
+        market: str | int,
+        side: str,
+        trigger_price: DecimalLike,
+        size: DecimalLike,
+        price: DecimalLike | None = None,
+        *,
+        wait: bool = False,
+        timeout: float = 30,
+    ) -> Any:
+        """A take-profit closing with a ``side`` order (``"sell"`` for a long: fires when the
+        mark rises to ``trigger_price``); see :meth:`stop_trigger`."""
+        spec = self.stop_trigger("take_profit", market, side, trigger_price, size, price)
+        return self.submit(self.place_trigger_action(spec), wait=wait, timeout=timeout)
+
+    def cancel_trigger(
+        self, market: str | int, trigger_id: int, *, wait: bool = False, timeout: float = 30
+    ) -> Any:
+        """Cancel a trigger that has not fired."""
+        self._ready()
+        action = self.cancel_trigger_action(market, trigger_id)
+        return self.submit(action, wait=wait, timeout=timeout)
+
+    def schedule_cancel(self, at_ms: int | None, *, wait: bool = False, timeout: float = 30) -> Any:
+        """Set (or, with ``None``, clear) the dead-man switch: unless renewed, the first block
+        whose timestamp reaches ``at_ms`` cancels every open order and trigger of the account."""
+        return self.submit(self.schedule_cancel_action(at_ms), wait=wait, timeout=timeout)
 
     def cancel(
         self,
@@ -1067,13 +1227,78 @@ class AsyncTrader(_TraderCore):
         reduce_only: bool = False,
         client_id: int | None = None,
         *,
+        expires_at_ms: int | None = None,
         wait: bool = False,
         timeout: float = 30,
     ) -> Any:
         """As :meth:`Trader.place`."""
         await self._ready()
-        action = self.place_action(market, side, price, size, tif, reduce_only, client_id)
+        action = self.place_action(
+            market, side, price, size, tif, reduce_only, client_id, expires_at_ms
+        )
         return await self.submit(action, wait=wait, timeout=timeout)
+
+    async def place_trigger(
+        self,
+        market: str | int,
+        side: str,
+        trigger_price: DecimalLike,
+        trigger_above: bool,
+        price: DecimalLike,
+        size: DecimalLike,
+        tif: str = "ioc",
+        *,
+        wait: bool = False,
+        timeout: float = 30,
+    ) -> Any:
+        """As :meth:`Trader.place_trigger`."""
+        await self._ready()
+        spec = TriggerSpec(market, side, trigger_price, trigger_above, price, size, tif)
+        return await self.submit(self.place_trigger_action(spec), wait=wait, timeout=timeout)
+
+    async def stop_loss(
+        self,
+        market: str | int,
+        side: str,
+        trigger_price: DecimalLike,
+        size: DecimalLike,
+        price: DecimalLike | None = None,
+        *,
+        wait: bool = False,
+        timeout: float = 30,
+    ) -> Any:
+        """As :meth:`Trader.stop_loss`."""
+        await self._ready()
+        spec = self.stop_trigger("stop_loss", market, side, trigger_price, size, price)
+        return await self.submit(self.place_trigger_action(spec), wait=wait, timeout=timeout)
+
+    async def take_profit(
+        self,
+        market: str | int,
+        side: str,
+        trigger_price: DecimalLike,
+        size: DecimalLike,
+        price: DecimalLike | None = None,
+        *,
+        wait: bool = False,
+        timeout: float = 30,
+    ) -> Any:
+        """As :meth:`Trader.take_profit`."""
+        await self._ready()
+        spec = self.stop_trigger("take_profit", market, side, trigger_price, size, price)
+        return await self.submit(self.place_trigger_action(spec), wait=wait, timeout=timeout)
+
+    async def cancel_trigger(
+        self, market: str | int, trigger_id: int, *, wait: bool = False, timeout: float = 30
+    ) -> Any:
+        await self._ready()
+        action = self.cancel_trigger_action(market, trigger_id)
+        return await self.submit(action, wait=wait, timeout=timeout)
+
+    async def schedule_cancel(
+        self, at_ms: int | None, *, wait: bool = False, timeout: float = 30
+    ) -> Any:
+        return await self.submit(self.schedule_cancel_action(at_ms), wait=wait, timeout=timeout)
 
     async def cancel(
         self,
@@ -1190,4 +1415,5 @@ __all__ = [
     "ModifySpec",
     "OrderSpec",
     "Trader",
+    "TriggerSpec",
 ]

@@ -17,6 +17,7 @@ import msgspec
 
 from strata.client.markets import MarketInfo
 from strata.client.signing import wallet_from_seed
+from strata.modules.collateral import INSURANCE_FUND_ACCOUNT
 from strata.modules.markets import Market
 from strata.stf.genesis import Allocation, GenesisConfig, InitialPrice
 from strata.stf.params import ChainParams
@@ -122,10 +123,14 @@ def read_config(path: Path) -> NodeConfig:
 
 DEVNET_FUNDED_SEEDS: Final = tuple(f"devnet-{i}" for i in range(10))
 """Accounts funded at devnet genesis (``wallet_from_seed``): devnet only."""
+DEVNET_INSURANCE_FUND_QUOTE: Final = 1_000_000 * 1_000_000
+"""The insurance fund's capital at devnet genesis (1,000,000 USDC), so the backstop takes over
+what the book cannot absorb instead of deleveraging traders at once."""
 
 
 def devnet_genesis(timestamp_ms: int) -> NodeGenesis:
-    """The devnet's genesis: BTC-PERP and ETH-PERP, ten funded accounts, the devnet oracle."""
+    """The devnet's genesis: BTC-PERP and ETH-PERP, ten funded accounts, a capitalized insurance
+    fund (:data:`DEVNET_INSURANCE_FUND_QUOTE`), the devnet oracle."""
     btc = Market(
         market_id=1,
         symbol="BTC-PERP",
@@ -150,9 +155,12 @@ def devnet_genesis(timestamp_ms: int) -> NodeGenesis:
     )
     oracle = wallet_from_seed(DEVNET_ORACLE_SEED).address
     params = ChainParams(chain_id=DEVNET_CHAIN_ID, oracle_keys=(oracle,))
-    allocations = tuple(
-        Allocation(wallet_from_seed(seed).address, 10_000_000 * 1_000_000)
-        for seed in DEVNET_FUNDED_SEEDS
+    allocations = (
+        *(
+            Allocation(wallet_from_seed(seed).address, 10_000_000 * 1_000_000)
+            for seed in DEVNET_FUNDED_SEEDS
+        ),
+        Allocation(INSURANCE_FUND_ACCOUNT, DEVNET_INSURANCE_FUND_QUOTE),
     )
     chain = GenesisConfig(
         params=params,

@@ -13,7 +13,13 @@ height of the block it comes from, so numbering survives restarts and every node
 Recent messages are kept, serialized, in bounded rings so a client can resume after
 ``since_seq``; when what it missed is no longer kept, it gets a fresh snapshot (``book``) or a
 ``{"type": "reset"}`` message telling it to re-read state by query (``trades``, ``account``). On
-start the node rebuilds the trade and account rings from the receipts of its last blocks.
+start the node rebuilds the trade and account rings from the events of its last blocks.
+
+Every event of a block counts, the receipts' and the block's own lists (``node/events.py``):
+the fills of fired triggers, of liquidations and of the insurance fund's unwinding are trades;
+orders canceled by expiry, a dead-man switch or a liquidation are order updates of their owner
+and changes of the book. An account message carries the account's ``fills``, ``orders`` and
+``events``: its position changes, triggers, dead-man switch and liquidations.
 """
 
 from __future__ import annotations
@@ -28,9 +34,18 @@ import orjson
 from strata.client.feeds import book_checksum
 from strata.client.markets import MarketInfo
 from strata.client.wire import event_to_json
-from strata.modules.clearing.events import FillEvent, OrderUpdate
+from strata.modules.clearing.events import FillEvent, OrderUpdate, PositionChanged
+from strata.modules.liquidation import (
+    AccountLiquidated,
+    BadDebtChanged,
+    Deleveraged,
+    PositionLiquidated,
+)
+from strata.modules.triggers import ScheduledCancelFired, TriggerUpdate
+from strata.node.events import block_segments
 from strata.state.store import State
 from strata.stf.block import BlockOutput, compute_header_hash
+from strata.stf.events import CancelScheduled, Event
 
 BOOK_DEPTH = 50
 """Levels per side of the L2 book feed (snapshot, deltas and checksum)."""
@@ -42,7 +57,7 @@ holds four times this."""
 TRADES_KEPT = 1000
 """Recent trades kept per market (``strata_getTrades``)."""
 REBUILD_BLOCKS = 256
-"""Blocks whose receipts rebuild the trade and account rings on start."""
+"""Blocks whose events rebuild the trade and account rings on start."""
 
 Levels = list[list[str]]
 
@@ -216,7 +231,8 @@ class Feeds:
 
     def load(self, state: State, height: int, recent: Iterable[BlockOutput]) -> None:
         """Start from the committed state at ``height``: the books as they stand, and the trade
-        and account rings rebuilt from the receipts of ``recent`` (the last blocks, in order)."""
+        and account rings rebuilt from the events of ``recent`` (the last blocks, in order:
+        receipts and block events alike)."""
         self.height = height
         for market_id in self.markets:
             self._books[market_id] = self.book_view(state, market_id, BOOK_DEPTH)
@@ -250,22 +266,37 @@ class Feeds:
 
     def _publish_events(self, output: BlockOutput) -> set[int]:
         """Trade and account messages of a block (rendered only when someone reads them);
-        returns the markets whose book may have changed."""
+        returns the markets whose book may have changed.
+
+        Every event counts, the receipts' and the block's own (``node/events.py``, in the order
+        they happened): fills of fired triggers, liquidations and the insurance fund's
+        unwinding are trades like any; orders canceled by expiry, a dead-man switch or a
+        liquidation change the book."""
         height = output.header.height
         fills: dict[int, list[FillEvent]] = {m: [] for m in self.markets}
-        per_account: dict[bytes, tuple[list[FillEvent], list[OrderUpdate]]] = {}
+        per_account: dict[bytes, tuple[list[FillEvent], list[OrderUpdate], list[Event]]] = {}
+
+        def of(account: bytes) -> tuple[list[FillEvent], list[OrderUpdate], list[Event]]:
+            entry = per_account.get(account)
+            if entry is None:
+                entry = per_account[account] = ([], [], [])
+            return entry
+
         touched: set[int] = set()
-        for receipt in output.receipts:
-            for event in receipt.events:
+        for _, _, events in block_segments(output):
+            for event in events:
                 if isinstance(event, FillEvent):
                     touched.add(event.market_id)
                     fills[event.market_id].append(event)
-                    per_account.setdefault(event.maker, ([], []))[0].append(event)
+                    of(event.maker)[0].append(event)
                     if event.taker != event.maker:
-                        per_account.setdefault(event.taker, ([], []))[0].append(event)
+                        of(event.taker)[0].append(event)
                 elif isinstance(event, OrderUpdate):
                     touched.add(event.market_id)
-                    per_account.setdefault(event.owner, ([], []))[1].append(event)
+                    of(event.owner)[1].append(event)
+                elif isinstance(event, ACCOUNT_EVENTS):
+                    for account in _accounts_of(event):
+                        of(account)[2].append(event)
         for market_id, market_fills in fills.items():
             self._trades[market_id].extendleft((height, f) for f in market_fills)
             trades = Lazy(
@@ -276,7 +307,7 @@ class Feeds:
             self._send("trades", market_id, trades)
         last = self._account_last
         fill_json: dict[int, dict[str, Any]] = {}  # a fill is shown to its maker and its taker
-        for account, (account_fills, orders) in per_account.items():
+        for account, (account_fills, orders, others) in per_account.items():
             message = Lazy(
                 partial(
                     self._account_json,
@@ -285,9 +316,10 @@ class Feeds:
                     last.get(account),
                     account_fills,
                     orders,
+                    others,
                     fill_json,
                 ),
-                128 + 300 * (len(account_fills) + len(orders)),
+                128 + 300 * (len(account_fills) + len(orders) + len(others)),
             )
             last[account] = height
             self._account_ring.add(height, account, message)
@@ -309,6 +341,7 @@ class Feeds:
         prev_seq: int | None,
         fills: list[FillEvent],
         orders: list[OrderUpdate],
+        others: list[Event],
         fill_json: dict[int, dict[str, Any]],
     ) -> dict[str, Any]:
         markets = self.markets
@@ -325,6 +358,7 @@ class Feeds:
             "height": height,
             "fills": rendered,
             "orders": [event_to_json(o, markets) for o in orders],
+            "events": [event_to_json(e, markets) for e in others],
         }
 
     def _publish_book(self, state: State, market_id: int, touched: bool) -> None:
@@ -349,6 +383,27 @@ class Feeds:
         lazy = Lazy.of(message)
         self._book_rings[market_id].add(self.height, None, lazy)
         self._send("book", market_id, lazy)
+
+
+ACCOUNT_EVENTS = (
+    PositionChanged,
+    TriggerUpdate,
+    CancelScheduled,
+    ScheduledCancelFired,
+    AccountLiquidated,
+    PositionLiquidated,
+    Deleveraged,
+    BadDebtChanged,
+)
+"""Events shown in the ``events`` of an account message (besides its fills and orders)."""
+
+
+def _accounts_of(event: Event) -> tuple[bytes, ...]:
+    """The accounts an event of :data:`ACCOUNT_EVENTS` is shown to."""
+    if isinstance(event, Deleveraged):
+        return (event.account, event.counterparty)
+    account: bytes = event.account  # type: ignore[union-attr]
+    return (account,)
 
 
 def _diff(old: Levels, new: Levels) -> Levels:

@@ -9,6 +9,8 @@ were lost). Databases:
 - ``left_out``: transaction hash -> the code it was left out of a block with;
 - ``order``: market id, order id -> the order's latest known status;
 - ``client``: account, market id, client id -> order id (the newest order with that client id);
+- ``trigger``: account, market id, trigger id -> side and limit price of a trigger not yet fired
+  or canceled (so the order it places when it fires gets a complete record);
 - ``meta``: ``tip`` -> the highest indexed height.
 """
 
@@ -17,18 +19,26 @@ from __future__ import annotations
 import struct
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from enum import IntEnum
 from pathlib import Path
 
 import lmdb
 import msgspec
 
+from strata.modules import oracle
 from strata.modules.book.types import OrderStatus
-from strata.modules.clearing.events import FillEvent, OrderUpdate
+from strata.modules.clearing.events import FillEvent, OrderUpdate, PositionChanged
+from strata.modules.collateral import INSURANCE_FUND_ACCOUNT
+from strata.modules.liquidation import PositionLiquidated
+from strata.modules.triggers import TriggerStatus, TriggerUpdate
+from strata.node.events import Phase, block_segments
 from strata.state.store import State
-from strata.stf.block import Block, BlockOutput, Receipt
+from strata.stf.block import Block, BlockOutput
+from strata.stf.events import Event
 from strata.stf.transactions import (
     ModifyOrder,
     PlaceOrder,
+    PlaceTrigger,
     SignedTransaction,
     compute_transaction_hash,
     decode_transaction,
@@ -40,8 +50,21 @@ _U64 = struct.Struct(">Q")
 _ORDER_KEY = struct.Struct(">IQ")
 
 
+class OrderOrigin(IntEnum):
+    """Who placed an order."""
+
+    TRANSACTION = 0
+    TRIGGER = 1
+    """A fired trigger (``BlockEvents.matching``)."""
+    LIQUIDATION = 2
+    """The risk phase, for a liquidated account (its limit is the bankruptcy price)."""
+    INSURANCE_FUND = 3
+    """The risk phase, unwinding what the insurance fund holds (its limit is the mark)."""
+
+
 class OrderRecord(msgspec.Struct, array_like=True):
-    """What the node knows of an order (price and side once it rested or filled)."""
+    """What the node knows of an order (price and side once it rested or filled; an order no
+    transaction placed takes them from its trigger, its liquidation or its fills)."""
 
     account: bytes
     client_id: int | None
@@ -52,8 +75,16 @@ class OrderRecord(msgspec.Struct, array_like=True):
     height: int
     is_buy: bool | None = None
     price_ticks: int | None = None
+    origin: int = OrderOrigin.TRANSACTION
+    trigger_id: int | None = None
 
 
+class _TriggerRecord(msgspec.Struct, array_like=True, frozen=True):
+    is_buy: bool
+    price_ticks: int
+
+
+_TRIGGER_DECODER = msgspec.msgpack.Decoder(_TriggerRecord)
 _ORDER_DECODER = msgspec.msgpack.Decoder(OrderRecord)
 
 
@@ -70,7 +101,8 @@ class NodeIndex:
             str(path), max_dbs=8, map_size=1 << 34, sync=False, metasync=False, readahead=False
         )
         self._db = {
-            name: self._env.open_db(name) for name in (b"tx", b"left_out", b"order", b"client")
+            name: self._env.open_db(name)
+            for name in (b"tx", b"left_out", b"order", b"client", b"trigger")
         }
         self._meta = self._env.open_db(b"meta")
         self._next_id: dict[int, int] = {}
@@ -112,8 +144,14 @@ class NodeIndex:
         decoded: Mapping[bytes, SignedTransaction] | None = None,
     ) -> None:
         """Index one committed block (``state`` is the post-state of the newest block, used only
-        for the price and side of orders resting in the book; ``decoded`` maps transaction
-        hashes to the transactions already decoded, the others are decoded here)."""
+        for the price and side of orders resting in the book, and for the mark of this block if
+        it is the newest; ``decoded`` maps transaction hashes to the transactions already
+        decoded, the others are decoded here).
+
+        Every order event counts: the receipts' and those of the block's own phases (orders
+        canceled by expiry, a dead-man switch or a liquidation; the orders of fired triggers,
+        liquidations and the insurance fund's unwinding), in the order they happened
+        (``node/events.py``)."""
         height = block.header.height
         orders: dict[tuple[int, int], OrderRecord] = {}
         with self._env.begin(write=True) as txn:
@@ -127,10 +165,10 @@ class NodeIndex:
                     compute_transaction_hash(data): decode_transaction(data)
                     for data in block.transactions
                 }
-            for receipt in output.receipts:
-                tx = decoded.get(receipt.tx_hash)
-                placements = placements_of(tx.action) if tx is not None else ()
-                self._collect_orders(txn, receipt, height, orders, placements)
+            fold = _BlockFold(self, txn, height, orders, state)
+            for phase, receipt, events in block_segments(output):
+                tx = None if receipt is None else decoded.get(receipt.tx_hash)
+                fold.segment(phase, events, tx)
             for tx_hash, code in output.rejected:
                 txn.put(tx_hash, _U64.pack(code), db=self._db[b"left_out"])
             order_rows: list[tuple[bytes, bytes]] = []
@@ -152,65 +190,6 @@ class NodeIndex:
             client_rows.sort()
             txn.cursor(db=self._db[b"client"]).putmulti(client_rows)
             txn.put(b"tip", _U64.pack(height), db=self._meta)
-
-    def _collect_orders(
-        self,
-        txn: lmdb.Transaction,
-        receipt: Receipt,
-        height: int,
-        orders: dict[tuple[int, int], OrderRecord],
-        placements: Sequence[PlaceOrder | ModifyOrder],
-    ) -> None:
-        """Fold a receipt's order events into ``orders``. A new order takes its side and limit
-        price from its placement in the transaction (``placements``, in action order): the one
-        with its client id, else the next without one (the events do not carry them)."""
-        sides: dict[tuple[int, int], bool] = {}
-        unmatched: dict[tuple[int, int | None], deque[PlaceOrder | ModifyOrder]] = {}
-        for placement in placements:
-            slot = (placement.market_id, placement.client_id)
-            unmatched.setdefault(slot, deque()).append(placement)
-
-        def placement_of(event: OrderUpdate) -> PlaceOrder | ModifyOrder | None:
-            queue = unmatched.get((event.market_id, event.client_id))
-            return queue.popleft() if queue else None
-
-        for event in receipt.events:
-            if isinstance(event, OrderUpdate):
-                if event.order_id == 0:
-                    placement_of(event)  # refused at admission: its placement is used up
-                    continue
-                key = (event.market_id, event.order_id)
-                record = orders.get(key) or self._older(txn, key)
-                if record is None:
-                    record = OrderRecord(
-                        event.owner, event.client_id, event.status, event.reason, 0, 0, height
-                    )
-                    placed = placement_of(event)
-                    if placed is not None:
-                        record.is_buy = placed.is_buy
-                        record.price_ticks = placed.price_ticks
-                    else:
-                        record.is_buy = sides.get(key)
-                record.status = event.status
-                record.reason = event.reason
-                record.remaining_lots = event.remaining_lots
-                record.filled_lots = event.filled_lots
-                record.height = height
-                orders[key] = record
-            elif isinstance(event, FillEvent):
-                for order_id, is_buy in (
-                    (event.taker_order_id, event.taker_is_buy),
-                    (event.maker_order_id, not event.taker_is_buy),
-                ):
-                    key = (event.market_id, order_id)
-                    record = orders.get(key) or self._older(txn, key)
-                    if record is None:
-                        sides[key] = is_buy
-                    elif record.price_ticks is None:
-                        record.is_buy = is_buy
-                        if order_id == event.maker_order_id:
-                            record.price_ticks = event.price_ticks
-                        orders[key] = record
 
     def _older(self, txn: lmdb.Transaction, key: tuple[int, int]) -> OrderRecord | None:
         """The stored record of an order indexed in an earlier block (ids grow per market, so
@@ -260,3 +239,172 @@ class NodeIndex:
         with self._env.begin() as txn:
             raw = txn.get(tx_hash, db=self._db[b"left_out"])
         return None if raw is None else int(_U64.unpack(raw)[0])
+
+
+def _trigger_key(account: bytes, market_id: int, trigger_id: int) -> bytes:
+    return account + _ORDER_KEY.pack(market_id, trigger_id)
+
+
+class _BlockFold:
+    """Folds one block's order events into order records, segment by segment (in the order of
+    ``node/events.py``).
+
+    An order a transaction placed takes its side and limit price from its placement (the one
+    with its client id, else the next without one: the events do not carry them). An order no
+    transaction placed takes them from what placed it: a fired trigger (the ``trigger`` database,
+    matched to the trigger orders of a market in the order they matched: ascending trigger id,
+    then account), a liquidation (``PositionLiquidated``: the side that closes, the bankruptcy
+    price) or the insurance fund's unwinding (the side that closes its position, the mark);
+    otherwise from its fills (side, and for a taker its worst fill price).
+    """
+
+    def __init__(
+        self,
+        index: NodeIndex,
+        txn: lmdb.Transaction,
+        height: int,
+        orders: dict[tuple[int, int], OrderRecord],
+        state: State,
+    ) -> None:
+        self.index = index
+        self.txn = txn
+        self.height = height
+        self.orders = orders
+        # The state's marks are this block's only if the state is this block's post-state.
+        self.state = state if state.tip.height == height else None
+        self.trigger_db = index._db[b"trigger"]
+        self.sides: dict[tuple[int, int], bool] = {}
+        """Side of an order seen in a fill before its first update (a taker's update comes
+        after its fills)."""
+        self.worst: dict[tuple[int, int], int] = {}
+        """The last (worst) fill price of a taker not yet recorded."""
+        self.fired: dict[int, list[tuple[int, bytes, _TriggerRecord | None]]] = {}
+        """Per market, the triggers fired in the prologue: ``(trigger id, account, record)``."""
+        self.marks: dict[int, int] = {}
+        self.fund_sizes: dict[int, int] = {}
+        self.liquidating: dict[tuple[bytes, int], tuple[int, int]] = {}
+        """The order a liquidation placed for ``(account, market)``, until its
+        ``PositionLiquidated`` tells its side and limit."""
+
+    def record(self, key: tuple[int, int]) -> OrderRecord | None:
+        return self.orders.get(key) or self.index._older(self.txn, key)
+
+    def segment(self, phase: Phase, events: Sequence[Event], tx: SignedTransaction | None) -> None:
+        if phase is Phase.SETTLEMENT:
+            return  # positions only
+        if phase is Phase.MATCHING:
+            for fired in self.fired.values():
+                fired.sort(key=lambda entry: (entry[0], entry[1]))
+        placements = placements_of(tx.action) if tx is not None else ()
+        unmatched: dict[tuple[int, int | None], deque[PlaceOrder | ModifyOrder]] = {}
+        for placement in placements:
+            slot = (placement.market_id, placement.client_id)
+            unmatched.setdefault(slot, deque()).append(placement)
+
+        def placement_of(event: OrderUpdate) -> PlaceOrder | ModifyOrder | None:
+            queue = unmatched.get((event.market_id, event.client_id))
+            return queue.popleft() if queue else None
+
+        orders = self.orders
+        for event in events:
+            if isinstance(event, OrderUpdate):
+                if event.order_id == 0:
+                    placement_of(event)  # refused at admission: its placement is used up
+                    continue
+                key = (event.market_id, event.order_id)
+                record = self.record(key)
+                if record is None:
+                    record = OrderRecord(
+                        event.owner, event.client_id, event.status, event.reason, 0, 0, self.height
+                    )
+                    record.is_buy = self.sides.pop(key, None)
+                    worst = self.worst.pop(key, None)
+                    placed = placement_of(event) if phase is Phase.TRANSACTION else None
+                    if placed is not None:
+                        record.is_buy = placed.is_buy
+                        record.price_ticks = placed.price_ticks
+                    else:
+                        record.price_ticks = worst
+                        self.system_order(phase, key, record)
+                record.status = event.status
+                record.reason = event.reason
+                record.remaining_lots = event.remaining_lots
+                record.filled_lots = event.filled_lots
+                record.height = self.height
+                orders[key] = record
+            elif isinstance(event, FillEvent):
+                for order_id, is_buy in (
+                    (event.taker_order_id, event.taker_is_buy),
+                    (event.maker_order_id, not event.taker_is_buy),
+                ):
+                    key = (event.market_id, order_id)
+                    record = self.record(key)
+                    if record is None:
+                        self.sides[key] = is_buy
+                        if order_id == event.taker_order_id:
+                            self.worst[key] = event.price_ticks
+                    elif record.price_ticks is None or record.is_buy is None:
+                        record.is_buy = is_buy
+                        if order_id == event.maker_order_id and record.price_ticks is None:
+                            record.price_ticks = event.price_ticks
+                        orders[key] = record
+            elif isinstance(event, TriggerUpdate):
+                self.trigger(event, tx)
+            elif isinstance(event, PositionLiquidated):
+                self.marks[event.market_id] = event.mark_ticks
+                placed_key = self.liquidating.pop((event.account, event.market_id), None)
+                record = None if placed_key is None else orders.get(placed_key)
+                if record is not None:
+                    record.origin = OrderOrigin.LIQUIDATION
+                    record.is_buy = event.size_before_lots < 0
+                    if event.limit_price_ticks:
+                        record.price_ticks = event.limit_price_ticks
+            elif isinstance(event, PositionChanged) and event.account == INSURANCE_FUND_ACCOUNT:
+                self.fund_sizes[event.market_id] = event.size_lots
+
+    def system_order(self, phase: Phase, key: tuple[int, int], record: OrderRecord) -> None:
+        """Complete the record of a new order no transaction placed."""
+        market_id = key[0]
+        if phase is Phase.MATCHING:
+            fired = self.fired.get(market_id)
+            if not fired:
+                return
+            trigger_id, _, trigger = fired.pop(0)
+            record.origin = OrderOrigin.TRIGGER
+            record.trigger_id = trigger_id
+            if trigger is not None:
+                record.is_buy = trigger.is_buy
+                record.price_ticks = trigger.price_ticks
+        elif phase is Phase.RISK:
+            # A liquidation order until shown otherwise: its PositionLiquidated comes right
+            # after its fills; the fund's unwinding orders come after every liquidation.
+            self.liquidating[(record.account, market_id)] = key
+            record.origin = OrderOrigin.LIQUIDATION
+            if record.account == INSURANCE_FUND_ACCOUNT:
+                record.origin = OrderOrigin.INSURANCE_FUND
+                size = self.fund_sizes.get(market_id)
+                if record.is_buy is None and size:
+                    record.is_buy = size < 0
+                mark = self.marks.get(market_id)
+                if mark is None and self.state is not None:
+                    mark = oracle.get_mark_price(self.state, market_id)
+                if mark is not None:
+                    record.price_ticks = mark
+
+    def trigger(self, event: TriggerUpdate, tx: SignedTransaction | None) -> None:
+        """Keep the side and price of a trigger from its placement to its firing."""
+        key = _trigger_key(event.account, event.market_id, event.trigger_id)
+        txn, db = self.txn, self.trigger_db
+        if event.status == TriggerStatus.PLACED:
+            action = None if tx is None else tx.action
+            if isinstance(action, PlaceTrigger):
+                row = _TriggerRecord(action.is_buy, action.price_ticks)
+                txn.put(key, msgspec.msgpack.encode(row), db=db)
+            return
+        raw = txn.get(key, db=db)
+        if raw is not None:
+            txn.delete(key, db=db)
+        if event.status == TriggerStatus.FIRED:
+            found = None if raw is None else _TRIGGER_DECODER.decode(raw)
+            entry = (event.trigger_id, event.account, found)
+            self.fired.setdefault(event.market_id, []).append(entry)

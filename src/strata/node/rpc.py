@@ -19,15 +19,26 @@ from typing import Any
 from strata.adapters.chain_store import StoreError
 from strata.client.errors import RpcCode, RpcError
 from strata.client.feeds import book_checksum
-from strata.client.markets import MarketInfo, find_market, quote_to_usdc, usdc_to_quote
-from strata.client.wire import event_to_json, transaction_from_json
-from strata.modules import collateral, oracle
+from strata.client.markets import (
+    MarketInfo,
+    find_market,
+    format_units,
+    quote_to_usdc,
+    usdc_to_quote,
+)
+from strata.client.wire import TIF_BY_CODE, event_to_json, transaction_from_json
+from strata.core.units import PPM
+from strata.modules import clearing, collateral, liquidation, oracle, triggers
 from strata.modules.accounts.state import get_account_agents, get_agent, get_nonces
 from strata.modules.book.types import OrderReason, OrderStatus
 from strata.modules.clearing import get_positions
+from strata.modules.collateral import INSURANCE_FUND_ACCOUNT
+from strata.modules.margin import AccountRisk
 from strata.modules.markets import MarketStatus
 from strata.node.feeds import TRADES_KEPT
+from strata.node.index import OrderOrigin
 from strata.node.node import Node
+from strata.state.store import State
 from strata.stf.block import Header, compute_header_hash
 from strata.stf.transactions import (
     Deposit,
@@ -327,6 +338,8 @@ def _order_json(node: Node, info: MarketInfo, order_id: int, record: Any) -> dic
         "remaining": info.lots_to_size(record.remaining_lots),
         "filled": info.lots_to_size(record.filled_lots),
         "height": record.height,
+        "origin": OrderOrigin(record.origin).name.lower(),
+        "trigger_id": record.trigger_id,
     }
 
 
@@ -334,7 +347,8 @@ def _order_json(node: Node, info: MarketInfo, order_id: int, record: Any) -> dic
     "strata_getOrder",
     "An order's status by id, or by account and client id.",
     [("market", "string", True), ("which", "object", True)],
-    "{market, order_id, account, client_id, status, reason, side, price, size, ...}",
+    "{market, order_id, account, client_id, status, reason, side, price, size, remaining, "
+    "filled, height, origin, trigger_id}",
 )
 async def get_order(ctx: Context, params: list[Any]) -> Any:
     market, which = _params(params, 2, 2)
@@ -360,9 +374,12 @@ async def get_order(ctx: Context, params: list[Any]) -> Any:
 
 @method(
     "strata_getAccount",
-    "An account: collateral, equity, free collateral, positions, open orders, agents, nonces.",
+    "An account: collateral, equity, margin and its ratio, positions, open orders, triggers, "
+    "dead-man switch, agents, nonces.",
     [("address", "string", True)],
-    "{address, collateral, equity, free_collateral, positions, open_orders, agents, nonces}",
+    "{address, height, collateral, equity, free_collateral, reserved, initial_margin, "
+    "maintenance_margin, margin_ratio, liquidatable, positions, open_orders, triggers, "
+    "cancel_at_ms, agents, nonces}",
 )
 async def get_account(ctx: Context, params: list[Any]) -> Any:
     (raw,) = _params(params, 1, 1)
@@ -370,6 +387,64 @@ async def get_account(ctx: Context, params: list[Any]) -> Any:
     node = ctx.node
     state = node.store.state
     risk = get_account_risk(state, account)
+    open_orders = []
+    for market_id, info in node.markets.items():
+        for order in state.books[market_id].orders_of(account):
+            open_orders.append(
+                {
+                    "market": info.symbol,
+                    "order_id": order.order_id,
+                    "client_id": order.client_id,
+                    "side": "buy" if order.is_buy else "sell",
+                    "price": info.ticks_to_price(order.price_ticks),
+                    "remaining": info.lots_to_size(order.size_lots),
+                    "reduce_only": order.reduce_only,
+                    "expires_at_ms": order.expires_at_ms,
+                }
+            )
+    agents = []
+    for public_key in get_account_agents(state, account):
+        record = get_agent(state, public_key)
+        if record is not None:
+            agents.append(
+                {"public_key": _hexs(public_key), "valid_until_ms": record.valid_until_ms}
+            )
+    nonces = get_nonces(state, account)
+    return {
+        "address": _hexs(account),
+        "height": node.store.tip.height,
+        "collateral": quote_to_usdc(collateral.get_balance(state, account)),
+        **_margin_json(risk),
+        "positions": _positions_json(node, state, account),
+        "open_orders": open_orders,
+        "triggers": _triggers_json(node, state, account),
+        "cancel_at_ms": triggers.get_cancel_schedule(state, account),
+        "agents": agents,
+        "nonces": {"floor": nonces.floor, "recent": list(nonces.recent)},
+    }
+
+
+def _margin_json(risk: AccountRisk) -> dict[str, Any]:
+    """An account's margin figures. ``margin_ratio`` is ``equity / maintenance_margin`` (6
+    decimals, rounded down as the chain ranks liquidations; ``null`` without a requirement):
+    below 1 the account is ``liquidatable``, and the next block's risk phase liquidates it
+    unless the marks move first (positions in a market whose index is stale are frozen)."""
+    maintenance = risk.maintenance_quote
+    ratio = None
+    if maintenance > 0:
+        ratio = format_units(risk.equity_quote * PPM // maintenance, "0.000001")
+    return {
+        "equity": quote_to_usdc(risk.equity_quote),
+        "free_collateral": quote_to_usdc(risk.free_collateral_quote),
+        "reserved": quote_to_usdc(risk.reserved_quote),
+        "initial_margin": quote_to_usdc(risk.initial_quote),
+        "maintenance_margin": quote_to_usdc(maintenance),
+        "margin_ratio": ratio,
+        "liquidatable": risk.equity_quote < maintenance,
+    }
+
+
+def _positions_json(node: Node, state: State, account: bytes) -> list[dict[str, Any]]:
     positions = []
     for position in get_positions(state, account):
         info = node.markets[position.market_id]
@@ -386,42 +461,27 @@ async def get_account(ctx: Context, params: list[Any]) -> Any:
                 "unrealized_pnl": quote_to_usdc(value - position.entry_cost_quote),
             }
         )
-    open_orders = []
-    for market_id, info in node.markets.items():
-        for order in state.books[market_id].orders_of(account):
-            open_orders.append(
-                {
-                    "market": info.symbol,
-                    "order_id": order.order_id,
-                    "client_id": order.client_id,
-                    "side": "buy" if order.is_buy else "sell",
-                    "price": info.ticks_to_price(order.price_ticks),
-                    "remaining": info.lots_to_size(order.size_lots),
-                    "reduce_only": order.reduce_only,
-                }
-            )
-    agents = []
-    for public_key in get_account_agents(state, account):
-        record = get_agent(state, public_key)
-        if record is not None:
-            agents.append(
-                {"public_key": _hexs(public_key), "valid_until_ms": record.valid_until_ms}
-            )
-    nonces = get_nonces(state, account)
-    return {
-        "address": _hexs(account),
-        "height": node.store.tip.height,
-        "collateral": quote_to_usdc(collateral.get_balance(state, account)),
-        "equity": quote_to_usdc(risk.equity_quote),
-        "free_collateral": quote_to_usdc(risk.free_collateral_quote),
-        "reserved": quote_to_usdc(risk.reserved_quote),
-        "initial_margin": quote_to_usdc(risk.initial_quote),
-        "maintenance_margin": quote_to_usdc(risk.maintenance_quote),
-        "positions": positions,
-        "open_orders": open_orders,
-        "agents": agents,
-        "nonces": {"floor": nonces.floor, "recent": list(nonces.recent)},
-    }
+    return positions
+
+
+def _triggers_json(node: Node, state: State, account: bytes) -> list[dict[str, Any]]:
+    """The account's triggers that have not fired, by market and trigger id."""
+    shown = []
+    for trigger in triggers.get_triggers(state, account):
+        info = node.markets[trigger.market_id]
+        shown.append(
+            {
+                "market": info.symbol,
+                "trigger_id": trigger.trigger_id,
+                "side": "buy" if trigger.is_buy else "sell",
+                "trigger_price": info.ticks_to_price(trigger.trigger_price_ticks),
+                "trigger_above": trigger.trigger_above,
+                "price": info.ticks_to_price(trigger.price_ticks),
+                "size": info.lots_to_size(trigger.size_lots),
+                "tif": TIF_BY_CODE.get(trigger.tif, str(trigger.tif)),
+            }
+        )
+    return shown
 
 
 def _entry_price(info: MarketInfo, position: Any) -> str:
@@ -433,9 +493,11 @@ def _entry_price(info: MarketInfo, position: Any) -> str:
 
 @method(
     "strata_getMarkets",
-    "Every market with its units (tick_size, lot_size) and mark price.",
+    "Every market with its units (tick_size, lot_size), mark price, margin schedule and "
+    "open interest with its cap.",
     [],
-    "[{market_id, symbol, tick_size, lot_size, ...}]",
+    "[{market_id, symbol, tick_size, lot_size, min_size, max_size, mark_price, status, "
+    "margin_schedule, open_interest, max_open_interest, ...}]",
 )
 async def get_markets(ctx: Context, params: list[Any]) -> Any:
     _params(params, 0, 0)
@@ -449,8 +511,79 @@ async def get_markets(ctx: Context, params: list[Any]) -> Any:
         entry["mark_price"] = None if mark is None else info.ticks_to_price(mark)
         entry["status_code"] = info.status
         entry["status"] = MarketStatus(info.status).name.lower()
+        entry["margin_schedule"] = _margin_schedule(info)
+        entry.update(_open_interest_json(state, info))
         result.append(entry)
     return result
+
+
+def _margin_schedule(info: MarketInfo) -> list[dict[str, Any]]:
+    """The margin rates by notional: the market's own rates from 0, then each tier's from its
+    threshold (each rate applies to the part of a position's notional in its band)."""
+    schedule = [
+        {
+            "from_notional": "0",
+            "initial_margin_ppm": info.initial_margin_ppm,
+            "maintenance_margin_ppm": info.maintenance_margin_ppm,
+        }
+    ]
+    for tier in info.margin_tiers:
+        schedule.append(
+            {
+                "from_notional": quote_to_usdc(tier.from_notional_quote),
+                "initial_margin_ppm": tier.initial_margin_ppm,
+                "maintenance_margin_ppm": tier.maintenance_margin_ppm,
+            }
+        )
+    return schedule
+
+
+def _open_interest_json(state: State, info: MarketInfo) -> dict[str, Any]:
+    """Open interest (total long size) and its cap (``null``: none)."""
+    cap = info.max_open_interest_lots
+    return {
+        "open_interest": info.lots_to_size(clearing.get_open_interest(state, info.market_id)),
+        "max_open_interest": info.lots_to_size(cap) if cap else None,
+    }
+
+
+@method(
+    "strata_getRisk",
+    "The chain's risk state: the insurance fund (cash, positions, equity, margin), recorded "
+    "bad debt, and per market the mark, open interest and its cap.",
+    [],
+    "{height, insurance_fund: {address, cash, equity, maintenance_margin, free, positions}, "
+    "bad_debt, markets: [{market, mark_price, open_interest, max_open_interest}]}",
+)
+async def get_risk(ctx: Context, params: list[Any]) -> Any:
+    _params(params, 0, 0)
+    node = ctx.node
+    state = node.store.state
+    fund = INSURANCE_FUND_ACCOUNT
+    risk = get_account_risk(state, fund)
+    markets = []
+    for market_id, info in sorted(node.markets.items()):
+        mark = oracle.get_mark_price(state, market_id)
+        markets.append(
+            {
+                "market": info.symbol,
+                "mark_price": None if mark is None else info.ticks_to_price(mark),
+                **_open_interest_json(state, info),
+            }
+        )
+    return {
+        "height": node.store.tip.height,
+        "insurance_fund": {
+            "address": _hexs(fund),
+            "cash": quote_to_usdc(collateral.get_insurance_fund(state)),
+            "equity": quote_to_usdc(risk.equity_quote),
+            "maintenance_margin": quote_to_usdc(risk.maintenance_quote),
+            "free": quote_to_usdc(risk.equity_quote - risk.maintenance_quote),
+            "positions": _positions_json(node, state, fund),
+        },
+        "bad_debt": quote_to_usdc(liquidation.get_bad_debt(state)),
+        "markets": markets,
+    }
 
 
 @method(
@@ -561,23 +694,24 @@ async def get_block(ctx: Context, params: list[Any]) -> Any:
 
 @method(
     "strata_getReceipts",
-    "A block's receipts and its own events.",
+    "A block's receipts and its own events (prologue, matching, settlement, risk).",
     [("height", "integer", True)],
-    "{height, receipts, block_events}",
+    "{height, receipts, block_events: {prologue, matching, settlement, risk}}",
 )
 async def get_receipts(ctx: Context, params: list[Any]) -> Any:
     (height,) = _params(params, 1, 1)
     node = ctx.node
     h = _height(node, height)
+    phases = ("prologue", "matching", "settlement", "risk")
     if h == 0:
-        return {"height": 0, "receipts": [], "block_events": {"prologue": [], "settlement": []}}
+        return {"height": 0, "receipts": [], "block_events": {p: [] for p in phases}}
     receipts, block_events = node.store.get_receipts(h)
     return {
         "height": h,
         "receipts": [_receipt_json(node, r) for r in receipts],
         "block_events": {
-            "prologue": [event_to_json(e, node.markets) for e in block_events.prologue],
-            "settlement": [event_to_json(e, node.markets) for e in block_events.settlement],
+            phase: [event_to_json(e, node.markets) for e in getattr(block_events, phase)]
+            for phase in phases
         },
     }
 
