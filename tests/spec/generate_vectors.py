@@ -30,11 +30,17 @@ import msgspec
 from strata.client.signing import AgentKey, agent_from_seed, wallet_from_seed
 from strata.core.errors import ErrorCode, InvalidBlock
 from strata.core.ordered_merkle import compute_ordered_root
-from strata.modules import clearing, collateral, funding, oracle
+from strata.modules import clearing, collateral, funding, liquidation, margin, oracle
 from strata.modules.book import OrderReason, OrderStatus, TimeInForce
 from strata.modules.clearing import FeeTier
-from strata.modules.clearing.events import PositionChanged
-from strata.modules.markets import Market, MarketStatus
+from strata.modules.clearing.events import FillEvent, OrderUpdate, PositionChanged
+from strata.modules.liquidation import (
+    AccountLiquidated,
+    BadDebtChanged,
+    Deleveraged,
+    PositionLiquidated,
+)
+from strata.modules.markets import MarginTier, Market, MarketStatus
 from strata.stf.block import Block, BlockOutput
 from strata.stf.genesis import Allocation, GenesisConfig, InitialPrice, make_genesis
 from strata.stf.params import ChainParams
@@ -57,7 +63,7 @@ from strata.stf.transactions import (
     Withdraw,
     encode_transaction,
 )
-from strata.stf.transition import apply_block, build_block, copy_state
+from strata.stf.transition import apply_block, build_block, copy_state, get_account_risk
 from tests.helpers.chain import BLOCK_MS, BTC, CHAIN_ID, ETH, GENESIS_MS, sign, sign_price
 from tests.spec.vector_format import (
     VECTOR_DIR,
@@ -93,6 +99,7 @@ class Scenario:
         markets: Sequence[Market] = (BTC, ETH),
         prices: Sequence[tuple[int, int]] = ((1, 500_000), (2, 30_000)),
         extra_oracles: int = 0,
+        fund_quote: int = 0,
         **param_overrides: Any,
     ) -> None:
         self.wallets = {name: wallet_from_seed(name) for name in names}
@@ -112,7 +119,8 @@ class Scenario:
                 Allocation(w.address, amounts.get(n, BALANCE))
                 for n, w in self.wallets.items()
                 if amounts.get(n, BALANCE) > 0
-            ),
+            )
+            + ((Allocation(collateral.INSURANCE_FUND_ACCOUNT, fund_quote),) if fund_quote else ()),
             prices=tuple(InitialPrice(m, p) for m, p in prices),
         )
         self.state, _ = make_genesis(self.config)
@@ -2248,6 +2256,1219 @@ def _() -> Scenario:
     )
     paid = funding_paid(out)
     assert paid[s.addr("alice").hex()] > 0 > paid[s.addr("bob").hex()], paid
+    return s
+
+
+# =============================================================================================
+# Liquidation (the risk phase, ``stf/risk.py``; rules in ``modules/liquidation``)
+# =============================================================================================
+#
+# The liquidation scenarios use LIQ-PERP (1 quote per tick-lot, 10% initial, 5% maintenance) at
+# 10_000 ticks, so 100 lots are 1_000_000 quote of notional. The book is kept one-sided between
+# blocks, so the basis EMA stays 0 and the mark equals the index (the oracle price, which moves
+# at most 5% per block). Default fees: maker 100 ppm, taker 400 ppm; liquidation fee 5_000 ppm.
+
+FUND = collateral.INSURANCE_FUND_ACCOUNT
+LIQ = Market(
+    market_id=1,
+    symbol="LIQ-PERP",
+    quote_per_tick_lot=1,
+    min_size_lots=1,
+    max_size_lots=1_000_000,
+    max_price_ticks=1_000_000,
+    initial_margin_ppm=100_000,
+    maintenance_margin_ppm=50_000,
+    max_open_orders_per_account=50,
+)
+LIQ2 = msgspec.structs.replace(LIQ, market_id=2, symbol="LQB-PERP")
+HI = msgspec.structs.replace(
+    LIQ, symbol="HI-PERP", initial_margin_ppm=20_000, maintenance_margin_ppm=10_000
+)
+"""50x leverage: a 5% move takes a fully levered account below zero equity in one block."""
+LIQ_NAMES = ("alice", "bob", "carol", "dave")
+FUND_UNCAPPED = {
+    "insurance_max_leverage_ppm": 50_000_000,
+    "insurance_deleverage_leverage_ppm": 1_000_000_000,
+    "insurance_stop_loss_ppm": 1_000_000,
+}
+"""The insurance fund allowed 50x (deleveraged at the mark only past 1000x, its stop-loss at
+100% of its equity), so that its own initial and maintenance requirements are what bind."""
+
+
+def liq_scenario(
+    alice_quote: int = 110_000,
+    *,
+    markets: Sequence[Market] = (LIQ,),
+    balances: dict[str, int] | None = None,
+    names: Sequence[str] = LIQ_NAMES,
+    **kw: Any,
+) -> Scenario:
+    """A liquidation scenario: alice starts with ``alice_quote``, everyone else with BALANCE;
+    every market at 10_000 ticks."""
+    amounts = {"alice": alice_quote, **(balances or {})}
+    prices = tuple((m.market_id, 10_000) for m in markets)
+    return Scenario(names=names, balances=amounts, markets=markets, prices=prices, **kw)
+
+
+def trade(
+    s: Scenario, buyer: str, seller: str, size: int, price: int = 10_000, market_id: int = 1
+) -> None:
+    """One block: ``seller`` rests a sell, ``buyer`` takes it (the book is empty after)."""
+    s.block(
+        [
+            s.place(seller, market_id, False, price, size),
+            s.place(buyer, market_id, True, price, size),
+        ],
+        status=[0, 0],
+    )
+
+
+def move(
+    s: Scenario, price: int, market_id: int = 1, txs: Sequence[bytes] = (), **kw: Any
+) -> BlockOutput:
+    """One block with an oracle price for ``market_id`` (the index moves at most 5% to it)."""
+    return s.block(txs, [s.price(market_id, price)], **kw)
+
+
+def risk_of(out: BlockOutput, kind: type[Any]) -> list[Any]:
+    """The block's risk-phase events of one kind, in order."""
+    return [e for e in out.block_events.risk if isinstance(e, kind)]
+
+
+def liquidated(s: Scenario, out: BlockOutput) -> list[str]:
+    """Names of the accounts the block liquidated, in order (``FUND`` for the fund)."""
+    names = {s.addr(n): n for n in s.wallets} | {FUND: "FUND"}
+    return [names[e.account] for e in risk_of(out, AccountLiquidated)]
+
+
+def size_of(s: Scenario, who: str | bytes, market_id: int = 1) -> int:
+    account = FUND if who == "FUND" else (who if isinstance(who, bytes) else s.addr(who))
+    return clearing.get_position_size(s.state, account, market_id)
+
+
+def equity_of(s: Scenario, who: str) -> int:
+    account = FUND if who == "FUND" else s.addr(who)
+    return get_account_risk(s.state, account).equity_quote
+
+
+def alice_long_100(s: Scenario, price: int = 10_000) -> None:
+    """Block 1: alice buys 100 LIQ lots from bob at ``price`` (taker fee 400 at 10_000)."""
+    trade(s, "alice", "bob", 100, price)
+
+
+@vector("liq_book_min_close_20pct_slice_sold_to_bid")
+def _() -> Scenario:
+    """alice (110_000 quote) buys 100 lots at 10_000 (equity 109_600 after the 400 taker fee).
+    carol bids 60 at 9_300. At 9_500 alice is safe (equity 59_600 >= maintenance 47_500); at
+    9_340 she is not (43_600 < 46_700): the deficit needs ceil(3_100e6 / 46_700) = 66_382 ppm,
+    twice that is below the 20% minimum, so the slice is 20 lots. Her share of equity is
+    43_600 * 20/100 = 8_720, so the slice may sell for 186_800 - 8_720 = 178_080 (limit 8_904);
+    carol's bid fills the 20 lots at 9_300 (186_000), with no taker fee, and the liquidation fee
+    ceil(186_000 * 0.5%) = 930 goes to the insurance fund."""
+    s = liq_scenario()
+    alice_long_100(s)
+    s.block([s.place("carol", 1, True, 9_300, 60)], status=[0])
+    assert not liquidated(s, move(s, 9_500))
+    out = move(s, 9_340)
+    assert liquidated(s, out) == ["alice"]
+    (acct,) = risk_of(out, AccountLiquidated)
+    assert (acct.equity_quote, acct.maintenance_quote, acct.close_ppm) == (43_600, 46_700, 200_000)
+    (pos,) = risk_of(out, PositionLiquidated)
+    assert (pos.wanted_lots, pos.slice_lots, pos.equity_share_quote) == (20, 20, 8_720)
+    assert (pos.bankruptcy_value_quote, pos.limit_price_ticks) == (178_080, 8_904)
+    assert (pos.book_lots, pos.book_value_quote, pos.fee_quote) == (20, 186_000, 930)
+    (fill,) = [e for e in out.block_events.risk if isinstance(e, FillEvent)]
+    assert (fill.taker_fee_quote, fill.price_ticks) == (0, 9_300)
+    assert size_of(s, "alice") == 80 and size_of(s, "carol") == 20
+    assert collateral.get_insurance_fund(s.state) == 930
+    return s
+
+
+@vector("liq_book_close_twice_the_deficit_40pct")
+def _() -> Scenario:
+    """At 9_275 alice's equity is 37_100 against a maintenance of 46_375 (80%): the deficit
+    needs 200_000 ppm of her position and the liquidation closes twice that, 40 lots, into
+    carol's bid at 9_200."""
+    s = liq_scenario()
+    alice_long_100(s)
+    s.block([s.place("carol", 1, True, 9_200, 100)], status=[0])
+    move(s, 9_500)
+    out = move(s, 9_275)
+    (acct,) = risk_of(out, AccountLiquidated)
+    assert (acct.equity_quote, acct.maintenance_quote, acct.close_ppm) == (37_100, 46_375, 400_000)
+    (pos,) = risk_of(out, PositionLiquidated)
+    assert (pos.slice_lots, pos.book_lots, pos.book_value_quote) == (40, 40, 368_000)
+    assert size_of(s, "alice") == 60
+    return s
+
+
+@vector("liq_book_full_close_when_deficit_over_half")
+def _() -> Scenario:
+    """At 9_200 alice's equity is 29_600 against 46_000: closing twice the deficit would be
+    713_044 ppm, more than half, so the whole position (100 lots) is sold into carol's bid at
+    9_100. She keeps what is left: 29_600 - 100 * 100 - fee ceil(910_000 * 0.5%) = 15_050."""
+    s = liq_scenario()
+    alice_long_100(s)
+    s.block([s.place("carol", 1, True, 9_100, 150)], status=[0])
+    move(s, 9_500)
+    out = move(s, 9_200)
+    (acct,) = risk_of(out, AccountLiquidated)
+    assert acct.close_ppm == 1_000_000
+    (pos,) = risk_of(out, PositionLiquidated)
+    assert (pos.slice_lots, pos.book_lots, pos.fee_quote) == (100, 100, 4_550)
+    assert size_of(s, "alice") == 0
+    assert collateral.get_balance(s.state, s.addr("alice")) == 15_050
+    assert not risk_of(out, BadDebtChanged)
+    return s
+
+
+@vector("liq_book_full_close_when_equity_not_positive")
+def _() -> Scenario:
+    """HI-PERP (2% initial, 1% maintenance): alice (21_000 quote) buys 100 lots at 10_000 and
+    the price falls 5% to 9_500 in one block: her equity is 20_600 - 50_000 = -29_400, so the
+    whole position closes. Bankrupt, the slice must sell for 950_000 + 29_400 = 979_400 (limit
+    9_794, above the mark): carol's bid at 9_400 is not hit, and the insurance fund (capitalized
+    with 1_000_000 at genesis) takes the 100 lots at 979_400, a loss of 29_400."""
+    s = liq_scenario(21_000, markets=(HI,), fund_quote=1_000_000)
+    alice_long_100(s)
+    s.block([s.place("carol", 1, True, 9_400, 100)], status=[0])
+    out = move(s, 9_500)
+    (acct,) = risk_of(out, AccountLiquidated)
+    assert (acct.equity_quote, acct.close_ppm) == (-29_400, 1_000_000)
+    (pos,) = risk_of(out, PositionLiquidated)
+    assert (pos.equity_share_quote, pos.bankruptcy_value_quote) == (-29_400, 979_400)
+    assert (pos.limit_price_ticks, pos.book_lots) == (9_794, 0)
+    assert (pos.backstop_lots, pos.backstop_value_quote, pos.fund_loss_quote) == (
+        100,
+        979_400,
+        29_400,
+    )
+    assert size_of(s, "FUND") == 100 and size_of(s, "alice") == 0
+    assert collateral.get_balance(s.state, s.addr("alice")) == 0
+    return s
+
+
+@vector("liq_large_position_closed_in_slices_over_three_blocks")
+def _() -> Scenario:
+    """carol bids 500 lots at 9_000, well below the mark, so each slice costs alice more than the
+    mark and she stays under maintenance while the price falls: 20 lots at 9_340 (20%), 36 at
+    9_250 (twice the deficit, 448_650 ppm of 80), and the last 44 at 9_150 (more than half)."""
+    s = liq_scenario()
+    alice_long_100(s)
+    s.block([s.place("carol", 1, True, 9_000, 500)], status=[0])
+    move(s, 9_500)
+    slices = []
+    for price in (9_340, 9_250, 9_150):
+        out = move(s, price)
+        (acct,) = risk_of(out, AccountLiquidated)
+        (pos,) = risk_of(out, PositionLiquidated)
+        slices.append((acct.close_ppm, pos.size_before_lots, pos.slice_lots, pos.book_lots))
+    assert slices == [
+        (200_000, 100, 20, 20),
+        (448_650, 80, 36, 36),
+        (1_000_000, 44, 44, 44),
+    ], slices
+    assert size_of(s, "alice") == 0 and size_of(s, "carol") == 100
+    assert not liquidated(s, move(s, 9_060))
+    return s
+
+
+@vector("liq_book_fills_never_beyond_bankruptcy_price")
+def _() -> Scenario:
+    """Full close at 9_200: the slice's bankruptcy value is 890_400 (limit 8_904). carol's bids
+    at 9_000 (30) and 8_950 (50) fill; dave's bid at 8_900, below the limit, is not touched and
+    still rests. The remaining 20 lots go to the backstop or auto-deleveraging (here: the fund
+    has no capital, so bob, the only short, takes them back at the bankruptcy value)."""
+    s = liq_scenario(liquidation_fee_ppm=0)
+    alice_long_100(s)
+    s.block(
+        [
+            s.place("carol", 1, True, 9_000, 30),
+            s.place("carol", 1, True, 8_950, 50),
+            s.place("dave", 1, True, 8_900, 100),
+        ],
+        status=[0, 0, 0],
+    )
+    move(s, 9_500)
+    out = move(s, 9_200)
+    (pos,) = risk_of(out, PositionLiquidated)
+    assert pos.limit_price_ticks == 8_904
+    fills = [e for e in out.block_events.risk if isinstance(e, FillEvent)]
+    assert [(f.price_ticks, f.size_lots) for f in fills] == [(9_000, 30), (8_950, 50)]
+    assert all(f.price_ticks >= pos.limit_price_ticks for f in fills)
+    assert (pos.book_lots, pos.adl_lots, pos.backstop_lots) == (80, 20, 0)
+    assert [(o.owner, o.size_lots) for o in s.state.books[1].iter_orders()] == [
+        (s.addr("dave"), 100)
+    ]
+    return s
+
+
+@vector("liq_fee_capped_by_equity_left")
+def _() -> Scenario:
+    """A 10% liquidation fee: the full close at 9_200 sells 100 lots into carol's bid at 9_100
+    (910_000); alice's equity left is 29_600 - 10_000 = 19_600, so the fee is 19_600 instead of
+    91_000 and she ends with exactly 0 (no bad debt)."""
+    s = liq_scenario(liquidation_fee_ppm=100_000)
+    alice_long_100(s)
+    s.block([s.place("carol", 1, True, 9_100, 100)], status=[0])
+    move(s, 9_500)
+    out = move(s, 9_200)
+    (pos,) = risk_of(out, PositionLiquidated)
+    assert (pos.book_lots, pos.book_value_quote, pos.fee_quote) == (100, 910_000, 19_600)
+    assert collateral.get_balance(s.state, s.addr("alice")) == 0
+    assert collateral.get_insurance_fund(s.state) == 19_600
+    assert not risk_of(out, BadDebtChanged)
+    return s
+
+
+def carol_deleveraged_beyond_her_equity(s: Scenario) -> BlockOutput:
+    """HI, 45_125 of notional per block: alice (21_000) long 100 from dave is bankrupt at 9_500
+    and 4 lots are deleveraged per block; carol (1_000 of cash) sold 5 lots at 9_500 in that
+    block; ranked first at 9_025, her whole short closes at alice's bankruptcy value (about
+    9_794 a lot): she loses more than she had and is left with no position and -475. Returns
+    that block's output."""
+    trade(s, "alice", "dave", 100)
+    move(
+        s,
+        9_500,
+        txs=[s.place("carol", 1, False, 9_500, 5), s.place("dave", 1, True, 9_500, 5, IOC, True)],
+        status=[0, 0],
+    )
+    out = move(s, 9_025)
+    carol = s.addr("carol")
+    assert any(d.counterparty == carol for d in risk_of(out, Deleveraged))
+    assert clearing.get_positions(s.state, carol) == ()
+    assert collateral.get_balance(s.state, carol) == 0  # set to zero: the rest is bad debt
+    return out
+
+
+@vector("liq_bad_debt_recorded_then_repaid_by_the_fund")
+def _() -> Scenario:
+    """Recorded bad debt through the public rules: an ADL counterparty closed out of its last
+    position beyond its equity (see ``carol_deleveraged_beyond_her_equity``). The fund has no
+    capital: carol's 475 is recorded (BadDebtChanged), and a withdrawal in the next block is
+    refused with WITHDRAWALS_GATED while a transfer still works. bob then capitalizes the fund
+    with a transfer: at the end of that block's risk phase the fund repays the record from its
+    free collateral, and withdrawals work again."""
+    s = liq_scenario(
+        21_000,
+        markets=(HI,),
+        balances={"carol": 1_000},
+        liquidation_max_notional_per_block_quote=45_125,
+    )
+    out = carol_deleveraged_beyond_her_equity(s)
+    (debt,) = [d for d in risk_of(out, BadDebtChanged) if d.account == s.addr("carol")]
+    assert (debt.covered_by_fund_quote, debt.recorded_quote, debt.total_quote) == (0, 475, 475)
+    assert liquidation.get_bad_debt(s.state) == 475
+    s.block(
+        [
+            s.tx("bob", Withdraw(1_000, b"\x11" * 20)),
+            s.tx("bob", Transfer(s.addr("dave"), 1_000)),
+        ],
+        status=[ErrorCode.WITHDRAWALS_GATED, 0],
+    )
+    out = s.block([s.tx("bob", Transfer(FUND, 10_000))], status=[0])
+    (repaid,) = risk_of(out, BadDebtChanged)
+    assert (repaid.account, repaid.covered_by_fund_quote, repaid.recorded_quote) == (
+        FUND,
+        475,
+        -475,
+    )
+    assert repaid.total_quote == 0 and liquidation.get_bad_debt(s.state) == 0
+    out = s.block([s.tx("bob", Withdraw(1_000, b"\x11" * 20))], status=[0])
+    assert len(out.withdrawals) == 1
+    return s
+
+
+@vector("liq_bad_debt_covered_by_funded_fund")
+def _() -> Scenario:
+    """The same deleveraging as the recorded-bad-debt vector, with a fund of 1_000: too small
+    to take over any of alice's lots (its notional stays within 1x its equity), but its free
+    collateral covers carol's 475 in full; nothing is recorded."""
+    s = liq_scenario(
+        21_000,
+        markets=(HI,),
+        balances={"carol": 1_000},
+        liquidation_max_notional_per_block_quote=45_125,
+        fund_quote=1_000,
+    )
+    out = carol_deleveraged_beyond_her_equity(s)
+    (debt,) = [d for d in risk_of(out, BadDebtChanged) if d.account == s.addr("carol")]
+    assert (debt.covered_by_fund_quote, debt.recorded_quote, debt.total_quote) == (475, 0, 0)
+    assert liquidation.get_bad_debt(s.state) == 0
+    return s
+
+
+@vector("liq_cancels_orders_in_every_market_releases_reservations")
+def _() -> Scenario:
+    """alice (long 100 LIQ) rests a bid of 5 LIQ at 8_000 and a bid of 5 LQB at 9_000, each
+    reserving 5_020 (10.04% of the notional at the mark, which is above both limits).
+    Reservations count in neither side of the candidate check. At 9_340 she is liquidated:
+    both orders are canceled (LIQUIDATED) before her slice is sold, and her reservation falls
+    to 0."""
+    s = liq_scenario(112_000, markets=(LIQ, LIQ2))
+    alice_long_100(s)
+    s.block(
+        [
+            s.place("carol", 1, True, 9_300, 60),
+            s.place("alice", 1, True, 8_000, 5),
+            s.place("alice", 2, True, 9_000, 5),
+        ],
+        status=[0, 0, 0],
+    )
+    assert margin.get_reserved(s.state, s.addr("alice")) == 2 * 5_020
+    move(s, 9_500)
+    out = move(s, 9_340)
+    (acct,) = risk_of(out, AccountLiquidated)
+    assert acct.orders_canceled == 2
+    canceled = [
+        (u.market_id, u.reason)
+        for u in out.block_events.risk
+        if isinstance(u, OrderUpdate)
+        and u.owner == s.addr("alice")
+        and u.status == CANCELED
+        and u.reason == R.LIQUIDATED
+    ]
+    assert canceled == [(1, R.LIQUIDATED), (2, R.LIQUIDATED)]
+    assert margin.get_reserved(s.state, s.addr("alice")) == 0
+    assert [o.owner for b in s.state.books.values() for o in b.iter_orders()] == [s.addr("carol")]
+    return s
+
+
+@vector("liq_short_buys_back_from_asks_at_most_bankruptcy_price")
+def _() -> Scenario:
+    """alice shorts 100 at 10_000 as the maker (fee 100); the price rises to 10_500 then 10_700
+    (equity 39_900 against 53_500: the whole position). A short buys back at most at its
+    bankruptcy value 1_070_000 + 39_900 = 1_109_900 (limit 11_099): dave's 60 lots at 10_900
+    fill, his 40 at 11_200 do not; the fund has only the fee, so the 40 lots left are
+    deleveraged against bob's long."""
+    s = liq_scenario()
+    trade(s, "bob", "alice", 100)
+    s.block(
+        [s.place("dave", 1, False, 10_900, 60), s.place("dave", 1, False, 11_200, 40)],
+        status=[0, 0],
+    )
+    move(s, 10_500)
+    out = move(s, 10_700)
+    (acct,) = risk_of(out, AccountLiquidated)
+    assert (acct.equity_quote, acct.maintenance_quote, acct.close_ppm) == (
+        39_900,
+        53_500,
+        1_000_000,
+    )
+    (pos,) = risk_of(out, PositionLiquidated)
+    assert (pos.bankruptcy_value_quote, pos.limit_price_ticks) == (1_109_900, 11_099)
+    assert (pos.book_lots, pos.book_value_quote, pos.adl_lots) == (60, 654_000, 40)
+    (dl,) = risk_of(out, Deleveraged)
+    assert (dl.counterparty, dl.size_lots) == (s.addr("bob"), 40)
+    assert size_of(s, "alice") == 0 and size_of(s, "bob") == 60 and size_of(s, "dave") == -60
+    return s
+
+
+def hi_bankrupt(s: Scenario) -> BlockOutput:
+    """HI-PERP: alice (21_000 quote) buys 100 lots from bob at 10_000; the price falls 5% to
+    9_500: equity -29_400, the whole position closes at the bankruptcy value 979_400 (no bid)."""
+    alice_long_100(s)
+    out = move(s, 9_500)
+    (pos,) = risk_of(out, PositionLiquidated)
+    assert (pos.slice_lots, pos.equity_share_quote, pos.bankruptcy_value_quote) == (
+        100,
+        -29_400,
+        979_400,
+    )
+    return out
+
+
+@vector("liq_backstop_funded_fund_takes_over_what_the_book_cannot")
+def _() -> Scenario:
+    """The fund holds 1_000_000 (genesis). At 9_200 alice's 100 lots close with no bid to sell
+    to: the fund takes them over at the bankruptcy value 890_400 (920_000 at the mark minus her
+    equity 29_600), a loss of 0 for the fund; alice keeps nothing and owes nothing."""
+    s = liq_scenario(fund_quote=1_000_000)
+    alice_long_100(s)
+    move(s, 9_500)
+    out = move(s, 9_200)
+    (pos,) = risk_of(out, PositionLiquidated)
+    assert (pos.book_lots, pos.backstop_lots, pos.backstop_value_quote, pos.fund_loss_quote) == (
+        0,
+        100,
+        890_400,
+        0,
+    )
+    assert size_of(s, "FUND") == 100
+    assert collateral.get_balance(s.state, s.addr("alice")) == 0
+    assert not risk_of(out, Deleveraged) and not risk_of(out, BadDebtChanged)
+    return s
+
+
+@vector("liq_fund_unwinds_at_the_mark_or_better")
+def _() -> Scenario:
+    """After taking alice's 100 lots at 9_200, the fund unwinds with a reduce-only IOC sell at
+    the mark every block: carol's bid of 60 at 9_300 (above the mark) fills in the block it is
+    placed; her bid of 40 at 9_100 (below the mark 9_200) is not hit until the mark falls to
+    9_050; then the fund is flat."""
+    s = liq_scenario(fund_quote=1_000_000)
+    alice_long_100(s)
+    move(s, 9_500)
+    move(s, 9_200)
+    assert size_of(s, "FUND") == 100
+    out = s.block([s.place("carol", 1, True, 9_300, 60)], status=[0])
+    fills = [e for e in out.block_events.risk if isinstance(e, FillEvent)]
+    assert [(f.taker, f.price_ticks, f.size_lots, f.taker_fee_quote) for f in fills] == [
+        (FUND, 9_300, 60, 0)
+    ]
+    assert size_of(s, "FUND") == 40
+    out = s.block([s.place("carol", 1, True, 9_100, 40)], status=[0])
+    assert not [e for e in out.block_events.risk if isinstance(e, FillEvent)]
+    assert size_of(s, "FUND") == 40
+    out = move(s, 9_050)
+    fills = [e for e in out.block_events.risk if isinstance(e, FillEvent)]
+    assert [(f.taker, f.price_ticks, f.size_lots) for f in fills] == [(FUND, 9_100, 40)]
+    assert size_of(s, "FUND") == 0 and size_of(s, "carol") == 100
+    return s
+
+
+@vector("liq_backstop_bankrupt_slice_fund_loss_at_limit")
+def _() -> Scenario:
+    """HI-PERP bankruptcy (equity -29_400). The fund (1_000_000) may lose at most 29_400 per
+    account and block: exactly the loss, so it takes the 100 lots at 979_400, above the mark."""
+    s = liq_scenario(
+        21_000, markets=(HI,), fund_quote=1_000_000, insurance_max_loss_per_account_quote=29_400
+    )
+    out = hi_bankrupt(s)
+    (pos,) = risk_of(out, PositionLiquidated)
+    assert (pos.backstop_lots, pos.fund_loss_quote, pos.fund_loss_limit_quote) == (
+        100,
+        29_400,
+        29_400,
+    )
+    assert collateral.get_balance(s.state, s.addr("alice")) == 0
+    assert equity_of(s, "FUND") == 1_000_000 - 29_400
+    return s
+
+
+@vector("liq_fund_loss_limit_partial_backstop_rest_adl")
+def _() -> Scenario:
+    """The same bankruptcy (a share of -294 a lot) with a fund-loss limit of 10_000: the fund
+    takes the most lots whose loss fits, 34 (9_996), at 34 * 9_500 + 9_996 = 332_996; the other
+    66 lots are auto-deleveraged against bob (the only short) at 66 * 9_500 + 19_404 =
+    646_404: bob buys back above the mark and bears the rest of the loss."""
+    s = liq_scenario(
+        21_000, markets=(HI,), fund_quote=1_000_000, insurance_max_loss_per_account_quote=10_000
+    )
+    out = hi_bankrupt(s)
+    (pos,) = risk_of(out, PositionLiquidated)
+    assert (pos.backstop_lots, pos.backstop_value_quote, pos.fund_loss_quote) == (
+        34,
+        332_996,
+        9_996,
+    )
+    assert (pos.adl_lots, pos.adl_value_quote) == (66, 646_404)
+    (dl,) = risk_of(out, Deleveraged)
+    assert (dl.counterparty, dl.size_lots, dl.value_quote, dl.rank) == (
+        s.addr("bob"),
+        66,
+        646_404,
+        0,
+    )
+    assert size_of(s, "bob") == -34 and size_of(s, "FUND") == 34
+    return s
+
+
+@vector("liq_fund_loss_limit_is_per_account_across_markets")
+def _() -> Scenario:
+    """alice (21_000) is long 50 HI and 50 HI-2 (both 2% / 1%), both falling 5%: equity -29_400,
+    each position's share -14_700 (-294 a lot). The fund may lose 20_000 per account: the first
+    position (market 1) uses 14_700 of it; of the second, only 18 lots (5_292) fit in the 5_300
+    left, and 32 are auto-deleveraged against bob."""
+    hi2 = msgspec.structs.replace(HI, market_id=2, symbol="HI2-PERP")
+    s = liq_scenario(
+        21_000,
+        markets=(HI, hi2),
+        fund_quote=1_000_000,
+        insurance_max_loss_per_account_quote=20_000,
+    )
+    s.block(
+        [
+            s.place("bob", 1, False, 10_000, 50),
+            s.place("bob", 2, False, 10_000, 50),
+            s.place("alice", 1, True, 10_000, 50),
+            s.place("alice", 2, True, 10_000, 50),
+        ],
+        status=[0, 0, 0, 0],
+    )
+    out = s.block([], [s.price(1, 9_500), s.price(2, 9_500)])
+    p1, p2 = risk_of(out, PositionLiquidated)
+    assert (p1.market_id, p1.equity_share_quote, p1.backstop_lots, p1.fund_loss_quote) == (
+        1,
+        -14_700,
+        50,
+        14_700,
+    )
+    assert p1.fund_loss_limit_quote == 20_000
+    assert (p2.market_id, p2.fund_loss_limit_quote, p2.backstop_lots, p2.fund_loss_quote) == (
+        2,
+        5_300,
+        18,
+        5_292,
+    )
+    assert p2.adl_lots == 32
+    assert size_of(s, "FUND", 1) == 50 and size_of(s, "FUND", 2) == 18
+    return s
+
+
+@vector("liq_unfunded_fund_forces_adl")
+def _() -> Scenario:
+    """The same HI-PERP bankruptcy with a fund that holds nothing: taking the 100 lots would
+    leave it at -29_400 against a maintenance of 9_500, so they are auto-deleveraged against
+    bob (rank 0)."""
+    s = liq_scenario(21_000, markets=(HI,))
+    out = hi_bankrupt(s)
+    (pos,) = risk_of(out, PositionLiquidated)
+    assert (pos.backstop_lots, pos.adl_lots) == (0, 100)
+    assert [d.counterparty for d in risk_of(out, Deleveraged)] == [s.addr("bob")]
+    assert clearing.get_positions(s.state, FUND) == ()
+    return s
+
+
+@vector("liq_fund_takes_over_at_its_leverage_limit")
+def _() -> Scenario:
+    """At 9_200 with no bid, the fund with 890_400 of cash takes alice's 100 lots at 890_400:
+    its equity becomes 890_400 + 29_600 = 920_000, exactly its notional (the 1x leverage cap,
+    ``insurance_max_leverage_ppm``), and above its initial requirement 92_000."""
+    s = liq_scenario(fund_quote=890_400)
+    alice_long_100(s)
+    move(s, 9_500)
+    out = move(s, 9_200)
+    (pos,) = risk_of(out, PositionLiquidated)
+    assert pos.backstop_lots == 100
+    risk = get_account_risk(s.state, FUND)
+    assert risk.equity_quote == 920_000 and risk.initial_quote == 92_000
+    return s
+
+
+@vector("liq_fund_takes_what_its_leverage_allows_rest_adl")
+def _() -> Scenario:
+    """With 500_000 of cash, taking k of alice's 100 lots (share 296 a lot) leaves the fund an
+    equity of 500_000 + 296k against a notional of 9_200k: at most 1x allows k = 56. The fund
+    takes 56 lots; the other 44 are auto-deleveraged against bob."""
+    s = liq_scenario(fund_quote=500_000)
+    alice_long_100(s)
+    move(s, 9_500)
+    out = move(s, 9_200)
+    (pos,) = risk_of(out, PositionLiquidated)
+    assert (pos.backstop_lots, pos.adl_lots) == (56, 44)
+    risk = get_account_risk(s.state, FUND)
+    assert 56 * 9_200 <= risk.equity_quote < 57 * 9_200
+    return s
+
+
+@vector("liq_fund_takes_over_at_its_initial_requirement")
+def _() -> Scenario:
+    """With the leverage cap lifted (``FUND_UNCAPPED``), the fund's own initial requirement
+    bounds the backstop: with 62_400 of cash it takes alice's 100 lots at 890_400 and its
+    equity is 92_000, exactly 10% of 920_000."""
+    s = liq_scenario(fund_quote=62_400, **FUND_UNCAPPED)
+    alice_long_100(s)
+    move(s, 9_500)
+    out = move(s, 9_200)
+    (pos,) = risk_of(out, PositionLiquidated)
+    assert pos.backstop_lots == 100
+    risk = get_account_risk(s.state, FUND)
+    assert risk.equity_quote == risk.initial_quote == 92_000
+    return s
+
+
+@vector("liq_adl_ranks_by_leverage_flat_account_untouched")
+def _() -> Scenario:
+    """HI-PERP, fund without capital. alice (21_000) buys 100 lots at 10_000 from bob (40, a
+    deep account), carol (30, 50_000 of cash) and erin (30, 100_000): same profit at 9_500 (5%),
+    different leverage, so carol ranks first, then erin, then bob. alice's bankruptcy (100 lots
+    at 979_400) is shared in that order, 30 + 30 + 40, at 9_794 per lot; dave, who holds no
+    position, is never touched."""
+    s = liq_scenario(
+        21_000,
+        markets=(HI,),
+        names=(*LIQ_NAMES, "erin"),
+        balances={"carol": 50_000, "erin": 100_000},
+    )
+    s.block(
+        [
+            s.place("bob", 1, False, 10_000, 40),
+            s.place("carol", 1, False, 10_000, 30),
+            s.place("erin", 1, False, 10_000, 30),
+            s.place("alice", 1, True, 10_000, 100),
+        ],
+        status=[0, 0, 0, 0],
+    )
+    dave = collateral.get_balance(s.state, s.addr("dave"))
+    out = move(s, 9_500)
+    dls = risk_of(out, Deleveraged)
+    names = {s.addr(n): n for n in s.wallets}
+    assert [(names[d.counterparty], d.size_lots, d.rank) for d in dls] == [
+        ("carol", 30, 0),
+        ("erin", 30, 1),
+        ("bob", 40, 2),
+    ]
+    keys = [d.rank_key for d in dls]
+    assert keys == sorted(keys, reverse=True) and keys[0] > keys[1] > keys[2] >= 0, keys
+    assert [d.value_quote for d in dls] == [293_820, 293_820, 391_760]
+    assert collateral.get_balance(s.state, s.addr("dave")) == dave
+    assert all(size_of(s, n) == 0 for n in ("alice", "bob", "carol", "erin", "dave"))
+    return s
+
+
+@vector("liq_adl_ranks_by_profit_times_leverage_losing_position_last")
+def _() -> Scenario:
+    """alice (21_000) sweeps three asks for 100 HI lots: bob's 40 at 9_400, carol's 40 at 9_800,
+    dave's 20 at 10_000 (each of them holds 100_000). At 9_500 her equity is 2_612 against
+    9_500: all 100 lots close, with no bid and a fund without capital, by deleveraging. The keys
+    at 9_500 (profit ppm of entry cost, times leverage): carol 30_612 * 3.394 = 103_899, dave
+    50_000 * 1.728 = 86_379, bob, who sold at 9_400, a loss: -10_639 / 3.96 = -2_687. carol is
+    deleveraged first, then dave, and bob's losing short last."""
+    s = liq_scenario(
+        21_000, markets=(HI,), balances={"bob": 100_000, "carol": 100_000, "dave": 100_000}
+    )
+    s.block(
+        [
+            s.place("bob", 1, False, 9_400, 40),
+            s.place("carol", 1, False, 9_800, 40),
+            s.place("dave", 1, False, 10_000, 20),
+            s.place("alice", 1, True, 10_000, 100),
+        ],
+        status=[0, 0, 0, 0],
+    )
+    out = move(s, 9_500)
+    assert liquidated(s, out) == ["alice"]
+    names = {s.addr(n): n for n in s.wallets}
+    dls = risk_of(out, Deleveraged)
+    assert [(names[d.counterparty], d.size_lots, d.rank, d.rank_key) for d in dls] == [
+        ("carol", 40, 0, 103_899),
+        ("dave", 20, 1, 86_379),
+        ("bob", 40, 2, -2_687),
+    ]
+    # By hand: (upnl, entry cost, notional, equity) at 9_500, before the deleveraging.
+    assert liquidation.compute_adl_key(12_000, -392_000, 380_000, 111_960) == 103_899
+    assert liquidation.compute_adl_key(10_000, -200_000, 190_000, 109_980) == 86_379
+    assert liquidation.compute_adl_key(-4_000, -376_000, 380_000, 95_962) == -2_687
+    assert sum(d.value_quote for d in dls) == 947_388 == 950_000 - 2_612
+    return s
+
+
+@vector("liq_adl_equal_keys_lower_address_first")
+def _() -> Scenario:
+    """bob and carol each sell alice 50 HI lots at 10_000 and hold 100_000 of cash: their ADL
+    keys are equal, so the lower address is deleveraged first (rank 0)."""
+    s = liq_scenario(21_000, markets=(HI,), balances={"bob": 100_000, "carol": 100_000})
+    s.block(
+        [
+            s.place("bob", 1, False, 10_000, 50),
+            s.place("carol", 1, False, 10_000, 50),
+            s.place("alice", 1, True, 10_000, 100),
+        ],
+        status=[0, 0, 0],
+    )
+    out = move(s, 9_500)
+    dls = risk_of(out, Deleveraged)
+    assert dls[0].rank_key == dls[1].rank_key
+    assert [d.counterparty for d in dls] == sorted([s.addr("bob"), s.addr("carol")])
+    return s
+
+
+@vector("liq_fund_itself_liquidated_without_backstop")
+def _() -> Scenario:
+    """``FUND_UNCAPPED``: the fund (62_400) takes alice's 100 lots at 9_200 for 890_400 (equity
+    92_000). At 8_650 its equity is 37_000 against a maintenance of 43_250: the fund itself is
+    liquidated. The deficit needs ceil(6_250e6 / 43_250) = 144_509 ppm, twice that is 289_018:
+    29 lots, which, with no bid and no backstop for the fund, are deleveraged against bob at
+    29 * 8_650 - 10_730 (the slice's share of the fund's equity) = 240_120. (Its own stop may
+    then close the rest at the mark, see ``FundDeleveraged``.)"""
+    s = liq_scenario(fund_quote=62_400, **FUND_UNCAPPED)
+    alice_long_100(s)
+    move(s, 9_500)
+    move(s, 9_200)
+    assert size_of(s, "FUND") == 100
+    assert not liquidated(s, move(s, 8_740))
+    out = move(s, 8_650)
+    assert liquidated(s, out) == ["FUND"]
+    (acct,) = risk_of(out, AccountLiquidated)
+    assert (acct.equity_quote, acct.maintenance_quote, acct.close_ppm) == (37_000, 43_250, 289_018)
+    pos = risk_of(out, PositionLiquidated)[0]
+    assert (pos.account, pos.slice_lots, pos.equity_share_quote) == (FUND, 29, 10_730)
+    assert (pos.backstop_lots, pos.adl_lots, pos.adl_value_quote) == (0, 29, 240_120)
+    dl = risk_of(out, Deleveraged)[0]
+    assert (dl.counterparty, dl.size_lots) == (s.addr("bob"), 29)
+    return s
+
+
+@vector("liq_notional_limit_per_block_carries_over")
+def _() -> Scenario:
+    """At most 300_000 of notional per market and block: at the mark 9_200 that is 32 lots. The
+    fund (1_000_000) takes alice's 100 lots 32, 32, 32 and 4 in four blocks; each block shows the
+    whole budget again."""
+    s = liq_scenario(fund_quote=1_000_000, liquidation_max_notional_per_block_quote=300_000)
+    alice_long_100(s)
+    move(s, 9_500)
+    slices = []
+    for out in (move(s, 9_200), s.block(), s.block(), s.block()):
+        (pos,) = risk_of(out, PositionLiquidated)
+        slices.append((pos.budget_quote, pos.wanted_lots, pos.slice_lots, pos.backstop_lots))
+    assert [x[0] for x in slices] == [300_000] * 4
+    assert [x[2] for x in slices] == [32, 32, 32, 4], slices
+    assert all(w >= n for _, w, n, _ in slices)
+    assert size_of(s, "alice") == 0 and size_of(s, "FUND") == 100
+    assert not risk_of(s.block(), AccountLiquidated)
+    return s
+
+
+@vector("liq_notional_limit_shared_by_accounts_in_a_market")
+def _() -> Scenario:
+    """Budget 1_000_000 per block. alice (equity 29_600) and erin (34_600), both long 100, are
+    under maintenance at 9_200; alice, further under, goes first and uses 920_000 on her 100
+    lots; erin's slice (wanted 50) gets the 80_000 left: 8 lots. The next block erin has a
+    fresh budget."""
+    s = liq_scenario(
+        names=(*LIQ_NAMES, "erin"),
+        balances={"erin": 115_000},
+        fund_quote=1_000_000,
+        liquidation_max_notional_per_block_quote=1_000_000,
+    )
+    s.block(
+        [
+            s.place("bob", 1, False, 10_000, 200),
+            s.place("alice", 1, True, 10_000, 100),
+            s.place("erin", 1, True, 10_000, 100),
+        ],
+        status=[0, 0, 0],
+    )
+    move(s, 9_500)
+    out = move(s, 9_200)
+    assert liquidated(s, out) == ["alice", "erin"]
+    p_alice, p_erin = risk_of(out, PositionLiquidated)
+    assert (p_alice.budget_quote, p_alice.slice_lots) == (1_000_000, 100)
+    assert (p_erin.budget_quote, p_erin.wanted_lots, p_erin.slice_lots) == (80_000, 50, 8)
+    out = s.block()
+    (p_next,) = risk_of(out, PositionLiquidated)
+    assert p_next.budget_quote == 1_000_000 and p_next.slice_lots > 0
+    return s
+
+
+@vector("liq_notional_limit_is_per_market")
+def _() -> Scenario:
+    """alice is long 50 LIQ and 50 LQB; both fall to 9_200 with a budget of 300_000 per market
+    and block: each market liquidates 32 lots of hers in the same block."""
+    s = liq_scenario(
+        markets=(LIQ, LIQ2), fund_quote=1_000_000, liquidation_max_notional_per_block_quote=300_000
+    )
+    s.block(
+        [
+            s.place("bob", 1, False, 10_000, 50),
+            s.place("bob", 2, False, 10_000, 50),
+            s.place("alice", 1, True, 10_000, 50),
+            s.place("alice", 2, True, 10_000, 50),
+        ],
+        status=[0, 0, 0, 0],
+    )
+    s.block([], [s.price(1, 9_500), s.price(2, 9_500)])
+    out = s.block([], [s.price(1, 9_200), s.price(2, 9_200)])
+    slices = [(p.market_id, p.budget_quote, p.slice_lots) for p in risk_of(out, PositionLiquidated)]
+    assert slices == [(1, 300_000, 32), (2, 300_000, 32)], slices
+    return s
+
+
+@vector("liq_stale_market_frozen_then_resumes")
+def _() -> Scenario:
+    """Staleness 1 s; 92_000 of notional per block (10 lots at 9_200); the fund takes the slices.
+    After the price 9_200, alice loses 10 lots a block while the submission is fresh. Once
+    LIQ-PERP is stale she is still under maintenance but nothing happens (her only position is
+    frozen, no AccountLiquidated); a fresh price of 9_200 resumes the liquidation."""
+    s = liq_scenario(
+        fund_quote=1_000_000,
+        oracle_staleness_ms=1_000,
+        liquidation_max_notional_per_block_quote=92_000,
+    )
+    alice_long_100(s)
+    move(s, 9_500)
+    out = move(s, 9_200)
+    assert [p.slice_lots for p in risk_of(out, PositionLiquidated)] == [10]
+    while not oracle.is_stale(s.state, 1):
+        out = s.block()
+    assert not risk_of(out, AccountLiquidated)
+    frozen = size_of(s, "alice")
+    assert 0 < frozen < 100
+    risk = get_account_risk(s.state, s.addr("alice"))
+    assert risk.equity_quote < risk.maintenance_quote
+    out = s.block()
+    assert not risk_of(out, AccountLiquidated) and size_of(s, "alice") == frozen
+    out = move(s, 9_200)
+    assert not oracle.is_stale(s.state, 1)
+    assert liquidated(s, out) == ["alice"] and size_of(s, "alice") == frozen - 10
+    return s
+
+
+@vector("liq_stale_market_position_frozen_other_market_liquidated")
+def _() -> Scenario:
+    """alice is long 50 LIQ and 50 LQB; staleness 1 s. LQB gets one price in the first block
+    and then none, so it goes stale (its position still counts at its last mark); LIQ falls 5%
+    a block, taking her under maintenance: only her LIQ position is liquidated, the stale LQB
+    position is frozen."""
+    s = liq_scenario(markets=(LIQ, LIQ2), oracle_staleness_ms=1_000)
+    s.block(
+        [
+            s.place("bob", 1, False, 10_000, 50),
+            s.place("bob", 2, False, 10_000, 50),
+            s.place("alice", 1, True, 10_000, 50),
+            s.place("alice", 2, True, 10_000, 50),
+            s.place("carol", 1, True, 8_000, 100),
+        ],
+        [s.price(1, 10_000), s.price(2, 10_000)],
+        status=[0, 0, 0, 0, 0],
+    )
+    for _ in range(5):
+        move(s, 10_000)
+    assert oracle.is_stale(s.state, 2) and not oracle.is_stale(s.state, 1)
+    for price in (9_500, 9_025, 8_574, 8_145):
+        out = move(s, price)
+        if liquidated(s, out):
+            break
+    assert liquidated(s, out) == ["alice"]
+    assert oracle.is_stale(s.state, 2)
+    assert [p.market_id for p in risk_of(out, PositionLiquidated)] == [1]
+    assert size_of(s, "alice", 2) == 50 and size_of(s, "alice", 1) < 50
+    return s
+
+
+@vector("liq_funding_settled_before_the_transfer")
+def _() -> Scenario:
+    """HI-PERP with a funding tick every second at 500 ppm (the interest, clamped): alice (long
+    100) owes ceil(100 * 500 * 10_000 / 1e6) = 500 and bob receives 500 at the tick; at 9_500
+    alice is bankrupt and her lots are deleveraged against bob: the transfer settles each
+    side's funding first (PositionChanged.funding_quote 500 and -500)."""
+    s = liq_scenario(21_000, markets=(HI,), funding_interval_ms=1_000, funding_interest_ppm=500)
+    alice_long_100(s)
+    tick = run_to_tick(s)
+    assert tick.rate_ppm == 500
+    out = move(s, 9_500)
+    changed = {
+        e.account: e.funding_quote for e in out.block_events.risk if isinstance(e, PositionChanged)
+    }
+    assert changed == {s.addr("alice"): 500, s.addr("bob"): -500}, changed
+    (pos,) = risk_of(out, PositionLiquidated)
+    assert pos.equity_share_quote == -29_900 and pos.adl_lots == 100
+    return s
+
+
+TIERED = msgspec.structs.replace(LIQ, margin_tiers=(MarginTier(500_000, 200_000, 100_000),))
+"""LIQ-PERP with one tier: notional above 500_000 needs 20% initial, 10% maintenance."""
+
+
+@vector("margin_tiers_initial_requirement_refuses_order")
+def _() -> Scenario:
+    """TIERED: alice (160_000) buys 100 lots at 10_000 (1_000_000 of notional): her initial
+    requirement is 500_000 * 10% + 500_000 * 20% = 150_000, not the flat 100_000. Her free
+    collateral is 159_600 - 150_000 = 9_600, so a bid of 10 lots (reserving 10_040) fails with
+    INSUFFICIENT_MARGIN; one of 9 lots (9_036) is placed."""
+    s = liq_scenario(160_000, markets=(TIERED,))
+    alice_long_100(s)
+    risk = get_account_risk(s.state, s.addr("alice"))
+    assert (risk.initial_quote, risk.maintenance_quote) == (150_000, 75_000)
+    assert risk.initial_quote == margin.compute_requirement(
+        1_000_000, 100_000, TIERED.margin_tiers, True
+    )
+    s.block(
+        [s.place("alice", 1, True, 9_000, 10), s.place("alice", 1, True, 9_000, 9)],
+        status=[E.INSUFFICIENT_MARGIN, 0],
+    )
+    return s
+
+
+@vector("margin_tiers_liquidation_threshold")
+def _() -> Scenario:
+    """TIERED, alice (160_000) long 100 at 10_000. At 9_025 her equity is 62_100: above the flat
+    maintenance (45_125) but below the tiered one, 500_000 * 5% + 402_500 * 10% = 65_250: she
+    is liquidated, and the event's maintenance is the tiered figure."""
+    s = liq_scenario(160_000, markets=(TIERED,), fund_quote=1_000_000)
+    alice_long_100(s)
+    assert not liquidated(s, move(s, 9_500))
+    out = move(s, 9_025)
+    (acct,) = risk_of(out, AccountLiquidated)
+    assert (acct.equity_quote, acct.maintenance_quote) == (62_100, 65_250)
+    assert acct.maintenance_quote == margin.compute_requirement(
+        902_500, 50_000, TIERED.margin_tiers, False
+    )
+    assert acct.equity_quote >= 902_500 * 50_000 // 1_000_000
+    return s
+
+
+@vector("margin_tiers_equity_share_by_tiered_maintenance")
+def _() -> Scenario:
+    """alice (220_000) is long 100 TIERED (market 1) and 50 LQB (market 2, flat). At 9_025 in
+    both, each slice's equity share is her equity times its position's maintenance (tiered for
+    market 1: 65_250; flat for market 2: 22_563) over her total."""
+    s = liq_scenario(220_000, markets=(TIERED, LIQ2), fund_quote=1_000_000)
+    s.block(
+        [
+            s.place("bob", 1, False, 10_000, 100),
+            s.place("bob", 2, False, 10_000, 50),
+            s.place("alice", 1, True, 10_000, 100),
+            s.place("alice", 2, True, 10_000, 50),
+        ],
+        status=[0, 0, 0, 0],
+    )
+    s.block([], [s.price(1, 9_500), s.price(2, 9_500)])
+    out = s.block([], [s.price(1, 9_025), s.price(2, 9_025)])
+    (acct,) = risk_of(out, AccountLiquidated)
+    assert acct.maintenance_quote == 65_250 + 22_563
+    p1, p2 = risk_of(out, PositionLiquidated)
+    for pos, maint in ((p1, 65_250), (p2, 22_563)):
+        assert pos.equity_share_quote == liquidation.compute_equity_share(
+            acct.equity_quote, maint, acct.maintenance_quote, pos.slice_lots, pos.size_before_lots
+        )
+    return s
+
+
+OI_CAPPED = msgspec.structs.replace(LIQ, max_open_interest_lots=150)
+
+
+def alice_long_100_capped(s: Scenario) -> None:
+    """bob rests a sell of 100, then alice takes it: the cap counts every admitted order that is
+    not reduce-only, both sides, so one block with both orders would count 200."""
+    s.block([s.place("bob", 1, False, 10_000, 100)], status=[0])
+    s.block([s.place("alice", 1, True, 10_000, 100)], status=[0])
+    assert clearing.get_open_interest(s.state, 1) == 100
+
+
+@vector("oi_cap_single_order_refused_open_interest_cap")
+def _() -> Scenario:
+    """LIQ-PERP capped at 150 lots of open interest; alice is long 100 (open interest 100).
+    carol's bid of 60 would pass the cap (100 + 60 > 150): OPEN_INTEREST_CAP; a bid of 50
+    reaches it exactly and is placed."""
+    s = liq_scenario(markets=(OI_CAPPED,))
+    alice_long_100_capped(s)
+    assert clearing.get_open_interest(s.state, 1) == 100
+    s.block(
+        [s.place("carol", 1, True, 9_000, 60), s.place("carol", 1, True, 9_000, 50)],
+        status=[E.OPEN_INTEREST_CAP, 0],
+    )
+    return s
+
+
+@vector("oi_cap_counts_orders_admitted_earlier_in_the_block")
+def _() -> Scenario:
+    """Cap 150, open interest 100: carol's bid of 30 is admitted; dave's ask of 30 in the same
+    block would take the admitted total to 160: OPEN_INTEREST_CAP."""
+    s = liq_scenario(markets=(OI_CAPPED,))
+    alice_long_100_capped(s)
+    s.block(
+        [s.place("carol", 1, True, 9_000, 30), s.place("dave", 1, False, 11_000, 30)],
+        status=[0, E.OPEN_INTEREST_CAP],
+    )
+    return s
+
+
+@vector("oi_cap_bulk_order_refused_with_reason")
+def _() -> Scenario:
+    """Cap 150, open interest 100: a BulkPlace of carol's with bids of 40 and 20: the first is
+    placed, the second refused with OrderReason.OPEN_INTEREST_CAP (the transaction succeeds;
+    refusals at admission are reported before the placements)."""
+    s = liq_scenario(markets=(OI_CAPPED,))
+    alice_long_100_capped(s)
+    bulk = BulkPlace(
+        (
+            PlaceOrder(1, True, 9_000, 40, GTC, False, 1),
+            PlaceOrder(1, True, 9_000, 20, GTC, False, 2),
+        )
+    )
+    s.block(
+        [s.tx("carol", bulk)],
+        status=[0],
+        updates=[[(REJECTED, R.OPEN_INTEREST_CAP), (OPEN, R.NONE)]],
+    )
+    return s
+
+
+@vector("oi_cap_reduce_only_allowed_at_the_cap")
+def _() -> Scenario:
+    """Cap 100, open interest 100 (alice long 100 from bob): carol's new bid is refused, but
+    alice's reduce-only sell of 30 and bob's reduce-only buy of 30 are placed and trade: open
+    interest falls to 70."""
+    s = liq_scenario(markets=(msgspec.structs.replace(LIQ, max_open_interest_lots=100),))
+    alice_long_100_capped(s)
+    s.block(
+        [
+            s.place("carol", 1, True, 9_000, 1),
+            s.place("alice", 1, False, 10_000, 30, GTC, True),
+            s.place("bob", 1, True, 10_000, 30, GTC, True),
+        ],
+        status=[E.OPEN_INTEREST_CAP, 0, 0],
+    )
+    assert clearing.get_open_interest(s.state, 1) == 70
+    return s
+
+
+@vector("liq_at_the_oi_cap_liquidation_still_closes")
+def _() -> Scenario:
+    """Cap 100, open interest 100: new orders are refused, but a liquidation only reduces: at
+    9_200 alice's 100 lots are deleveraged against bob (the fund has no capital) and open
+    interest goes to 0."""
+    s = liq_scenario(
+        markets=(msgspec.structs.replace(LIQ, max_open_interest_lots=100),), liquidation_fee_ppm=0
+    )
+    alice_long_100_capped(s)
+    s.block([s.place("carol", 1, True, 9_000, 1)], status=[E.OPEN_INTEREST_CAP])
+    move(s, 9_500)
+    out = move(s, 9_200)
+    assert liquidated(s, out) == ["alice"]
+    assert clearing.get_open_interest(s.state, 1) == 0
+    return s
+
+
+@vector("liq_equity_equal_to_maintenance_not_liquidated")
+def _() -> Scenario:
+    """alice (107_400) long 100: at 9_400 her equity is 107_000 - 60_000 = 47_000, exactly her
+    maintenance: not liquidated. At 9_399 it is 46_900 < 46_995: liquidated."""
+    s = liq_scenario(107_400)
+    alice_long_100(s)
+    move(s, 9_500)
+    out = move(s, 9_400)
+    risk = get_account_risk(s.state, s.addr("alice"))
+    assert risk.equity_quote == risk.maintenance_quote == 47_000
+    assert not liquidated(s, out)
+    out = move(s, 9_399)
+    (acct,) = risk_of(out, AccountLiquidated)
+    assert (acct.equity_quote, acct.maintenance_quote) == (46_900, 46_995)
+    return s
+
+
+@vector("liq_fills_pay_no_taker_fee_and_no_maker_rebate")
+def _() -> Scenario:
+    """Fee tiers with a maker rebate (-100 ppm) and a 400 ppm taker fee: carol's bid filled by a
+    liquidation gets no rebate (maker fee 0) and alice pays no taker fee; the fee pool does not
+    move in the risk phase."""
+    s = liq_scenario(fee_tiers=(FeeTier(0, -100, 400),))
+    alice_long_100(s)
+    s.block([s.place("carol", 1, True, 9_300, 60)], status=[0])
+    move(s, 9_500)
+    pool = clearing.get_fee_pool(s.state)
+    out = move(s, 9_340)
+    (fill,) = [e for e in out.block_events.risk if isinstance(e, FillEvent)]
+    assert (fill.maker_fee_quote, fill.taker_fee_quote) == (0, 0)
+    assert clearing.get_fee_pool(s.state) == pool
+    return s
+
+
+@vector("liq_most_under_water_first_takes_the_book")
+def _() -> Scenario:
+    """alice (110_000) and erin (112_000) are both long 100; at 9_200 alice's ratio (29_600 /
+    46_000) is lower than erin's (31_600 / 46_000), so she is liquidated first and sells her
+    100 lots into carol's bid of 100 at 9_100; erin finds the book empty, and the fund (1_000_000)
+    takes her 100 lots."""
+    s = liq_scenario(names=(*LIQ_NAMES, "erin"), balances={"erin": 112_000}, fund_quote=1_000_000)
+    s.block(
+        [
+            s.place("bob", 1, False, 10_000, 200),
+            s.place("erin", 1, True, 10_000, 100),
+            s.place("alice", 1, True, 10_000, 100),
+        ],
+        status=[0, 0, 0],
+    )
+    s.block([s.place("carol", 1, True, 9_100, 100)], status=[0])
+    move(s, 9_500)
+    out = move(s, 9_200)
+    assert liquidated(s, out) == ["alice", "erin"]
+    p_alice, p_erin = risk_of(out, PositionLiquidated)
+    assert (p_alice.book_lots, p_erin.book_lots, p_erin.backstop_lots) == (100, 0, 100)
+    return s
+
+
+@vector("liq_position_liquidated_event_every_field")
+def _() -> Scenario:
+    """Every field of one PositionLiquidated, by hand (HI-PERP bankruptcy with a fund of
+    1_000_000 and a per-account fund-loss limit of 50_000; carol bids 30 at 9_800, above the
+    bankruptcy price 9_794): mark = index = 9_500, size 100, wanted 100 of a budget of 10^13,
+    share -29_400, value 979_400, limit 9_794; the book takes 30 at 9_800 (294_000, fee 1_470
+    at 0.5%); the fund takes 70 at 950_000 * 70/100 ... = 665_000 + 20_580 = 685_580 with a
+    loss of 20_580 (share * 70 // 100) out of 50_000; no ADL."""
+    s = liq_scenario(
+        21_000, markets=(HI,), fund_quote=1_000_000, insurance_max_loss_per_account_quote=50_000
+    )
+    alice_long_100(s)
+    s.block([s.place("carol", 1, True, 9_800, 30)], status=[0])
+    out = move(s, 9_500)
+    (pos,) = risk_of(out, PositionLiquidated)
+    assert pos == PositionLiquidated(
+        s.addr("alice"),
+        1,
+        9_500,
+        9_500,
+        100,
+        100,
+        10_000_000_000_000,
+        100,
+        -29_400,
+        979_400,
+        9_794,
+        30,
+        294_000,
+        0,
+        70,
+        685_580,
+        20_580,
+        50_000,
+        0,
+        0,
+    ), pos
+    return s
+
+
+@vector("liq_holders_registry_and_open_interest_follow_liquidations")
+def _() -> Scenario:
+    """The holders registry lists exactly the accounts with a position, and open interest is
+    the sum of longs, through a backstop (the fund joins the registry), the fund's unwinding and
+    a full close (alice leaves it)."""
+    s = liq_scenario(fund_quote=1_000_000)
+
+    def holders() -> set[bytes]:
+        found = clearing.get_holders(s.state)
+        assert len(set(found)) == len(found)
+        return set(found)
+
+    alice_long_100(s)
+    assert holders() == {s.addr("alice"), s.addr("bob")}
+    move(s, 9_500)
+    move(s, 9_200)
+    assert holders() == {s.addr("bob"), FUND}
+    assert clearing.get_open_interest(s.state, 1) == 100
+    s.block([s.place("carol", 1, True, 9_300, 100)], status=[0])
+    assert holders() == {s.addr("bob"), s.addr("carol")}
+    assert clearing.get_open_interest(s.state, 1) == 100
+    return s
+
+
+@vector("liq_adl_short_bankrupt_against_longs_by_rank")
+def _() -> Scenario:
+    """The mirror case: alice (21_000) shorts 100 HI lots at 10_000 to bob (60, deep account)
+    and carol (40, 60_000 of cash); the price rises 5% to 10_500: her equity is negative, the
+    fund has no capital, and the longs sell her the 100 lots back at the bankruptcy value
+    (below the mark: they bear her loss): carol, more levered, first, then bob."""
+    s = liq_scenario(21_000, markets=(HI,), balances={"carol": 60_000})
+    s.block(
+        [
+            s.place("alice", 1, False, 10_000, 100),
+            s.place("bob", 1, True, 10_000, 60),
+            s.place("carol", 1, True, 10_000, 40),
+        ],
+        status=[0, 0, 0],
+    )
+    out = move(s, 10_500)
+    (pos,) = risk_of(out, PositionLiquidated)
+    assert pos.equity_share_quote < 0 and pos.bankruptcy_value_quote < 100 * 10_500
+    dls = risk_of(out, Deleveraged)
+    assert [(d.counterparty, d.size_lots) for d in dls] == [
+        (s.addr("carol"), 40),
+        (s.addr("bob"), 60),
+    ]
+    assert sum(d.value_quote for d in dls) == pos.bankruptcy_value_quote
     return s
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from strata.modules import clearing, collateral
+from strata.modules import clearing, collateral, liquidation
 from strata.modules.clearing.events import OrderUpdate
 from strata.state.store import State
 from strata.stf.block import BlockOutput, compute_header_hash
@@ -57,8 +57,9 @@ def compute_block_expect(output: BlockOutput) -> Json:
 def summarize_state(state: State) -> Json:
     """A readable subset of the state: balances, reservations, positions (with the funding index
     each last settled at), open orders, fee pool, insurance fund, funding per market
-    (``[index_micro, rate_ppm, in_transit_quote, dust_micro]``), ledger totals and the tip.
-    Addresses are lowercase hex; orders are
+    (``[index_micro, rate_ppm, in_transit_quote, dust_micro]``), recorded bad debt, open
+    interest per market, the holders registry (in its order), ledger totals and the tip.
+    The insurance fund is the account ``ff..ff``. Addresses are lowercase hex; orders are
     ``[order_id, owner, side, price_ticks, size_lots]`` in id order."""
     balances = state.tables["balances"].data
     reserved = state.tables["reserved"].data
@@ -93,6 +94,11 @@ def summarize_state(state: State) -> Json:
             str(m): [r.index_micro, r.rate_ppm, r.in_transit_quote, r.dust_micro]
             for m, r in sorted(state.tables["funding"].data.items())
         },
+        "bad_debt": liquidation.get_bad_debt(state),
+        "open_interest": {
+            str(m): clearing.get_open_interest(state, m) for m in sorted(state.books)
+        },
+        "holders": [a.hex() for a in clearing.get_holders(state)],
         "ledger": {
             "deposited_quote": ledger.deposited_quote,
             "withdrawn_quote": ledger.withdrawn_quote,

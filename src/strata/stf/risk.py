@@ -246,11 +246,28 @@ class _RiskPhase:
         )
         self.events.append(AccountLiquidated(account, equity, maintenance, close_ppm, canceled))
         fund_allowance = self.params.insurance_max_loss_per_account_quote
-        for position in fresh:
+        # What the slices of later positions will take of the equity at most (so that a
+        # liquidation fee never eats into it: see close_slice).
+        shares = [
+            div_ceil(max(0, equity) * self.position_maintenance(p), maintenance) for p in fresh
+        ]
+        for n, position in enumerate(fresh):
             fund_allowance -= self.close_slice(
-                account, position, equity, maintenance, close_ppm, fund_allowance, False
+                account,
+                position,
+                equity,
+                maintenance,
+                close_ppm,
+                fund_allowance,
+                False,
+                sum(shares[n + 1 :]),
             )
         self.settle_bad_debt(account)
+
+    def position_maintenance(self, position: Position) -> int:
+        mp = self.risk_params[position.market_id]
+        notional = abs(position.size_lots) * mp.mark_ticks * mp.quote_per_tick_lot
+        return mp.maintenance_requirement(notional)
 
     def liquidate_isolated(self, account: bytes, market_id: int) -> None:
         """An isolated position under its own maintenance: liquidated alone."""
@@ -300,10 +317,14 @@ class _RiskPhase:
         close_ppm: int,
         fund_allowance: int,
         isolated: bool,
+        later_shares: int = 0,
     ) -> int:
         """Close one position's slice: book, then backstop or ADL. Returns the fund's loss.
         ``equity`` and ``maintenance`` are the figures that margin the position (the isolated
-        position's own when ``isolated``)."""
+        position's own when ``isolated``); ``later_shares`` bounds the equity the slices of the
+        account's later positions will take. The liquidation fee is capped so that the equity
+        left after it covers what the rest of this slice and those later slices will take at
+        their bankruptcy values: a fee never turns a solvent liquidation into bad debt."""
         market_id = position.market_id
         mp = self.risk_params[market_id]
         mark = mp.mark_ticks
@@ -337,7 +358,8 @@ class _RiskPhase:
             if book_lots:
                 fee = compute_ppm_ceil(book_value, self.params.liquidation_fee_ppm)
                 left = self.position_risk(account, market_id, isolated).equity_quote
-                fee = min(fee, max(0, left))
+                rest_share = share * (lots - book_lots) // lots
+                fee = min(fee, max(0, left - max(0, rest_share) - later_shares))
                 if fee:
                     collateral.add_position_cash(self.state, account, market_id, -fee)
                     collateral.add_insurance_fund(self.state, fee)
@@ -580,6 +602,8 @@ class _RiskPhase:
                 self.events.append(
                     Deleveraged(account, counterparty, market_id, take, part, cursor, -neg_key)
                 )
+                # A counterparty closed out of its last position at a loss has bad debt too.
+                self.settle_bad_debt(counterparty)
                 if take == available:
                     cursor += 1
             entry[1] = cursor
