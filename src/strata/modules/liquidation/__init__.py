@@ -32,8 +32,9 @@ The rules, per block, after settlement (all at the block's marks; quote units, i
    bankruptcy price, rounded so the account never closes beyond it.
 5. **Book first.** A reduce-only IOC order for the slice, limited at the bankruptcy price, takes
    liquidity from the book (no taker fee, no maker rebate). A liquidation fee of
-   ``liquidation_fee_ppm`` of what it sold, never more than the equity left, goes to the
-   insurance fund.
+   ``liquidation_fee_ppm`` of what it sold goes to the insurance fund, never more than the
+   equity left beyond what the account's slices still to close will take at their bankruptcy
+   values (a fee never turns a solvent liquidation into bad debt).
 6. **Backstop.** What the book did not absorb, the insurance fund (``collateral.
    INSURANCE_FUND_ACCOUNT``) takes over at the bankruptcy value, if its loss (the negative part
    of the slice's equity share) fits in ``insurance_max_loss_per_account_quote`` for this
@@ -50,7 +51,8 @@ The rules, per block, after settlement (all at the block's marks; quote units, i
    down it from where the previous one stopped (``stf/risk.py``). Only accounts holding an
    opposite position can be deleveraged: an account without a position never shares a loss.
    The fund's own positions are liquidated the same way, without a backstop.
-8. **Bad debt.** An account left with no position and a negative balance has bad debt. The fund
+8. **Bad debt.** An account left with no position and a negative balance (a liquidated account,
+   or an ADL counterparty closed out beyond its equity) has bad debt. The fund
    covers it from its free collateral; what remains is recorded in ``bad_debt`` (the account's
    balance is set to zero), shown in every block's events, and withdrawals are refused
    (``WITHDRAWALS_GATED``) until the fund has repaid it, which it does from its free collateral
