@@ -401,6 +401,8 @@ def test_trade_between_two_accounts(node: NodeProcess, api: Api) -> None:
                 "entry_cost": "-600",
                 "mark_price": "60000",
                 "unrealized_pnl": "0",
+                "isolated": False,
+                "isolated_margin": None,
             }
         ]
         assert long_["positions"] == [
@@ -411,6 +413,8 @@ def test_trade_between_two_accounts(node: NodeProcess, api: Api) -> None:
                 "entry_cost": "600",
                 "mark_price": "60000",
                 "unrealized_pnl": "0",
+                "isolated": False,
+                "isolated_margin": None,
             }
         ]
         assert short["equity"] == "9999999.94"  # 10,000,000 USDC at genesis, minus the fee

@@ -259,6 +259,8 @@ def test_agent_bot_quotes_modifies_cancels_and_is_taken(devnet: Devnet, client: 
         "entry_cost": "-738.06765",
         "mark_price": "60000",
         "unrealized_pnl": "0.06765",
+        "isolated": False,
+        "isolated_margin": None,
     }
     assert position(taker_after, BTC) == {
         "market": BTC,
@@ -267,6 +269,8 @@ def test_agent_bot_quotes_modifies_cancels_and_is_taken(devnet: Devnet, client: 
         "entry_cost": "738.06765",
         "mark_price": "60000",
         "unrealized_pnl": "-0.06765",
+        "isolated": False,
+        "isolated_margin": None,
     }
     # equity = collateral + position at mark: each side lost its fee and the 5.5 USDC spread
     assert dec(maker_after["equity"]) - dec(maker_before["equity"]) == (-maker_fee + dec("0.06765"))

@@ -23,12 +23,14 @@ from strata.node.feeds import Feeds, Subscriber
 from strata.node.index import NodeIndex, OrderOrigin
 from strata.state.store import State
 from strata.stf.block import Block, BlockEvents, BlockOutput, Header, Receipt
-from strata.stf.events import Event
+from strata.stf.events import Event, IsolatedMarginMoved, MarginModeChanged
 from strata.stf.genesis import make_genesis
 from strata.stf.transactions import (
     Action,
+    MoveIsolatedMargin,
     PlaceOrder,
     PlaceTrigger,
+    SetMarginMode,
     SignedTransaction,
     encode_transaction,
 )
@@ -353,3 +355,54 @@ def test_feeds_rebuild_rings_from_block_events_on_load() -> None:
     fund_message = json.loads(fund[0])
     assert [o["order_id"] for o in fund_message["orders"]] == [13]
     assert [e["type"] for e in fund_message["events"]] == ["position_changed"]
+
+
+def test_account_feed_shows_margin_mode_and_isolated_margin_moves() -> None:
+    """``margin_mode_changed`` and ``isolated_margin_moved`` (receipt events) reach the owner's
+    account feed, in order with its position change, and come back from the ring on restart."""
+    feeds = Feeds(MARKETS)
+    state = _state()
+    feeds.load(state, 0, ())
+    erin = _Collect("account", ERIN)
+    alice = _Collect("account", ALICE)
+    feeds.add_subscriber(erin)
+    feeds.add_subscriber(alice)
+    mode = MarginModeChanged(ERIN, BTC, True)
+    moved_in = IsolatedMarginMoved(ERIN, BTC, 400_000_000, -5_000_000_000)
+    moved_out = IsolatedMarginMoved(ERIN, BTC, -300_000_000, -5_300_000_000)
+    _, first, _ = _block(1, [(_signed(ERIN, 1, SetMarginMode(BTC, True)), [mode])])
+    _, second, _ = _block(
+        2,
+        [
+            (_signed(ERIN, 2, MoveIsolatedMargin(BTC, 400_000_000)), [moved_in]),
+            (_signed(ERIN, 3, MoveIsolatedMargin(BTC, -300_000_000)), [moved_out]),
+        ],
+        settlement=(PositionChanged(ERIN, BTC, 1_000, 6_000_000_000, 0, 0, 0),),
+    )
+    feeds.publish(first, state)
+    feeds.publish(second, state)
+    assert alice.messages == []
+    assert [m["seq"] for m in erin.messages] == [1, 2]
+    assert erin.messages[1]["prev_seq"] == 1
+    assert erin.messages[0]["events"] == [
+        {
+            "type": "margin_mode_changed",
+            "account": "0x" + ERIN.hex(),
+            "market": "BTC-PERP",
+            "market_id": BTC,
+            "isolated": True,
+        }
+    ]
+    events = erin.messages[1]["events"]
+    assert [e["type"] for e in events] == [
+        "isolated_margin_moved",
+        "isolated_margin_moved",
+        "position_changed",
+    ]
+    assert [(e["amount"], e["cash"]) for e in events[:2]] == [("400", "-5000"), ("-300", "-5300")]
+
+    rebuilt = Feeds(MARKETS)
+    rebuilt.load(_state(), 2, [first, second])
+    resumed = rebuilt.resume("account", ERIN, 0)
+    assert resumed is not None
+    assert [json.loads(text) for text in resumed] == erin.messages

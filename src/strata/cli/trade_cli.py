@@ -3,7 +3,8 @@
 Commands
 --------
 ``strata keys new [--out FILE]``                    a new wallet key (file written mode 0600)
-``strata account ADDRESS``                          balances, margin, positions, orders, triggers
+``strata account ADDRESS``                          cross margin, positions (isolated ones with
+                                                    their own margin), orders, triggers
 ``strata order place MARKET buy|sell SIZE PRICE``   sign and send a limit order (``--key FILE``;
                                                     ``--expires-in SECONDS``: good-til-time)
 ``strata order cancel MARKET --order-id N``         cancel by order id or ``--client-id``
@@ -166,14 +167,39 @@ _SUMMARY_FIELDS = (
     "collateral",
     "equity",
     "free_collateral",
+    "withdrawable",
     "reserved",
     "initial_margin",
     "maintenance_margin",
     "margin_ratio",
     "liquidatable",
+    "isolated_markets",
     "cancel_at_ms",
     "height",
 )
+"""The account's summary: the cross-margin figures (isolated positions have their own)."""
+
+_ISOLATED_FIELDS = (
+    "cash",
+    "equity",
+    "withdrawable",
+    "initial_margin",
+    "maintenance_margin",
+    "margin_ratio",
+    "liquidatable",
+)
+
+
+def _isolated_rows(positions: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per isolated position: its market and size, then its own margin figures."""
+    rows = []
+    for position in positions:
+        figures = position.get("isolated_margin")
+        if isinstance(figures, dict):
+            row = {"market": position.get("market"), "size": position.get("size")}
+            row.update((key, figures.get(key)) for key in _ISOLATED_FIELDS if key in figures)
+            rows.append(row)
+    return rows
 
 
 def _cmd_account(args: argparse.Namespace) -> int:
@@ -183,15 +209,31 @@ def _cmd_account(args: argparse.Namespace) -> int:
         _print_json(account)
         return 0
     print(f"account {account.get('address', args.address)}")
-    summary = [[key, account.get(key)] for key in _SUMMARY_FIELDS if key in account]
-    print(format_table(["field", "value"], summary))
-    for title, key, preferred in (
-        ("positions", "positions", ("market", "size", "entry_price", "mark_price")),
-        ("open orders", "open_orders", ("market", "order_id", "client_id", "side", "price")),
-        ("triggers", "triggers", ("market", "trigger_id", "side", "trigger_price", "size")),
-        ("agents", "agents", ("public_key", "valid_until_ms")),
-    ):
-        rows = account.get(key) or []
+    summary = [[key, _cell(account.get(key))] for key in _SUMMARY_FIELDS if key in account]
+    print(format_table(["cross margin", "value"], summary))
+    positions = account.get("positions") or []
+    tables = (
+        (
+            "positions",
+            [{k: v for k, v in p.items() if k != "isolated_margin"} for p in positions],
+            ("market", "size", "entry_price", "mark_price", "unrealized_pnl", "isolated"),
+        ),
+        ("isolated positions", _isolated_rows(positions), ("market", "size", *_ISOLATED_FIELDS)),
+        (
+            "open orders",
+            account.get("open_orders") or [],
+            ("market", "order_id", "client_id", "side", "price"),
+        ),
+        (
+            "triggers",
+            account.get("triggers") or [],
+            ("market", "trigger_id", "side", "trigger_price", "size"),
+        ),
+        ("agents", account.get("agents") or [], ("public_key", "valid_until_ms")),
+    )
+    for title, rows, preferred in tables:
+        if title == "isolated positions" and not rows:
+            continue
         print(f"\n{title}")
         print(_dict_table(rows, preferred) if rows else "  (none)")
     return 0

@@ -7,6 +7,8 @@ The public SDK of a Strata node (docs/api.md)::
     client = Client("http://127.0.0.1:8545")
     trader = Trader(client, wallet_from_seed("alice"))       # devnet key; else Wallet(key)
     client.faucet(trader.account, "10000")                   # devnet only: 10000 USDC
+    trader.set_margin_mode("ETH-PERP", True, wait=True)       # isolated margin (docs/api.md)
+    trader.move_isolated_margin("ETH-PERP", "250")           # once it holds a position there
     tx_hash = trader.place("BTC-PERP", "buy", "50010.5", "0.25", tif="post_only", client_id=7)
     print(client.wait_for_transaction(tx_hash)["status"])    # "included"
     print(client.order("BTC-PERP", account=trader.account, client_id=7))

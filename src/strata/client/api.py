@@ -44,10 +44,12 @@ from strata.stf.transactions import (
     CancelOrder,
     CancelTrigger,
     ModifyOrder,
+    MoveIsolatedMargin,
     PlaceOrder,
     PlaceTrigger,
     RevokeAgent,
     ScheduleCancel,
+    SetMarginMode,
     SignedTransaction,
     Transfer,
     Withdraw,
@@ -812,6 +814,30 @@ class _TraderCore:
         minimum delay after the block, else ``SCHEDULE_TOO_SOON``), or clear it (``None``)."""
         return ScheduleCancel(at_ms)
 
+    def set_margin_mode_action(self, market: str | int, isolated: bool) -> SetMarginMode:
+        """Trade ``market`` with isolated margin (``isolated``) or cross margin (the default);
+        only without a position there (else the receipt's status is ``POSITION_OPEN``)."""
+        obj = {"type": "set_margin_mode", "market": market, "isolated": isolated}
+        action = action_from_json(obj, self._action_markets())
+        assert isinstance(action, SetMarginMode)
+        return action
+
+    def move_isolated_margin_action(
+        self, market: str | int, amount: DecimalLike
+    ) -> MoveIsolatedMargin:
+        """Move ``amount`` USDC from the cross-margin balance into the isolated position in
+        ``market`` (negative: out of it, at most its ``isolated_margin.withdrawable``, else the
+        receipt's status is ``INSUFFICIENT_FREE_COLLATERAL``; without an isolated position it is
+        ``NOT_ISOLATED``). ``OFF_GRID`` beyond 6 decimals, ``INVALID_PARAMS`` for zero."""
+        obj = {
+            "type": "move_isolated_margin",
+            "market": market,
+            "amount": _decimal_text(amount, "amount"),
+        }
+        action = action_from_json(obj, self._action_markets())
+        assert isinstance(action, MoveIsolatedMargin)
+        return action
+
     def cancel_action(
         self, market: str | int, order_id: int | None = None, client_id: int | None = None
     ) -> CancelOrder:
@@ -1053,6 +1079,25 @@ class Trader(_TraderCore):
         """Set (or, with ``None``, clear) the dead-man switch: unless renewed, the first block
         whose timestamp reaches ``at_ms`` cancels every open order and trigger of the account."""
         return self.submit(self.schedule_cancel_action(at_ms), wait=wait, timeout=timeout)
+
+    def set_margin_mode(
+        self, market: str | int, isolated: bool, *, wait: bool = False, timeout: float = 30
+    ) -> Any:
+        """Trade ``market`` isolated (``True``) or cross (``False``): an isolated position keeps
+        its own cash, is margined and liquidated alone, and loses at most that cash (docs/api.md,
+        "Isolated margin"). Only without a position in the market (else ``POSITION_OPEN``)."""
+        self._ready()
+        action = self.set_margin_mode_action(market, isolated)
+        return self.submit(action, wait=wait, timeout=timeout)
+
+    def move_isolated_margin(
+        self, market: str | int, amount: DecimalLike, *, wait: bool = False, timeout: float = 30
+    ) -> Any:
+        """Move ``amount`` USDC into the isolated position in ``market`` (negative: out of it);
+        see :meth:`move_isolated_margin_action`."""
+        self._ready()
+        action = self.move_isolated_margin_action(market, amount)
+        return self.submit(action, wait=wait, timeout=timeout)
 
     def cancel(
         self,
@@ -1299,6 +1344,22 @@ class AsyncTrader(_TraderCore):
         self, at_ms: int | None, *, wait: bool = False, timeout: float = 30
     ) -> Any:
         return await self.submit(self.schedule_cancel_action(at_ms), wait=wait, timeout=timeout)
+
+    async def set_margin_mode(
+        self, market: str | int, isolated: bool, *, wait: bool = False, timeout: float = 30
+    ) -> Any:
+        """As :meth:`Trader.set_margin_mode`."""
+        await self._ready()
+        action = self.set_margin_mode_action(market, isolated)
+        return await self.submit(action, wait=wait, timeout=timeout)
+
+    async def move_isolated_margin(
+        self, market: str | int, amount: DecimalLike, *, wait: bool = False, timeout: float = 30
+    ) -> Any:
+        """As :meth:`Trader.move_isolated_margin`."""
+        await self._ready()
+        action = self.move_isolated_margin_action(market, amount)
+        return await self.submit(action, wait=wait, timeout=timeout)
 
     async def cancel(
         self,

@@ -742,6 +742,12 @@ def _account_liquidated(e: AccountLiquidated, markets: dict[int, MarketInfo]) ->
         "maintenance": quote_to_usdc(e.maintenance_quote),
         "close_ppm": e.close_ppm,
         "orders_canceled": e.orders_canceled,
+        "isolated_market": (
+            None
+            if e.isolated_market_id is None
+            else _market_info(markets, e.isolated_market_id).symbol
+        ),
+        "isolated_market_id": e.isolated_market_id,
     }
 
 

@@ -10,6 +10,7 @@ its flags and :func:`devnet_genesis`.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Final
 
@@ -57,6 +58,11 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     """Traded volume (quote units) that earns an account one more transaction per second."""
     account_rate_max_per_s: int = 20_000
     signature_threads: int = 2
+    """Threads of the signature precompile when it runs without processes."""
+    signature_processes: int | None = None
+    """Worker processes of the signature precompile (``exec/signatures.py``); ``None`` picks
+    one per spare core, at most two (none on a one-core machine: threads then); 0 forces
+    threads."""
     checkpoint_every: int = 16
     retain_heights: int = 64
     devnet: bool = False
@@ -74,6 +80,12 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     fault_wrong_root_at: int | None = None
     """Test-only fault switch (devnet only): commit a wrong state root at this height, so that
     tests can show the verifier catches it."""
+
+    def resolved_signature_processes(self) -> int:
+        if self.signature_processes is not None:
+            return max(0, self.signature_processes)
+        spare = len(os.sched_getaffinity(0)) - 1
+        return max(0, min(2, spare))
 
 
 class MarketDisplay(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -6,7 +6,8 @@ and the four lists of ``BlockEvents``. ``stf/transition.py`` (``_execute``) runs
 1. **prologue**: deposits, oracle, funding, then expiries and dead-man switches (``OrderUpdate``
    ``EXPIRED``/``SCHEDULED_CANCEL``) and fired triggers (``TriggerUpdate``);
 2. admission (the receipts' own events: fees, refusals with order id 0, triggers placed or
-   canceled, schedules), which touches no order id;
+   canceled, schedules, margin modes changed and isolated margin moved), which touches no
+   order id;
 3. **matching**, market by market: the transactions' cancels, then the fired triggers' orders
    (``BlockEvents.matching``), then the transactions' placements (the receipts);
 4. **settlement** (``PositionChanged``);

@@ -19,7 +19,8 @@ Every event of a block counts, the receipts' and the block's own lists (``node/e
 the fills of fired triggers, of liquidations and of the insurance fund's unwinding are trades;
 orders canceled by expiry, a dead-man switch or a liquidation are order updates of their owner
 and changes of the book. An account message carries the account's ``fills``, ``orders`` and
-``events``: its position changes, triggers, dead-man switch and liquidations.
+``events``: its position changes, triggers, dead-man switch, margin modes, isolated margin moved
+and liquidations.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from strata.modules.triggers import ScheduledCancelFired, TriggerUpdate
 from strata.node.events import block_segments
 from strata.state.store import State
 from strata.stf.block import BlockOutput, compute_header_hash
-from strata.stf.events import CancelScheduled, Event
+from strata.stf.events import CancelScheduled, Event, IsolatedMarginMoved, MarginModeChanged
 
 BOOK_DEPTH = 50
 """Levels per side of the L2 book feed (snapshot, deltas and checksum)."""
@@ -390,6 +391,8 @@ ACCOUNT_EVENTS = (
     TriggerUpdate,
     CancelScheduled,
     ScheduledCancelFired,
+    MarginModeChanged,
+    IsolatedMarginMoved,
     AccountLiquidated,
     PositionLiquidated,
     Deleveraged,

@@ -33,7 +33,6 @@ import random
 import sys
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any
 
@@ -45,7 +44,7 @@ from strata.client.markets import MarketInfo
 from strata.client.signing import Wallet, wallet_from_seed
 from strata.core.errors import ErrorCode, InvalidBlock, InvalidTransaction
 from strata.core.signatures import compute_transaction_digest
-from strata.exec.signatures import joined, submit_parts
+from strata.exec.signatures import SignaturePool, joined
 from strata.modules import accounts, clearing, collateral, markets, oracle
 from strata.node.config import (
     DEVNET_ORACLE_SEED,
@@ -61,7 +60,6 @@ from strata.node.metrics import NodeMetrics
 from strata.node.posting import DaPoster
 from strata.state.store import ChainTip
 from strata.stf.block import Block, BlockOutput, compute_header_hash
-from strata.stf.params import ChainParams
 from strata.stf.transactions import (
     CANCEL_ACTIONS,
     MAX_TRANSACTION_BYTES,
@@ -153,7 +151,10 @@ class Node:
         self.policy: OrderingPolicy = policy or ArrivalOrder()
         self.feeds = Feeds(self.markets)
         self.metrics = NodeMetrics()
-        self.pool = ThreadPoolExecutor(config.signature_threads, thread_name_prefix="sigcheck")
+        self.signatures = SignaturePool(
+            config.resolved_signature_processes(), config.signature_threads
+        )
+        self.signatures.start()
         self.ip_limits = RateLimiter(config.ip_rate_per_s)
         self.account_limits = RateLimiter(config.account_rate_per_s)
         self.faucet_queue: list[Deposit] = []
@@ -346,7 +347,7 @@ class Node:
         previous, turn = self._admission_tail, asyncio.Event()
         self._admission_tail = turn
         try:
-            signers = await self._verify([c[3] for c in candidates])
+            signers = await self._verify([c[2] for c in candidates])
             if previous is not None:
                 await previous.wait()
             self._insert(candidates, signers, results)
@@ -411,11 +412,14 @@ class Node:
                 del refused[next(iter(refused))]
         return {"error": error.to_json()}
 
-    async def _verify(self, txs: list[SignedTransaction]) -> list[bytes | None]:
-        """Signature checks of a batch, split across the thread pool (a small batch in one
-        part: a thread hop costs more than it saves)."""
-        parts = 1 if len(txs) < 8 else self.config.signature_threads
-        futures = submit_parts(self.pool, _check_many, self.params, txs, parts)
+    async def _verify(self, datas: list[bytes]) -> list[bytes | None]:
+        """Signature checks of a batch of raw transactions on the signature precompile's
+        workers (``exec/signatures.py``; a small batch in one part: a hop costs more than it
+        saves), while the event loop serves other requests and builds blocks."""
+        if not datas:
+            return []
+        parts = 1 if len(datas) < 8 else None
+        futures = self.signatures.submit(self.params, datas, parts)
         await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
         return joined(futures)
 
@@ -600,7 +604,7 @@ class Node:
 
     def close(self) -> None:
         """Flush and close everything (after :meth:`run` has returned)."""
-        self.pool.shutdown(wait=True)
+        self.signatures.close()
         if self.poster is not None:
             self.poster.close()
         self.mempool.close()
@@ -608,10 +612,6 @@ class Node:
         self.store.close(checkpoint=True)
         if self._lock_file is not None:
             self._lock_file.close()
-
-
-def _check_many(params: ChainParams, txs: Sequence[SignedTransaction]) -> list[bytes | None]:
-    return [check_signature(params, tx) for tx in txs]
 
 
 class JsonLogFormatter(logging.Formatter):

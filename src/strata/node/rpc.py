@@ -46,7 +46,7 @@ from strata.stf.transactions import (
     compute_transaction_hash,
     encode_transaction,
 )
-from strata.stf.transition import get_account_risk
+from strata.stf.transition import get_account_risk, get_isolated_risk
 
 MAX_DEPTH = 8
 MAX_INT = 1 << 127
@@ -374,12 +374,16 @@ async def get_order(ctx: Context, params: list[Any]) -> Any:
 
 @method(
     "strata_getAccount",
-    "An account: collateral, equity, margin and its ratio, positions, open orders, triggers, "
-    "dead-man switch, agents, nonces.",
+    "An account: cross-margin collateral, equity, margin and its ratio, positions (an isolated "
+    "one with its own cash and margin), isolated markets, open orders, triggers, dead-man "
+    "switch, agents, nonces.",
     [("address", "string", True)],
-    "{address, height, collateral, equity, free_collateral, reserved, initial_margin, "
-    "maintenance_margin, margin_ratio, liquidatable, positions, open_orders, triggers, "
-    "cancel_at_ms, agents, nonces}",
+    "{address, height, collateral, equity, free_collateral, withdrawable, reserved, "
+    "initial_margin, maintenance_margin, margin_ratio, liquidatable, positions: [{market, size, "
+    "entry_price, entry_cost, mark_price, unrealized_pnl, isolated, isolated_margin: {cash, "
+    "equity, free_collateral, withdrawable, initial_margin, maintenance_margin, margin_ratio, "
+    "liquidatable} | null}], isolated_markets, open_orders, triggers, cancel_at_ms, agents, "
+    "nonces}",
 )
 async def get_account(ctx: Context, params: list[Any]) -> Any:
     (raw,) = _params(params, 1, 1)
@@ -415,7 +419,13 @@ async def get_account(ctx: Context, params: list[Any]) -> Any:
         "height": node.store.tip.height,
         "collateral": quote_to_usdc(collateral.get_balance(state, account)),
         **_margin_json(risk),
+        "reserved": quote_to_usdc(risk.reserved_quote),
         "positions": _positions_json(node, state, account),
+        "isolated_markets": [
+            info.symbol
+            for market_id, info in sorted(node.markets.items())
+            if collateral.is_isolated(state, account, market_id)
+        ],
         "open_orders": open_orders,
         "triggers": _triggers_json(node, state, account),
         "cancel_at_ms": triggers.get_cancel_schedule(state, account),
@@ -425,10 +435,15 @@ async def get_account(ctx: Context, params: list[Any]) -> Any:
 
 
 def _margin_json(risk: AccountRisk) -> dict[str, Any]:
-    """An account's margin figures. ``margin_ratio`` is ``equity / maintenance_margin`` (6
-    decimals, rounded down as the chain ranks liquidations; ``null`` without a requirement):
-    below 1 the account is ``liquidatable``, and the next block's risk phase liquidates it
-    unless the marks move first (positions in a market whose index is stale are frozen)."""
+    """Margin figures of the cross-margin account, or of one isolated position (each is
+    margined and liquidated on its own, ``modules/collateral``).
+
+    ``margin_ratio`` is ``equity / maintenance_margin`` (6 decimals, rounded down as the chain
+    ranks liquidations; ``null`` without a requirement): below 1 it is ``liquidatable``, and the
+    next block's risk phase liquidates it unless the marks move first (positions in a market
+    whose index is stale are frozen). ``withdrawable`` is free collateral less unrealized profit,
+    at least 0: what a withdrawal or transfer may take from the account (withdrawals also wait
+    while bad debt is recorded), or what ``move_isolated_margin`` may take out of a position."""
     maintenance = risk.maintenance_quote
     ratio = None
     if maintenance > 0:
@@ -436,7 +451,7 @@ def _margin_json(risk: AccountRisk) -> dict[str, Any]:
     return {
         "equity": quote_to_usdc(risk.equity_quote),
         "free_collateral": quote_to_usdc(risk.free_collateral_quote),
-        "reserved": quote_to_usdc(risk.reserved_quote),
+        "withdrawable": quote_to_usdc(max(0, risk.withdrawable_quote)),
         "initial_margin": quote_to_usdc(risk.initial_quote),
         "maintenance_margin": quote_to_usdc(maintenance),
         "margin_ratio": ratio,
@@ -445,12 +460,19 @@ def _margin_json(risk: AccountRisk) -> dict[str, Any]:
 
 
 def _positions_json(node: Node, state: State, account: bytes) -> list[dict[str, Any]]:
+    """The account's positions; an isolated one (``isolated``) carries its own cash and margin
+    figures in ``isolated_margin`` (``null`` for a cross-margin position)."""
     positions = []
     for position in get_positions(state, account):
         info = node.markets[position.market_id]
         mark = oracle.get_mark_price(state, position.market_id) or 0
         value = position.size_lots * mark * info.quote_per_tick_lot
         entry = _entry_price(info, position) if position.size_lots else None
+        isolated = get_isolated_risk(state, account, position.market_id)
+        isolated_margin = None
+        if isolated is not None:
+            cash = collateral.get_isolated_cash(state, account, position.market_id)
+            isolated_margin = {"cash": quote_to_usdc(cash), **_margin_json(isolated)}
         positions.append(
             {
                 "market": info.symbol,
@@ -459,6 +481,8 @@ def _positions_json(node: Node, state: State, account: bytes) -> list[dict[str, 
                 "entry_cost": quote_to_usdc(position.entry_cost_quote),
                 "mark_price": info.ticks_to_price(mark),
                 "unrealized_pnl": quote_to_usdc(value - position.entry_cost_quote),
+                "isolated": isolated is not None,
+                "isolated_margin": isolated_margin,
             }
         )
     return positions
