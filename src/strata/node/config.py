@@ -63,6 +63,9 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     """Worker processes of the signature precompile (``exec/signatures.py``); ``None`` picks
     one per spare core, at most two (none on a one-core machine: threads then); 0 forces
     threads."""
+    index_process: bool | None = None
+    """Index committed blocks in a process of their own (``node/index_worker.py``); ``None``:
+    when the machine has more than one core."""
     checkpoint_every: int = 16
     retain_heights: int = 64
     devnet: bool = False
@@ -80,6 +83,11 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     fault_wrong_root_at: int | None = None
     """Test-only fault switch (devnet only): commit a wrong state root at this height, so that
     tests can show the verifier catches it."""
+
+    def resolved_index_process(self) -> bool:
+        if self.index_process is not None:
+            return self.index_process
+        return len(os.sched_getaffinity(0)) > 1
 
     def resolved_signature_processes(self) -> int:
         if self.signature_processes is not None:

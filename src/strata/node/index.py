@@ -88,6 +88,39 @@ _TRIGGER_DECODER = msgspec.msgpack.Decoder(_TriggerRecord)
 _ORDER_DECODER = msgspec.msgpack.Decoder(OrderRecord)
 
 
+class IndexHints(msgspec.Struct, frozen=True, array_like=True):
+    """What the index reads of the block's post-state (it runs in a process of its own, without
+    the state): the block's marks, and the side and price of the orders its own phases left
+    resting (their events do not carry them)."""
+
+    marks: dict[int, int] = {}
+    resting: list[tuple[int, int, bool, int]] = []
+    """``(market id, order id, is_buy, price_ticks)``."""
+
+    @classmethod
+    def of(cls, state: State, output: BlockOutput) -> IndexHints:
+        """The hints of ``output``'s block, from ``state`` if it is that block's post-state
+        (else none: an older block indexed again at start)."""
+        if state.tip.height != output.header.height:
+            return cls()
+        marks: dict[int, int] = {}
+        for market_id in state.books:
+            mark = oracle.get_mark_price(state, market_id)
+            if mark is not None:
+                marks[market_id] = mark
+        resting: list[tuple[int, int, bool, int]] = []
+        events = output.block_events
+        for event in (*events.prologue, *events.matching, *events.risk):
+            if isinstance(event, OrderUpdate) and event.status == OrderStatus.OPEN:
+                book = state.books.get(event.market_id)
+                order = None if book is None else book.get_order(event.order_id)
+                if order is not None:
+                    resting.append(
+                        (event.market_id, order.order_id, order.is_buy, order.price_ticks)
+                    )
+        return cls(marks, resting)
+
+
 class TxLocation(msgspec.Struct, frozen=True):
     height: int
     index: int
@@ -95,10 +128,19 @@ class TxLocation(msgspec.Struct, frozen=True):
 
 
 class NodeIndex:
-    def __init__(self, path: Path) -> None:
+    """The index's LMDB environment: one writer (the index process, or the node at start and in
+    tests), and readers (the node's RPC) in any process."""
+
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
         path.mkdir(parents=True, exist_ok=True)
         self._env = lmdb.open(
-            str(path), max_dbs=8, map_size=1 << 34, sync=False, metasync=False, readahead=False
+            str(path),
+            max_dbs=8,
+            map_size=1 << 34,
+            sync=False,
+            metasync=False,
+            readahead=False,
+            create=not readonly,
         )
         self._db = {
             name: self._env.open_db(name)
@@ -132,7 +174,7 @@ class NodeIndex:
         done = 0
         for height in range(max(self.tip + 1, 1), tip + 1):
             block, output = read(height)
-            self.add_block(block, output, state)
+            self.add_block(block, output, IndexHints.of(state, output))
             done += 1
         return done
 
@@ -140,19 +182,21 @@ class NodeIndex:
         self,
         block: Block,
         output: BlockOutput,
-        state: State,
+        hints: IndexHints | State,
         decoded: Mapping[bytes, SignedTransaction] | None = None,
     ) -> None:
-        """Index one committed block (``state`` is the post-state of the newest block, used only
-        for the price and side of orders resting in the book, and for the mark of this block if
-        it is the newest; ``decoded`` maps transaction hashes to the transactions already
-        decoded, the others are decoded here).
+        """Index one committed block (``hints``: what the index reads of its post-state, see
+        :class:`IndexHints`; a ``State`` is turned into them; ``decoded`` maps transaction
+        hashes to the transactions already decoded, the others are decoded here).
 
         Every order event counts: the receipts' and those of the block's own phases (orders
         canceled by expiry, a dead-man switch or a liquidation; the orders of fired triggers,
         liquidations and the insurance fund's unwinding), in the order they happened
         (``node/events.py``)."""
         height = block.header.height
+        if not isinstance(hints, IndexHints):
+            hints = IndexHints.of(hints, output)
+        resting = {(m, o): (is_buy, price) for m, o, is_buy, price in hints.resting}
         orders: dict[tuple[int, int], OrderRecord] = {}
         with self._env.begin(write=True) as txn:
             txs = sorted(
@@ -165,7 +209,7 @@ class NodeIndex:
                     compute_transaction_hash(data): decode_transaction(data)
                     for data in block.transactions
                 }
-            fold = _BlockFold(self, txn, height, orders, state)
+            fold = _BlockFold(self, txn, height, orders, hints.marks)
             for phase, receipt, events in block_segments(output):
                 tx = None if receipt is None else decoded.get(receipt.tx_hash)
                 fold.segment(phase, events, tx)
@@ -175,11 +219,9 @@ class NodeIndex:
             client_rows: list[tuple[bytes, bytes]] = []
             for (market_id, order_id), record in sorted(orders.items()):
                 if record.status == OrderStatus.OPEN and record.price_ticks is None:
-                    book = state.books.get(market_id)
-                    resting = book.get_order(order_id) if book is not None else None
-                    if resting is not None:
-                        record.is_buy = resting.is_buy
-                        record.price_ticks = resting.price_ticks
+                    found = resting.get((market_id, order_id))
+                    if found is not None:
+                        record.is_buy, record.price_ticks = found
                 key = _ORDER_KEY.pack(market_id, order_id)
                 order_rows.append((key, msgspec.msgpack.encode(record)))
                 if record.client_id is not None:
@@ -264,14 +306,14 @@ class _BlockFold:
         txn: lmdb.Transaction,
         height: int,
         orders: dict[tuple[int, int], OrderRecord],
-        state: State,
+        block_marks: Mapping[int, int],
     ) -> None:
         self.index = index
         self.txn = txn
         self.height = height
         self.orders = orders
-        # The state's marks are this block's only if the state is this block's post-state.
-        self.state = state if state.tip.height == height else None
+        self.block_marks = block_marks
+        """The block's marks (``IndexHints``; empty for an older block indexed at start)."""
         self.trigger_db = index._db[b"trigger"]
         self.sides: dict[tuple[int, int], bool] = {}
         """Side of an order seen in a fill before its first update (a taker's update comes
@@ -386,8 +428,8 @@ class _BlockFold:
                 if record.is_buy is None and size:
                     record.is_buy = size < 0
                 mark = self.marks.get(market_id)
-                if mark is None and self.state is not None:
-                    mark = oracle.get_mark_price(self.state, market_id)
+                if mark is None:
+                    mark = self.block_marks.get(market_id)
                 if mark is not None:
                     record.price_ticks = mark
 

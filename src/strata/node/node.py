@@ -54,7 +54,8 @@ from strata.node.config import (
     write_genesis,
 )
 from strata.node.feeds import REBUILD_BLOCKS, Feeds
-from strata.node.index import NodeIndex
+from strata.node.index import IndexHints, NodeIndex
+from strata.node.index_worker import IndexWorker
 from strata.node.mempool import ArrivalOrder, Mempool, OrderingPolicy, PendingTx
 from strata.node.metrics import NodeMetrics
 from strata.node.posting import DaPoster
@@ -147,6 +148,10 @@ class Node:
         self.markets: dict[int, MarketInfo] = genesis.market_infos()
         data_dir = Path(config.data_dir)
         self.index = NodeIndex(data_dir / "index")
+        self.indexer: IndexWorker | None = None
+        """The index process, once the node has resumed (``None``: indexing in this process)."""
+        self._unindexed: dict[bytes, int] = {}
+        """Hashes of transactions in committed blocks the index process may not hold yet."""
         self.mempool = Mempool(data_dir / "mempool.log", config.mempool_capacity_gas)
         self.policy: OrderingPolicy = policy or ArrivalOrder()
         self.feeds = Feeds(self.markets)
@@ -229,6 +234,10 @@ class Node:
         state = self.store.state
         tip = self.store.tip.height
         indexed = self.index.catch_up(tip, self._read_block, state)
+        if self.config.resolved_index_process():
+            self.index.close()
+            self.indexer = IndexWorker(Path(self.config.data_dir) / "index", tip)
+            self.index = self.indexer.reader
         first = max(1, self.store.base_height + 1, tip - REBUILD_BLOCKS + 1)
         self.feeds.load(state, tip, (self._read_block(h)[1] for h in range(first, tip + 1)))
         reloaded = self.mempool.recover(self._readmit)
@@ -255,9 +264,19 @@ class Node:
         )
         return block, output
 
+    def is_included(self, tx_hash: bytes) -> bool:
+        """Whether a committed block holds the transaction (indexed or not yet)."""
+        return tx_hash in self._unindexed or bool(self.index.included([tx_hash]))
+
+    async def index_synced(self) -> None:
+        """Wait (briefly) until the index holds every committed block, so that the API answers
+        from it what the chain and the feeds already show."""
+        if self.indexer is not None:
+            await self.indexer.wait_for(self.store.tip.height)
+
     def _readmit(self, data: bytes) -> PendingTx | None:
         tx_hash = compute_transaction_hash(data)
-        if self.index.included([tx_hash]):
+        if self.is_included(tx_hash):
             return None
         try:
             tx = decode_transaction(data)
@@ -335,7 +354,7 @@ class Node:
                 self._precheck(tx, at_ms)
             except InvalidTransaction as error:
                 spent = (ErrorCode.NONCE_ALREADY_USED, ErrorCode.NONCE_BELOW_WINDOW)
-                if error.code in spent and self.index.included([tx_hash]):
+                if error.code in spent and self.is_included(tx_hash):
                     results[i] = {"hash": "0x" + tx_hash.hex()}  # an included tx, resubmitted
                     continue
                 results[i] = self._refused(RpcError(error.code, error.detail), tx_hash)
@@ -511,6 +530,11 @@ class Node:
 
     def produce_block(self) -> None:
         """Order, execute and commit one block, then report it (index, feeds, metrics)."""
+        if self.indexer is not None and not self.indexer.is_alive():
+            # A stage that died takes the node down before the next block, never in it.
+            log.error("the index process died: stopping", extra={"fields": {}})
+            self.stopping = True
+            return
         started = time.monotonic()
         tip = self.store.tip
         timestamp_ms = max(now_ms(), tip.timestamp_ms + 1)
@@ -595,7 +619,16 @@ class Node:
             latency.observe((now_ns - tx.received_ns) / 1e9)
         self.mempool.remove_many(tx.tx_hash for tx in chosen)
         state = self.store.state
-        self.index.add_block(block, output, state, {tx.tx_hash: tx.tx for tx in chosen})
+        if self.indexer is not None:
+            self.indexer.submit(block, output, IndexHints.of(state, output))
+            unindexed = self._unindexed
+            for receipt in output.receipts:
+                unindexed[receipt.tx_hash] = height
+            if len(unindexed) > 4 * self.config.max_block_transactions:
+                tip = self.index.tip
+                self._unindexed = {h: at for h, at in unindexed.items() if at > tip}
+        else:
+            self.index.add_block(block, output, state, {tx.tx_hash: tx.tx for tx in chosen})
         self.feeds.publish(output, state)
         self.metrics.height.set(height)
         self.metrics.mempool.set(len(self.mempool))
@@ -608,7 +641,10 @@ class Node:
         if self.poster is not None:
             self.poster.close()
         self.mempool.close()
-        self.index.close()
+        if self.indexer is not None:
+            self.indexer.close()
+        else:
+            self.index.close()
         self.store.close(checkpoint=True)
         if self._lock_file is not None:
             self._lock_file.close()

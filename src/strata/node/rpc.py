@@ -298,6 +298,7 @@ async def get_transaction(ctx: Context, params: list[Any]) -> Any:
     tx_hash = _hex(raw, "hash", 32)
     node = ctx.node
     result: dict[str, Any] = {"hash": raw.lower(), "status": "unknown"}
+    await node.index_synced()
     location = node.index.transaction(tx_hash)
     if location is not None:
         receipts, _ = node.store.get_receipts(location.height)
@@ -355,6 +356,7 @@ async def get_order(ctx: Context, params: list[Any]) -> Any:
     node = ctx.node
     info = _market(node, market)
     which = _object(which, "which", {"order_id", "account", "client_id"})
+    await node.index_synced()
     if "order_id" in which:
         if set(which) != {"order_id"}:
             raise RpcError(RpcCode.INVALID_PARAMS, "give order_id alone, or account and client_id")
