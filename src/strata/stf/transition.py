@@ -403,6 +403,13 @@ def _check_place(block: _Block, order: PlaceOrder | ModifyOrder) -> None:
         raise InvalidTransaction(ErrorCode.MARKET_NOT_ACTIVE, "no oracle price yet")
 
 
+def _check_order(block: _Block, order: PlaceOrder | ModifyOrder) -> None:
+    """The static checks of one order (alone or in a bulk action)."""
+    _check_place(block, order)
+    if isinstance(order, ModifyOrder) and (order.order_id is None) == (order.client_id is None):
+        raise InvalidTransaction(ErrorCode.MALFORMED_TRANSACTION, "order id xor client id")
+
+
 def _check_static(block: _Block, tx: SignedTransaction) -> None:
     """Stateless-in-spirit checks of an action (markets exist, sizes in range, bulk bounds).
 
@@ -413,11 +420,7 @@ def _check_static(block: _Block, tx: SignedTransaction) -> None:
     """
     action = tx.action
     if isinstance(action, ORDER_ACTIONS):
-        _check_place(block, action)
-        if isinstance(action, ModifyOrder) and (action.order_id is None) == (
-            action.client_id is None
-        ):
-            raise InvalidTransaction(ErrorCode.MALFORMED_TRANSACTION, "order id xor client id")
+        _check_order(block, action)
     elif isinstance(action, CancelOrder):
         _check_cancel(block, action)
     elif isinstance(action, CancelAll):
@@ -442,7 +445,7 @@ def _check_static(block: _Block, tx: SignedTransaction) -> None:
             if isinstance(item, CancelOrder):
                 _check_cancel(block, item)
             else:
-                _check_static(block, SignedTransaction(tx.account, tx.nonce, item, None, b""))
+                _check_order(block, item)
     elif isinstance(action, PlaceTrigger):
         market = markets.check_order_params(
             block.state, action.market_id, action.price_ticks, action.size_lots
