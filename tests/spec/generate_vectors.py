@@ -30,7 +30,7 @@ import msgspec
 from strata.client.signing import AgentKey, agent_from_seed, wallet_from_seed
 from strata.core.errors import ErrorCode, InvalidBlock
 from strata.core.ordered_merkle import compute_ordered_root
-from strata.modules import clearing, collateral, funding, liquidation, margin, oracle
+from strata.modules import clearing, collateral, funding, liquidation, margin, oracle, triggers
 from strata.modules.book import OrderReason, OrderStatus, TimeInForce
 from strata.modules.clearing import FeeTier
 from strata.modules.clearing.events import FillEvent, OrderUpdate, PositionChanged
@@ -52,18 +52,29 @@ from strata.stf.transactions import (
     BulkPlace,
     CancelAll,
     CancelOrder,
+    CancelTrigger,
     Deposit,
     ModifyOrder,
+    MoveIsolatedMargin,
     OraclePrice,
     PlaceOrder,
+    PlaceTrigger,
     RevokeAgent,
+    ScheduleCancel,
+    SetMarginMode,
     SignedTransaction,
     SystemInput,
     Transfer,
     Withdraw,
     encode_transaction,
 )
-from strata.stf.transition import apply_block, build_block, copy_state, get_account_risk
+from strata.stf.transition import (
+    apply_block,
+    build_block,
+    copy_state,
+    get_account_risk,
+    get_isolated_risk,
+)
 from tests.helpers.chain import BLOCK_MS, BTC, CHAIN_ID, ETH, GENESIS_MS, sign, sign_price
 from tests.spec.vector_format import (
     VECTOR_DIR,
@@ -1682,6 +1693,188 @@ def _() -> Scenario:
         status=[],
         rejected=[E.BULK_EMPTY] * 3,
     )
+    return s
+
+
+# --------------------------------------------------------------------------------------------
+# Timed orders, triggers, the dead-man switch and isolated margin (new transactions)
+# --------------------------------------------------------------------------------------------
+
+
+def _timed(s: Scenario, output: BlockOutput) -> list[tuple[int, int]]:
+    """``(status, reason)`` of the order updates of the block's own phases (prologue, matching)."""
+    events = (*output.block_events.prologue, *output.block_events.matching)
+    return [(int(e.status), int(e.reason)) for e in events if isinstance(e, OrderUpdate)]
+
+
+@vector("gtt_order_expires_in_the_prologue_of_its_block")
+def _() -> Scenario:
+    """alice rests a buy good until two blocks later (expires_at_ms = the timestamp of block 3):
+    block 2 keeps it; block 3's prologue cancels it (EXPIRED) and releases its reservation."""
+    s = Scenario()
+    expires = s.now_ms + 3 * BLOCK_MS
+    order = PlaceOrder(1, True, 490_000, 10, GTC, False, 7, expires)
+    s.block([s.tx("alice", order)], status=[0], updates=[[(OPEN, R.NONE)]])
+    assert not _timed(s, s.block())
+    out = s.block()
+    assert _timed(s, out) == [(CANCELED, R.EXPIRED)]
+    assert len(s.state.books[1]) == 0
+    return s
+
+
+@vector("gtt_order_already_expired_is_refused_single_and_bulk")
+def _() -> Scenario:
+    """An order whose time is not after the block's timestamp: a single one fails with
+    ORDER_EXPIRED (nonce and fee kept); in a bulk action it alone is rejected (EXPIRED)."""
+    s = Scenario()
+    now = s.now_ms + BLOCK_MS
+    single = s.tx("alice", PlaceOrder(1, True, 490_000, 10, GTC, False, None, now))
+    bulk = s.tx(
+        "bob",
+        BulkPlace(
+            (
+                PlaceOrder(1, True, 490_000, 10, GTC, False, None, now),
+                PlaceOrder(1, True, 489_000, 10, GTC, False, None, now + 1),
+            )
+        ),
+    )
+    s.block(
+        [single, bulk],
+        status=[E.ORDER_EXPIRED, 0],
+        updates=[[], [(REJECTED, R.EXPIRED), (OPEN, R.NONE)]],
+    )
+    return s
+
+
+@vector("schedule_cancel_fires_unless_renewed")
+def _() -> Scenario:
+    """alice sets her dead-man switch, rests two orders and a trigger, renews the switch once;
+    the first block at the renewed time cancels the orders (SCHEDULED_CANCEL) and the trigger
+    and clears the switch. A switch set sooner than 5 s ahead fails (SCHEDULE_TOO_SOON)."""
+    s = Scenario()
+    too_soon = s.now_ms + BLOCK_MS + 4_999
+    at = s.now_ms + BLOCK_MS + 5_000
+    s.block(
+        [
+            s.tx("alice", ScheduleCancel(too_soon)),
+            s.tx("alice", ScheduleCancel(at)),
+            s.place("alice", 1, True, 490_000, 10),
+            s.place("alice", 2, False, 31_000, 100),
+            s.tx("alice", PlaceTrigger(1, False, 480_000, False, 470_000, 10)),
+        ],
+        status=[E.SCHEDULE_TOO_SOON, 0, 0, 0, 0],
+    )
+    renewed = at + 1_000
+    s.block([s.tx("alice", ScheduleCancel(renewed))], status=[0])
+    while s.now_ms + BLOCK_MS < renewed:
+        out = s.block()
+        assert not _timed(s, out)
+    out = s.block()
+    canceled = (CANCELED, R.SCHEDULED_CANCEL)
+    assert _timed(s, out) == [canceled, canceled]
+    assert triggers.get_triggers(s.state, s.addr("alice")) == ()
+    assert triggers.get_cancel_schedule(s.state, s.addr("alice")) is None
+    return s
+
+
+@vector("stop_loss_trigger_fires_on_the_mark_and_matches_first")
+def _() -> Scenario:
+    """alice is long 10 from bob; her stop-loss sells (IOC, worst 480_000) once the mark is at
+    or below 490_000; carol bids 485_000. At a mark of 495_000 nothing fires; at 489_000 the
+    trigger fires in the prologue and its reduce-only order fills carol's bid in matching,
+    before the block's own placements; alice is flat."""
+    s = Scenario()
+    s.block(
+        [
+            s.place("bob", 1, False, 500_000, 10),
+            s.place("alice", 1, True, 500_000, 10, IOC),
+            s.place("carol", 1, True, 485_000, 10),
+        ],
+        status=[0, 0, 0],
+    )
+    s.block([s.tx("alice", PlaceTrigger(1, False, 490_000, False, 480_000, 10))], status=[0])
+    out = s.block([], [s.price(1, 495_000)])
+    assert not out.block_events.matching
+    out = s.block([], [s.price(1, 489_000)])
+    assert (FILLED, R.FILLED) in _timed(s, out)
+    assert clearing.get_position_size(s.state, s.addr("alice"), 1) == 0
+    return s
+
+
+@vector("cancel_trigger_and_unknown_trigger")
+def _() -> Scenario:
+    """A trigger's id is the nonce of the transaction that placed it. Canceling another id fails
+    (UNKNOWN_TRIGGER); canceling its own removes it, and a mark past it later fires nothing."""
+    s = Scenario()
+    nonce = s.nonce()
+    s.block([s.tx("alice", PlaceTrigger(1, True, 510_000, True, 520_000, 5), nonce)], status=[0])
+    s.block(
+        [
+            s.tx("alice", CancelTrigger(1, nonce + 1)),
+            s.tx("alice", CancelTrigger(1, nonce)),
+        ],
+        status=[E.UNKNOWN_TRIGGER, 0],
+    )
+    out = s.block([], [s.price(1, 520_000)])
+    assert not out.block_events.matching
+    return s
+
+
+@vector("isolated_margin_mode_fill_top_up_and_moves")
+def _() -> Scenario:
+    """alice switches BTC to isolated, buys 1_000 lots from bob: the fill's cash goes to the
+    position's own cash, which the balance tops up to the initial requirement; she moves 200_000
+    in, fails to move more out than her isolated free collateral (INSUFFICIENT_FREE_COLLATERAL),
+    moves 200_000 out, and cannot switch back while the position is open (POSITION_OPEN)."""
+    s = Scenario()
+    s.block([s.tx("alice", SetMarginMode(1, True))], status=[0])
+    s.block(
+        [s.place("bob", 1, False, 500_000, 1_000), s.place("alice", 1, True, 500_000, 1_000, IOC)],
+        status=[0, 0],
+    )
+    risk = get_isolated_risk(s.state, s.addr("alice"), 1)
+    assert risk is not None and risk.equity_quote == risk.initial_quote
+    s.block(
+        [
+            s.tx("alice", MoveIsolatedMargin(1, 200_000)),
+            s.tx("alice", MoveIsolatedMargin(1, -200_001)),
+            s.tx("alice", MoveIsolatedMargin(1, -200_000)),
+            s.tx("alice", SetMarginMode(1, False)),
+        ],
+        status=[0, E.INSUFFICIENT_FREE_COLLATERAL, 0, E.POSITION_OPEN],
+    )
+    return s
+
+
+@vector("isolated_position_liquidated_alone")
+def _() -> Scenario:
+    """alice holds an isolated BTC long and a cross ETH long; the BTC mark falls until the
+    isolated position is under its own maintenance: it alone is liquidated (AccountLiquidated
+    names the market) and closed, its cash returns to the balance, and the cross ETH position
+    is untouched."""
+    s = Scenario(fund_quote=100_000_000_000)
+    s.block([s.tx("alice", SetMarginMode(1, True))], status=[0])
+    s.block(
+        [
+            s.place("bob", 1, False, 500_000, 1_000),
+            s.place("alice", 1, True, 500_000, 1_000, IOC),
+            s.place("bob", 2, False, 30_000, 1_000),
+            s.place("alice", 2, True, 30_000, 1_000, IOC),
+            s.place("carol", 1, True, 470_000, 400),
+        ],
+        status=[0, 0, 0, 0, 0],
+    )
+    price = 500_000
+    seen = []
+    for _ in range(8):
+        price = price * 97 // 100
+        out = s.block([], [s.price(1, price)])
+        seen += [e for e in out.block_events.risk if isinstance(e, AccountLiquidated)]
+        if not clearing.get_position_size(s.state, s.addr("alice"), 1):
+            break
+    assert seen and all(e.isolated_market_id == 1 for e in seen)
+    assert clearing.get_position_size(s.state, s.addr("alice"), 2) == 1_000
+    assert collateral.get_isolated_cash(s.state, s.addr("alice"), 1) == 0
     return s
 
 

@@ -33,6 +33,7 @@ import random
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import BrokenExecutor
 from pathlib import Path
 from typing import IO, Any
 
@@ -438,8 +439,14 @@ class Node:
         if not datas:
             return []
         parts = 1 if len(datas) < 8 else None
-        futures = self.signatures.submit(self.params, datas, parts)
-        await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
+        try:
+            futures = self.signatures.submit(self.params, datas, parts)
+            await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
+        except BrokenExecutor:
+            # A signature worker died: the node stops before its next block, never in it.
+            log.error("a signature worker died: stopping", extra={"fields": {}})
+            self.stopping = True
+            raise RpcError(RpcCode.SHUTTING_DOWN, "the node is stopping") from None
         return joined(futures)
 
     def faucet(self, account: bytes, amount_quote: int) -> int:

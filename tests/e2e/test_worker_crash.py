@@ -1,0 +1,120 @@
+"""A worker process of the node killed with ``kill -9`` takes the node down cleanly: no partial
+block is committed, and a restart recovers to the same chain (issue: parallel execution).
+
+The node runs two kinds of workers beside block production (docs/node.md, "Using both cores"):
+the index process (it has the ``index`` database open) and the signature precompile's processes.
+Each test kills one of them in a loaded node, checks that the node stops by itself, restarts it,
+and checks every transaction the node reported as included against the chain database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from strata.node.config import read_genesis
+from strata.stf.transactions import compute_transaction_hash as tx_hash_of
+from tests.e2e.test_node_crash import (
+    Signer,
+    check_acknowledged,
+    check_chain,
+    running,
+    start_node,
+    statuses,
+    stop_gracefully,
+)
+from tests.helpers.node_process import NodeProcess
+
+pytestmark = pytest.mark.skipif(
+    len(os.sched_getaffinity(0)) < 2, reason="the node runs its workers only with two cores"
+)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def _holds(pid: int, suffix: str) -> bool:
+    try:
+        return any(
+            str(os.readlink(fd)).endswith(suffix) for fd in Path(f"/proc/{pid}/fd").iterdir()
+        )
+    except OSError:
+        return False
+
+
+def _worker(node: NodeProcess, kind: str) -> int:
+    """The pid of a worker of the node: the index process, or a signature worker."""
+    assert node.proc is not None
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for pid in _children(node.proc.pid):
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if b"spawn_main" not in cmdline:
+                continue  # the resource tracker, or not a worker
+            is_index = _holds(pid, "index/data.mdb")
+            if is_index == (kind == "index"):
+                return pid
+        time.sleep(0.1)
+    raise AssertionError(f"no {kind} worker under the node")
+
+
+def _load(node: NodeProcess, signer: Signer, batches: int) -> dict[bytes, int]:
+    """Send batches, wait until they are in blocks; returns hash -> height as reported."""
+    sent: list[bytes] = []
+    for _ in range(batches):
+        batch = signer.mixed_batch(40)
+        results = node.call("strata_sendRawTransactions", ["0x" + d.hex() for d in batch])
+        sent += [tx_hash_of(d) for d, r in zip(batch, results, strict=True) if "hash" in r]
+    deadline = time.monotonic() + 20
+    answers = statuses(node, sent)
+    while time.monotonic() < deadline and any(a["status"] == "pending" for a in answers):
+        time.sleep(0.1)
+        answers = statuses(node, sent)
+    return {h: a["height"] for h, a in zip(sent, answers, strict=True) if a["status"] == "included"}
+
+
+@pytest.mark.parametrize("kind", ["index", "signatures"])
+def test_a_killed_worker_stops_the_node_and_a_restart_recovers(tmp_path: Path, kind: str) -> None:
+    data_dir = tmp_path / "node"
+    log_path = tmp_path / "node.log"
+    with running(start_node(data_dir, log_path)) as node:
+        params = read_genesis(data_dir / "genesis.json").chain.params
+        signer = Signer(params, random.Random(7))
+        reported = _load(node, signer, 3)
+        assert reported, "nothing was included before the kill"
+        os.kill(_worker(node, kind), signal.SIGKILL)
+        if kind == "signatures":
+            # The next admission finds the pool broken; the node says it is stopping.
+            batch = signer.mixed_batch(10)
+            with contextlib.suppress(Exception):  # refused, or the connection closed: both fine
+                node.call("strata_sendRawTransactions", ["0x" + d.hex() for d in batch])
+        assert node.proc is not None
+        code = node.proc.wait(30)  # the node stops by itself, before its next block
+        assert code == 0, f"the node exited {code}"
+    report = check_chain(data_dir)
+    check_acknowledged(reported, report)
+    with running(start_node(data_dir, log_path)) as node:
+        answers = statuses(node, list(reported))
+        assert {a["status"] for a in answers} == {"included"}
+        more = _load(node, signer, 1)
+        assert more, "the restarted node includes new transactions"
+        reported.update(more)
+        stop_gracefully(node)
+    check_acknowledged(reported, check_chain(data_dir))
