@@ -26,13 +26,12 @@ from strata.stf.transition import get_account_risk
 from tests.spec.generate_vectors import (
     FUND,
     HI,
-    IOC,
     E,
     alice_long_100,
+    carol_deleveraged_beyond_her_equity,
     liq_scenario,
     move,
     risk_of,
-    trade,
 )
 
 PPM = 1_000_000
@@ -383,29 +382,19 @@ def test_fee_never_creates_bad_debt_for_a_solvent_account() -> None:
 
 
 def test_adl_counterparty_left_without_position_has_no_negative_balance() -> None:
-    """HI, 45_125 of notional per block. alice (21_000) long 100 from dave; at 9_500 she is
-    bankrupt and 4 lots are deleveraged per block. carol (1_000 of cash) sold 5 lots at 9_500
-    in that block; ranked first at 9_025, her whole short is closed at alice's bankruptcy
-    value, about 9_794 a lot: she loses more than she has and is left with no position and a
-    negative balance (-475). Rule 8: an account left with no position and a negative balance
-    has bad debt (covered by the fund or recorded, the balance set to zero)."""
+    """An ADL counterparty closed out of its last position beyond its equity (the setup of
+    ``carol_deleveraged_beyond_her_equity``: -475) has bad debt (rule 8): the fund, unfunded,
+    covers nothing, the 475 is recorded and her balance is set to zero."""
     s = liq_scenario(
         21_000,
         markets=(HI,),
         balances={"carol": 1_000},
         liquidation_max_notional_per_block_quote=45_125,
     )
-    trade(s, "alice", "dave", 100)
-    move(
-        s,
-        9_500,
-        txs=[s.place("carol", 1, False, 9_500, 5), s.place("dave", 1, True, 9_500, 5, IOC, True)],
-        status=[0, 0],
-    )
-    out = move(s, 9_025)
+    out = carol_deleveraged_beyond_her_equity(s)
     carol = s.addr("carol")
-    assert any(d.counterparty == carol for d in risk_of(out, Deleveraged))
-    assert clearing.get_positions(s.state, carol) == ()
     changed = [e for e in out.block_events.risk if isinstance(e, PositionChanged)]
     assert any(e.account == carol and e.size_lots == 0 for e in changed)
-    assert collateral.get_balance(s.state, carol) >= 0
+    (debt,) = [d for d in risk_of(out, BadDebtChanged) if d.account == carol]
+    assert (debt.covered_by_fund_quote, debt.recorded_quote) == (0, 475)
+    assert collateral.get_balance(s.state, carol) == 0
