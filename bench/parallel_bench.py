@@ -18,7 +18,9 @@ whole chain from DA with the serial executor and compares every root: ``roots_id
 parallel node produced the serial chain's bytes.
 
 ``--json`` prints ``speedup_single_orders``, ``speedup_bulk``, ``speedup_hot_market``,
-``roots_identical`` and every measured rate.
+``roots_identical`` and every measured rate. ``--trace DIR`` writes, per run, a flame graph of
+the node and each of its worker processes during the measured load (``py-spy record
+--subprocesses``): where each core's time goes.
 """
 
 from __future__ import annotations
@@ -56,7 +58,13 @@ CPU_SETS = ("0", "0,1")
 
 
 async def _measure(
-    workdir: Path, cpus: str, workload: str, rate: int, seconds: float, block_time_ms: int
+    workdir: Path,
+    cpus: str,
+    workload: str,
+    rate: int,
+    seconds: float,
+    block_time_ms: int,
+    trace: Path | None,
 ) -> dict[str, Any]:
     kind, markets = WORKLOADS[workload]
     data_dir = workdir / f"{workload}-{cpus.replace(',', '')}"
@@ -81,7 +89,29 @@ async def _measure(
             await _drain(bench, session)
             step = Step(kind, rate, seconds, markets=markets)
             bench.presign(step)
+            spy = None
+            if trace is not None:
+                assert node.proc is not None
+                out = trace / f"{workload}-cpus{cpus.replace(',', '')}.svg"
+                spy = subprocess.Popen(
+                    [
+                        str(Path(sys.executable).parent / "py-spy"),
+                        "record",
+                        "--pid",
+                        str(node.proc.pid),
+                        "--subprocesses",
+                        "--nonblocking",
+                        "--duration",
+                        str(max(1, int(seconds) - 1)),
+                        "--output",
+                        str(out),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
             await bench.run_step(session, step)
+            if spy is not None:
+                spy.wait(60)
             await _drain(bench, session)
     finally:
         node.terminate(120)
@@ -129,13 +159,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit("strata bench parallel needs two cores")
     os.sched_setaffinity(0, {1})  # the load generator stays off the one-core node's core
     workdir = Path(tempfile.mkdtemp(prefix="strata-bench-parallel-"))
+    if args.trace is not None:
+        args.trace.mkdir(parents=True, exist_ok=True)
     rates = {"single": args.single_rate, "bulk": args.bulk_rate, "hot": args.single_rate}
     runs: list[dict[str, Any]] = []
     for workload in args.workloads:
         for cpus in CPU_SETS:
             print(f"  {workload:6} on cpus {cpus:3} ...", file=sys.stderr, flush=True)
             result = asyncio.run(
-                _measure(workdir, cpus, workload, rates[workload], args.seconds, args.block_time_ms)
+                _measure(
+                    workdir,
+                    cpus,
+                    workload,
+                    rates[workload],
+                    args.seconds,
+                    args.block_time_ms,
+                    args.trace,
+                )
             )
             print(
                 f"  {workload:6} on cpus {cpus:3}: {result['included_tx_per_s']:>7} tx/s "
@@ -175,6 +215,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="per run")
     parser.add_argument("--block-time-ms", type=int, default=200)
     parser.add_argument("--keep", action="store_true", help="keep the nodes' data directories")
+    parser.add_argument(
+        "--trace",
+        type=Path,
+        default=None,
+        help="write a flame graph of the node and its worker processes per run (py-spy) here",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     summary = run(args)

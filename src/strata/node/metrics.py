@@ -43,6 +43,24 @@ class NodeMetrics:
         self.left_out = Counter(
             "strata_left_out_transactions", "Admitted transactions a block left out", registry=r
         )
+        self.stage_seconds = Counter(
+            "strata_stage_seconds",
+            "Main-thread time by stage (admission, execute, commit, report): with the wall clock, "
+            "how busy the one thread that orders every block is",
+            ["stage"],
+            registry=r,
+        )
+        self.signature_batch = Histogram(
+            "strata_signature_batch_seconds",
+            "Time of an admission batch's signature checks in the precompile's workers",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.index_lag = Gauge(
+            "strata_index_lag_blocks",
+            "Committed blocks the index process has not written yet",
+            registry=r,
+        )
         self.inclusion_latency = Histogram(
             "strata_inclusion_latency_seconds",
             "Admission to durable inclusion",

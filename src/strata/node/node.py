@@ -339,6 +339,7 @@ class Node:
         hash again and changes nothing."""
         if self.stopping:
             raise RpcError(RpcCode.SHUTTING_DOWN, "the node is stopping")
+        started = time.monotonic()
         results: list[dict[str, Any] | None] = [None] * len(datas)
         candidates: list[tuple[int, bytes, bytes, SignedTransaction]] = []
         at_ms = now_ms()
@@ -361,6 +362,8 @@ class Node:
                 results[i] = self._refused(RpcError(error.code, error.detail), tx_hash)
                 continue
             candidates.append((i, tx_hash, data, tx))
+        admission = self.metrics.stage_seconds.labels("admission")
+        admission.inc(time.monotonic() - started)
         # Signatures of concurrent requests are checked in parallel, but requests enter the
         # mempool in the order they arrived: a bot's transactions keep their nonce order, so a
         # block cut between two of its requests never leaves a lower nonce behind a higher one.
@@ -370,7 +373,9 @@ class Node:
             signers = await self._verify([c[2] for c in candidates])
             if previous is not None:
                 await previous.wait()
+            inserting = time.monotonic()
             self._insert(candidates, signers, results)
+            admission.inc(time.monotonic() - inserting)
         finally:
             turn.set()
             if self._admission_tail is turn:
@@ -439,9 +444,11 @@ class Node:
         if not datas:
             return []
         parts = 1 if len(datas) < 8 else None
+        started = time.monotonic()
         try:
             futures = self.signatures.submit(self.params, datas, parts)
             await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
+            self.metrics.signature_batch.observe(time.monotonic() - started)
         except BrokenExecutor:
             # A signature worker died: the node stops before its next block, never in it.
             log.error("a signature worker died: stopping", extra={"fields": {}})
@@ -575,6 +582,11 @@ class Node:
         self.store.commit_block(block, output)
         committed = time.monotonic()
         self._after_commit(block, output, chosen)
+        reported = time.monotonic()
+        stage = self.metrics.stage_seconds
+        stage.labels("execute").inc(built - started)
+        stage.labels("commit").inc(committed - built)
+        stage.labels("report").inc(reported - committed)
         self.metrics.block_build.observe(built - started)
         self.metrics.block_commit.observe(committed - built)
         self.metrics.block_interval.observe(committed - self.last_block_at)
@@ -628,6 +640,7 @@ class Node:
         state = self.store.state
         if self.indexer is not None:
             self.indexer.submit(block, output, IndexHints.of(state, output))
+            self.metrics.index_lag.set(max(0, height - max(self.index.tip, 0)))
             unindexed = self._unindexed
             for receipt in output.receipts:
                 unindexed[receipt.tx_hash] = height
