@@ -316,6 +316,14 @@ class _Block:
         self.max_taker_ppm = max(t.taker_ppm for t in params.fee_tiers)
         self.oi_admitted: dict[int, int] = {}
         """Per market, the sizes of orders that are not reduce-only admitted in this block."""
+        # Per market, read once: admission runs after the prologue, so neither changes.
+        self.stale = {m: oracle.is_stale(state, m) for m in self.market_ids}
+        self.has_mark = {m: oracle.get_mark_price(state, m) is not None for m in self.market_ids}
+        self.oi_cap: dict[int, int] = {}
+        for market_id in self.market_ids:
+            market = markets.get_market(state, market_id)
+            assert market is not None
+            self.oi_cap[market_id] = market.max_open_interest_lots
 
     def would_pass_oi_cap(self, market_id: int, size_lots: int) -> bool:
         """Whether an order of ``size_lots`` that is not reduce-only would pass the market's
@@ -323,9 +331,7 @@ class _Block:
         not reduce-only admitted earlier in the block, plus this one, above the cap. (Orders
         resting from earlier blocks can still fill beyond it: the cap bounds what is admitted.)
         """
-        market = markets.get_market(self.state, market_id)
-        assert market is not None
-        cap = market.max_open_interest_lots
+        cap = self.oi_cap[market_id]
         if not cap:
             return False
         admitted = self.oi_admitted.get(market_id, 0)
@@ -398,7 +404,7 @@ def _check_withdrawable(block: _Block, account: bytes, amount_quote: int) -> Non
 
 def _check_place(block: _Block, order: PlaceOrder | ModifyOrder) -> None:
     markets.check_order_params(block.state, order.market_id, order.price_ticks, order.size_lots)
-    if oracle.get_mark_price(block.state, order.market_id) is None:
+    if not block.has_mark[order.market_id]:
         # Without a mark no position could be margined: the market opens with its first price.
         raise InvalidTransaction(ErrorCode.MARKET_NOT_ACTIVE, "no oracle price yet")
 
@@ -799,7 +805,7 @@ def _bulk_reason(block: _Block, order: PlaceOrder | ModifyOrder) -> OrderReason:
     expires_at_ms = order.expires_at_ms if isinstance(order, PlaceOrder) else None
     if expires_at_ms is not None and expires_at_ms <= block.timestamp_ms:
         return OrderReason.EXPIRED
-    if not order.reduce_only and oracle.is_stale(block.state, order.market_id):
+    if not order.reduce_only and block.stale[order.market_id]:
         return OrderReason.ORACLE_STALE
     if not order.reduce_only and block.would_pass_oi_cap(order.market_id, order.size_lots):
         return OrderReason.OPEN_INTEREST_CAP
@@ -878,7 +884,7 @@ def _reserve(
         return None
     reserved = 0
     if not order.reduce_only:
-        if oracle.is_stale(block.state, order.market_id):
+        if block.stale[order.market_id]:
             # A stale index cannot price new risk: only reduce-only orders pass (the freeze).
             if single:
                 raise ExecutionFailure(ErrorCode.ORACLE_STALE, f"market {order.market_id}")
