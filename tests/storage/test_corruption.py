@@ -77,11 +77,14 @@ CASES: dict[str, tuple[Picker, str]] = {
 
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A store of 14 blocks whose process stopped without a final checkpoint (blocks 13-14 are
-    only in ``blocks``: recovery re-executes them)."""
+    """A store of 14 blocks whose process stopped without a final checkpoint: the blocks after
+    the last checkpoint are only in ``blocks``, and recovery re-executes them. Checkpoints run in
+    the background and the next starts at the first commit after one ends, so where the last one
+    lands (8 to 14) depends on how fast each one finishes; every case below reads heights before
+    8."""
     path = tmp_path_factory.mktemp("pristine") / "chain"
     store = build_store(path, BLOCKS)
-    assert store.checkpoint_height == 12
+    assert 8 <= store.checkpoint_height <= BLOCKS
     store.close(checkpoint=False)
     return path
 
