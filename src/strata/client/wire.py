@@ -357,10 +357,11 @@ def _set_margin_mode(obj: Mapping[str, Any], markets: dict[int, MarketInfo]) -> 
 def _move_isolated_margin(obj: Mapping[str, Any], markets: dict[int, MarketInfo]) -> Action:
     f = _object(obj, "move_isolated_margin", ("market", "amount"))
     info = _market(f["market"], markets)
-    text = f["amount"]
-    negative = isinstance(text, str) and text.startswith("-")
-    amount_quote = _amount(text[1:] if negative else text, "amount")
-    return MoveIsolatedMargin(info.market_id, -amount_quote if negative else amount_quote)
+    amount_quote = usdc_to_quote(f["amount"], "amount")  # a decimal string, signed
+    if amount_quote == 0:
+        raise _invalid("amount must not be zero")
+    _in_range(abs(amount_quote), "amount")
+    return MoveIsolatedMargin(info.market_id, amount_quote)
 
 
 _ACTION_READERS: Final[dict[str, Callable[[Mapping[str, Any], dict[int, MarketInfo]], Action]]] = {

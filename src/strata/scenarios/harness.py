@@ -44,7 +44,7 @@ from strata.stf.transactions import (
     encode_action,
     encode_transaction,
 )
-from strata.stf.transition import apply_block, build_block, check_signatures
+from strata.stf.transition import apply_block, build_block, check_signatures, get_account_risk
 
 FUND = INSURANCE_FUND_ACCOUNT
 USDC = 1_000_000
@@ -289,13 +289,8 @@ class ScenarioChain:
     # ------------------------------------------------------------------ reads
 
     def get_risk(self, account: bytes) -> margin.AccountRisk:
-        state = self.state
-        return margin.compute_account_risk(
-            collateral.get_balance(state, account),
-            margin.get_reserved(state, account),
-            clearing.get_positions(state, account),
-            lambda m: liquidation.get_market_risk_params(state, m),
-        )
+        """The account's (cross-margin) figures, as the API shows them."""
+        return get_account_risk(self.state, account)
 
     def get_equity(self, account: bytes) -> int:
         return self.get_risk(account).equity_quote

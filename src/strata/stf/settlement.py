@@ -76,7 +76,7 @@ def _top_up_isolated(state: State, account: bytes, position: Position) -> None:
         state,
         account,
         position,
-        lambda market_id: liquidation.get_market_risk_params(state, market_id),
+        liquidation.market_risk_params(state),
     )
     need = risk.initial_quote - risk.equity_quote
     if need > 0:

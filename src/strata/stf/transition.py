@@ -381,17 +381,16 @@ class _Block:
 def get_account_risk(state: State, account: bytes) -> AccountRisk:
     """The account's cross-margin figures now (isolated positions are apart: see
     :func:`get_isolated_risk`)."""
-    block = _Block(state, ChainParams(chain_id=0), 0)
-    return liquidation.compute_cross_risk(state, account, block.risk_params)
+    return liquidation.compute_cross_risk(state, account, liquidation.market_risk_params(state))
 
 
 def get_isolated_risk(state: State, account: bytes, market_id: int) -> AccountRisk | None:
     """The figures of the account's isolated position in ``market_id``, or ``None``."""
     if not collateral.is_isolated(state, account, market_id):
         return None
-    block = _Block(state, ChainParams(chain_id=0), 0)
     position = clearing.get_position(state, account, market_id)
-    return liquidation.compute_isolated_risk(state, account, position, block.risk_params)
+    get_params = liquidation.market_risk_params(state)
+    return liquidation.compute_isolated_risk(state, account, position, get_params)
 
 
 def _check_withdrawable(block: _Block, account: bytes, amount_quote: int) -> None:

@@ -65,6 +65,7 @@ exactly the quote that zeroing negative balances added; ``collateral`` states th
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import msgspec
 
@@ -248,6 +249,12 @@ def compute_isolated_risk(
     """An isolated position's own figures: its cash and itself."""
     cash = collateral.get_isolated_cash(state, account, position.market_id)
     return margin.compute_account_risk(cash, 0, (position,), get_params)
+
+
+def market_risk_params(state: State) -> Callable[[int], MarketRiskParams]:
+    """:func:`get_market_risk_params` over ``state``, as the ``get_params`` margin's functions
+    take (read fresh on every call: for a few positions, outside a block's execution)."""
+    return partial(get_market_risk_params, state)
 
 
 def compute_close_ppm(equity_quote: int, maintenance_quote: int, min_close_ppm: int) -> int:
