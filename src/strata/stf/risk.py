@@ -342,7 +342,7 @@ class _RiskPhase:
             self.budget[market_id] = budget - lots * per_lot
             share = liquidation.compute_equity_share(
                 equity,
-                mp.maintenance_requirement(size * per_lot),
+                self.position_maintenance(position),
                 maintenance,
                 lots,
                 size,
