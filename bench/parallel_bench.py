@@ -124,6 +124,7 @@ async def _measure(
         "included_tx_per_s": round(included / step.elapsed),
         "included_orders_per_s": round(included * unit / step.elapsed),
         "refused": step.refused,
+        "loadgen_cpu_pct": round(100 * step.loadgen_cpu_s / step.elapsed),
         "data_dir": str(data_dir),
     }
 
@@ -179,7 +180,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
             print(
                 f"  {workload:6} on cpus {cpus:3}: {result['included_tx_per_s']:>7} tx/s "
-                f"({result['included_orders_per_s']} orders/s)",
+                f"({result['included_orders_per_s']} orders/s), load generator CPU "
+                f"{result['loadgen_cpu_pct']}%",
                 file=sys.stderr,
                 flush=True,
             )
