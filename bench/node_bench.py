@@ -71,7 +71,7 @@ SIZES = {1: 1, 2: 10}
 BULK = 16
 BATCH = 200
 """Transactions per HTTP request."""
-INFLIGHT = 16
+INFLIGHT = 32
 JSON = {"Content-Type": "application/json"}
 """Requests in flight at most (as a client with a connection pool of this size)."""
 

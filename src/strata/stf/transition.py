@@ -313,6 +313,7 @@ class _Block:
         self._position_part: dict[bytes, tuple[int, int]] = {}
         self.client_ids: dict[bytes, set[int]] = {}
         """Client ids each account placed earlier in this block (membership only)."""
+        self.books = [state.books[m] for m in self.market_ids]
         self.max_taker_ppm = max(t.taker_ppm for t in params.fee_tiers)
         self.oi_admitted: dict[int, int] = {}
         """Per market, the sizes of orders that are not reduce-only admitted in this block."""
@@ -818,11 +819,7 @@ def _is_client_id_taken(block: _Block, account: bytes, client_id: int) -> bool:
     placed = block.client_ids.get(account)
     if placed is not None and client_id in placed:
         return True
-    books = block.state.books
-    return any(
-        books[market_id].get_order_by_client_id(account, client_id) is not None
-        for market_id in block.market_ids
-    )
+    return any(book.get_order_by_client_id(account, client_id) is not None for book in block.books)
 
 
 def _check_order_owned(block: _Block, account: bytes, cancel: CancelOrder) -> None:
