@@ -17,11 +17,14 @@ Per step it reports the offered rate, the accepted rate (hashes returned), the i
 (transactions in committed blocks during the step), and the latency from sending a transaction to
 its order event on the account feed (p50, p99). At the end it drains the mempool and counts
 ``lost`` transactions: accepted but never included. ``rss_growth_pct`` compares the node's
-resident memory at the end with after a warm-up pass (the same steps, ``--warmup-seconds`` each,
-not reported), so it shows whether the same load run again makes memory grow (a leak, an unbounded
-queue or cache), not how much a heavier load needs; ``anon_rss_growth_pct`` does the same for its
-anonymous memory alone (heap and stacks, without the pages of the LMDB files it maps, which grow
-with the chain's history and which the kernel reclaims at will).
+resident memory at the end with after a warm-up pass (the same steps, as long unless
+``--warmup-seconds`` says otherwise, not reported), so it shows whether the same load run again
+makes memory grow (a leak, an unbounded queue or cache), not how much a heavier load needs;
+``anon_rss_growth_pct`` does the same for its anonymous memory alone (heap and stacks, without the
+pages of the LMDB files it maps, which the kernel reclaims at will). The included counts come from
+the node's blocks feed, not from reading every block back over the API, which would map the
+whole block log into the node's resident memory; only the final ``lost`` check, after the last
+memory reading, reads every block.
 
 ``--json`` prints ``tx_per_s`` (the highest included single-order rate of any step),
 ``bulk_orders_per_s`` (the same for the bulk workload, in orders), ``latency_ms_p50`` and
@@ -157,6 +160,8 @@ class Bench:
         self.step: Step | None = None
         self.client_id = 0
         self.accepted_hashes: set[bytes] = set()
+        self.tx_counts: dict[int, int] = {}
+        """Transactions per committed block, from the blocks feed (when listening)."""
 
     # ------------------------------------------------------------ signing ahead
 
@@ -217,6 +222,9 @@ class Bench:
                         "params": ["account", {"address": address}],
                     }
                 )
+            await ws.send_json(
+                {"jsonrpc": "2.0", "id": -1, "method": "strata_subscribe", "params": ["blocks"]}
+            )
             ready.set()
             async for message in ws:
                 if message.type != aiohttp.WSMsgType.TEXT:
@@ -226,8 +234,11 @@ class Bench:
                 result = data.get("params", {}).get("result")
                 if not result:
                     continue
+                if "tx_count" in result:
+                    self.tx_counts[result["height"]] = result["tx_count"]
+                    continue
                 step = self.step
-                address = result["address"]
+                address = result.get("address")
                 for update in result.get("orders", ()):
                     sent = self.sent_at.pop((address, update.get("client_id")), None)
                     if sent is not None and step is not None:
@@ -293,10 +304,16 @@ class Bench:
         return int(await self.call(session, "strata_blockNumber"))
 
     async def count_included(self, session: aiohttp.ClientSession, first: int, last: int) -> int:
+        """Transactions in blocks ``first..last``: from the blocks feed, else read over the API
+        (reading every block would map the block log's pages into the node's memory, which is
+        not what ``rss_growth_pct`` is about)."""
         total = 0
         for height in range(first, last + 1):
-            block = await self.call(session, "strata_getBlock", height)
-            total += len(block["transactions"])
+            count = self.tx_counts.get(height)
+            if count is None:
+                block = await self.call(session, "strata_getBlock", height)
+                count = len(block["transactions"])
+            total += count
         return total
 
     async def included_hashes(self, session: aiohttp.ClientSession, last: int) -> set[bytes]:
@@ -388,14 +405,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 f"{args.block_time_ms} ms, {len(signers)} accounts",
                 file=sys.stderr,
             )
-            if args.warmup_seconds > 0:  # the same plan, shorter: the peak working set is reached
+            warmup_seconds = args.seconds if args.warmup_seconds is None else args.warmup_seconds
+            if warmup_seconds > 0:  # the same plan: the peak working set is reached
                 for workload, rate in plan:
-                    warmup = Step(workload, rate, args.warmup_seconds)
+                    warmup = Step(workload, rate, warmup_seconds)
                     bench.presign(warmup)
                     await bench.run_step(session, warmup)
                     await _drain(bench, session)
                 print(
-                    f"  warm-up: the same steps, {args.warmup_seconds} s each; node RSS "
+                    f"  warm-up: the same steps, {warmup_seconds} s each; node RSS "
                     f"{_rss_kb(node.proc.pid) // 1024} MB",
                     file=sys.stderr,
                 )
@@ -469,7 +487,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bulk-rates", type=int, nargs="*", default=[500, 1500, 2500])
     parser.add_argument("--seconds", type=float, default=10.0, help="per step")
     parser.add_argument(
-        "--warmup-seconds", type=float, default=5.0, help="per step of the warm-up pass"
+        "--warmup-seconds",
+        type=float,
+        default=None,
+        help="per step of the warm-up pass (default: --seconds)",
     )
     parser.add_argument("--block-time-ms", type=int, default=200)
     parser.add_argument("--json", action="store_true")

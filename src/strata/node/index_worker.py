@@ -5,9 +5,10 @@ environment) is pure derived work: nothing the chain commits depends on it. Meas
 it was a fifth of the node's main thread, so it runs beside block production on another core:
 the node sends ``(block, output, hints)`` through a bounded queue (a feeder thread writes it;
 production waits only when the index falls 64 blocks behind), and reads the index's LMDB
-environment itself for the API. The index's ``tip`` says how far it has come; the API waits for
-it to reach the chain's tip before answering from it (:meth:`IndexWorker.wait_for`), so a client
-reads its own writes.
+environment itself for the API. The process publishes how far it has come in a shared counter
+(:attr:`IndexWorker.tip`, set after each block's write transaction commits), so the node learns
+it without reading the index's pages; the API waits for it to reach the chain's tip before
+answering from the index (:meth:`IndexWorker.wait_for`), so a client reads its own writes.
 
 The process is started with ``spawn`` (the node has threads and open databases, which a fork
 must not copy). If it dies, the node stops (see ``Node.produce_block``); on the next start the
@@ -35,8 +36,9 @@ _Message = tuple[Block, BlockOutput, IndexHints]
 _ENCODER = msgspec.msgpack.Encoder()
 
 
-def _run(path: str, queue: Any) -> None:
-    """The index process: index every block it is given, until ``None`` (or the node is gone)."""
+def _run(path: str, queue: Any, tip: Any) -> None:
+    """The index process: index every block it is given, until ``None`` (or the node is gone);
+    ``tip.value`` is the height of the last block indexed."""
     decoder = msgspec.msgpack.Decoder(_Message)
     index = NodeIndex(Path(path))
     try:
@@ -49,6 +51,7 @@ def _run(path: str, queue: Any) -> None:
                 return
             block, output, hints = decoder.decode(payload)
             index.add_block(block, output, hints)
+            tip.value = block.header.height
     finally:
         index.close()
 
@@ -59,13 +62,23 @@ class IndexWorker:
     def __init__(self, path: Path, synced_height: int) -> None:
         context = multiprocessing.get_context("spawn")
         self._queue = context.Queue(QUEUE_BLOCKS)
+        self.reader = NodeIndex(path, readonly=True)
+        self._tip = context.Value("q", self.reader.tip, lock=False)
         self._process = context.Process(
-            target=_run, args=(str(path), self._queue), name="strata-index", daemon=True
+            target=_run,
+            args=(str(path), self._queue, self._tip),
+            name="strata-index",
+            daemon=True,
         )
         self._process.start()
-        self.reader = NodeIndex(path, readonly=True)
         self.synced_height = synced_height
         """The chain's tip when the process started: the index held every block up to it."""
+
+    @property
+    def tip(self) -> int:
+        """The height of the last block the index holds (one writer, an aligned 64-bit word)."""
+        value: int = self._tip.value
+        return value
 
     def submit(self, block: Block, output: BlockOutput, hints: IndexHints) -> None:
         """Queue a committed block (its transactions travel once: in the block)."""
@@ -80,7 +93,7 @@ class IndexWorker:
         if height <= self.synced_height:
             return True
         deadline = time.monotonic() + timeout_s
-        while self.reader.tip < height:
+        while self.tip < height:
             if time.monotonic() > deadline or not self.is_alive():
                 return False
             await asyncio.sleep(0.002)

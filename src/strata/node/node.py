@@ -640,16 +640,18 @@ class Node:
         state = self.store.state
         if self.indexer is not None:
             self.indexer.submit(block, output, IndexHints.of(state, output))
-            self.metrics.index_lag.set(max(0, height - max(self.index.tip, 0)))
+            self.metrics.index_lag.set(max(0, height - max(self.indexer.tip, 0)))
             unindexed = self._unindexed
             for receipt in output.receipts:
                 unindexed[receipt.tx_hash] = height
             if len(unindexed) > 4 * self.config.max_block_transactions:
-                tip = self.index.tip
+                tip = self.indexer.tip
                 self._unindexed = {h: at for h, at in unindexed.items() if at > tip}
         else:
             self.index.add_block(block, output, state, {tx.tx_hash: tx.tx for tx in chosen})
         self.feeds.publish(output, state)
+        if self.poster is not None:
+            self.poster.remember(block)
         self.metrics.height.set(height)
         self.metrics.mempool.set(len(self.mempool))
         self.metrics.block_txs.inc(len(block.transactions))

@@ -10,6 +10,11 @@ DA layer and adopted, so nothing is posted twice and nothing is skipped: posting
 While the DA layer is down the stage retries with backoff; blocks keep committing until the
 backlog reaches ``da_max_backlog_blocks``, where the sequencer pauses block production (a chain
 nobody can verify must not run ahead). The backlog is in ``/metrics``.
+
+The stage takes the blocks it posts from the node as they commit (a bounded window of the
+newest, :meth:`DaPoster.remember`), so in steady state it never reads the block log back: reading
+every block once would cost a decode each and map the whole log into the node's resident memory.
+Blocks outside the window (after a restart, or behind a long DA outage) come from the store.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import msgspec
 from strata.adapters.chain_store import ChainStore
 from strata.da.batch import MAX_BATCH_BLOCKS, encode_batch, seal_batch
 from strata.ports.da import DaClient, DaError, DaReference
+from strata.stf.block import Block
 
 log = logging.getLogger("strata.node")
 
@@ -64,6 +70,8 @@ class DaPoster:
         self.io = ThreadPoolExecutor(1, thread_name_prefix="da-post")
         self.errors = 0
         self._oldest_unposted_at: float | None = None
+        self._recent: dict[int, Block] = {}
+        """The newest committed blocks not yet posted, at most ``2 * batch_blocks``."""
 
     def _load(self) -> PostedRecord:
         if not self.path.exists():
@@ -80,6 +88,17 @@ class DaPoster:
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, self.path)
+
+    def remember(self, block: Block) -> None:
+        """Keep a block the node just committed for the batch that will hold it."""
+        recent = self._recent
+        recent[block.header.height] = block
+        while len(recent) > 2 * self.batch_blocks:
+            del recent[next(iter(recent))]  # the oldest: read back from the store when due
+
+    def _block(self, store: ChainStore, height: int) -> Block:
+        block = self._recent.get(height)
+        return store.get_block(height) if block is None else block
 
     def backlog(self, tip: int) -> int:
         return max(0, tip - self.record.posted_height)
@@ -138,7 +157,7 @@ class DaPoster:
             ref = adopted
         else:
             last = min(store.tip.height, record.posted_height + self.batch_blocks)
-            blocks = [store.get_block(height) for height in range(first, last + 1)]
+            blocks = [self._block(store, height) for height in range(first, last + 1)]
             parent = bytes.fromhex(record.parent_batch_hash[2:])
             limit = getattr(self.da, "max_data_bytes", None)  # e.g. one Ethereum transaction
             while True:
@@ -150,6 +169,9 @@ class DaPoster:
             ref = await loop.run_in_executor(self.io, self.da.post, record.next_index, data)
         record.next_index = ref.batch_index + 1
         record.posted_height = ref.last_height
+        recent = self._recent
+        while recent and next(iter(recent)) <= ref.last_height:
+            del recent[next(iter(recent))]
         record.parent_batch_hash = "0x" + ref.batch_hash.hex()
         record.last_reference = json.loads(msgspec.json.encode(ref))
         self._save()
