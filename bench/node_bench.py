@@ -300,6 +300,17 @@ class Bench:
             raise RuntimeError(reply["error"])
         return reply["result"]
 
+    async def memory_items(self, session: aiohttp.ClientSession) -> dict[str, int]:
+        """The node's ``strata_memory_items`` gauges (its bounded in-memory structures)."""
+        async with session.get(self.node.url + "metrics") as response:
+            text = await response.text()
+        items: dict[str, int] = {}
+        for line in text.splitlines():
+            if line.startswith('strata_memory_items{kind="'):
+                kind = line.split('"')[1]
+                items[kind] = int(float(line.rsplit(" ", 1)[1]))
+        return items
+
     async def height(self, session: aiohttp.ClientSession) -> int:
         return int(await self.call(session, "strata_blockNumber"))
 
@@ -419,6 +430,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 )
             rss_warm = _rss_kb(node.proc.pid)
             anon_warm = _rss_kb(node.proc.pid, "RssAnon")
+            items_warm = await bench.memory_items(session)
             for workload, rate in plan:
                 step = Step(workload, rate, args.seconds)
                 bench.presign(step)
@@ -436,6 +448,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await _drain(bench, session)
             rss_end = _rss_kb(node.proc.pid)
             anon_end = _rss_kb(node.proc.pid, "RssAnon")
+            items_end = await bench.memory_items(session)
             last = await bench.height(session)
             included = await bench.included_hashes(session, last)
             lost = len(bench.accepted_hashes - included)
@@ -460,6 +473,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "rss_mb_end": rss_end // 1024,
             "anon_rss_mb_after_warmup": anon_warm // 1024,
             "anon_rss_mb_end": anon_end // 1024,
+            "memory_items_after_warmup": items_warm,
+            "memory_items_end": items_end,
             "block_time_ms": args.block_time_ms,
             "data_dir": str(workdir / "node"),
             "steps": [

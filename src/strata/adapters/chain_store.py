@@ -1024,6 +1024,16 @@ class ChainStore:
         finally:
             txn.abort()
 
+    def memory_items(self) -> dict[str, int]:
+        """What the store holds in memory, by kind (each bounded: see :class:`ChainStore`)."""
+        nodes = self._nodes
+        return {
+            "tree_cache_nodes": self._tree().cached_nodes,
+            "pending_nodes": len(nodes.overlay) + len(nodes.in_flight),
+            "pending_changes": len(self._latest),
+            "pending_blocks": len(self._pending),
+        }
+
     def _tree(self) -> SparseMerkleTree:
         commitment = self.state.commitment
         assert isinstance(commitment, IncrementalCommitment)

@@ -56,6 +56,12 @@ class NodeMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.memory_items = Gauge(
+            "strata_memory_items",
+            "Entries of the node's bounded in-memory structures, by kind",
+            ["kind"],
+            registry=r,
+        )
         self.index_lag = Gauge(
             "strata_index_lag_blocks",
             "Committed blocks the index process has not written yet",

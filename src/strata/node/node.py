@@ -57,6 +57,7 @@ from strata.node.config import (
 from strata.node.feeds import REBUILD_BLOCKS, Feeds
 from strata.node.index import IndexHints, NodeIndex
 from strata.node.index_worker import IndexWorker
+from strata.node.memory import TRIM_EVERY_BLOCKS, release_free_memory
 from strata.node.mempool import ArrivalOrder, Mempool, OrderingPolicy, PendingTx
 from strata.node.metrics import NodeMetrics
 from strata.node.posting import DaPoster
@@ -592,6 +593,9 @@ class Node:
         self.metrics.block_interval.observe(committed - self.last_block_at)
         self.last_block_at = committed
         self.blocks_produced += 1
+        if self.blocks_produced % TRIM_EVERY_BLOCKS == 0:
+            release_free_memory()  # the resident set follows the load down (node/memory.py)
+            self._report_memory()
         log.info(
             "block",
             extra={
@@ -605,6 +609,16 @@ class Node:
                 }
             },
         )
+
+    def _report_memory(self) -> None:
+        items = self.store.memory_items()
+        items["mempool"] = len(self.mempool)
+        items["refused"] = len(self.refused)
+        items["unindexed"] = len(self._unindexed)
+        items["da_recent_blocks"] = 0 if self.poster is None else self.poster.recent_blocks
+        gauge = self.metrics.memory_items
+        for kind, count in items.items():
+            gauge.labels(kind).set(count)
 
     def _tamper(self, block: Block, output: BlockOutput) -> tuple[Block, BlockOutput]:
         """The test-only fault switch: the block's header claims a wrong state root (the chain

@@ -96,6 +96,10 @@ class DaPoster:
         while len(recent) > 2 * self.batch_blocks:
             del recent[next(iter(recent))]  # the oldest: read back from the store when due
 
+    @property
+    def recent_blocks(self) -> int:
+        return len(self._recent)
+
     def _block(self, store: ChainStore, height: int) -> Block:
         block = self._recent.get(height)
         return store.get_block(height) if block is None else block

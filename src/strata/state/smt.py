@@ -89,8 +89,12 @@ Known limitations
 - Node reads go through a bounded generational cache (two dicts, the older dropped whole when the
   younger fills), not a true LRU. An update admits only the nodes it reads above the depth where
   its changes part (the hot top levels, shared by many keys); the deep one-off reads below look the
-  cache up without filling it. Proofs and lookups admit every node they read. Over a fast
-  in-memory store the cache is pure overhead (``cache_nodes=0``).
+  cache up without filling it. Proofs and lookups admit every node they read. An update evicts
+  the nodes it makes stale (a node leaves the current tree only there), so the cache holds the
+  live tree's hot nodes rather than filling up with replaced versions of them (under ``strata
+  bench node``: 57 nodes at the end of the run, against 126,803 and still growing toward the
+  bound without eviction). Over a fast in-memory store the cache is pure overhead
+  (``cache_nodes=0``).
 - Nodes built since the last :meth:`SparseMerkleTree.mark_persisted` stay in memory (pending)
   until the caller says the store holds them; several blocks may be applied in between.
 - Recursion depth is bounded by 256 (the path length), well under Python's limit.
@@ -454,6 +458,11 @@ class SparseMerkleTree:
         """The current root (``EMPTY`` for the empty map)."""
         return self._root
 
+    @property
+    def cached_nodes(self) -> int:
+        """Nodes in the read cache now (at most ``cache_nodes``)."""
+        return len(self._young) + len(self._old)
+
     # -- Node reads ------------------------------------------------------------------------------
 
     def get_node(self, node_hash: bytes) -> bytes:
@@ -583,6 +592,12 @@ class SparseMerkleTree:
         stale = batch.replaced
         if new:
             self._pending.append(new)
+        if self._cache_limit and stale:
+            young_pop = self._young.pop
+            old_pop = self._old.pop
+            for node_hash in stale:
+                young_pop(node_hash, None)
+                old_pop(node_hash, None)
         self._root = root
         return TreeUpdate(root=root, new_nodes=new, stale_nodes=stale)
 
