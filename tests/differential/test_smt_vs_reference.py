@@ -161,6 +161,9 @@ class History:
         self.roots[self.height] = (update.root, dict(self.items))
         self.prune()
         self.check_current()
+        # The cache holds live nodes only: an update evicts what it makes stale (and the probes
+        # above read the current root alone).
+        assert self.tree.cached_hashes() <= _reachable(self.all_nodes, update.root)
         return update
 
     def check_update(self, old_root: bytes, update: TreeUpdate) -> None:

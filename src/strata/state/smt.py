@@ -463,6 +463,10 @@ class SparseMerkleTree:
         """Nodes in the read cache now (at most ``cache_nodes``)."""
         return len(self._young) + len(self._old)
 
+    def cached_hashes(self) -> set[bytes]:
+        """The hashes of the nodes in the read cache (diagnostics and tests)."""
+        return self._young.keys() | self._old.keys()
+
     # -- Node reads ------------------------------------------------------------------------------
 
     def get_node(self, node_hash: bytes) -> bytes:
