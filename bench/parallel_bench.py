@@ -20,7 +20,10 @@ every root: ``roots_identical`` says every node, one core or two, produced the s
 ``--json`` prints ``speedup_single_orders``, ``speedup_bulk``, ``speedup_hot_market``,
 ``roots_identical`` and every measured rate, with the CPU each run used while the load was offered
 (``node_cpu_pct``: the node's main process with its threads, each worker process, and the total,
-in percent of one core; ``loadgen_cpu_pct``: the load generator's). A two-core total well under
+in percent of one core; ``loadgen_cpu_pct``: the load generator's), and ``blocks``: the blocks
+committed under load, with the busiest market's mean share of their book operations, the mean
+bound on what sharding matching by market could give (``node/conflicts.py``), and the share of
+the node's block time spent executing, committing and reporting. A two-core total well under
 200% means the node waited (for signatures, for the next block), not that it lacked a core.
 ``--trace DIR`` writes, per run, a flame graph of
 the node and each of its worker processes during the measured load (``py-spy record
@@ -115,8 +118,10 @@ async def _measure(
                 )
             assert node.proc is not None
             cpu_before = _tree_cpu(node.proc.pid)
+            blocks_before = await _block_metrics(session, node.url)
             await bench.run_step(session, step)
             cpu_after = _tree_cpu(node.proc.pid)
+            blocks_after = await _block_metrics(session, node.url)
             if spy is not None:
                 spy.wait(60)
             await _drain(bench, session)
@@ -132,6 +137,7 @@ async def _measure(
         "included_orders_per_s": round(included * unit / step.elapsed),
         "refused": step.refused,
         "loadgen_cpu_pct": round(100 * step.loadgen_cpu_s / step.elapsed),
+        "blocks": _block_report(blocks_before, blocks_after),
         "node_cpu_pct": {
             name: round(100 * (cpu_after.get(name, 0.0) - cpu_before.get(name, 0.0)) / step.elapsed)
             for name in cpu_after
@@ -141,6 +147,48 @@ async def _measure(
 
 
 TICKS = os.sysconf("SC_CLK_TCK")
+STAGES = ("execute", "commit", "report")
+
+
+async def _block_metrics(session: aiohttp.ClientSession, url: str) -> dict[str, float]:
+    """The node's per-block conflict and stage counters (``node/conflicts.py``), from
+    ``/metrics``: sums and counts, so that two readings give the figures between them."""
+    async with session.get(url + "metrics") as response:
+        text = await response.text()
+    wanted = {
+        "strata_block_hot_market_share_sum",
+        "strata_block_hot_market_share_count",
+        "strata_block_parallel_bound_sum",
+    } | {f'strata_stage_seconds_total{{stage="{stage}"}}' for stage in STAGES}
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name in wanted:
+            values[name] = float(value)
+    return values
+
+
+def _block_report(before: dict[str, float], after: dict[str, float]) -> dict[str, Any]:
+    """What the blocks committed during the load were like: the busiest market's mean share of
+    their book operations, the mean bound on what sharding matching by market could give, and
+    the share of the node's block time in each stage."""
+
+    def delta(name: str) -> float:
+        return after.get(name, 0.0) - before.get(name, 0.0)
+
+    blocks = delta("strata_block_hot_market_share_count")
+    stages = {stage: delta(f'strata_stage_seconds_total{{stage="{stage}"}}') for stage in STAGES}
+    busy = sum(stages.values())
+    return {
+        "blocks": int(blocks),
+        "hot_market_share_mean": round(delta("strata_block_hot_market_share_sum") / blocks, 3)
+        if blocks
+        else None,
+        "parallel_bound_mean": round(delta("strata_block_parallel_bound_sum") / blocks, 2)
+        if blocks
+        else None,
+        "stage_share": {s: round(t / busy, 3) for s, t in stages.items()} if busy else {},
+    }
 
 
 def _tree_cpu(pid: int) -> dict[str, float]:

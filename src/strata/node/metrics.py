@@ -62,6 +62,28 @@ class NodeMetrics:
             ["kind"],
             registry=r,
         )
+        self.hot_market_share = Histogram(
+            "strata_block_hot_market_share",
+            "The busiest market's share of a block's book operations (node/conflicts.py)",
+            buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.99, 1.0),
+            registry=r,
+        )
+        self.parallel_bound = Histogram(
+            "strata_block_parallel_bound",
+            "The most sharding matching by market could speed up a block (1 / hot share)",
+            buckets=(1.0, 1.1, 1.25, 1.5, 1.75, 2.0, 3.0, 4.0, 8.0),
+            registry=r,
+        )
+        self.markets_active = Gauge(
+            "strata_block_markets_active",
+            "Markets with book operations in the last block",
+            registry=r,
+        )
+        self.cross_market_accounts = Gauge(
+            "strata_block_cross_market_accounts",
+            "Accounts with book operations in more than one market in the last block",
+            registry=r,
+        )
         self.index_lag = Gauge(
             "strata_index_lag_blocks",
             "Committed blocks the index process has not written yet",

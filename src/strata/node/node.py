@@ -54,6 +54,7 @@ from strata.node.config import (
     read_genesis,
     write_genesis,
 )
+from strata.node.conflicts import report_block
 from strata.node.feeds import REBUILD_BLOCKS, Feeds
 from strata.node.index import IndexHints, NodeIndex
 from strata.node.index_worker import IndexWorker
@@ -148,6 +149,7 @@ class Node:
         self.store = store
         self.params = store.params
         self.markets: dict[int, MarketInfo] = genesis.market_infos()
+        self._market_ids = sorted(self.markets)
         data_dir = Path(config.data_dir)
         self.index = NodeIndex(data_dir / "index")
         self.indexer: IndexWorker | None = None
@@ -584,6 +586,15 @@ class Node:
         committed = time.monotonic()
         self._after_commit(block, output, chosen)
         reported = time.monotonic()
+        left_out = {tx_hash for tx_hash, _ in output.rejected}
+        conflicts = report_block(
+            (tx.tx for tx in chosen if tx.tx_hash not in left_out), self._market_ids
+        )
+        if conflicts.total_ops:
+            self.metrics.hot_market_share.observe(conflicts.hot_market_share)
+            self.metrics.parallel_bound.observe(conflicts.parallel_bound)
+        self.metrics.markets_active.set(len(conflicts.ops_by_market))
+        self.metrics.cross_market_accounts.set(conflicts.cross_market_accounts)
         stage = self.metrics.stage_seconds
         stage.labels("execute").inc(built - started)
         stage.labels("commit").inc(committed - built)
@@ -606,6 +617,8 @@ class Node:
                     "build_ms": round((built - started) * 1000, 2),
                     "commit_ms": round((committed - built) * 1000, 2),
                     "mempool": len(self.mempool),
+                    "hot_market_share": round(conflicts.hot_market_share, 3),
+                    "cross_market_accounts": conflicts.cross_market_accounts,
                 }
             },
         )
