@@ -19,7 +19,9 @@ its order event on the account feed (p50, p99). At the end it drains the mempool
 ``lost`` transactions: accepted but never included. ``rss_growth_pct`` compares the node's
 resident memory at the end with after a warm-up pass (the same steps, as long unless
 ``--warmup-seconds`` says otherwise, not reported), so it shows whether the same load run again
-makes memory grow (a leak, an unbounded queue or cache), not how much a heavier load needs;
+makes memory grow (a leak, an unbounded queue or cache), not how much a heavier load needs; both
+readings come after the node has idled ``SETTLE_S`` seconds (a checkpoint and a heap trim), not
+at a random point of its cycle;
 ``anon_rss_growth_pct`` does the same for its anonymous memory alone (heap and stacks, without the
 pages of the LMDB files it maps, which the kernel reclaims at will). The included counts come from
 the node's blocks feed, not from reading every block back over the API, which would map the
@@ -76,6 +78,9 @@ BATCH = 200
 """Transactions per HTTP request."""
 INFLIGHT = 32
 JSON = {"Content-Type": "application/json"}
+SETTLE_S = 6.0
+"""Idle seconds before each memory reading: a checkpoint (16 blocks) and a heap trim (25 blocks)
+happen, so both readings see the node at rest rather than mid-cycle."""
 """Requests in flight at most (as a client with a connection pool of this size)."""
 
 
@@ -428,6 +433,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     f"{_rss_kb(node.proc.pid) // 1024} MB",
                     file=sys.stderr,
                 )
+            await asyncio.sleep(SETTLE_S)
             rss_warm = _rss_kb(node.proc.pid)
             anon_warm = _rss_kb(node.proc.pid, "RssAnon")
             items_warm = await bench.memory_items(session)
@@ -446,6 +452,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 _print_step(step, BULK if workload == "bulk" else 1)
                 steps.append(step)
             await _drain(bench, session)
+            await asyncio.sleep(SETTLE_S)
             rss_end = _rss_kb(node.proc.pid)
             anon_end = _rss_kb(node.proc.pid, "RssAnon")
             items_end = await bench.memory_items(session)

@@ -920,7 +920,15 @@ def test_health_metrics_and_openrpc(node: NodeProcess, api: Api) -> None:
         if line and not line.startswith("#"):
             name, _, value = line.rpartition(" ")
             samples[name] = float(value)
-    for name in ("strata_height", "strata_mempool_depth", "strata_block_build_seconds_count"):
+    for name in (
+        "strata_height",
+        "strata_mempool_depth",
+        "strata_block_build_seconds_count",
+        "strata_block_hot_market_share_count",
+        "strata_block_parallel_bound_count",
+        "strata_block_markets_active",
+        "strata_block_cross_market_accounts",
+    ):
         assert name in samples, name
     assert samples["strata_height"] >= body["height"]
     assert samples["strata_block_build_seconds_count"] >= 1

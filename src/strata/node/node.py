@@ -150,6 +150,7 @@ class Node:
         self.params = store.params
         self.markets: dict[int, MarketInfo] = genesis.market_infos()
         self._market_ids = sorted(self.markets)
+        self._had_pending = False
         data_dir = Path(config.data_dir)
         self.index = NodeIndex(data_dir / "index")
         self.indexer: IndexWorker | None = None
@@ -604,8 +605,12 @@ class Node:
         self.metrics.block_interval.observe(committed - self.last_block_at)
         self.last_block_at = committed
         self.blocks_produced += 1
-        if self.blocks_produced % TRIM_EVERY_BLOCKS == 0:
-            release_free_memory()  # the resident set follows the load down (node/memory.py)
+        # The resident set follows the load down (node/memory.py): every few seconds, and as
+        # soon as a burst ends (the mempool empties).
+        drained = self._had_pending and not len(self.mempool)
+        self._had_pending = bool(len(self.mempool))
+        if drained or self.blocks_produced % TRIM_EVERY_BLOCKS == 0:
+            release_free_memory()
             self._report_memory()
         log.info(
             "block",
