@@ -76,9 +76,13 @@ def _scale(unit: str) -> tuple[int, int]:
     return mantissa, -exponent
 
 
+@functools.lru_cache(maxsize=16_384)
 def format_units(count: int, unit: str) -> str:
     """``count * unit`` as a plain decimal string, exactly (integer arithmetic only: this runs
-    for every price and size the feeds publish). ``unit`` is a decimal string such as ``"0.1"``."""
+    for every price and size the feeds publish). ``unit`` is a decimal string such as ``"0.1"``.
+
+    Cached (16,384 strings, about 2 MB): the feeds format the same prices near the mark and the
+    same sizes over and over (a cache hit costs about a fifth of the arithmetic)."""
     mantissa, decimals = _scale(unit)
     value = count * mantissa
     if decimals == 0:
