@@ -11,6 +11,7 @@ import pytest
 
 from strata.adapters.chain_store import ChainStore
 from strata.adapters.da_file import FileDa
+from strata.core.codec import encode
 from strata.da.batch import decode_batch
 from strata.node.metrics import NodeMetrics
 from strata.node.posting import DaPoster
@@ -121,4 +122,44 @@ def test_posting_survives_an_outage_and_a_crash_between_post_and_record(tmp_path
     heights = [h for _, first, last in posted for h in range(first, last + 1)]
     assert heights == list(range(1, 19))
     again.close()
+    store.close()
+
+
+class _CountingStore:
+    """A chain store that counts the blocks read back from it."""
+
+    def __init__(self, store: ChainStore) -> None:
+        self.store = store
+        self.reads: list[int] = []
+
+    @property
+    def tip(self) -> Any:
+        return self.store.tip
+
+    def get_block(self, height: int) -> Any:
+        self.reads.append(height)
+        return self.store.get_block(height)
+
+
+def test_posting_takes_remembered_blocks_and_reads_the_rest(tmp_path: Path) -> None:
+    """The poster posts the blocks the node handed it as they committed without reading the
+    block log; it keeps at most two batches' worth, and reads older ones back from the store.
+    The batches are the same either way."""
+    store = _grow(ChainStore.create(tmp_path / "chain", GENESIS), 12)
+    counting = _CountingStore(store)
+    poster = _poster(FileDa(tmp_path / "da"), tmp_path, batch_blocks=4)
+    for height in range(1, 13):
+        poster.remember(store.get_block(height))
+    assert poster.recent_blocks == 8  # two batches' worth: blocks 5..12
+    for _ in range(3):
+        asyncio.run(poster.post_next(counting))  # type: ignore[arg-type]
+    assert counting.reads == [1, 2, 3, 4]  # forgotten: read back; 5..12 came from memory
+    assert poster.recent_blocks == 0  # posted blocks are let go
+    assert _posted(tmp_path / "da") == [(0, 1, 4), (1, 5, 8), (2, 9, 12)]
+    for ref in FileDa(tmp_path / "da").list(1):
+        batch = decode_batch(FileDa(tmp_path / "da").get(ref))
+        first = batch.header.first_height
+        stored = [encode(store.get_block(first + i)) for i in range(len(batch.blocks))]
+        assert list(batch.blocks) == stored
+    poster.close()
     store.close()
