@@ -55,6 +55,7 @@ from strata.modules.liquidation import (
     AccountLiquidated,
     BadDebtChanged,
     Deleveraged,
+    FundDeleveraged,
     PositionLiquidated,
 )
 from strata.modules.markets import Market
@@ -292,7 +293,16 @@ class LiquidationMachine(RuleBasedStateMachine):
 
         fills: list[FillEvent] = []
         liquidated: list[bytes] = []
+        fund_stop = False  # after a FundDeleveraged: the fund's slices are its stops, at the mark
         for e in output.block_events.risk:
+            if isinstance(e, FundDeleveraged):
+                fund_stop = True
+                STATS["fund deleveraged"] += 1
+                event("fund deleveraged")
+            elif isinstance(e, AccountLiquidated) or (
+                isinstance(e, PositionLiquidated) and e.account != FUND
+            ):
+                fund_stop = False
             if isinstance(e, AccountLiquidated):
                 risk = margin.compute_account_risk(
                     collateral.get_balance(before, e.account),
@@ -323,6 +333,8 @@ class LiquidationMachine(RuleBasedStateMachine):
                 assert abs(before_size) >= e.size_lots > 0
                 STATS["deleveraged"] += 1
                 event("deleveraged")
+            elif isinstance(e, PositionLiquidated) and fund_stop:
+                self._check_fund_stop(e)
             elif isinstance(e, PositionLiquidated):
                 self._check_slice(e, [f for f in fills if f.taker == e.account])
                 fills = []
@@ -339,6 +351,18 @@ class LiquidationMachine(RuleBasedStateMachine):
         for account in liquidated:
             if not clearing.get_positions(state, account):
                 assert collateral.get_balance(state, account) >= 0
+
+    @staticmethod
+    def _check_fund_stop(e: PositionLiquidated) -> None:
+        """A stop of the fund: auto-deleveraged whole or in proportion at the mark, with no
+        equity share given away and no book order; the per-block budget (which limits what
+        liquidations put on the book) does not hold it back."""
+        qptl = market_of(e.market_id).quote_per_tick_lot
+        assert e.account == FUND
+        assert 0 < e.slice_lots == e.wanted_lots == e.adl_lots <= abs(e.size_before_lots)
+        assert e.book_lots == e.backstop_lots == e.fee_quote == e.limit_price_ticks == 0
+        assert e.equity_share_quote == 0
+        assert e.bankruptcy_value_quote == e.adl_value_quote == e.slice_lots * e.mark_ticks * qptl
 
     def _check_slice(self, e: PositionLiquidated, fills: list[FillEvent]) -> None:
         assert e.slice_lots <= e.wanted_lots

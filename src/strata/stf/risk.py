@@ -157,7 +157,9 @@ class _RiskPhase:
            equity (2x), or its equity is gone, every position is auto-deleveraged in proportion
            down to ``insurance_max_leverage_ppm`` (1x).
 
-        A fund left with no position and a negative balance has bad debt."""
+        A fund left with no position and a negative balance has bad debt. The per-block
+        liquidation budget does not hold a stop back: it limits what liquidations put on the
+        book, and a stop closes off the book, at the mark."""
         state = self.state
         params = self.params
         positions = [

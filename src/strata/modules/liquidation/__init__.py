@@ -100,7 +100,10 @@ class PositionLiquidated(msgspec.Struct, frozen=True, array_like=True, tag=24):
     size_before_lots:          the signed position before
     wanted_lots:               ``ceil(|size| * close_ppm / 1e6)``
     budget_quote:              the market's liquidation notional left in this block before it
-    slice_lots:                what the block closes: ``wanted`` within the budget
+    slice_lots:                what the block closes: ``wanted`` within the budget; a stop of
+                               the insurance fund (after :class:`FundDeleveraged`) closes all
+                               of ``wanted`` at the mark by auto-deleveraging, whatever the
+                               budget (which limits what liquidations put on the book)
     equity_share_quote:        the slice's share of the account's equity (negative: bankrupt)
     bankruptcy_value_quote:    the quote the slice closes at to bring that share to zero
     limit_price_ticks:         the bankruptcy price, limit of the book order (0: no book order)
