@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from strata.adapters.chain_store import ChainStore, StoreError, _height_key
-from tests.storage.chain import build_store, extend, replay
+from tests.storage.chain import extend, replay
+from tests.storage.workload import GENESIS
 
 BLOCKS = 14  # checkpoints at 4, 8, 12; blocks 13 and 14 are replayed at open
 REFERENCE = replay(BLOCKS)
@@ -78,13 +79,15 @@ CASES: dict[str, tuple[Picker, str]] = {
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A store of 14 blocks whose process stopped without a final checkpoint: the blocks after
-    the last checkpoint are only in ``blocks``, and recovery re-executes them. Checkpoints run in
-    the background and the next starts at the first commit after one ends, so where the last one
-    lands (8 to 14) depends on how fast each one finishes; every case below reads heights before
-    8."""
+    the last checkpoint are only in ``blocks``, and recovery re-executes them. Its checkpoints
+    run in the foreground, so they land at 4, 8 and 12 whatever the machine's load (in the
+    background, the next starts at the first commit after one ends, and the last one lands
+    anywhere from 8 to 14: a busy machine once left no block to replay)."""
     path = tmp_path_factory.mktemp("pristine") / "chain"
-    store = build_store(path, BLOCKS)
-    assert 8 <= store.checkpoint_height <= BLOCKS
+    store = ChainStore.create(path, GENESIS, checkpoint_every=4, retain_heights=8)
+    store.background = False
+    extend(store, BLOCKS)
+    assert store.checkpoint_height == 12
     store.close(checkpoint=False)
     return path
 
