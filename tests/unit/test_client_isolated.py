@@ -13,37 +13,16 @@ import pytest
 from strata.cli import trade_cli
 from strata.client.api import AsyncTrader, Trader, _TraderCore
 from strata.client.errors import RpcCode, RpcError
-from strata.client.signing import agent_from_seed, wallet_from_seed
-from strata.node.config import DEVNET_CHAIN_ID, devnet_genesis
+from strata.client.signing import agent_from_seed
+from strata.node.config import DEVNET_CHAIN_ID
 from strata.stf.transactions import MoveIsolatedMargin, SetMarginMode, decode_transaction
+from tests.helpers.offline_trader import MARKETS, WALLET, AsyncSink, Sink, offline_core
 
-MARKETS = devnet_genesis(0).market_infos()
-WALLET = wallet_from_seed("devnet-0")
 BTC, ETH = 1, 2
 
 
-def _core() -> _TraderCore:
-    return _TraderCore(WALLET, chain_id=DEVNET_CHAIN_ID, markets=MARKETS)
-
-
-class _Sink:
-    """A client that keeps what it is sent."""
-
-    def __init__(self) -> None:
-        self.sent: list[bytes] = []
-
-    def send_raw(self, tx: bytes) -> str:
-        self.sent.append(tx)
-        return "0x" + "00" * 32
-
-
-class _AsyncSink(_Sink):
-    async def send_raw(self, tx: bytes) -> str:  # type: ignore[override]
-        return _Sink.send_raw(self, tx)
-
-
 def test_set_margin_mode_action_by_symbol_or_id() -> None:
-    core = _core()
+    core = offline_core()
     assert core.set_margin_mode_action("BTC-PERP", True) == SetMarginMode(BTC, True)
     assert core.set_margin_mode_action(ETH, False) == SetMarginMode(ETH, False)
     with pytest.raises(RpcError) as unknown:
@@ -66,7 +45,7 @@ def test_set_margin_mode_action_by_symbol_or_id() -> None:
     ],
 )
 def test_move_isolated_margin_amount_is_exact_usdc(amount: Any, quote: int) -> None:
-    action = _core().move_isolated_margin_action("BTC-PERP", amount)
+    action = offline_core().move_isolated_margin_action("BTC-PERP", amount)
     assert action == MoveIsolatedMargin(BTC, quote)
 
 
@@ -86,18 +65,18 @@ def test_move_isolated_margin_refuses_what_is_not_an_exact_nonzero_amount(
     amount: Any, code: RpcCode
 ) -> None:
     with pytest.raises(RpcError) as refused:
-        _core().move_isolated_margin_action("BTC-PERP", amount)
+        offline_core().move_isolated_margin_action("BTC-PERP", amount)
     assert refused.value.code == code
 
 
 def test_trader_and_async_trader_send_the_margin_actions() -> None:
-    sink = _Sink()
+    sink = Sink()
     trader = Trader(sink, WALLET, chain_id=DEVNET_CHAIN_ID, markets=MARKETS)  # type: ignore[arg-type]
     trader.set_margin_mode("BTC-PERP", True)
     trader.move_isolated_margin("BTC-PERP", "400")
     trader.move_isolated_margin("BTC-PERP", "-300")
     trader.set_margin_mode("BTC-PERP", False)
-    async_sink = _AsyncSink()
+    async_sink = AsyncSink()
     async_trader = AsyncTrader(
         async_sink,  # type: ignore[arg-type]
         WALLET,

@@ -9,10 +9,9 @@ from typing import Any
 
 import pytest
 
-from strata.client.api import AsyncTrader, Trader, TriggerSpec, _TraderCore
+from strata.client.api import AsyncTrader, Trader, TriggerSpec
 from strata.client.errors import RpcCode, RpcError
-from strata.client.signing import wallet_from_seed
-from strata.node.config import DEVNET_CHAIN_ID, devnet_genesis
+from strata.node.config import DEVNET_CHAIN_ID
 from strata.stf.transactions import (
     CancelTrigger,
     PlaceOrder,
@@ -20,35 +19,13 @@ from strata.stf.transactions import (
     ScheduleCancel,
     decode_transaction,
 )
-
-MARKETS = devnet_genesis(0).market_infos()
-WALLET = wallet_from_seed("devnet-0")
-
-
-def _core() -> _TraderCore:
-    return _TraderCore(WALLET, chain_id=DEVNET_CHAIN_ID, markets=MARKETS)
-
-
-class _Sink:
-    """A client that keeps what it is sent."""
-
-    def __init__(self) -> None:
-        self.sent: list[bytes] = []
-
-    def send_raw(self, tx: bytes) -> str:
-        self.sent.append(tx)
-        return "0x" + "00" * 32
-
-
-class _AsyncSink(_Sink):
-    async def send_raw(self, tx: bytes) -> str:  # type: ignore[override]
-        return _Sink.send_raw(self, tx)
+from tests.helpers.offline_trader import MARKETS, WALLET, AsyncSink, Sink, offline_core
 
 
 def test_place_action_with_expiry_is_good_til_time() -> None:
-    action = _core().place_action("BTC-PERP", "buy", "59000", "0.1", expires_at_ms=1_234)
+    action = offline_core().place_action("BTC-PERP", "buy", "59000", "0.1", expires_at_ms=1_234)
     assert action == PlaceOrder(1, True, 590_000, 1_000, 0, False, None, 1_234)
-    assert _core().place_action("BTC-PERP", "buy", "59000", "0.1").expires_at_ms is None
+    assert offline_core().place_action("BTC-PERP", "buy", "59000", "0.1").expires_at_ms is None
 
 
 @pytest.mark.parametrize(
@@ -61,7 +38,7 @@ def test_place_action_with_expiry_is_good_til_time() -> None:
     ],
 )
 def test_stop_and_take_profit_trigger_on_the_right_side(kind: str, side: str, above: bool) -> None:
-    core = _core()
+    core = offline_core()
     spec = core.stop_trigger(kind, "BTC-PERP", side, "57000", "0.1", "56500")
     assert spec == TriggerSpec("BTC-PERP", side, "57000", above, "56500", "0.1", "ioc")
     action = core.place_trigger_action(spec)
@@ -69,7 +46,7 @@ def test_stop_and_take_profit_trigger_on_the_right_side(kind: str, side: str, ab
 
 
 def test_a_market_trigger_takes_the_widest_worst_price() -> None:
-    core = _core()
+    core = offline_core()
     sell = core.place_trigger_action(
         core.stop_trigger("stop_loss", "ETH-PERP", "sell", "2900", "1")
     )
@@ -87,7 +64,7 @@ def test_a_market_trigger_takes_the_widest_worst_price() -> None:
 
 
 def test_trader_sends_triggers_cancels_and_the_dead_man_switch() -> None:
-    sink = _Sink()
+    sink = Sink()
     trader = Trader(sink, WALLET, chain_id=DEVNET_CHAIN_ID, markets=MARKETS)  # type: ignore[arg-type]
     trader.place("BTC-PERP", "sell", "61000", "0.1", expires_at_ms=99)
     trader.place_trigger("BTC-PERP", "sell", "57000", False, "56500", "0.1", "gtc")
@@ -111,7 +88,7 @@ def test_trader_sends_triggers_cancels_and_the_dead_man_switch() -> None:
 
 
 def test_async_trader_sends_the_same_actions() -> None:
-    sink = _AsyncSink()
+    sink = AsyncSink()
     trader = AsyncTrader(sink, WALLET, chain_id=DEVNET_CHAIN_ID, markets=MARKETS)  # type: ignore[arg-type]
 
     async def send() -> None:
