@@ -141,6 +141,18 @@ class Step:
     """The markets its orders go to, one crossing pair after another."""
 
 
+async def read_metrics(session: aiohttp.ClientSession, url: str) -> dict[str, float]:
+    """Every sample of the node's ``/metrics``: ``name{labels}`` -> value."""
+    async with session.get(url + "metrics") as response:
+        text = await response.text()
+    samples: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
+
+
 def _percentile(values: list[float], fraction: float) -> float | None:
     if not values:
         return None
@@ -307,14 +319,12 @@ class Bench:
 
     async def memory_items(self, session: aiohttp.ClientSession) -> dict[str, int]:
         """The node's ``strata_memory_items`` gauges (its bounded in-memory structures)."""
-        async with session.get(self.node.url + "metrics") as response:
-            text = await response.text()
-        items: dict[str, int] = {}
-        for line in text.splitlines():
-            if line.startswith('strata_memory_items{kind="'):
-                kind = line.split('"')[1]
-                items[kind] = int(float(line.rsplit(" ", 1)[1]))
-        return items
+        prefix = 'strata_memory_items{kind="'
+        return {
+            name[len(prefix) : -2]: int(value)
+            for name, value in (await read_metrics(session, self.node.url)).items()
+            if name.startswith(prefix)
+        }
 
     async def height(self, session: aiohttp.ClientSession) -> int:
         return int(await self.call(session, "strata_blockNumber"))

@@ -52,7 +52,16 @@ if str(ROOT) not in sys.path:
 
 from tests.helpers.node_process import STRATA, NodeProcess  # noqa: E402
 
-from bench.node_bench import BULK, INFLIGHT, Bench, Signer, Step, _drain, _setup  # noqa: E402
+from bench.node_bench import (  # noqa: E402
+    BULK,
+    INFLIGHT,
+    Bench,
+    Signer,
+    Step,
+    _drain,
+    _setup,
+    read_metrics,
+)
 from strata.client.signing import agent_from_seed, wallet_from_seed  # noqa: E402
 from strata.node.config import DEVNET_FUNDED_SEEDS  # noqa: E402
 
@@ -118,10 +127,10 @@ async def _measure(
                 )
             assert node.proc is not None
             cpu_before = _tree_cpu(node.proc.pid)
-            blocks_before = await _block_metrics(session, node.url)
+            blocks_before = await read_metrics(session, node.url)
             await bench.run_step(session, step)
             cpu_after = _tree_cpu(node.proc.pid)
-            blocks_after = await _block_metrics(session, node.url)
+            blocks_after = await read_metrics(session, node.url)
             if spy is not None:
                 spy.wait(60)
             await _drain(bench, session)
@@ -150,28 +159,11 @@ TICKS = os.sysconf("SC_CLK_TCK")
 STAGES = ("execute", "commit", "report")
 
 
-async def _block_metrics(session: aiohttp.ClientSession, url: str) -> dict[str, float]:
-    """The node's per-block conflict and stage counters (``node/conflicts.py``), from
-    ``/metrics``: sums and counts, so that two readings give the figures between them."""
-    async with session.get(url + "metrics") as response:
-        text = await response.text()
-    wanted = {
-        "strata_block_hot_market_share_sum",
-        "strata_block_hot_market_share_count",
-        "strata_block_parallel_bound_sum",
-    } | {f'strata_stage_seconds_total{{stage="{stage}"}}' for stage in STAGES}
-    values: dict[str, float] = {}
-    for line in text.splitlines():
-        name, _, value = line.rpartition(" ")
-        if name in wanted:
-            values[name] = float(value)
-    return values
-
-
 def _block_report(before: dict[str, float], after: dict[str, float]) -> dict[str, Any]:
-    """What the blocks committed during the load were like: the busiest market's mean share of
-    their book operations, the mean bound on what sharding matching by market could give, and
-    the share of the node's block time in each stage."""
+    """What the blocks committed between two readings of ``/metrics`` were like (the node's
+    per-block conflict and stage counters, ``node/conflicts.py``): the busiest market's mean
+    share of their book operations, the mean bound on what sharding matching by market could
+    give, and the share of the node's block time in each stage."""
 
     def delta(name: str) -> float:
         return after.get(name, 0.0) - before.get(name, 0.0)
