@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from strata.modules.book.types import OrderReason, OrderStatus
 from strata.modules.clearing.events import FillEvent, OrderUpdate, PositionChanged
 from strata.modules.collateral import INSURANCE_FUND_ACCOUNT
@@ -19,7 +21,7 @@ from strata.modules.liquidation import AccountLiquidated, PositionLiquidated
 from strata.modules.triggers import ScheduledCancelFired, TriggerStatus, TriggerUpdate
 from strata.node.config import devnet_genesis
 from strata.node.events import Phase, block_segments
-from strata.node.feeds import Feeds, Subscriber
+from strata.node.feeds import Feeds, Subscriber, render_account_messages
 from strata.node.index import NodeIndex, OrderOrigin
 from strata.state.store import State
 from strata.stf.block import Block, BlockEvents, BlockOutput, Header, Receipt
@@ -305,7 +307,8 @@ def test_feeds_publish_trades_orders_and_events_of_every_phase() -> None:
         feeds.add_subscriber(sub)
     block1, block2 = _two_blocks()
     feeds.publish(block1[1], state)
-    touched = feeds._publish_events(_block(3, prologue=block2[1].block_events.prologue)[1])
+    expiry_only = _block(2, prologue=block2[1].block_events.prologue)[1]
+    touched = Feeds(MARKETS)._publish_events(expiry_only, None)
     assert touched == {BTC}  # an expiry alone changes the book
     feeds.publish(block2[1], state)
 
@@ -338,6 +341,50 @@ def test_feeds_publish_trades_orders_and_events_of_every_phase() -> None:
     assert [(o["order_id"], o["reason"]) for o in message["orders"]] == [(9, "ioc_remainder")]
     # Alice: her order expired in the prologue.
     assert [(o["order_id"], o["reason"]) for o in alice.messages[-1]["orders"]] == [(5, "expired")]
+
+
+def test_account_messages_rendered_in_the_index_process_are_the_same_and_sent_once() -> None:
+    """With ``remote`` (a node with an index process), ``publish`` lists the subscribed
+    accounts' messages instead of sending them; what the index process renders from the block
+    as it travels there (msgpack) is the same text, and a subscriber that resumed before it came
+    back is not sent it twice."""
+    state = _state()
+    local, remote = Feeds(MARKETS), Feeds(MARKETS)
+    remote.remote = True
+    subs: dict[str, dict[bytes, _Collect]] = {}
+    for name, feeds in (("local", local), ("remote", remote)):
+        feeds.load(state, 0, ())
+        subs[name] = {a: _Collect("account", a) for a in (ALICE, BOB, DAVE)}
+        for sub in subs[name].values():
+            feeds.add_subscriber(sub)
+    trades = _Collect("trades", BTC)
+    remote.add_subscriber(trades)
+    decoder = msgspec.msgpack.Decoder(BlockOutput)
+    pending = []
+    for _, output, _ in _two_blocks():
+        local.publish(output, state)
+        requests = remote.publish(output, state)
+        assert {a for a, _ in requests} <= {ALICE, BOB, DAVE} and requests
+        travelled = decoder.decode(msgspec.msgpack.encode(output))
+        pending.append(
+            (output.header.height, render_account_messages(travelled, MARKETS, requests))
+        )
+    assert [m["seq"] for m in trades.messages] == [1, 2]  # the other feeds do not wait
+    assert all(s.messages == [] for s in subs["remote"].values())
+
+    late = _Collect("account", DAVE)  # resumes from height 1 before block 2's texts arrive
+    remote.add_subscriber(late)
+    replay = remote.resume("account", DAVE, 1)
+    assert replay is not None
+    for text in replay:
+        late.push(text)
+    for height, messages in pending:
+        remote.rendered(height, messages)
+    for account in (ALICE, BOB, DAVE):
+        assert subs["remote"][account].messages == subs["local"][account].messages
+        assert subs["remote"][account].messages  # each had a message
+    assert late.messages == subs["local"][DAVE].messages[-1:]
+    assert remote._awaiting == {}
 
 
 def test_feeds_rebuild_rings_from_block_events_on_load() -> None:

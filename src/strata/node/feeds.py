@@ -15,6 +15,11 @@ Recent messages are kept, serialized, in bounded rings so a client can resume af
 ``{"type": "reset"}`` message telling it to re-read state by query (``trades``, ``account``). On
 start the node rebuilds the trade and account rings from the events of its last blocks.
 
+On a node with an index process, the account messages of subscribed accounts are rendered there,
+beside the index, instead of on the node's main thread (:meth:`Feeds.publish`,
+:meth:`Feeds.rendered`); they reach subscribers a few milliseconds later, in the same order and
+with the same text, and a subscriber that resumed in between is not sent a message twice.
+
 Every event of a block counts, the receipts' and the block's own lists (``node/events.py``):
 the fills of fired triggers, of liquidations and of the insurance fund's unwinding are trades;
 orders canceled by expiry, a dead-man switch or a liquidation are order updates of their owner
@@ -75,6 +80,10 @@ class Subscriber:
         self.sub_id = sub_id
         self.kind = kind
         self.key = key
+        self.seq = -1
+        """The height of the last message delivered (``account``: a message rendered in the
+        index process may arrive after the subscriber caught up by resuming; it is not sent
+        twice)."""
 
     def push(self, text: str) -> None:
         """Deliver one message, already serialized as JSON (it is serialized once per feed
@@ -104,6 +113,12 @@ class Lazy:
             self._text = dumps(self._render())
             self._render = None
         return self._text
+
+    def fill(self, text: str) -> None:
+        """The text, rendered elsewhere (the same message: see :func:`render_account_messages`)."""
+        if self._render is not None:
+            self._text = text
+            self._render = None
 
 
 class Ring:
@@ -151,10 +166,16 @@ class Feeds:
         }
         self._subscribers: dict[tuple[str, Any], dict[int, Subscriber]] = {}
         self.height = 0
+        self.remote = False
+        """Whether subscribed accounts' messages are rendered in the index process
+        (:meth:`publish` returns what to render, :meth:`rendered` delivers it)."""
+        self._awaiting: dict[int, dict[bytes, Lazy]] = {}
 
     # ------------------------------------------------------------ subscribers
 
     def add_subscriber(self, sub: Subscriber) -> None:
+        """Live messages from the next block on (what came before: :meth:`resume`)."""
+        sub.seq = self.height
         self._subscribers.setdefault((sub.kind, sub.key), {})[id(sub)] = sub
 
     def remove_subscriber(self, sub: Subscriber) -> None:
@@ -170,6 +191,16 @@ class Feeds:
             text = message.text()
             for sub in list(subs.values()):
                 sub.push(text)
+
+    def _send_account(self, account: bytes, height: int, message: Lazy) -> None:
+        """An account's message of block ``height`` to each subscriber that lacks it."""
+        subs = self._subscribers.get(("account", account))
+        if subs:
+            text = message.text()
+            for sub in list(subs.values()):
+                if sub.seq < height:
+                    sub.seq = height
+                    sub.push(text)
 
     # ------------------------------------------------------------ views
 
@@ -241,12 +272,17 @@ class Feeds:
         first = height + 1
         for output in recent:
             first = min(first, output.header.height)
-            self._publish_events(output)
+            self._publish_events(output, None)
         for ring in (*self._trade_rings.values(), self._account_ring):
             ring.covered_from = max(ring.covered_from, first)  # eviction may have raised it
 
-    def publish(self, output: BlockOutput, state: State) -> None:
-        """Turn a committed block into feed messages and hand them to subscribers."""
+    def publish(self, output: BlockOutput, state: State) -> RenderRequests:
+        """Turn a committed block into feed messages and hand them to subscribers.
+
+        With :attr:`remote`, the messages of subscribed accounts are not rendered here: the
+        result lists them, as ``(account, prev_seq)``, for the index process, and
+        :meth:`rendered` delivers them when they come back. (Measured under bulk load, rendering
+        the account feeds was a quarter of the node's main thread.)"""
         header = output.header
         height = header.height
         self.height = height
@@ -261,43 +297,35 @@ class Feeds:
                 "state_root": "0x" + header.state_root.hex(),
             }
             self._send("blocks", None, Lazy.of(block_message))
-        touched = self._publish_events(output)
+        requests: RenderRequests = []
+        touched = self._publish_events(output, requests if self.remote else None)
         for market_id in self.markets:
             self._publish_book(state, market_id, market_id in touched)
+        return requests
 
-    def _publish_events(self, output: BlockOutput) -> set[int]:
+    def rendered(self, height: int, messages: list[tuple[bytes, str]]) -> None:
+        """The account messages of block ``height`` that the index process rendered (see
+        :meth:`publish`): delivered to the subscribers that do not have them yet."""
+        awaiting = self._awaiting.pop(height, {})
+        for account, text in messages:
+            message = awaiting.pop(account, None)
+            if message is not None:
+                message.fill(text)
+                self._send_account(account, height, message)
+        for account, message in awaiting.items():  # none, unless the two disagree: render here
+            self._send_account(account, height, message)
+
+    def _publish_events(self, output: BlockOutput, requests: RenderRequests | None) -> set[int]:
         """Trade and account messages of a block (rendered only when someone reads them);
-        returns the markets whose book may have changed.
+        returns the markets whose book may have changed. With ``requests``, subscribed
+        accounts' messages are listed there to be rendered elsewhere instead of sent.
 
         Every event counts, the receipts' and the block's own (``node/events.py``, in the order
         they happened): fills of fired triggers, liquidations and the insurance fund's
         unwinding are trades like any; orders canceled by expiry, a dead-man switch or a
         liquidation change the book."""
         height = output.header.height
-        fills: dict[int, list[FillEvent]] = {m: [] for m in self.markets}
-        per_account: dict[bytes, tuple[list[FillEvent], list[OrderUpdate], list[Event]]] = {}
-
-        def of(account: bytes) -> tuple[list[FillEvent], list[OrderUpdate], list[Event]]:
-            entry = per_account.get(account)
-            if entry is None:
-                entry = per_account[account] = ([], [], [])
-            return entry
-
-        touched: set[int] = set()
-        for _, _, events in block_segments(output):
-            for event in events:
-                if isinstance(event, FillEvent):
-                    touched.add(event.market_id)
-                    fills[event.market_id].append(event)
-                    of(event.maker)[0].append(event)
-                    if event.taker != event.maker:
-                        of(event.taker)[0].append(event)
-                elif isinstance(event, OrderUpdate):
-                    touched.add(event.market_id)
-                    of(event.owner)[1].append(event)
-                elif isinstance(event, ACCOUNT_EVENTS):
-                    for account in _accounts_of(event):
-                        of(account)[2].append(event)
+        fills, per_account, touched = group_events(output, self.markets)
         for market_id, market_fills in fills.items():
             self._trades[market_id].extendleft((height, f) for f in market_fills)
             trades = Lazy(
@@ -307,14 +335,17 @@ class Feeds:
             self._trade_rings[market_id].add(height, None, trades)
             self._send("trades", market_id, trades)
         last = self._account_last
+        subscribers = self._subscribers
         fill_json: dict[int, dict[str, Any]] = {}  # a fill is shown to its maker and its taker
         for account, (account_fills, orders, others) in per_account.items():
+            prev_seq = last.get(account)
             message = Lazy(
                 partial(
-                    self._account_json,
+                    account_message,
+                    self.markets,
                     account,
                     height,
-                    last.get(account),
+                    prev_seq,
                     account_fills,
                     orders,
                     others,
@@ -324,7 +355,13 @@ class Feeds:
             )
             last[account] = height
             self._account_ring.add(height, account, message)
-            self._send("account", account, message)
+            if ("account", account) not in subscribers:
+                continue
+            if requests is None:
+                self._send_account(account, height, message)
+            else:
+                requests.append((account, prev_seq))
+                self._awaiting.setdefault(height, {})[account] = message
         return touched
 
     def _trades_json(self, market_id: int, height: int, fills: list[FillEvent]) -> dict[str, Any]:
@@ -333,33 +370,6 @@ class Feeds:
             "seq": height,
             "height": height,
             "trades": [self._trade_json(height, f) for f in fills],
-        }
-
-    def _account_json(
-        self,
-        account: bytes,
-        height: int,
-        prev_seq: int | None,
-        fills: list[FillEvent],
-        orders: list[OrderUpdate],
-        others: list[Event],
-        fill_json: dict[int, dict[str, Any]],
-    ) -> dict[str, Any]:
-        markets = self.markets
-        rendered = []
-        for fill in fills:
-            shown = fill_json.get(id(fill))
-            if shown is None:
-                shown = fill_json[id(fill)] = event_to_json(fill, markets)
-            rendered.append(shown)
-        return {
-            "address": "0x" + account.hex(),
-            "seq": height,
-            "prev_seq": prev_seq,
-            "height": height,
-            "fills": rendered,
-            "orders": [event_to_json(o, markets) for o in orders],
-            "events": [event_to_json(e, markets) for e in others],
         }
 
     def _publish_book(self, state: State, market_id: int, touched: bool) -> None:
@@ -399,6 +409,88 @@ ACCOUNT_EVENTS = (
     BadDebtChanged,
 )
 """Events shown in the ``events`` of an account message (besides its fills and orders)."""
+
+
+AccountEvents = tuple[list[FillEvent], list[OrderUpdate], list[Event]]
+"""An account's events in a block: its fills, its order updates, the rest it is shown."""
+RenderRequests = list[tuple[bytes, int | None]]
+"""Account messages to render elsewhere: ``(account, prev_seq)``, all of one block."""
+
+
+def group_events(
+    output: BlockOutput, markets: dict[int, MarketInfo]
+) -> tuple[dict[int, list[FillEvent]], dict[bytes, AccountEvents], set[int]]:
+    """A block's fills per market, events per account (:data:`AccountEvents`) and the markets
+    whose book may have changed, every event in the order it happened."""
+    fills: dict[int, list[FillEvent]] = {m: [] for m in markets}
+    per_account: dict[bytes, AccountEvents] = {}
+
+    def of(account: bytes) -> AccountEvents:
+        entry = per_account.get(account)
+        if entry is None:
+            entry = per_account[account] = ([], [], [])
+        return entry
+
+    touched: set[int] = set()
+    for _, _, events in block_segments(output):
+        for event in events:
+            if isinstance(event, FillEvent):
+                touched.add(event.market_id)
+                fills[event.market_id].append(event)
+                of(event.maker)[0].append(event)
+                if event.taker != event.maker:
+                    of(event.taker)[0].append(event)
+            elif isinstance(event, OrderUpdate):
+                touched.add(event.market_id)
+                of(event.owner)[1].append(event)
+            elif isinstance(event, ACCOUNT_EVENTS):
+                for account in _accounts_of(event):
+                    of(account)[2].append(event)
+    return fills, per_account, touched
+
+
+def account_message(
+    markets: dict[int, MarketInfo],
+    account: bytes,
+    height: int,
+    prev_seq: int | None,
+    fills: list[FillEvent],
+    orders: list[OrderUpdate],
+    others: list[Event],
+    fill_json: dict[int, dict[str, Any]],
+) -> dict[str, Any]:
+    """An account's message of block ``height`` (``fill_json``: the block's fills already
+    rendered, by ``id``; a fill is shown to its maker and its taker)."""
+    rendered = []
+    for fill in fills:
+        shown = fill_json.get(id(fill))
+        if shown is None:
+            shown = fill_json[id(fill)] = event_to_json(fill, markets)
+        rendered.append(shown)
+    return {
+        "address": "0x" + account.hex(),
+        "seq": height,
+        "prev_seq": prev_seq,
+        "height": height,
+        "fills": rendered,
+        "orders": [event_to_json(o, markets) for o in orders],
+        "events": [event_to_json(e, markets) for e in others],
+    }
+
+
+def render_account_messages(
+    output: BlockOutput, markets: dict[int, MarketInfo], requests: RenderRequests
+) -> list[tuple[bytes, str]]:
+    """The JSON text of the account messages ``requests`` names (what :meth:`Feeds.publish`
+    would have rendered; run in the index process)."""
+    _, per_account, _ = group_events(output, markets)
+    height = output.header.height
+    fill_json: dict[int, dict[str, Any]] = {}
+    return [
+        (account, dumps(account_message(markets, account, height, prev_seq, *events, fill_json)))
+        for account, prev_seq in requests
+        if (events := per_account.get(account)) is not None
+    ]
 
 
 def _accounts_of(event: Event) -> tuple[bytes, ...]:

@@ -10,6 +10,12 @@ environment itself for the API. The process publishes how far it has come in a s
 it without reading the index's pages; the API waits for it to reach the chain's tip before
 answering from the index (:meth:`IndexWorker.wait_for`), so a client reads its own writes.
 
+The same process renders the account-feed messages of subscribed accounts (``node/feeds.py``):
+the node lists them with the block, the process renders them before it indexes the block and
+sends their JSON text back through a second queue, which a thread of the node reads and hands to
+the event loop (:meth:`IndexWorker.start_rendering`). The node never waits on that queue: when
+its event loop is busy the texts wait in the queue, never the process.
+
 The process is started with ``spawn`` (the node has threads and open databases, which a fork
 must not copy). If it dies, the node stops (see ``Node.produce_block``); on the next start the
 node indexes again every committed block the index lacks (``NodeIndex.catch_up``), so a crash
@@ -20,25 +26,31 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from strata.client.markets import MarketInfo
+from strata.node.feeds import RenderRequests, render_account_messages
 from strata.node.index import IndexHints, NodeIndex
 from strata.stf.block import Block, BlockOutput
 
 QUEUE_BLOCKS = 64
 """Blocks the index may fall behind before block production waits for it."""
 
-_Message = tuple[Block, BlockOutput, IndexHints]
+_Message = tuple[Block, BlockOutput, IndexHints, RenderRequests]
+_Rendered = tuple[int, list[tuple[bytes, str]]]
 _ENCODER = msgspec.msgpack.Encoder()
 
 
-def _run(path: str, queue: Any, tip: Any) -> None:
+def _run(path: str, queue: Any, tip: Any, rendered: Any, markets: dict[int, MarketInfo]) -> None:
     """The index process: index every block it is given, until ``None`` (or the node is gone);
-    ``tip.value`` is the height of the last block indexed."""
+    ``tip.value`` is the height of the last block indexed. The account messages a block asks
+    for are rendered first (someone is waiting for them) and put on ``rendered``."""
     decoder = msgspec.msgpack.Decoder(_Message)
     index = NodeIndex(Path(path))
     try:
@@ -49,24 +61,30 @@ def _run(path: str, queue: Any, tip: Any) -> None:
                 return  # the node is gone
             if payload is None:
                 return
-            block, output, hints = decoder.decode(payload)
+            block, output, hints, requests = decoder.decode(payload)
+            if requests:
+                texts = render_account_messages(output, markets, requests)
+                rendered.put(_ENCODER.encode((block.header.height, texts)))
             index.add_block(block, output, hints)
             tip.value = block.header.height
     finally:
+        rendered.put(None)  # the node's reader thread stops
         index.close()
 
 
 class IndexWorker:
     """The index process and its queue (see the module docstring)."""
 
-    def __init__(self, path: Path, synced_height: int) -> None:
+    def __init__(self, path: Path, synced_height: int, markets: dict[int, MarketInfo]) -> None:
         context = multiprocessing.get_context("spawn")
         self._queue = context.Queue(QUEUE_BLOCKS)
+        self._rendered = context.Queue()
+        self._reader_thread: threading.Thread | None = None
         self.reader = NodeIndex(path, readonly=True)
         self._tip = context.Value("q", self.reader.tip, lock=False)
         self._process = context.Process(
             target=_run,
-            args=(str(path), self._queue, self._tip),
+            args=(str(path), self._queue, self._tip, self._rendered, markets),
             name="strata-index",
             daemon=True,
         )
@@ -80,10 +98,42 @@ class IndexWorker:
         value: int = self._tip.value
         return value
 
-    def submit(self, block: Block, output: BlockOutput, hints: IndexHints) -> None:
-        """Queue a committed block (its transactions travel once: in the block)."""
+    def submit(
+        self, block: Block, output: BlockOutput, hints: IndexHints, render: RenderRequests
+    ) -> None:
+        """Queue a committed block (its transactions travel once: in the block), and the
+        account messages of it to render (see :meth:`start_rendering`)."""
         slim = msgspec.structs.replace(output, transactions=())
-        self._queue.put(_ENCODER.encode((block, slim, hints)))
+        self._queue.put(_ENCODER.encode((block, slim, hints, render)))
+
+    def start_rendering(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        deliver: Callable[[int, list[tuple[bytes, str]]], None],
+    ) -> None:
+        """Hand each block's rendered account messages to ``deliver(height, messages)`` on
+        ``loop``, from a thread that reads them as soon as they come (so the process never
+        waits for the node's busy event loop)."""
+        decoder = msgspec.msgpack.Decoder(_Rendered)
+
+        def read() -> None:
+            while True:
+                try:
+                    payload = self._rendered.get()
+                except (EOFError, OSError):
+                    return
+                if payload is None:
+                    return
+                height, messages = decoder.decode(payload)
+                try:
+                    loop.call_soon_threadsafe(deliver, height, messages)
+                except RuntimeError:
+                    return  # the loop is closed: the node is stopping
+
+        if self._reader_thread is None:
+            thread = threading.Thread(target=read, name="strata-feed-texts", daemon=True)
+            thread.start()
+            self._reader_thread = thread
 
     def is_alive(self) -> bool:
         return self._process.is_alive()
@@ -109,4 +159,9 @@ class IndexWorker:
             self._process.join(5)
         self._queue.close()
         self._queue.join_thread()
+        if self._reader_thread is not None:
+            self._rendered.put(None)  # the reader stops even if the process died
+            self._reader_thread.join(5)
+        self._rendered.close()
+        self._rendered.join_thread()
         self.reader.close()

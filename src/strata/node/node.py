@@ -241,7 +241,7 @@ class Node:
         indexed = self.index.catch_up(tip, self._read_block, state)
         if self.config.resolved_index_process():
             self.index.close()
-            self.indexer = IndexWorker(Path(self.config.data_dir) / "index", tip)
+            self.indexer = IndexWorker(Path(self.config.data_dir) / "index", tip, self.markets)
             self.index = self.indexer.reader
         first = max(1, self.store.base_height + 1, tip - REBUILD_BLOCKS + 1)
         self.feeds.load(state, tip, (self._read_block(h)[1] for h in range(first, tip + 1)))
@@ -477,6 +477,9 @@ class Node:
         """Produce a block every ``block_time_ms`` until :meth:`stop` (or ``exit_after_blocks``)."""
         period = self.config.block_time_ms / 1000
         next_at = time.monotonic()
+        if self.indexer is not None:
+            self.indexer.start_rendering(asyncio.get_running_loop(), self.feeds.rendered)
+            self.feeds.remote = True
         try:
             while not self.stopping:
                 next_at += period
@@ -670,8 +673,9 @@ class Node:
             latency.observe((now_ns - tx.received_ns) / 1e9)
         self.mempool.remove_many(tx.tx_hash for tx in chosen)
         state = self.store.state
+        render = self.feeds.publish(output, state)
         if self.indexer is not None:
-            self.indexer.submit(block, output, IndexHints.of(state, output))
+            self.indexer.submit(block, output, IndexHints.of(state, output), render)
             self.metrics.index_lag.set(max(0, height - max(self.indexer.tip, 0)))
             unindexed = self._unindexed
             for receipt in output.receipts:
@@ -681,7 +685,6 @@ class Node:
                 self._unindexed = {h: at for h, at in unindexed.items() if at > tip}
         else:
             self.index.add_block(block, output, state, {tx.tx_hash: tx.tx for tx in chosen})
-        self.feeds.publish(output, state)
         if self.poster is not None:
             self.poster.remember(block)
         self.metrics.height.set(height)
