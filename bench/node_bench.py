@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -493,7 +494,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "memory_items_after_warmup": items_warm,
             "memory_items_end": items_end,
             "block_time_ms": args.block_time_ms,
-            "data_dir": str(workdir / "node"),
+            "data_dir": str(workdir / "node") if args.keep_data_dir else None,
             "steps": [
                 {
                     "workload": s.workload,
@@ -510,6 +511,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         }
     finally:
         node.terminate(60)
+        if args.keep_data_dir:
+            print(f"  the node's data directory is kept: {workdir / 'node'}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)  # a full run writes about a gigabyte
     return summary
 
 
@@ -525,6 +530,11 @@ def main(argv: list[str] | None = None) -> int:
         help="per step of the warm-up pass (default: --seconds)",
     )
     parser.add_argument("--block-time-ms", type=int, default=200)
+    parser.add_argument(
+        "--keep-data-dir",
+        action="store_true",
+        help="keep the node's data directory (its chain, index and logs) for inspection",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     summary = asyncio.run(run(args))

@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -64,10 +65,19 @@ def main(argv: list[str] | None = None) -> int:
         warmup_seconds=0.0,
         block_time_ms=200,
         json=True,
+        keep_data_dir=True,  # verified below, then removed
     )
     print("loading a node to make a chain ...", file=sys.stderr, flush=True)
     loaded = asyncio.run(node_bench.run(load))
     data_dir = Path(loaded["data_dir"])
+    try:
+        return _verify(args, data_dir)
+    finally:
+        shutil.rmtree(data_dir.parent, ignore_errors=True)
+
+
+def _verify(args: argparse.Namespace, data_dir: Path) -> int:
+    """Re-execute the loaded node's chain from its file DA in a fresh process; report both."""
     sequencer = _sequencer_rates(data_dir)
     print("verifying it from DA in a fresh process ...", file=sys.stderr, flush=True)
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
