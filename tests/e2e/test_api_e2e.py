@@ -17,13 +17,14 @@ book read from the feed is compared with ``strata_getBook`` at the same ``seq``.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import re
 import time
 import zlib
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -1095,3 +1096,68 @@ def test_book_feed_since_seq_older_than_kept(tmp_path: Path) -> None:
                 assert book.side("bids")[0] == ["2950", "0.001"]
 
         asyncio.run(with_ws(node.ws_url, resume))
+
+
+# ------------------------------------------------------------------------------------------
+# Account feeds rendered in the index process, with resumes while texts are on their way.
+
+
+def test_account_feed_resumes_exactly_once_while_orders_flow(tmp_path: Path) -> None:
+    """A node with an index process renders subscribed accounts' messages there (docs/node.md,
+    "Using both cores"), so a block's message may still be on its way when a client resumes
+    from just before it. While one account places an order every few milliseconds, a client
+    resumes (``since_seq`` = the latest height it has) every few milliseconds: each resumed
+    subscription gets every message after its ``since_seq`` exactly once, in height order, each
+    ``prev_seq`` the one before it, and the same text as a client that followed from the start.
+    (Without the node's per-subscriber check, some resumes get a message twice.)"""
+    trader = wallet(7)
+    address = addr(trader)
+    orders = 120
+    resumes = 90  # on one connection (at most 100 subscriptions each)
+
+    async def scenario(node: NodeProcess, api: Api) -> None:
+        async with aiohttp.ClientSession() as session:
+            follower_ws = await session.ws_connect(node.ws_url)
+            follower = WsRpc(follower_ws)
+            feed = await follower.subscribe("account", {"address": address})
+            resumer_ws = await session.ws_connect(node.ws_url)
+            resumer = WsRpc(resumer_ws)
+
+            def flow() -> str:
+                last = ""
+                for i in range(orders):
+                    last = api.send_raw(sign(trader, place(BTC, True, 500_000 + i, 10)))
+                    time.sleep(0.01)
+                return last
+
+            flowing = asyncio.create_task(asyncio.to_thread(flow))
+            resumed: list[tuple[int, str]] = []
+            seen: list[dict[str, Any]] = []
+            while not flowing.done():
+                with suppress(TimeoutError):
+                    seen.append(await follower.next(feed, timeout=0.005))
+                if seen and len(resumed) < resumes:
+                    since = seen[-1]["seq"]
+                    options = {"address": address, "since_seq": since}
+                    resumed.append((since, await resumer.subscribe("account", options)))
+            final = api.wait_included(await flowing)["height"]
+            while not seen or seen[-1]["seq"] < final:
+                seen.append(await follower.next(feed))
+            assert len(resumed) >= 20, f"the flow ended after {len(resumed)} resumes"
+
+            seqs = [m["seq"] for m in seen]
+            assert seqs == sorted(set(seqs)), "the follower got a message twice or out of order"
+            for before, after in itertools.pairwise(seen):
+                assert after["prev_seq"] == before["seq"]
+            assert sum(len(m["orders"]) for m in seen) == orders
+            for since, sub in resumed:
+                got: list[dict[str, Any]] = []
+                while not got or got[-1]["seq"] < final:
+                    got.append(await resumer.next(sub))
+                expected = [m for m in seen if m["seq"] > since]
+                assert got == expected, f"resumed after {since}: {[m['seq'] for m in got]}"
+            await resumer_ws.close()
+            await follower_ws.close()
+
+    with running(tmp_path / "node") as (node, api):
+        asyncio.run(scenario(node, api))
