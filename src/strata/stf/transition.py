@@ -819,7 +819,8 @@ def _is_client_id_taken(block: _Block, account: bytes, client_id: int) -> bool:
     placed = block.client_ids.get(account)
     if placed is not None and client_id in placed:
         return True
-    for book in block.books:  # a loop, not any(<generator>): this runs for every order placed
+    # A loop, not any(<generator>): this runs for every order placed.
+    for book in block.books:  # noqa: SIM110
         if book.get_order_by_client_id(account, client_id) is not None:
             return True
     return False
