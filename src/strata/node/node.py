@@ -273,6 +273,18 @@ class Node:
         """Whether a committed block holds the transaction (indexed or not yet)."""
         return tx_hash in self._unindexed or bool(self.index.included([tx_hash]))
 
+    def unindexed_location(self, tx_hash: bytes) -> tuple[int, int] | None:
+        """``(height, index)`` of a committed transaction the index does not hold yet (it runs
+        in its own process and may lag, e.g. while it starts), read from the block's receipts."""
+        height = self._unindexed.get(tx_hash)
+        if height is None:
+            return None
+        receipts, _ = self.store.get_receipts(height)
+        for index, receipt in enumerate(receipts):
+            if receipt.tx_hash == tx_hash:
+                return height, index
+        return None
+
     async def index_synced(self) -> None:
         """Wait (briefly) until the index holds every committed block, so that the API answers
         from it what the chain and the feeds already show."""

@@ -299,14 +299,20 @@ async def get_transaction(ctx: Context, params: list[Any]) -> Any:
     node = ctx.node
     result: dict[str, Any] = {"hash": raw.lower(), "status": "unknown"}
     await node.index_synced()
-    location = node.index.transaction(tx_hash)
-    if location is not None:
-        receipts, _ = node.store.get_receipts(location.height)
+    indexed = node.index.transaction(tx_hash)
+    # An index still behind the chain after the wait (busy, starting) does not make an included
+    # transaction unknown: the node remembers where the blocks it has not indexed put theirs.
+    where = (
+        (indexed.height, indexed.index) if indexed is not None else node.unindexed_location(tx_hash)
+    )
+    if where is not None:
+        height, index = where
+        receipts, _ = node.store.get_receipts(height)
         result.update(
             status="included",
-            height=location.height,
-            index=location.index,
-            receipt=_receipt_json(node, receipts[location.index]),
+            height=height,
+            index=index,
+            receipt=_receipt_json(node, receipts[index]),
         )
     elif tx_hash in node.mempool:
         result["status"] = "pending"

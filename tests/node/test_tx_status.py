@@ -1,0 +1,46 @@
+"""A transaction's status is definitive even while the index process lags behind the chain.
+
+``strata_getTransaction`` waits briefly for the index to reach the tip; if it does not (a busy
+machine, an index process still starting after a restart), an included transaction must still
+read ``included`` with its receipt, never ``unknown``. Here the index process is really paused
+(``SIGSTOP``) while a block commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+
+from strata.client.signing import wallet_from_seed
+from strata.node.node import now_ms
+from strata.node.rpc import get_transaction
+from tests.node.test_node_risk import _Driver
+
+
+def test_included_transaction_reads_included_while_the_index_is_paused(tmp_path: Path) -> None:
+    driver = _Driver(tmp_path / "node", genesis_ms=now_ms() - 1_000)
+    node = driver.node
+    assert node.indexer is not None, "this test needs the index process (two cores)"
+    maker = driver.trader(wallet_from_seed("devnet-1"))
+    (sent,) = asyncio.run(
+        node.submit([maker.sign_action(maker.place_action("BTC-PERP", "sell", "61000", "0.01"))])
+    )
+    tx_hash = sent["hash"]
+    assert driver.call(get_transaction, tx_hash)["status"] == "pending"
+    pid = node.indexer._process.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        driver.block()
+        lagging = driver.call(get_transaction, tx_hash)  # waits for the index, then answers
+        assert node.indexer.tip < node.store.tip.height  # the index really was behind
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert lagging["status"] == "included", lagging
+    assert lagging["height"] == node.store.tip.height
+    assert lagging["receipt"]["status"] == 0
+    assert asyncio.run(node.indexer.wait_for(node.store.tip.height))
+    assert driver.call(get_transaction, tx_hash) == lagging  # the index, caught up, agrees
+    node.close()
