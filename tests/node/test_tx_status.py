@@ -2,7 +2,8 @@
 
 ``strata_getTransaction`` waits briefly for the index to reach the tip; if it does not (a busy
 machine, an index process still starting after a restart), an included transaction must still
-read ``included`` with its receipt, never ``unknown``. Here the index process is really paused
+read ``included`` with its receipt, never ``unknown``, and ``strata_getOrder`` says to retry
+instead of "no such order". Here the index process is really paused
 (``SIGSTOP``) while a block commits.
 """
 
@@ -13,9 +14,12 @@ import os
 import signal
 from pathlib import Path
 
+import pytest
+
+from strata.client.errors import RpcCode, RpcError
 from strata.client.signing import wallet_from_seed
 from strata.node.node import now_ms
-from strata.node.rpc import get_transaction
+from strata.node.rpc import get_order, get_transaction
 from tests.node.test_node_risk import _Driver
 
 
@@ -24,10 +28,10 @@ def test_included_transaction_reads_included_while_the_index_is_paused(tmp_path:
     node = driver.node
     assert node.indexer is not None, "this test needs the index process (two cores)"
     maker = driver.trader(wallet_from_seed("devnet-1"))
-    (sent,) = asyncio.run(
-        node.submit([maker.sign_action(maker.place_action("BTC-PERP", "sell", "61000", "0.01"))])
-    )
+    ask = maker.place_action("BTC-PERP", "sell", "61000", "0.01", client_id=7)
+    (sent,) = asyncio.run(node.submit([maker.sign_action(ask)]))
     tx_hash = sent["hash"]
+    which = {"account": "0x" + maker.account.hex(), "client_id": 7}
     assert driver.call(get_transaction, tx_hash)["status"] == "pending"
     pid = node.indexer._process.pid
     assert pid is not None
@@ -36,6 +40,10 @@ def test_included_transaction_reads_included_while_the_index_is_paused(tmp_path:
         driver.block()
         lagging = driver.call(get_transaction, tx_hash)  # waits for the index, then answers
         assert node.indexer.tip < node.store.tip.height  # the index really was behind
+        # The order's record is in the index only: "retry", never "no such order".
+        with pytest.raises(RpcError) as behind:
+            driver.call(get_order, "BTC-PERP", which)
+        assert behind.value.code == RpcCode.HEIGHT_UNAVAILABLE
     finally:
         os.kill(pid, signal.SIGCONT)
     assert lagging["status"] == "included", lagging
@@ -43,4 +51,5 @@ def test_included_transaction_reads_included_while_the_index_is_paused(tmp_path:
     assert lagging["receipt"]["status"] == 0
     assert asyncio.run(node.indexer.wait_for(node.store.tip.height))
     assert driver.call(get_transaction, tx_hash) == lagging  # the index, caught up, agrees
+    assert driver.call(get_order, "BTC-PERP", which)["status"] == "open"
     node.close()

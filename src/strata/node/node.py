@@ -273,6 +273,10 @@ class Node:
         """Whether a committed block holds the transaction (indexed or not yet)."""
         return tx_hash in self._unindexed or bool(self.index.included([tx_hash]))
 
+    def indexer_tip(self) -> int:
+        """The height of the last block the index holds."""
+        return self.store.tip.height if self.indexer is None else self.indexer.tip
+
     def unindexed_location(self, tx_hash: bytes) -> tuple[int, int] | None:
         """``(height, index)`` of a committed transaction the index does not hold yet (it runs
         in its own process and may lag, e.g. while it starts), read from the block's receipts."""
@@ -285,11 +289,12 @@ class Node:
                 return height, index
         return None
 
-    async def index_synced(self) -> None:
+    async def index_synced(self) -> bool:
         """Wait (briefly) until the index holds every committed block, so that the API answers
-        from it what the chain and the feeds already show."""
+        from it what the chain and the feeds already show; whether it does."""
         if self.indexer is not None:
-            await self.indexer.wait_for(self.store.tip.height)
+            return await self.indexer.wait_for(self.store.tip.height)
+        return True
 
     def _readmit(self, data: bytes) -> PendingTx | None:
         tx_hash = compute_transaction_hash(data)

@@ -362,7 +362,7 @@ async def get_order(ctx: Context, params: list[Any]) -> Any:
     node = ctx.node
     info = _market(node, market)
     which = _object(which, "which", {"order_id", "account", "client_id"})
-    await node.index_synced()
+    synced = await node.index_synced()
     if "order_id" in which:
         if set(which) != {"order_id"}:
             raise RpcError(RpcCode.INVALID_PARAMS, "give order_id alone, or account and client_id")
@@ -376,6 +376,12 @@ async def get_order(ctx: Context, params: list[Any]) -> Any:
         found = node.index.order_by_client_id(account, info.market_id, client_id)
         order_id, record = found if found is not None else (0, None)
     if record is None:
+        if not synced:  # not "no such order": the order may be in a block not indexed yet
+            raise RpcError(
+                RpcCode.HEIGHT_UNAVAILABLE,
+                f"the order index is behind the chain (at {node.indexer_tip()} of "
+                f"{node.store.tip.height}): retry",
+            )
         raise RpcError(RpcCode.NOT_FOUND, f"no such order in {info.symbol}")
     return _order_json(node, info, order_id, record)
 
