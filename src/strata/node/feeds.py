@@ -49,6 +49,7 @@ from strata.modules.liquidation import (
 )
 from strata.modules.triggers import ScheduledCancelFired, TriggerUpdate
 from strata.node.events import block_segments
+from strata.node.index_worker import RenderRequests
 from strata.state.store import State
 from strata.stf.block import BlockOutput, compute_header_hash
 from strata.stf.events import CancelScheduled, Event, IsolatedMarginMoved, MarginModeChanged
@@ -413,8 +414,6 @@ ACCOUNT_EVENTS = (
 
 AccountEvents = tuple[list[FillEvent], list[OrderUpdate], list[Event]]
 """An account's events in a block: its fills, its order updates, the rest it is shown."""
-RenderRequests = list[tuple[bytes, int | None]]
-"""Account messages to render elsewhere: ``(account, prev_seq)``, all of one block."""
 
 
 def group_events(
