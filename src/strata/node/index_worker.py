@@ -125,6 +125,7 @@ class IndexWorker:
         decoder = msgspec.msgpack.Decoder(_Rendered)
 
         def read() -> None:
+            loop_open = True
             while True:
                 try:
                     payload = self._rendered.get()
@@ -132,11 +133,13 @@ class IndexWorker:
                     return
                 if payload is None:
                     return
+                if not loop_open:
+                    continue  # keep draining, so the process never waits to exit
                 height, messages = decoder.decode(payload)
                 try:
                     loop.call_soon_threadsafe(deliver, height, messages)
                 except RuntimeError:
-                    return  # the loop is closed: the node is stopping
+                    loop_open = False  # the loop is closed: the node is stopping
 
         if self._reader_thread is None:
             thread = threading.Thread(target=read, name="strata-feed-texts", daemon=True)
