@@ -52,4 +52,10 @@ def test_included_transaction_reads_included_while_the_index_is_paused(tmp_path:
     assert asyncio.run(node.indexer.wait_for(node.store.tip.height))
     assert driver.call(get_transaction, tx_hash) == lagging  # the index, caught up, agrees
     assert driver.call(get_order, "BTC-PERP", which)["status"] == "open"
+    # The next commit forgets what the index now holds: the node keeps only the blocks the
+    # index lags behind by (this empty one), and the index answers for the rest.
+    driver.block()
+    assert tx_hash.removeprefix("0x") not in {h.hex() for h in node._unindexed}
+    assert not node._unindexed
+    assert driver.call(get_transaction, tx_hash) == lagging
     node.close()

@@ -371,6 +371,10 @@ class ChainStore:
         self.pruned_height = 0
         """The oldest height whose tree and history pruning has kept."""
 
+    def data_files(self) -> list[Path]:
+        """The two memory-mapped data files (block log, state store)."""
+        return [Path(env.path()) / "data.mdb" for env in (self._env, self._state_env)]
+
     def _env_for(self, name: bytes) -> lmdb.Environment:
         """The environment holding database ``name`` (tests reach records through it)."""
         return self._env if name in _LOG_DATABASES else self._state_env

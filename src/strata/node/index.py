@@ -147,6 +147,8 @@ class NodeIndex:
             for name in (b"tx", b"left_out", b"order", b"client", b"trigger")
         }
         self._meta = self._env.open_db(b"meta")
+        self.data_file = Path(self._env.path()) / "data.mdb"
+        """The memory-mapped file (the node drops its mapped pages: ``node/memory.py``)."""
         self._next_id: dict[int, int] = {}
         """Per market, one above the highest order id indexed (read from the file at start)."""
         with self._env.begin() as txn:

@@ -32,6 +32,7 @@ import logging
 import random
 import sys
 import time
+from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import BrokenExecutor
 from pathlib import Path
@@ -58,7 +59,7 @@ from strata.node.conflicts import report_block
 from strata.node.feeds import REBUILD_BLOCKS, Feeds
 from strata.node.index import IndexHints, NodeIndex
 from strata.node.index_worker import IndexWorker
-from strata.node.memory import TRIM_EVERY_BLOCKS, release_free_memory
+from strata.node.memory import TRIM_EVERY_BLOCKS, release_free_memory, release_mapped_pages
 from strata.node.mempool import ArrivalOrder, Mempool, OrderingPolicy, PendingTx
 from strata.node.metrics import NodeMetrics
 from strata.node.posting import DaPoster
@@ -157,6 +158,8 @@ class Node:
         """The index process, once the node has resumed (``None``: indexing in this process)."""
         self._unindexed: dict[bytes, int] = {}
         """Hashes of transactions in committed blocks the index process may not hold yet."""
+        self._unindexed_blocks: deque[tuple[int, list[bytes]]] = deque()
+        """The same hashes by block, oldest first (dropped as the index process's tip passes)."""
         self.mempool = Mempool(data_dir / "mempool.log", config.mempool_capacity_gas)
         self.policy: OrderingPolicy = policy or ArrivalOrder()
         self.feeds = Feeds(self.markets)
@@ -626,11 +629,13 @@ class Node:
         self.last_block_at = committed
         self.blocks_produced += 1
         # The resident set follows the load down (node/memory.py): every few seconds, and as
-        # soon as a burst ends (the mempool empties).
+        # soon as a burst ends (the mempool empties). The database files' pages the node has
+        # read stay in the page cache, but leave its resident set.
         drained = self._had_pending and not len(self.mempool)
         self._had_pending = bool(len(self.mempool))
         if drained or self.blocks_produced % TRIM_EVERY_BLOCKS == 0:
             release_free_memory()
+            release_mapped_pages([*self.store.data_files(), self.index.data_file])
             self._report_memory()
         log.info(
             "block",
@@ -694,12 +699,10 @@ class Node:
         if self.indexer is not None:
             self.indexer.submit(block, output, IndexHints.of(state, output), render)
             self.metrics.index_lag.set(max(0, height - max(self.indexer.tip, 0)))
-            unindexed = self._unindexed
-            for receipt in output.receipts:
-                unindexed[receipt.tx_hash] = height
-            if len(unindexed) > 4 * self.config.max_block_transactions:
-                tip = self.indexer.tip
-                self._unindexed = {h: at for h, at in unindexed.items() if at > tip}
+            self._forget_indexed(self.indexer.tip)
+            hashes = [receipt.tx_hash for receipt in output.receipts]
+            self._unindexed.update(dict.fromkeys(hashes, height))
+            self._unindexed_blocks.append((height, hashes))
         else:
             self.index.add_block(block, output, state, {tx.tx_hash: tx.tx for tx in chosen})
         if self.poster is not None:
@@ -708,6 +711,15 @@ class Node:
         self.metrics.mempool.set(len(self.mempool))
         self.metrics.block_txs.inc(len(block.transactions))
         self.metrics.left_out.inc(len(output.rejected))
+
+    def _forget_indexed(self, tip: int) -> None:
+        """Drop the unindexed hashes of the blocks the index process now holds (up to ``tip``):
+        the index answers for them, and the node keeps only what it lags behind by."""
+        blocks = self._unindexed_blocks
+        unindexed = self._unindexed
+        while blocks and blocks[0][0] <= tip:
+            for tx_hash in blocks.popleft()[1]:
+                unindexed.pop(tx_hash, None)
 
     def close(self) -> None:
         """Flush and close everything (after :meth:`run` has returned)."""
