@@ -620,3 +620,60 @@ def test_pending_transactions_survive_kill9(tmp_path: Path) -> None:
     check_acknowledged(reported, report)
     resumed = resumed_lines(log_path)
     assert f'"mempool": {len(hashes)}' in resumed[1], resumed
+
+
+def _descendants(pid: int) -> dict[int, str]:
+    """Live processes below ``pid`` (``/proc``): pid -> command line."""
+    children: dict[int, list[int]] = collections.defaultdict(list)
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(
+                line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line
+            )
+        except OSError:
+            continue  # gone meanwhile
+        if fields.get("State", "").startswith("Z"):
+            continue
+        children[int(fields["PPid"])].append(int(fields["Pid"]))
+    found: dict[int, str] = {}
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            try:
+                cmdline = (Path("/proc") / str(child) / "cmdline").read_bytes()
+            except OSError:
+                continue
+            found[child] = cmdline.replace(b"\0", b" ").decode(errors="replace")
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="Linux /proc")
+def test_helper_processes_die_with_a_killed_node(tmp_path: Path) -> None:
+    """``kill -9`` of the node takes its helper processes with it (signature workers, the index
+    process; ``adapters/lifetime.py``): none is left waiting forever on a queue nobody writes."""
+    node = NodeProcess(tmp_path / "node")
+    node.start()
+    assert node.proc is not None
+    try:
+        deadline = time.monotonic() + 15
+        helpers = _descendants(node.proc.pid)
+        while time.monotonic() < deadline and not any("spawn_main" in c for c in helpers.values()):
+            time.sleep(0.2)
+            helpers = _descendants(node.proc.pid)
+        assert any("spawn_main" in c for c in helpers.values()), helpers
+    finally:
+        node.kill()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(_alive(pid) for pid in helpers):
+        time.sleep(0.1)
+    left = {pid: helpers[pid] for pid in helpers if _alive(pid)}
+    assert not left, f"helper processes outlived the node: {left}"

@@ -77,16 +77,14 @@ file format (version 1)::
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import hashlib
 import os
-import signal
 import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import pairwise, repeat
 from pathlib import Path
@@ -95,6 +93,7 @@ from typing import IO, Any, Final
 import lmdb
 import msgspec
 
+from strata.adapters.lifetime import die_with_parent
 from strata.core.codec import encode
 from strata.core.errors import ChainError
 from strata.core.merkle import (
@@ -278,13 +277,6 @@ def _check_data_file(path: Path, env: lmdb.Environment) -> None:
         )
 
 
-def _die_with_parent() -> None:
-    """In a checkpoint writer: be killed when the node process dies (Linux ``PR_SET_PDEATHSIG``),
-    so a ``kill -9`` of the node never leaves a writer behind."""
-    with suppress(AttributeError, OSError):  # not Linux: the writer finishes its transaction
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)
-
-
 def _write_in_child(write: Callable[[], None], what: str) -> None:
     """Run a large state-store write transaction in a forked child and wait for it.
 
@@ -303,8 +295,7 @@ def _write_in_child(write: Callable[[], None], what: str) -> None:
     if pid == 0:
         status = 1
         try:
-            _die_with_parent()
-            if os.getppid() == parent:
+            if die_with_parent(parent):
                 gc.disable()
                 write()
                 status = 0
@@ -806,8 +797,7 @@ class ChainStore:
             if pid == 0:  # the writer: its own interpreter lock, the node's memory as of now
                 status = 1
                 try:
-                    _die_with_parent()
-                    if os.getppid() == parent:
+                    if die_with_parent(parent):
                         gc.disable()  # touching every object would copy the node's heap
                         self._persist(job)
                         status = 0

@@ -53,15 +53,28 @@ class SignaturePool:
 
     ``processes`` worker processes (started with ``spawn``: the node has threads and open
     databases, which a fork must not copy), or, with ``processes=0``, ``threads`` threads.
+    ``initializer(initarg)`` runs first in each worker process (the node's: end with the node,
+    ``adapters/lifetime.py``).
     """
 
-    def __init__(self, processes: int, threads: int = 2) -> None:
+    def __init__(
+        self,
+        processes: int,
+        threads: int = 2,
+        initializer: Callable[[int], object] | None = None,
+        initarg: int = 0,
+    ) -> None:
         self.processes = processes
         self.workers = processes if processes > 0 else max(1, threads)
         self._pool: Executor
         if processes > 0:
             context = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(processes, mp_context=context)
+            if initializer is None:
+                self._pool = ProcessPoolExecutor(processes, mp_context=context)
+            else:
+                self._pool = ProcessPoolExecutor(
+                    processes, mp_context=context, initializer=initializer, initargs=(initarg,)
+                )
         else:
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="sigcheck")
 

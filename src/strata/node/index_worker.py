@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -34,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from strata.adapters.lifetime import exit_unless_parent
 from strata.node.index import IndexHints, NodeIndex
 from strata.stf.block import Block, BlockOutput
 
@@ -53,10 +55,19 @@ _Rendered = tuple[int, list[tuple[bytes, str]]]
 _ENCODER = msgspec.msgpack.Encoder()
 
 
-def _run(path: str, queue: Any, tip: Any, rendered: Any, markets: dict[int, MarketInfo]) -> None:
-    """The index process: index every block it is given, until ``None`` (or the node is gone);
-    ``tip.value`` is the height of the last block indexed. The account messages a block asks
-    for are rendered first (someone is waiting for them) and put on ``rendered``."""
+def _run(
+    path: str,
+    queue: Any,
+    tip: Any,
+    rendered: Any,
+    markets: dict[int, MarketInfo],
+    node_pid: int,
+) -> None:
+    """The index process: index every block it is given, until ``None`` (or the node is gone:
+    it is killed with the node, ``adapters/lifetime.py``); ``tip.value`` is the height of the
+    last block indexed. The account messages a block asks for are rendered first (someone is
+    waiting for them) and put on ``rendered``."""
+    exit_unless_parent(node_pid)
     decoder = msgspec.msgpack.Decoder(_Message)
     index = NodeIndex(Path(path))
     try:
@@ -92,7 +103,7 @@ class IndexWorker:
         self._tip = context.Value("q", self.reader.tip, lock=False)
         self._process = context.Process(
             target=_run,
-            args=(str(path), self._queue, self._tip, self._rendered, markets),
+            args=(str(path), self._queue, self._tip, self._rendered, markets, os.getpid()),
             name="strata-index",
             daemon=True,
         )

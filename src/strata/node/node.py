@@ -29,6 +29,7 @@ import asyncio
 import fcntl
 import json
 import logging
+import os
 import random
 import sys
 import time
@@ -41,6 +42,7 @@ from typing import IO, Any
 import msgspec
 
 from strata.adapters.chain_store import ChainStore, StoreError
+from strata.adapters.lifetime import exit_unless_parent
 from strata.client.errors import RpcCode, RpcError
 from strata.client.markets import MarketInfo
 from strata.client.signing import Wallet, wallet_from_seed
@@ -165,7 +167,10 @@ class Node:
         self.feeds = Feeds(self.markets)
         self.metrics = NodeMetrics()
         self.signatures = SignaturePool(
-            config.resolved_signature_processes(), config.signature_threads
+            config.resolved_signature_processes(),
+            config.signature_threads,
+            initializer=exit_unless_parent,
+            initarg=os.getpid(),
         )
         self.signatures.start()
         self.ip_limits = RateLimiter(config.ip_rate_per_s)

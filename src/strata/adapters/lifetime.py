@@ -1,0 +1,38 @@
+"""Helper processes that end with the node.
+
+The node runs helpers in processes of its own: signature workers and the index process
+(``spawn``), checkpoint and bulk writers (``fork``). When the node exits normally it stops them;
+when it is killed (``kill -9``, the OOM killer) nothing runs in it to do so, and a ``spawn``
+helper never sees its queue close (it holds both ends of the pipe itself), so it would wait
+forever, holding its memory. Each helper therefore asks Linux to kill it when the node dies
+(``PR_SET_PDEATHSIG``), and checks that the node has not died before it asked.
+
+``PR_SET_PDEATHSIG`` fires when the *thread* that started the helper ends; the node starts every
+helper from its main thread, which lives as long as the process. Elsewhere than Linux this does
+nothing (a helper then ends with its work, or when its queue breaks).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+from contextlib import suppress
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int) -> bool:
+    """In a helper process: be killed with ``SIGKILL`` when the process ``parent`` (the node that
+    started it) dies. Returns whether ``parent`` is still alive, i.e. still this process's
+    parent (``False``: it died before the request, and no signal will come)."""
+    with suppress(AttributeError, OSError):  # not Linux
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    return os.getppid() == parent
+
+
+def exit_unless_parent(parent: int) -> None:
+    """:func:`die_with_parent`, exiting at once if ``parent`` is already gone (a worker
+    initializer: an orphan has nothing to do)."""
+    if not die_with_parent(parent):
+        os._exit(0)
