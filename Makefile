@@ -1,5 +1,10 @@
 # Strata: every target creates its own virtual environment from the pinned constraints.
-PYTHON ?= python3.11
+# The interpreter: the first Python 3.11 that can make a virtual environment, the system's first.
+# Distributions build theirs with profile-guided and link-time optimization (Debian's
+# /usr/bin/python3.11 ran `strata bench engine` 12-24% faster than a default pyenv build on the
+# same machine; docs/node.md, "The interpreter"). `make setup PYTHON=/path/to/python3.11` overrides.
+PYTHON ?= $(shell for p in /usr/bin/python3.11 python3.11; do \
+	$$p -c "import venv, ensurepip" 2>/dev/null && { command -v $$p; break; }; done)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
@@ -11,7 +16,7 @@ NODE_STAMP := node_modules/.installed
 # The npm tools are an order-only prerequisite: a new package-lock.json reinstalls node_modules
 # without rebuilding the virtual environment.
 $(STAMP): pyproject.toml constraints.txt | $(NODE_STAMP)
-	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Strata needs Python 3.11)"; exit 1; }
+	@test -n "$(PYTHON)" && command -v $(PYTHON) >/dev/null || { echo "error: no Python 3.11 with venv and ensurepip found (Strata needs Python 3.11; on Debian: apt install python3.11-venv)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip==25.3"
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
