@@ -1,7 +1,7 @@
 # Strata: every target creates its own virtual environment from the pinned constraints.
 # The interpreter: the first Python 3.11 that can make a virtual environment, the system's first.
 # Distributions build theirs with profile-guided and link-time optimization (Debian's
-# /usr/bin/python3.11 ran `strata bench engine` 12-24% faster than a default pyenv build on the
+# /usr/bin/python3.11 ran `strata bench engine` 5-24% faster than a default pyenv build on the
 # same machine; docs/node.md, "The interpreter"). `make setup PYTHON=/path/to/python3.11` overrides.
 PYTHON ?= $(shell for p in /usr/bin/python3.11 python3.11; do \
 	$$p -c "import venv, ensurepip" 2>/dev/null && { command -v $$p; break; }; done)

@@ -151,6 +151,16 @@ class DaPoster:
                 await asyncio.sleep(delay)
                 delay = min(5.0, delay * 2)
 
+    def _encode(self, index: int, parent: bytes, blocks: list[Block]) -> bytes:
+        """The encoded batch ``index`` of ``blocks``, or of their first half, quarter... until it
+        fits the layer's limit on one posting (e.g. one Ethereum transaction)."""
+        limit = getattr(self.da, "max_data_bytes", None)
+        while True:
+            data = encode_batch(seal_batch(self.chain_id, index, parent, blocks))
+            if limit is None or len(data) <= limit or len(blocks) == 1:
+                return data
+            blocks = blocks[: len(blocks) // 2]  # fewer blocks until the batch fits
+
     async def post_next(self, store: ChainStore) -> DaReference:
         """Post (or adopt) the next batch and record it."""
         record = self.record
@@ -163,13 +173,11 @@ class DaPoster:
             last = min(store.tip.height, record.posted_height + self.batch_blocks)
             blocks = [self._block(store, height) for height in range(first, last + 1)]
             parent = bytes.fromhex(record.parent_batch_hash[2:])
-            limit = getattr(self.da, "max_data_bytes", None)  # e.g. one Ethereum transaction
-            while True:
-                batch = seal_batch(self.chain_id, record.next_index, parent, blocks)
-                data = encode_batch(batch)
-                if limit is None or len(data) <= limit or len(blocks) == 1:
-                    break
-                blocks = blocks[: len(blocks) // 2]  # fewer blocks until the batch fits
+            # Encoding and compressing megabytes of blocks: on the poster's thread, not the
+            # event loop's (zstd releases the interpreter lock while it compresses).
+            data = await loop.run_in_executor(
+                self.io, self._encode, record.next_index, parent, blocks
+            )
             ref = await loop.run_in_executor(self.io, self.da.post, record.next_index, data)
         record.next_index = ref.batch_index + 1
         record.posted_height = ref.last_height
