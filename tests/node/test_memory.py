@@ -72,3 +72,46 @@ def test_release_drops_mapped_pages_and_keeps_data(tmp_path: Path) -> None:
 
 def test_release_of_unmapped_files_does_nothing(tmp_path: Path) -> None:
     assert release_mapped_pages([tmp_path / "data.mdb"]) == 0
+
+
+ARENA_PROBE = """
+import sys, threading
+from strata.node.memory import use_one_malloc_arena
+if sys.argv[1] == "one":
+    assert use_one_malloc_arena()
+def work():
+    keep = [bytes(2048) for _ in range(2000)]  # malloc'd (over pymalloc's 512 bytes)
+    done.wait()
+done = threading.Event()
+threads = [threading.Thread(target=work) for _ in range(4)]
+for t in threads:
+    t.start()
+# A glibc thread arena reserves 64 MB aligned to 64 MB: the part in use, then the rest of the
+# reservation as an inaccessible anonymous mapping ending on the 64 MB boundary.
+regions = 0
+with open("/proc/self/maps") as maps:
+    for line in maps:
+        fields = line.split()
+        if len(fields) == 5 and fields[1] == "---p":
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            regions += end % (64 << 20) == 0 and end - start >= 32 << 20
+done.set()
+for t in threads:
+    t.join()
+print(regions)
+"""
+
+
+def test_one_malloc_arena_keeps_threads_on_the_main_heap() -> None:
+    """With :func:`use_one_malloc_arena`, threads that allocate get no arenas of their own;
+    without it, they do (in a fresh interpreter each time)."""
+    import subprocess
+
+    def thread_arenas(mode: str) -> int:
+        result = subprocess.run(
+            [sys.executable, "-c", ARENA_PROBE, mode], capture_output=True, text=True, check=True
+        )
+        return int(result.stdout)
+
+    assert thread_arenas("default") >= 1
+    assert thread_arenas("one") == 0
