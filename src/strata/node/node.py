@@ -635,12 +635,15 @@ class Node:
         self.blocks_produced += 1
         # The resident set follows the load down (node/memory.py): every few seconds, and as
         # soon as a burst ends (the mempool empties). The database files' pages the node has
-        # read stay in the page cache, but leave its resident set.
+        # read leave its resident set every few seconds only (they stay in the page cache): they
+        # accumulate slowly, and a drained mempool comes every block under a light load.
         drained = self._had_pending and not len(self.mempool)
         self._had_pending = bool(len(self.mempool))
-        if drained or self.blocks_produced % TRIM_EVERY_BLOCKS == 0:
+        periodic = self.blocks_produced % TRIM_EVERY_BLOCKS == 0
+        if drained or periodic:
             release_free_memory()
-            release_mapped_pages([*self.store.data_files(), self.index.data_file])
+            if periodic:
+                release_mapped_pages([*self.store.data_files(), self.index.data_file])
             self._report_memory()
         log.info(
             "block",
