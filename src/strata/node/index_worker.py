@@ -3,8 +3,9 @@
 Indexing a block (folding its events into order records, writing the ``index`` LMDB
 environment) is pure derived work: nothing the chain commits depends on it. Measured under load
 it was a fifth of the node's main thread, so it runs beside block production on another core:
-the node sends ``(block, output, hints)`` through a bounded queue (a feeder thread writes it;
-production waits only when the index falls 64 blocks behind), and reads the index's LMDB
+the node sends ``(block, output, hints)`` through a bounded queue and a pipe (a sender thread
+writes the pipe; production waits only when the index falls 64 blocks behind), and reads the
+index's LMDB
 environment itself for the API. The process publishes how far it has come in a shared counter
 (:attr:`IndexWorker.tip`, set after each block's write transaction commits), so the node learns
 it without reading the index's pages; the API waits for it to reach the chain's tip before
@@ -25,8 +26,10 @@ loses nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import os
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -57,7 +60,7 @@ _ENCODER = msgspec.msgpack.Encoder()
 
 def _run(
     path: str,
-    queue: Any,
+    blocks: Any,
     tip: Any,
     rendered: Any,
     markets: dict[int, MarketInfo],
@@ -73,10 +76,10 @@ def _run(
     try:
         while True:
             try:
-                payload = queue.get()
+                payload = blocks.recv_bytes()
             except (EOFError, OSError):
                 return  # the node is gone
-            if payload is None:
+            if not payload:
                 return
             block, output, hints, requests = decoder.decode(payload)
             if requests:
@@ -96,18 +99,22 @@ class IndexWorker:
 
     def __init__(self, path: Path, synced_height: int, markets: dict[int, MarketInfo]) -> None:
         context = multiprocessing.get_context("spawn")
-        self._queue = context.Queue(QUEUE_BLOCKS)
+        self._queue: queue.Queue[bytes] = queue.Queue(QUEUE_BLOCKS)
+        receiving, self._sending = context.Pipe(duplex=False)
         self._rendered = context.Queue()
         self._reader_thread: threading.Thread | None = None
         self.reader = NodeIndex(path, readonly=True)
         self._tip = context.Value("q", self.reader.tip, lock=False)
         self._process = context.Process(
             target=_run,
-            args=(str(path), self._queue, self._tip, self._rendered, markets, os.getpid()),
+            args=(str(path), receiving, self._tip, self._rendered, markets, os.getpid()),
             name="strata-index",
             daemon=True,
         )
         self._process.start()
+        receiving.close()
+        self._sender = threading.Thread(target=self._send, name="strata-index-send", daemon=True)
+        self._sender.start()
         self.synced_height = synced_height
         """The chain's tip when the process started: the index held every block up to it."""
 
@@ -116,6 +123,21 @@ class IndexWorker:
         """The height of the last block the index holds (one writer, an aligned 64-bit word)."""
         value: int = self._tip.value
         return value
+
+    def _send(self) -> None:
+        """The sender thread: write each queued block to the pipe, in order, until the empty
+        message (the process stops) or the process is gone. It keeps no reference to a block
+        once written (``multiprocessing.Queue``'s feeder thread keeps the last one, a block's
+        megabytes held at idle after a burst)."""
+        while True:
+            payload = self._queue.get()
+            try:
+                self._sending.send_bytes(payload)
+            except OSError:
+                return  # the process is gone; the node stops (``Node.produce_block``)
+            if not payload:
+                return
+            del payload
 
     def submit(
         self, block: Block, output: BlockOutput, hints: IndexHints, render: RenderRequests
@@ -151,6 +173,7 @@ class IndexWorker:
                     loop.call_soon_threadsafe(deliver, height, messages)
                 except RuntimeError:
                     loop_open = False  # the loop is closed: the node is stopping
+                del payload, messages  # not held here until the next block's texts come
 
         if self._reader_thread is None:
             thread = threading.Thread(target=read, name="strata-feed-texts", daemon=True)
@@ -173,14 +196,15 @@ class IndexWorker:
 
     def close(self, timeout_s: float = 60.0) -> None:
         """Let the process index what is queued, then stop it."""
-        if self._process.is_alive():
-            self._queue.put(None)
-            self._process.join(timeout_s)
+        if self._process.is_alive() and self._sender.is_alive():
+            with contextlib.suppress(queue.Full):  # the process stopped reading: killed below
+                self._queue.put(b"", timeout=timeout_s)
+                self._sender.join(timeout_s)
+                self._process.join(timeout_s)
         if self._process.is_alive():
             self._process.kill()
             self._process.join(5)
-        self._queue.close()
-        self._queue.join_thread()
+        self._sending.close()
         if self._reader_thread is not None:
             self._rendered.put(None)  # the reader stops even if the process died
             self._reader_thread.join(5)

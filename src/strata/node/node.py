@@ -633,14 +633,17 @@ class Node:
         self.metrics.block_interval.observe(committed - self.last_block_at)
         self.last_block_at = committed
         self.blocks_produced += 1
-        # The resident set follows the load down (node/memory.py): every few seconds, and as
-        # soon as a burst ends (the mempool empties). The database files' pages the node has
-        # read leave its resident set every few seconds only (they stay in the page cache): they
-        # accumulate slowly, and a drained mempool comes every block under a light load.
+        # The resident set follows the load down (node/memory.py): every few seconds, as soon
+        # as a burst ends (the mempool empties), and after every empty block (what a burst
+        # leaves behind is freed over the next seconds: feeds flushed, blocks posted and
+        # checkpointed). The database files' pages the node has read leave its resident set
+        # every few seconds only (they stay in the page cache): they accumulate slowly, and a
+        # drained mempool comes every block under a light load.
         drained = self._had_pending and not len(self.mempool)
         self._had_pending = bool(len(self.mempool))
+        idle = not block.transactions and not len(self.mempool)
         periodic = self.blocks_produced % TRIM_EVERY_BLOCKS == 0
-        if drained or periodic:
+        if drained or idle or periodic:
             release_free_memory()
             if periodic:
                 release_mapped_pages([*self.store.data_files(), self.index.data_file])

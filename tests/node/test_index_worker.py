@@ -1,0 +1,71 @@
+"""The index process's queue (``node/index_worker.py``): a block handed to the index process is
+not held in the node once the process has it.
+
+``multiprocessing.Queue``'s feeder thread kept the last block it wrote (its pickled bytes, a
+large block's megabytes) until the next block came, so after a burst the node's heap stayed
+that much larger at idle; the sender thread that replaced it drops each block once written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tracemalloc
+from pathlib import Path
+
+from strata.modules.book.types import OrderReason, OrderStatus
+from strata.modules.clearing.events import OrderUpdate
+from strata.node.config import devnet_genesis
+from strata.node.index import IndexHints, NodeIndex
+from strata.node.index_worker import IndexWorker
+from strata.stf.block import Block, BlockEvents, BlockOutput, Header, Receipt
+from strata.stf.transactions import PlaceOrder, SignedTransaction, encode_transaction
+
+MARKETS = devnet_genesis(0).market_infos()
+BTC = 1
+
+
+def _big_block(height: int, count: int) -> tuple[Block, BlockOutput]:
+    """A block of ``count`` resting orders (a burst's block: megabytes encoded)."""
+    root = bytes(32)
+    header = Header(
+        chain_id=1,
+        height=height,
+        parent_hash=root,
+        timestamp_ms=1_000 * height,
+        gas_used=0,
+        state_root=root,
+        transactions_root=root,
+        receipts_root=root,
+        withdrawals_root=root,
+    )
+    owner = bytes([7]) * 20
+    datas = []
+    receipts = []
+    for i in range(count):
+        order = PlaceOrder(BTC, True, 100 + i % 50, 1, client_id=i)
+        datas.append(encode_transaction(SignedTransaction(owner, i, order, None, b"\x01" * 65)))
+        event = OrderUpdate(BTC, i + 1, owner, OrderStatus.OPEN, OrderReason.NONE, 1, 0, i)
+        receipts.append(Receipt(i.to_bytes(32, "big"), 0, 0, (event,)))
+    output = BlockOutput(header, tuple(receipts), BlockEvents((), (), (), ()), (), tuple(datas))
+    return Block(header, (), tuple(datas)), output
+
+
+def test_a_block_sent_to_the_index_process_is_not_held_by_the_node(tmp_path: Path) -> None:
+    path = tmp_path / "index"
+    NodeIndex(path).close()
+    worker = IndexWorker(path, 0, MARKETS)
+    try:
+        block, output = _big_block(1, 20_000)
+        tracemalloc.start()
+        before, _ = tracemalloc.get_traced_memory()
+        worker.submit(block, output, IndexHints(), [])
+        _, peak = tracemalloc.get_traced_memory()
+        assert asyncio.run(worker.wait_for(1, timeout_s=120))
+        held, _ = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        sent = peak - before
+        assert sent > 2_000_000  # the block's encoding was megabytes
+        assert held - before < sent // 20, (held - before, sent)
+        assert worker.reader.order(BTC, 20_000) is not None  # and the index has the block
+    finally:
+        worker.close()
