@@ -23,7 +23,9 @@ makes memory grow (a leak, an unbounded queue or cache), not how much a heavier 
 readings come after the node has idled ``SETTLE_S`` seconds (a checkpoint and a heap trim), not
 at a random point of its cycle;
 ``anon_rss_growth_pct`` does the same for its anonymous memory alone (heap and stacks, without the
-pages of the LMDB files it maps, which the kernel reclaims at will). The included counts come from
+pages of the LMDB files it maps, which the kernel reclaims at will). ``--passes N`` runs the
+measured steps N times (a soak) and reads the memory after each pass (``rss_mb_by_pass``), so a
+reader sees whether it levels off or keeps climbing. The included counts come from
 the node's blocks feed, not from reading every block back over the API, which would map the
 whole block log into the node's resident memory; only the final ``lost`` check, after the last
 memory reading, reads every block.
@@ -448,24 +450,32 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             rss_warm = _rss_kb(node.proc.pid)
             anon_warm = _rss_kb(node.proc.pid, "RssAnon")
             items_warm = await bench.memory_items(session)
-            for workload, rate in plan:
-                step = Step(workload, rate, args.seconds)
-                bench.presign(step)
-                await bench.run_step(session, step)
+            by_pass: list[tuple[int, int]] = []
+            for number in range(1, args.passes + 1):
+                for workload, rate in plan:
+                    step = Step(workload, rate, args.seconds)
+                    bench.presign(step)
+                    await bench.run_step(session, step)
+                    await _drain(bench, session)
+                    step.included = await bench.count_included(
+                        session, step.first_height + 1, await bench.height(session)
+                    )
+                    step.txs = []
+                    step.batches = []
+                    step.rss_kb = _rss_kb(node.proc.pid)
+                    step.anon_kb = _rss_kb(node.proc.pid, "RssAnon")
+                    _print_step(step, BULK if workload == "bulk" else 1)
+                    steps.append(step)
                 await _drain(bench, session)
-                step.included = await bench.count_included(
-                    session, step.first_height + 1, await bench.height(session)
-                )
-                step.txs = []
-                step.batches = []
-                step.rss_kb = _rss_kb(node.proc.pid)
-                step.anon_kb = _rss_kb(node.proc.pid, "RssAnon")
-                _print_step(step, BULK if workload == "bulk" else 1)
-                steps.append(step)
-            await _drain(bench, session)
-            await asyncio.sleep(SETTLE_S)
-            rss_end = _rss_kb(node.proc.pid)
-            anon_end = _rss_kb(node.proc.pid, "RssAnon")
+                await asyncio.sleep(SETTLE_S)
+                by_pass.append((_rss_kb(node.proc.pid), _rss_kb(node.proc.pid, "RssAnon")))
+                if args.passes > 1:
+                    print(
+                        f"  pass {number} of {args.passes}: node RSS {by_pass[-1][0] // 1024} MB "
+                        f"(anon {by_pass[-1][1] // 1024} MB) after {SETTLE_S:.0f} s idle",
+                        file=sys.stderr,
+                    )
+            rss_end, anon_end = by_pass[-1]
             items_end = await bench.memory_items(session)
             last = await bench.height(session)
             included = await bench.included_hashes(session, last)
@@ -491,6 +501,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "rss_mb_end": rss_end // 1024,
             "anon_rss_mb_after_warmup": anon_warm // 1024,
             "anon_rss_mb_end": anon_end // 1024,
+            "rss_mb_by_pass": [rss // 1024 for rss, _ in by_pass],
+            "anon_rss_mb_by_pass": [anon // 1024 for _, anon in by_pass],
             "memory_items_after_warmup": items_warm,
             "memory_items_end": items_end,
             "block_time_ms": args.block_time_ms,
@@ -528,6 +540,13 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=None,
         help="per step of the warm-up pass (default: --seconds)",
+    )
+    parser.add_argument(
+        "--passes",
+        type=int,
+        default=1,
+        help="measured passes of the steps after the warm-up (a soak: the node's memory is "
+        "read after each, and rss_growth_pct compares the last with after the warm-up)",
     )
     parser.add_argument("--block-time-ms", type=int, default=200)
     parser.add_argument(

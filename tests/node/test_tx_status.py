@@ -20,6 +20,7 @@ from strata.client.errors import RpcCode, RpcError
 from strata.client.signing import wallet_from_seed
 from strata.node.node import now_ms
 from strata.node.rpc import get_order, get_transaction
+from strata.stf.transactions import compute_transaction_hash
 from tests.node.test_node_risk import _Driver
 
 
@@ -58,4 +59,36 @@ def test_included_transaction_reads_included_while_the_index_is_paused(tmp_path:
     assert tx_hash.removeprefix("0x") not in {h.hex() for h in node._unindexed}
     assert not node._unindexed
     assert driver.call(get_transaction, tx_hash) == lagging
+    node.close()
+
+
+def test_a_busy_refusal_is_not_the_transactions_status(tmp_path: Path) -> None:
+    """``MEMPOOL_FULL`` says the node is busy, not that the transaction is bad: the same bytes
+    read as unknown and are accepted once there is room. A refusal about the transaction itself
+    (a bad signature) reads as rejected with its code."""
+    driver = _Driver(tmp_path / "node", genesis_ms=now_ms() - 1_000)
+    node = driver.node
+    maker = driver.trader(wallet_from_seed("devnet-1"))
+    first = maker.sign_action(maker.place_action("BTC-PERP", "sell", "61000", "0.01"))
+    second = maker.sign_action(maker.place_action("BTC-PERP", "sell", "61010", "0.01"))
+    node.mempool.capacity = node.params.gas.place  # room for one order
+    accepted, busy = asyncio.run(node.submit([first, second]))
+    assert "hash" in accepted
+    assert busy["error"]["code"] == RpcCode.MEMPOOL_FULL
+    busy_hash = "0x" + compute_transaction_hash(second).hex()
+    assert driver.call(get_transaction, busy_hash)["status"] == "unknown"
+    assert RpcCode.MEMPOOL_FULL.name in str(node.metrics.refused.collect())  # still counted
+
+    forged = bytearray(maker.sign_action(maker.place_action("BTC-PERP", "sell", "62000", "0.01")))
+    forged[-2] ^= 0xFF  # the signature's last bytes
+    (bad,) = asyncio.run(node.submit([bytes(forged)]))
+    assert "error" in bad
+    status = driver.call(get_transaction, "0x" + compute_transaction_hash(bytes(forged)).hex())
+    assert status["status"] == "rejected" and status["error"]["code"] == bad["error"]["code"]
+
+    driver.block()  # room again: the same bytes are accepted, then included
+    (again,) = asyncio.run(node.submit([second]))
+    assert again == {"hash": busy_hash}
+    driver.block()
+    assert driver.call(get_transaction, busy_hash)["status"] == "included"
     node.close()
