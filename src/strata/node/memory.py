@@ -5,8 +5,9 @@ allocator. Under load the node holds many of them at once (a full mempool, a lar
 they are freed, glibc keeps the pages for reuse, so the resident set stays at its high-water mark
 even though the memory is free. :func:`release_free_memory` asks glibc to return free pages
 (``malloc_trim(0)``: the top of the heap and whole free pages inside it). The node calls it every
-few seconds (:data:`TRIM_EVERY_BLOCKS`) and when its mempool empties (a burst is over); measured
-on a heap of 200 MB, a call costs about 2 ms.
+few seconds (:data:`TRIM_EVERY_BLOCKS`), when its mempool empties (a burst is over) and after
+every empty block (what a burst leaves is freed over the next blocks); measured on a heap of
+200 MB, a call costs about 2 ms.
 Elsewhere than glibc it does nothing.
 
 The node's LMDB files are memory-mapped, and every page the node reads through a map stays in its
