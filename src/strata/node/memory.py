@@ -76,7 +76,9 @@ _MALLOPT: Callable[[int, int], int] | None = getattr(_LIBC, "mallopt", None)
 
 def use_one_malloc_arena() -> bool:
     """Make threads started from now on allocate from glibc's main arena; whether the platform
-    could (glibc). Call before the node starts its threads."""
+    could (glibc). Call before any thread allocates: glibc fixes its arena limit when the first
+    thread needs an arena, and a later call leaves it as it was (seen here: a diagnostic thread
+    started at interpreter start-up got the node's threads arenas of their own again)."""
     if _MALLOPT is None or not sys.platform.startswith("linux"):
         return False
     return _MALLOPT(M_ARENA_MAX, 1) == 1
