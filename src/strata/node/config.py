@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Final
+from typing import Annotated, Final
 
 import msgspec
 
@@ -40,6 +40,14 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     """0 picks a free port (printed at start)."""
     block_time_ms: int = 200
     max_block_transactions: int = 20_000
+    block_gas_target: Annotated[int, msgspec.Meta(gt=0)] = 10_000_000
+    """Base gas the sequencer puts in one block at most (and never more than half the chain's
+    ``block_gas_limit``): 8,000 single orders or 500 bulks of 16, about one block time of
+    execution at full load. When a full block's worth is waiting the next block is cut at once
+    instead of at the next tick, so a backlog drains in a run of blocks of this size rather than
+    in a few blocks of up to 25,000 orders, whose transient objects (and the heap they leave
+    fragmented) made the node's memory several times its idle working set
+    (``docs/node.md``, "Memory")."""
     mempool_capacity_gas: int = 30_000_000
     """Base gas of pending transactions at most (beyond: ``MEMPOOL_FULL``): 30,000 single
     orders, or 1,875 bulks of 16; a few blocks' worth, so a backlog is refused early rather than

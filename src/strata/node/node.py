@@ -570,8 +570,14 @@ class Node:
             self.oracle.sign_digest(digest),
         )
 
+    @property
+    def block_gas_budget(self) -> int:
+        """Base gas of one block at most: the configured target, within half the chain's limit
+        (matching work is metered on top of base gas)."""
+        return min(self.config.block_gas_target, self.params.block_gas_limit // 2)
+
     def _select(self) -> list[PendingTx]:
-        budget = self.params.block_gas_limit // 2
+        budget = self.block_gas_budget
         chosen: list[PendingTx] = []
         for tx in self.policy.select(self.mempool.pending(), self.config.max_block_transactions):
             budget -= tx.gas
