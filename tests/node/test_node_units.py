@@ -32,7 +32,6 @@ def _tx(account: bytes, nonce: int, tag: int) -> PendingTx:
     return PendingTx(
         tx_hash=tag.to_bytes(32, "big"),
         data=b"x" * 10 + tag.to_bytes(4, "big"),
-        tx=None,  # type: ignore[arg-type]
         account=account,
         nonce=nonce,
         signer=None,
