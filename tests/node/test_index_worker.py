@@ -1,5 +1,6 @@
 """The index process's queue (``node/index_worker.py``): a block handed to the index process is
-not held in the node once the process has it.
+not held in the node once the process has it, and the blocks waiting for it are bounded by
+count and by bytes.
 
 ``multiprocessing.Queue``'s feeder thread kept the last block it wrote (its pickled bytes, a
 large block's megabytes) until the next block came, so after a burst the node's heap stayed
@@ -9,14 +10,18 @@ that much larger at idle; the sender thread that replaced it drops each block on
 from __future__ import annotations
 
 import asyncio
+import queue
+import threading
 import tracemalloc
 from pathlib import Path
+
+import pytest
 
 from strata.modules.book.types import OrderReason, OrderStatus
 from strata.modules.clearing.events import OrderUpdate
 from strata.node.config import devnet_genesis
 from strata.node.index import IndexHints, NodeIndex
-from strata.node.index_worker import IndexWorker
+from strata.node.index_worker import IndexWorker, PayloadQueue
 from strata.stf.block import Block, BlockEvents, BlockOutput, Header, Receipt
 from strata.stf.transactions import PlaceOrder, SignedTransaction, encode_transaction
 
@@ -69,3 +74,51 @@ def test_a_block_sent_to_the_index_process_is_not_held_by_the_node(tmp_path: Pat
         assert worker.reader.order(BTC, 20_000) is not None  # and the index has the block
     finally:
         worker.close()
+
+
+def test_the_queue_is_bounded_by_bytes_as_well_as_by_blocks() -> None:
+    """Production waits while the queue holds ``max_bytes`` of blocks, not only ``max_items``
+    blocks: megabyte blocks under overload must not pile up 64 deep in the node's heap."""
+    fifo = PayloadQueue(max_items=4, max_bytes=1_000)
+    fifo.put(b"a" * 600)
+    with pytest.raises(queue.Full):
+        fifo.put(b"b" * 600, timeout=0.05)  # 1,200 bytes would pass the bound
+    fifo.put(b"c" * 400)  # exactly at the bound
+    assert (len(fifo), fifo.held_bytes) == (2, 1_000)
+    with pytest.raises(queue.Full):
+        fifo.put(b"d", timeout=0.05)
+    assert fifo.get() == b"a" * 600  # first in, first out
+    fifo.put(b"d" * 600)
+    assert [fifo.get(), fifo.get()] == [b"c" * 400, b"d" * 600]
+    assert (len(fifo), fifo.held_bytes) == (0, 0)
+
+
+def test_the_queue_is_bounded_by_blocks_and_takes_any_block_when_empty() -> None:
+    fifo = PayloadQueue(max_items=2, max_bytes=1_000)
+    fifo.put(b"x" * 5_000)  # larger than the bound: an empty queue takes it
+    assert fifo.held_bytes == 5_000
+    with pytest.raises(queue.Full):
+        fifo.put(b"y", timeout=0.05)
+    assert fifo.get() == b"x" * 5_000
+    fifo.put(b"1")
+    fifo.put(b"2")
+    with pytest.raises(queue.Full):
+        fifo.put(b"3", timeout=0.05)  # two blocks: the count bound
+
+
+def test_a_waiting_producer_goes_on_once_the_sender_takes_a_block() -> None:
+    fifo = PayloadQueue(max_items=8, max_bytes=100)
+    fifo.put(b"a" * 100)
+    done = threading.Event()
+
+    def produce() -> None:
+        fifo.put(b"b" * 100)
+        done.set()
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    assert not done.wait(0.1)  # waiting for room
+    assert fifo.get() == b"a" * 100
+    assert done.wait(5)
+    producer.join()
+    assert fifo.get() == b"b" * 100

@@ -694,6 +694,7 @@ class Node:
         items["mempool"] = len(self.mempool)
         items["refused"] = len(self.refused)
         items["unindexed"] = len(self._unindexed)
+        items["index_queue_bytes"] = 0 if self.indexer is None else self.indexer.queued_bytes
         items["da_recent_blocks"] = 0 if self.poster is None else self.poster.recent_blocks
         gauge = self.metrics.memory_items
         for kind, count in items.items():
