@@ -74,8 +74,16 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     index_process: bool | None = None
     """Index committed blocks in a process of their own (``node/index_worker.py``); ``None``:
     when the machine has more than one core."""
-    checkpoint_every: int = 16
+    checkpoint_every: int = 8
+    """Blocks between the state store's checkpoints (``docs/storage.md``). The blocks since the
+    last checkpoint wait in memory as small objects (their changes, ~8,000 per block under
+    load), and a checkpoint in flight lets as many again pile up: with 16, 19 blocks and
+    150,904 changes at the peak of one ``strata bench node`` run, and CPython's allocator kept
+    the arenas they were spread over, so the idle heap climbed pass after pass of a soak
+    (+12.4% and +15.7%); with 8, +7.8%; with 4, +6.0% and level, but a slower p50 latency in
+    two runs of two (``bench/README.md``). Recovery replays at most this many blocks."""
     retain_heights: int = 64
+    """Heights whose state can still be read and proven (``strata_getProof``)."""
     devnet: bool = False
     """Enables ``strata_faucet`` and the devnet oracle feeder. Never on a real chain."""
     demo: bool = False
