@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from strata.modules.book.state import BOOK_PREFIX
 from strata.state.smt import MemoryNodeSource, SparseMerkleTree
 from strata.stf.commitment import IncrementalCommitment
 from strata.stf.genesis import make_genesis
@@ -26,3 +27,34 @@ def test_incremental_and_reference_roots_agree_over_a_chain() -> None:
         assert got.receipts == want.receipts
     # Something actually happened: orders rest, fills moved balances.
     assert len(incremental.books[1]) > 0
+
+
+def test_changes_hold_every_real_change_and_no_order_that_never_rested() -> None:
+    """A block's ``last_changes`` covers every entry whose value differs from the previous block's
+    state, and (after the first update, when the commitment learns the order sequences) names
+    no order that was placed and gone within one block: every order deletion it lists removes an
+    order that was there."""
+    state, _ = make_genesis(GENESIS)
+    tree = SparseMerkleTree(MemoryNodeSource())
+    before = dict(iter_state_leaves(state))
+    tree.apply(before)
+    clear_changes(state)
+    commitment = IncrementalCommitment(tree)
+    state.commitment = commitment
+    left_out = 0
+    for height in range(1, 61):
+        txs = block_transactions(height, count=30)
+        build_block(state, block_time(height), (), txs, GENESIS.params)
+        after = dict(iter_state_leaves(state))
+        changes = commitment.last_changes
+        real = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+        assert real <= changes.keys(), height
+        assert all(changes[k] == after.get(k) for k in changes)
+        no_ops = {
+            k for k, v in changes.items() if v is None and k not in before and k[0] == BOOK_PREFIX
+        }
+        if height > 1:
+            assert not no_ops, height
+        left_out += sum(1 for k in changes if changes[k] is None and k in before)
+        before = after
+    assert left_out > 0  # orders that rested did leave the book (deletions were exercised)

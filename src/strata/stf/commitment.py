@@ -10,20 +10,38 @@ same bytes (differential tests in ``tests/differential/test_commitment.py``).
 
 ``last_update`` keeps the tree's :class:`~strata.state.smt.TreeUpdate` and ``last_changes`` the
 entries written by the last block, for storage to persist in the block's write transaction.
+
+An order placed and gone within one block (an IOC that does not rest, an order filled or canceled
+in the block that placed it) never reached the tree: deleting it would change nothing, so the
+commitment leaves it out of the changes. It knows such an order by its id: order ids are a
+per-market sequence (``market_seq``), so an order whose id was not yet assigned when the tree was
+last updated was not in it. Measured on ``strata bench engine``'s single-order workload, half of
+a block's changes are such orders (58,348 of 116,302); leaving them out saves their tree walks,
+their place among the node's pending changes and their records in a checkpoint. The root is the
+same either way (the differential tests compare it with the reference).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from strata.core.codec import encode
+from strata.modules import markets
 from strata.modules.book import Book
 from strata.modules.book.state import BOOK_PREFIX
 from strata.state.smt import SparseMerkleTree, TreeUpdate
 from strata.state.store import State
 
 
-def collect_changes(state: State) -> dict[bytes, bytes | None]:
+def collect_changes(
+    state: State, committed_seq: Mapping[int, int] | None = None
+) -> dict[bytes, bytes | None]:
     """Every committed entry written since the last call, with its value now (``None`` if it is
-    gone), and forget the dirty marks."""
+    gone), and forget the dirty marks.
+
+    ``committed_seq``, if given, is each market's ``market_seq`` when the committed tree was
+    last updated (a market absent from it did not exist then): a gone order whose id is at or
+    above it was never committed, and is left out (deleting it changes nothing)."""
     changes: dict[bytes, bytes | None] = {}
     for table in state.tables.values():
         if not table.dirty:
@@ -41,8 +59,11 @@ def collect_changes(state: State) -> dict[bytes, bytes | None]:
         if not book.dirty:
             continue
         head = bytes((BOOK_PREFIX,)) + market_id.to_bytes(4, "big")
+        first_new = None if committed_seq is None else committed_seq.get(market_id, 0)
         for order_id in sorted(book.dirty):
             order = book.get_order(order_id)
+            if order is None and first_new is not None and order_id >= first_new:
+                continue  # placed and gone since the tree was last updated: never in it
             key = head + order_id.to_bytes(8, "big")
             changes[key] = None if order is None else encode(order.as_tuple())
         book.dirty.clear()
@@ -56,10 +77,14 @@ class IncrementalCommitment:
         self.tree = tree
         self.last_update: TreeUpdate | None = None
         self.last_changes: dict[bytes, bytes | None] = {}
+        self._committed_seq: dict[int, int] | None = None
+        """Each market's next order id when the tree was last updated (``None`` before the
+        first update: the tree's state then is not known, so nothing is left out)."""
 
     def compute_root(self, state: State) -> bytes:
         """Apply the entries dirtied since the last call and return the new root."""
-        changes = collect_changes(state)
+        changes = collect_changes(state, self._committed_seq)
         self.last_changes = changes
         self.last_update = self.tree.apply(changes)
+        self._committed_seq = markets.next_order_ids(state)
         return self.tree.root

@@ -164,6 +164,11 @@ def check_order_params(state: State, market_id: int, price_ticks: int, size_lots
     return market
 
 
+def next_order_ids(state: State) -> dict[int, int]:
+    """Each market's next order id (a copy: every id below it has been assigned)."""
+    return dict(state.tables["market_seq"].data)
+
+
 def take_order_id(state: State, market_id: int) -> int:
     """Assign the market's next order id (its time priority) and advance the sequence."""
     table = state.tables["market_seq"]
