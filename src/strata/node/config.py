@@ -76,12 +76,13 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     when the machine has more than one core."""
     checkpoint_every: int = 8
     """Blocks between the state store's checkpoints (``docs/storage.md``). The blocks since the
-    last checkpoint wait in memory as small objects (their changes, ~8,000 per block under
-    load), and a checkpoint in flight lets as many again pile up: with 16, 19 blocks and
-    150,904 changes at the peak of one ``strata bench node`` run, and CPython's allocator kept
-    the arenas they were spread over, so the idle heap climbed pass after pass of a soak
-    (+12.4% and +15.7%); with 8, +7.8%; with 4, +6.0% and level, but a slower p50 latency in
-    two runs of two (``bench/README.md``). Recovery replays at most this many blocks."""
+    last checkpoint wait in memory as small objects (their changes and tree nodes), and a
+    checkpoint in flight lets as many again pile up; CPython's allocator keeps the arenas they
+    were spread over. With 16, the soaks of ``strata bench node`` climbed pass after pass
+    (+12.4% and +15.7%; 19 blocks and 150,904 changes at the peak, nearly all of them orders
+    placed and gone within one block, which the commitment no longer lists); with 8, +7.8%
+    then, +7.1% and +4.6% (level) since; with 4, +6.0%, but a slower p50 latency in two runs of
+    two (``bench/README.md``). Recovery replays at most this many blocks."""
     retain_heights: int = 64
     """Heights whose state can still be read and proven (``strata_getProof``)."""
     devnet: bool = False
