@@ -41,7 +41,7 @@ def test_changes_hold_every_real_change_and_no_order_that_never_rested() -> None
     clear_changes(state)
     commitment = IncrementalCommitment(tree)
     state.commitment = commitment
-    left_out = 0
+    deletions = 0
     for height in range(1, 61):
         txs = block_transactions(height, count=30)
         build_block(state, block_time(height), (), txs, GENESIS.params)
@@ -55,6 +55,6 @@ def test_changes_hold_every_real_change_and_no_order_that_never_rested() -> None
         }
         if height > 1:
             assert not no_ops, height
-        left_out += sum(1 for k in changes if changes[k] is None and k in before)
+        deletions += sum(1 for k in changes if changes[k] is None and k in before)
         before = after
-    assert left_out > 0  # orders that rested did leave the book (deletions were exercised)
+    assert deletions > 0  # orders that rested did leave the book (deletions were exercised)
