@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from strata.modules.book.state import BOOK_PREFIX
 from strata.state.smt import MemoryNodeSource, SparseMerkleTree
+from strata.state.store import State
 from strata.stf.commitment import IncrementalCommitment
 from strata.stf.genesis import make_genesis
 from strata.stf.state_root import clear_changes, iter_state_leaves
@@ -11,14 +12,20 @@ from strata.stf.transition import build_block, copy_state
 from tests.storage.workload import GENESIS, block_time, block_transactions
 
 
+def _attach_commitment(state: State) -> IncrementalCommitment:
+    """Give ``state`` an incremental commitment over an in-memory tree of its entries now."""
+    tree = SparseMerkleTree(MemoryNodeSource())
+    tree.apply(dict(iter_state_leaves(state)))
+    clear_changes(state)
+    commitment = IncrementalCommitment(tree)
+    state.commitment = commitment
+    return commitment
+
+
 def test_incremental_and_reference_roots_agree_over_a_chain() -> None:
     reference, _ = make_genesis(GENESIS)
     incremental = copy_state(reference)
-    source = MemoryNodeSource()
-    tree = SparseMerkleTree(source)
-    tree.apply(dict(iter_state_leaves(incremental)))
-    clear_changes(incremental)
-    incremental.commitment = IncrementalCommitment(tree)
+    _attach_commitment(incremental)
     for height in range(1, 81):
         txs = block_transactions(height, count=30)
         _, want = build_block(reference, block_time(height), (), txs, GENESIS.params)
@@ -35,12 +42,8 @@ def test_changes_hold_every_real_change_and_no_order_that_never_rested() -> None
     no order that was placed and gone within one block: every order deletion it lists removes an
     order that was there."""
     state, _ = make_genesis(GENESIS)
-    tree = SparseMerkleTree(MemoryNodeSource())
     before = dict(iter_state_leaves(state))
-    tree.apply(before)
-    clear_changes(state)
-    commitment = IncrementalCommitment(tree)
-    state.commitment = commitment
+    commitment = _attach_commitment(state)
     deletions = 0
     for height in range(1, 61):
         txs = block_transactions(height, count=30)

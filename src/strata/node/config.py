@@ -81,8 +81,8 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     were spread over. With 16, the soaks of ``strata bench node`` climbed pass after pass
     (+12.4% and +15.7%; 19 blocks and 150,904 changes at the peak, nearly all of them orders
     placed and gone within one block, which the commitment no longer lists); with 8, +7.8%
-    then, +7.1% and +4.6% (level) since; with 4, +6.0%, but a slower p50 latency in two runs of
-    two (``bench/README.md``). Recovery replays at most this many blocks."""
+    then, +7.1% and +4.6% (levelling off) since; with 4, +6.0%, but a slower p50 latency in
+    two runs of two (``bench/README.md``). Recovery replays at most this many blocks."""
     retain_heights: int = 64
     """Heights whose state can still be read and proven (``strata_getProof``)."""
     devnet: bool = False
