@@ -1,11 +1,16 @@
 """``strata bench parallel``: the node's end-to-end throughput on one core against two, in one run.
 
-For each workload a fresh devnet node runs under ``taskset -c 0`` (one core) and then under
-``taskset -c 0,1`` (both cores), and this process offers it presigned transactions over HTTP above
-what it can take (the load generator itself is pinned to the second core, so in the one-core run
-it never competes with the node, and in the two-core run it does: the speedups are conservative).
-The figure of each run is the rate of transactions included in blocks committed while the load
-was offered (signature checks, admission, execution, commitment and storage all included).
+For each workload a fresh devnet node runs under ``taskset -c 0`` (one core) and under ``taskset
+-c 0,1`` (both cores), and this process offers it presigned transactions over HTTP above what it
+can take (the load generator itself is pinned to the second core, so in the one-core run it never
+competes with the node, and in the two-core run it does: the speedups are conservative). The
+figure of each run is the rate of transactions included in blocks committed while the load was
+offered (signature checks, admission, execution, commitment and storage all included).
+
+The pair runs ``--rounds`` times in ABBA order (one core first, then two cores first, and so on).
+The machine is shared and its speed drifts by the hour, enough to move a single pair's ratio by a
+fifth; a steady drift cancels out of the ratio of the rounds' mean rates, and the ratio of each
+round is reported beside it.
 
 Workloads (orders at the mark in crossing pairs, as ``strata bench node``):
 
@@ -17,7 +22,8 @@ Both runs of a workload do the same work: each posts its batches to a file DA la
 ``strata verify`` then re-executes each whole chain from DA with the serial executor and compares
 every root: ``roots_identical`` says every node, one core or two, produced the serial chain's bytes.
 
-``--json`` prints ``speedup_single_orders``, ``speedup_bulk``, ``speedup_hot_market``,
+``--json`` prints ``speedup_single_orders``, ``speedup_bulk``, ``speedup_hot_market`` (the mean
+two-core rate over the mean one-core rate), ``speedups_by_round`` (each pair's own ratio),
 ``roots_identical`` and every measured rate, with the CPU each run used while the load was offered
 (``node_cpu_pct``: the node's main process with its threads, each worker process, and the total,
 in percent of one core; ``loadgen_cpu_pct``: the load generator's), and ``blocks``: the blocks
@@ -81,9 +87,10 @@ async def _measure(
     seconds: float,
     block_time_ms: int,
     trace: Path | None,
+    round_: int = 0,
 ) -> dict[str, Any]:
     kind, markets = WORKLOADS[workload]
-    data_dir = workdir / f"{workload}-{cpus.replace(',', '')}"
+    data_dir = workdir / f"{workload}-{cpus.replace(',', '')}-{round_}"
     extra = ["--da", "file"]  # both runs do the same work, posting included
     node = NodeProcess(
         data_dir, block_time_ms=block_time_ms, extra=extra, prefix=["taskset", "-c", cpus]
@@ -108,7 +115,7 @@ async def _measure(
             spy = None
             if trace is not None:
                 assert node.proc is not None
-                out = trace / f"{workload}-cpus{cpus.replace(',', '')}.svg"
+                out = trace / f"{workload}-cpus{cpus.replace(',', '')}-{round_}.svg"
                 spy = subprocess.Popen(
                     [
                         str(Path(sys.executable).parent / "py-spy"),
@@ -141,6 +148,7 @@ async def _measure(
     return {
         "workload": workload,
         "cpus": cpus,
+        "round": round_,
         "offered_tx_per_s": rate,
         "included_tx_per_s": round(included / step.elapsed),
         "included_orders_per_s": round(included * unit / step.elapsed),
@@ -232,6 +240,31 @@ def _verify(data_dir: Path) -> bool:
     return bool(summary["mismatches"] == 0 and summary["blocks_checked"] > 0)
 
 
+SPEEDUP_KEYS = (
+    ("single", "speedup_single_orders"),
+    ("bulk", "speedup_bulk"),
+    ("hot", "speedup_hot_market"),
+)
+
+
+def compute_speedups(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per workload, the mean two-core rate over the mean one-core rate (``speedup_*``) and
+    each round's own ratio (``speedups_by_round``, to show how far the machine moved)."""
+    summary: dict[str, Any] = {"speedups_by_round": {}}
+    for workload, key in SPEEDUP_KEYS:
+        rates: dict[str, dict[int, int]] = {cpus: {} for cpus in CPU_SETS}
+        for r in runs:
+            if r["workload"] == workload:
+                rates[r["cpus"]][r["round"]] = r["included_tx_per_s"]
+        one, two = rates[CPU_SETS[0]], rates[CPU_SETS[1]]
+        rounds = sorted(one.keys() & two.keys())
+        if not rounds or not all(one[n] for n in rounds):
+            continue
+        summary[key] = round(sum(two[n] for n in rounds) / sum(one[n] for n in rounds), 2)
+        summary["speedups_by_round"][key] = [round(two[n] / one[n], 2) for n in rounds]
+    return summary
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     if shutil.which("taskset") is None:
         raise SystemExit("strata bench parallel needs taskset (util-linux)")
@@ -244,40 +277,38 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rates = {"single": args.single_rate, "bulk": args.bulk_rate, "hot": args.single_rate}
     runs: list[dict[str, Any]] = []
     for workload in args.workloads:
-        for cpus in CPU_SETS:
-            print(f"  {workload:6} on cpus {cpus:3} ...", file=sys.stderr, flush=True)
-            result = asyncio.run(
-                _measure(
-                    workdir,
-                    cpus,
-                    workload,
-                    rates[workload],
-                    args.seconds,
-                    args.block_time_ms,
-                    args.trace,
+        for round_ in range(args.rounds):
+            # ABBA: odd rounds run two cores first, so a machine that drifts steadily (it does,
+            # by the hour) favours neither side of the ratio once the rounds are averaged.
+            for cpus in CPU_SETS if round_ % 2 == 0 else CPU_SETS[::-1]:
+                label = f"{workload:6} on cpus {cpus:3} (round {round_ + 1}/{args.rounds})"
+                print(f"  {label} ...", file=sys.stderr, flush=True)
+                result = asyncio.run(
+                    _measure(
+                        workdir,
+                        cpus,
+                        workload,
+                        rates[workload],
+                        args.seconds,
+                        args.block_time_ms,
+                        args.trace,
+                        round_,
+                    )
                 )
-            )
-            print(
-                f"  {workload:6} on cpus {cpus:3}: {result['included_tx_per_s']:>7} tx/s "
-                f"({result['included_orders_per_s']} orders/s), load generator CPU "
-                f"{result['loadgen_cpu_pct']}%, node CPU {result['node_cpu_pct']}",
-                file=sys.stderr,
-                flush=True,
-            )
-            runs.append(result)
+                print(
+                    f"  {label}: {result['included_tx_per_s']:>7} tx/s "
+                    f"({result['included_orders_per_s']} orders/s), load generator CPU "
+                    f"{result['loadgen_cpu_pct']}%, node CPU {result['node_cpu_pct']}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                runs.append(result)
     roots = [_verify(Path(r["data_dir"])) for r in runs]
     summary: dict[str, Any] = {"roots_identical": bool(roots) and all(roots)}
-    for workload, key in (
-        ("single", "speedup_single_orders"),
-        ("bulk", "speedup_bulk"),
-        ("hot", "speedup_hot_market"),
-    ):
-        pair = {r["cpus"]: r for r in runs if r["workload"] == workload}
-        if len(pair) == 2 and pair["0"]["included_tx_per_s"]:
-            ratio = pair["0,1"]["included_tx_per_s"] / pair["0"]["included_tx_per_s"]
-            summary[key] = round(ratio, 2)
+    summary.update(compute_speedups(runs))
     summary["runs"] = runs
     summary["seconds"] = args.seconds
+    summary["rounds"] = args.rounds
     summary["block_time_ms"] = args.block_time_ms
     if not args.keep:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -295,6 +326,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bulk-rate", type=int, default=4_000, help="offered tx/s (x16 orders)")
     parser.add_argument("--seconds", type=float, default=10.0, help="per run")
     parser.add_argument("--block-time-ms", type=int, default=200)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="one-core/two-core pairs per workload, in ABBA order (the speedup averages them)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the nodes' data directories")
     parser.add_argument(
         "--trace",
