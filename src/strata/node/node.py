@@ -99,13 +99,6 @@ SIGNATURE_INLINE_MAX = 64
 """At most this many of a request's signatures are checked on the node's own thread when the
 workers are behind (``NodeConfig.signature_inline_after``): a few milliseconds of the event
 loop, so blocks and other requests are not held up."""
-SIGNATURE_COST_GAS = 4_000
-TRANSACTION_COST_GAS = 2_000
-"""How long a queue is, in this thread's time, counted in gas: a signature check costs about as
-much as a transaction's handling (``TRANSACTION_COST_GAS``) plus 2,000 gas of its orders. Fitted
-to ``strata bench parallel`` on two cores: the node's thread spent about 84 us on a single order
-(1,000 gas) and 500 us on a bulk of 16 (16,000 gas), about 55 us a transaction plus 28 us per
-1,000 gas; the signature worker about 115 us a transaction."""
 LATENCY_SAMPLES = 64
 """Inclusion latencies observed per block (evenly spread over its transactions)."""
 
@@ -528,24 +521,18 @@ class Node:
 
     def _inline_count(self, size: int) -> int:
         """How many of a batch of ``size`` to check on this thread: up to
-        :data:`SIGNATURE_INLINE_MAX` when more than ``signature_inline_after`` transactions wait
-        for the worker processes and their queue is the longer one, in time (the mempool is this
-        thread's queue; :data:`SIGNATURE_COST_GAS`), else none.
+        :data:`SIGNATURE_INLINE_MAX` when more transactions wait for the worker processes than
+        ``signature_inline_after`` and than wait in the mempool for this thread, else none.
 
         The shorter queue takes the work: with single orders on two cores the one worker was the
-        bottleneck (busy 90% of its core) while this thread idled a third of the time. Checking a
-        share here whenever the workers were behind overshot (this thread at 95%, the worker at
-        65-69%), and comparing the queues by transactions took signatures from the worker under
-        bulk load, where this thread is the bottleneck (a bulk is 16 orders to execute and one
-        signature)."""
+        bottleneck (busy 90% of its core) while this thread idled a third of the time; checking
+        a share here whenever the workers were behind overshot (this thread at 95%, the worker
+        at 65-69%: more of the single-order runs, less of the one-market runs). A mempool longer
+        than the workers' queue says this thread is the one behind."""
         after = self.config.signature_inline_after
         if after is None or self.signatures.processes == 0:
             return 0
-        backlog = self._signature_backlog
-        mempool = self.mempool
-        if backlog <= after or backlog * SIGNATURE_COST_GAS <= (
-            len(mempool) * TRANSACTION_COST_GAS + mempool.gas
-        ):
+        if self._signature_backlog <= max(after, len(self.mempool)):
             return 0
         return min(size, SIGNATURE_INLINE_MAX)
 
