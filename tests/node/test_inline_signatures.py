@@ -85,9 +85,7 @@ def test_signatures_checked_inline_give_the_workers_results(tmp_path: Path) -> N
         inline.close()
 
 
-def test_no_inline_checks_while_the_workers_keep_up_or_the_mempool_is_longer(
-    tmp_path: Path,
-) -> None:
+def test_no_inline_checks_while_the_workers_keep_up(tmp_path: Path) -> None:
     node, trader = _node(tmp_path / "node", inline_after=100)
     try:
         node._signature_backlog = 100
@@ -95,13 +93,6 @@ def test_no_inline_checks_while_the_workers_keep_up_or_the_mempool_is_longer(
         node._signature_backlog = 101
         assert node._inline_count(500) == SIGNATURE_INLINE_MAX
         assert node._inline_count(3) == 3
-        # The node's own queue is the longer one: it is behind, the workers are not.
-        asyncio.run(node.submit(_batch(trader, 200)))
-        pending = len(node.mempool)
-        assert pending > 101
-        assert node._inline_count(500) == 0
-        node._signature_backlog = pending + 1
-        assert node._inline_count(500) == SIGNATURE_INLINE_MAX
         node.config = msgspec.structs.replace(node.config, signature_inline_after=None)
         assert node._inline_count(500) == 0
     finally:

@@ -520,19 +520,12 @@ class Node:
         return joined(futures) + here
 
     def _inline_count(self, size: int) -> int:
-        """How many of a batch of ``size`` to check on this thread: up to
-        :data:`SIGNATURE_INLINE_MAX` when more transactions wait for the worker processes than
-        ``signature_inline_after`` and than wait in the mempool for this thread, else none.
-
-        The shorter queue takes the work: with single orders on two cores the one worker was the
-        bottleneck (busy 90% of its core) while this thread idled a third of the time; checking
-        a share here whenever the workers were behind overshot (this thread at 95%, the worker
-        at 65-69%: more of the single-order runs, less of the one-market runs). A mempool longer
-        than the workers' queue says this thread is the one behind."""
+        """How many of a batch of ``size`` to check on this thread: none while the worker
+        processes keep up (at most ``signature_inline_after`` transactions waiting for them),
+        else up to :data:`SIGNATURE_INLINE_MAX`. With single orders on two cores the one worker
+        was the bottleneck (busy 90% of its core) while this thread idled a third of the time."""
         after = self.config.signature_inline_after
-        if after is None or self.signatures.processes == 0:
-            return 0
-        if self._signature_backlog <= max(after, len(self.mempool)):
+        if after is None or self.signatures.processes == 0 or self._signature_backlog <= after:
             return 0
         return min(size, SIGNATURE_INLINE_MAX)
 
