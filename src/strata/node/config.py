@@ -71,12 +71,6 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     """Worker processes of the signature precompile (``exec/signatures.py``); ``None`` picks
     one per spare core, at most two (none on a one-core machine: threads then); 0 forces
     threads."""
-    signature_inline_after: int | None = 256
-    """When more than this many transactions already wait for the signature worker processes,
-    the node checks a new request's signatures on its own thread instead of queueing them too
-    (at most ``SIGNATURE_INLINE_MAX`` a request): the workers stay busy and the node's spare
-    time takes the overflow, so signatures use both cores when they are the bottleneck.
-    ``None`` never checks inline. Has no effect without worker processes."""
     index_process: bool | None = None
     """Index committed blocks in a process of their own (``node/index_worker.py``); ``None``:
     when the machine has more than one core."""

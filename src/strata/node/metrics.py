@@ -50,11 +50,6 @@ class NodeMetrics:
             ["stage"],
             registry=r,
         )
-        self.signatures_inline = Counter(
-            "strata_signatures_inline_total",
-            "Signatures the node checked on its own thread because the workers were behind",
-            registry=r,
-        )
         self.signature_batch = Histogram(
             "strata_signature_batch_seconds",
             "Time of an admission batch's signature checks in the precompile's workers",

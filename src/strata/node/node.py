@@ -95,10 +95,6 @@ overload the requests waiting for the signature workers held their decoded trans
 50 small objects for a bulk), more of them than the mempool. 4 throttled single orders (10,153
 and 11,009 tx/s included of 12,000 offered, against 11,900 and 11,847 with 16): a slot is held
 until the main thread, busy with a block, inserts the request's transactions."""
-SIGNATURE_INLINE_MAX = 64
-"""At most this many of a request's signatures are checked on the node's own thread when the
-workers are behind (``NodeConfig.signature_inline_after``): a few milliseconds of the event
-loop, so blocks and other requests are not held up."""
 LATENCY_SAMPLES = 64
 """Inclusion latencies observed per block (evenly spread over its transactions)."""
 
@@ -200,8 +196,6 @@ class Node:
         self._lock_file: IO[str] | None = None
         self.stopped = asyncio.Event()
         self._admission_tail: asyncio.Event | None = None
-        self._signature_backlog = 0
-        """Transactions sent to the signature workers whose signers have not come back."""
         self._admitting = asyncio.Semaphore(ADMITTING_REQUESTS)
         self.poster: DaPoster | None = None
         self._paused = False
@@ -421,7 +415,7 @@ class Node:
         previous, turn = self._admission_tail, asyncio.Event()
         self._admission_tail = turn
         try:
-            signers = await self._verify(candidates)
+            signers = await self._verify([c[2] for c in candidates])
             if previous is not None:
                 await previous.wait()
             inserting = time.monotonic()
@@ -488,26 +482,16 @@ class Node:
                 del refused[next(iter(refused))]
         return {"error": error.to_json()}
 
-    async def _verify(
-        self, candidates: list[tuple[int, bytes, bytes, SignedTransaction]]
-    ) -> list[bytes | None]:
-        """Signature checks of a batch of decoded candidates on the signature precompile's
+    async def _verify(self, datas: list[bytes]) -> list[bytes | None]:
+        """Signature checks of a batch of raw transactions on the signature precompile's
         workers (``exec/signatures.py``; a small batch in one part: a hop costs more than it
-        saves), while the event loop serves other requests and builds blocks. When the workers
-        are behind, the tail of the batch is checked here meanwhile (:meth:`_inline_count`);
-        either way a signer is ``check_signature`` of the transaction."""
-        if not candidates:
+        saves), while the event loop serves other requests and builds blocks."""
+        if not datas:
             return []
-        inline = self._inline_count(len(candidates))
-        queued = [c[2] for c in candidates[: len(candidates) - inline]]
-        parts = 1 if len(queued) < 8 else None
+        parts = 1 if len(datas) < 8 else None
         started = time.monotonic()
-        self._signature_backlog += len(queued)
         try:
-            futures = self.signatures.submit(self.params, queued, parts) if queued else []
-            here = [check_signature(self.params, c[3]) for c in candidates[len(queued) :]]
-            if inline:
-                self.metrics.signatures_inline.inc(inline)
+            futures = self.signatures.submit(self.params, datas, parts)
             await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
             self.metrics.signature_batch.observe(time.monotonic() - started)
         except BrokenExecutor:
@@ -515,19 +499,7 @@ class Node:
             log.error("a signature worker died: stopping", extra={"fields": {}})
             self.stopping = True
             raise RpcError(RpcCode.SHUTTING_DOWN, "the node is stopping") from None
-        finally:
-            self._signature_backlog -= len(queued)
-        return joined(futures) + here
-
-    def _inline_count(self, size: int) -> int:
-        """How many of a batch of ``size`` to check on this thread: none while the worker
-        processes keep up (at most ``signature_inline_after`` transactions waiting for them),
-        else up to :data:`SIGNATURE_INLINE_MAX`. With single orders on two cores the one worker
-        was the bottleneck (busy 90% of its core) while this thread idled a third of the time."""
-        after = self.config.signature_inline_after
-        if after is None or self.signatures.processes == 0 or self._signature_backlog <= after:
-            return 0
-        return min(size, SIGNATURE_INLINE_MAX)
+        return joined(futures)
 
     def faucet(self, account: bytes, amount_quote: int) -> int:
         """Devnet only: queue a deposit for the next block; returns its inbox index."""
