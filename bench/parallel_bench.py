@@ -341,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     summary = run(args)
     if args.json:
         print(json.dumps(summary, indent=2))
