@@ -139,3 +139,33 @@ def test_corrupt_history_value_is_refused_on_read(tmp_path: Path) -> None:
             store.read(key[8:], height - 1)
     finally:
         store.close()
+
+
+def test_live_table_holds_exactly_the_tip_tree(tmp_path: Path) -> None:
+    """The tree's packed live table holds the nodes reachable from the tip's root and nothing
+    else, after every block (a node a block makes stale moves to the spill) and after a
+    restart; a committed checkpoint empties the spill."""
+    store = build_store(tmp_path / "chain", 10, checkpoint_every=4, retain_heights=6)
+
+    def check(checked: ChainStore) -> None:
+        live = checked._tree().live
+        assert live is not None
+        wanted = _reachable(checked, REFERENCE.headers[checked.tip.height].state_root)
+        assert len(live) == len(wanted)
+        assert all(node in live for node in wanted)
+
+    try:
+        for height in range(11, 19):
+            extend(store, height)
+            check(store)
+        assert store.memory_items()["pending_nodes"] > 0
+        store.checkpoint()
+        assert store.memory_items()["pending_nodes"] == 0
+        check(store)
+    finally:
+        store.close()
+    reopened = ChainStore.open(tmp_path / "chain", checkpoint_every=4, retain_heights=6)
+    try:
+        check(reopened)
+    finally:
+        reopened.close()

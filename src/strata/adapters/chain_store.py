@@ -94,6 +94,7 @@ import lmdb
 import msgspec
 
 from strata.adapters.lifetime import die_with_parent
+from strata.adapters.node_spill import Spill
 from strata.core.codec import encode
 from strata.core.errors import ChainError
 from strata.core.merkle import (
@@ -102,8 +103,10 @@ from strata.core.merkle import (
     compute_path,
     compute_value_hash,
 )
+from strata.state.packed import PackedNodes, born_in, full_height, records_of
 from strata.state.smt import (
     NODE_BYTES,
+    NODE_TAG,
     CorruptNodeError,
     MemoryNodeSource,
     MissingNodeError,
@@ -135,6 +138,9 @@ _LOG_DATABASES = (b"meta", b"blocks", b"headers", b"receipts")
 _STATE_DATABASES = (b"state-meta", b"state", b"history", b"nodes", b"stale")
 _DATABASES = _LOG_DATABASES + _STATE_DATABASES
 _BORN = slice(NODE_BYTES, None)
+TREE_CACHE_NODES: Final = 1 << 16
+"""The tree's cache of hot nodes (the top ~15 levels, ~15 MB) in front of its live table."""
+_LOAD_BATCH: Final = 1 << 16
 
 SNAPSHOT_MAGIC: Final = b"STRSNAP\x00"
 SNAPSHOT_VERSION: Final = 1
@@ -193,18 +199,13 @@ def _unseal(record: bytes, what: str) -> bytes:
 class _Pending:
     """A block acknowledged since the last checkpoint, in memory until a checkpoint holds it.
 
-    Its tree nodes' encodings are in the node source's overlay (the only in-memory copy); the
-    block keeps their hashes (``new_nodes``, in the order built) and its ``stale_nodes``."""
+    Its tree nodes are not here: the ones still in the tree are in the tree's live table
+    (stamped with the block's height), the ones a later block made stale in the node source's
+    spills."""
 
     height: int
     changes: dict[bytes, bytes | None]
     root: bytes
-    new_nodes: list[bytes]
-    stale_nodes: list[bytes]
-
-    @classmethod
-    def of(cls, height: int, changes: dict[bytes, bytes | None], update: TreeUpdate) -> _Pending:
-        return cls(height, changes, update.root, list(update.new_nodes), update.stale_nodes)
 
 
 @dataclass
@@ -213,6 +214,8 @@ class _Job:
 
     blocks: list[_Pending]
     height: int
+    spills: list[Spill]
+    """The spills it writes (closed: the blocks after it spill elsewhere)."""
     record: bytes
     """The sealed checkpoint record it writes."""
     pruned: int
@@ -223,26 +226,25 @@ class _Job:
 
 
 class _NodeSource:
-    """The tree's nodes as the state store holds them, plus the nodes of the blocks no
-    checkpoint has written yet, in two generations: ``in_flight`` (the blocks of the checkpoint
-    being written) and ``overlay`` (the blocks after them). Each is one dict (two look-ups per
-    miss, however many blocks are pending) and the only in-memory copy of those nodes: the tree
-    forgets its pending nodes as soon as the store takes a block (``mark_persisted``).
+    """The nodes of older roots, for the tree's reads that miss its live table: the records
+    released since the last checkpoint (``spills``, newest first), then the state store.
 
     ``txn``, when set (during a read), is used instead of a fresh read transaction per node.
     """
 
-    def __init__(self, env: lmdb.Environment, db: Any) -> None:
+    def __init__(self, env: lmdb.Environment, db: Any, directory: Path) -> None:
         self._env = env
         self._db = db
+        self._directory = directory
         self.txn: lmdb.Transaction | None = None
-        self.in_flight: dict[bytes, bytes] = {}
-        self.overlay: dict[bytes, bytes] = {}
+        self.spills: list[Spill] = [Spill(directory)]
+        """Newest last; the last one takes the blocks' released records."""
 
     def get_node(self, node_hash: bytes) -> bytes | None:
-        encoding = self.overlay.get(node_hash) or self.in_flight.get(node_hash)
-        if encoding is not None:
-            return encoding
+        for spill in reversed(self.spills):
+            encoding = spill.get(node_hash)
+            if encoding is not None:
+                return encoding
         txn = self.txn
         if txn is not None:
             found = txn.get(node_hash, db=self._db)
@@ -251,19 +253,32 @@ class _NodeSource:
                 found = txn.get(node_hash)
         return None if found is None else bytes(found[:NODE_BYTES])
 
-    def start_checkpoint(self) -> None:
-        """The overlay's blocks go into a checkpoint: they become the in-flight generation."""
-        assert not self.in_flight
-        self.in_flight = self.overlay
-        self.overlay = {}
+    def spill(self, height: int, released: list[bytes]) -> None:
+        """Keep the records the update of ``height`` released until a checkpoint holds them."""
+        for rows in released:
+            self.spills[-1].append(height, rows)
 
-    def end_checkpoint(self, *, committed: bool) -> None:
-        """The in-flight checkpoint committed (its nodes are in LMDB: drop them) or failed (its
-        blocks stay pending: merge the generations back)."""
-        if not committed:
-            self.in_flight.update(self.overlay)
-            self.overlay = self.in_flight
-        self.in_flight = {}
+    @property
+    def spilled(self) -> int:
+        return sum(spill.records for spill in self.spills)
+
+    def start_checkpoint(self) -> list[Spill]:
+        """The spills so far go into a checkpoint; later blocks spill into a new one."""
+        taken = list(self.spills)
+        self.spills.append(Spill(self._directory))
+        return taken
+
+    def end_checkpoint(self, taken: list[Spill], *, committed: bool) -> None:
+        """The checkpoint that took ``taken`` committed (its records are in LMDB: drop them) or
+        failed (they stay, and go into the next one)."""
+        if committed:
+            for spill in taken:
+                spill.close()
+            self.spills = [spill for spill in self.spills if all(spill is not t for t in taken)]
+
+    def close(self) -> None:
+        for spill in self.spills:
+            spill.close()
 
 
 def _check_data_file(path: Path, env: lmdb.Environment) -> None:
@@ -339,7 +354,7 @@ class ChainStore:
         self.background = hasattr(os, "fork")
         """Checkpoints due in :meth:`commit_block` run in a forked writer process (``False``:
         in this process, blocking the commit)."""
-        self._nodes = _NodeSource(state_env, self._dbs[b"nodes"])
+        self._nodes = _NodeSource(state_env, self._dbs[b"nodes"], Path(state_env.path()))
         self._pending: list[_Pending] = []
         self._latest: dict[bytes, bytes | None] = {}
         """The newest change of each key in the pending blocks (reads at the tip)."""
@@ -477,7 +492,11 @@ class ChainStore:
             txn.put(_height_key(height), _seal(encode(header)), db=store._dbs[b"headers"])
             txn.put(b"tip", _seal(encode(tip)), db=meta)
             txn.put(b"format", FORMAT, db=meta)
-        persisted = SparseMerkleTree(store._nodes, update.root)
+        persisted = store._new_tree(update.root, PackedNodes(len(update.new_nodes)))
+        live = persisted.live
+        assert live is not None
+        live.replace(update.new_nodes, (), height)
+        persisted.born = height + 1
         clear_changes(state)
         state.tip = tip
         state.commitment = IncrementalCommitment(persisted)
@@ -589,15 +608,8 @@ class ChainStore:
                 "(a value is corrupt)"
             )
         state.tip = ChainTip(header.height, header.timestamp_ms, compute_header_hash(header))
-        tree = SparseMerkleTree(self._nodes, checkpoint.state_root)
-        if checkpoint.state_root != EMPTY:
-            try:
-                tree.get_node(checkpoint.state_root)
-            except (MissingNodeError, CorruptNodeError) as error:
-                raise StoreError(
-                    f"the stored tree does not reach the root of height {checkpoint.height}: "
-                    f"{error}"
-                ) from None
+        tree = self._new_tree(checkpoint.state_root, self._load_live(checkpoint))
+        tree.born = checkpoint.height + 1
         state.commitment = IncrementalCommitment(tree)
         self.state = state
         self.tip = state.tip
@@ -615,6 +627,44 @@ class ChainStore:
             self._remember(output)
         if self.tip != tip:
             raise StoreError(f"recovered tip {self.tip} differs from the stored tip {tip}")
+
+    def _new_tree(self, root: bytes, live: PackedNodes) -> SparseMerkleTree:
+        return SparseMerkleTree(self._nodes, root, TREE_CACHE_NODES, live=live)
+
+    def _load_live(self, checkpoint: _Checkpoint) -> PackedNodes:
+        """The tree of the checkpoint, read from ``nodes`` into a live table (every node checked
+        against its hash)."""
+        live = PackedNodes()
+        stack = [] if checkpoint.state_root == EMPTY else [checkpoint.state_root]
+        rows: list[bytes] = []
+        sha256 = hashlib.sha256
+        padding = bytes(3)
+        with self._state_env.begin(db=self._dbs[b"nodes"]) as txn:
+            get = txn.get
+            while stack:
+                node_hash = stack.pop()
+                record = get(node_hash)
+                if record is None or len(record) != NODE_BYTES + 8:
+                    raise StoreError(
+                        f"the stored tree does not reach the root of height {checkpoint.height}: "
+                        f"node {node_hash.hex()} is missing"
+                    )
+                encoding = bytes(record[:NODE_BYTES])
+                if sha256(encoding).digest() != node_hash:
+                    raise StoreError(
+                        f"tree node {node_hash.hex()} does not match its bytes (corrupt)"
+                    )
+                born = int.from_bytes(record[NODE_BYTES:], "big") & 0xFFFFFFFF
+                rows.append(node_hash + encoding + padding + born.to_bytes(4, "little"))
+                if len(rows) == _LOAD_BATCH:
+                    live.load_rows(b"".join(rows))
+                    rows = []
+                if encoding[0] == NODE_TAG:
+                    for child in (encoding[33:], encoding[1:33]):
+                        if child != EMPTY:
+                            stack.append(child)
+        live.load_rows(b"".join(rows))
+        return live
 
     def _check_records(self, txn: lmdb.Transaction, tip: int) -> None:
         """Every header, block and receipts record of ``base..tip`` is there and checks out, and
@@ -695,7 +745,7 @@ class ChainStore:
         self._write_block(height, encode(sorted(changes.items())), encoded, encode(()), tip)
         self.tip = tip
         self.state.tip = tip
-        self._take(_Pending.of(height, dict(changes), update), update)
+        self._take(_Pending(height, dict(changes), update.root))
         self._maybe_checkpoint()
         return header
 
@@ -733,6 +783,8 @@ class ChainStore:
 
         _write_in_child(write, "the synthetic state")
         tree.mark_persisted()
+        tree.take_released()  # the replaced nodes stay in LMDB, as a store's first tree does
+        tree.born = height + 1
         self.tip = tip
         self.state.tip = tip
         self.checkpoint_height = height
@@ -745,16 +797,18 @@ class ChainStore:
         assert commitment.last_update is not None
         self.tip = self.state.tip
         update = commitment.last_update
-        self._take(_Pending.of(self.tip.height, commitment.last_changes, update), update)
+        self._take(_Pending(self.tip.height, commitment.last_changes, update.root))
 
-    def _take(self, pending: _Pending, update: TreeUpdate) -> None:
-        """Keep an acknowledged block until a checkpoint holds it: its changes, and its nodes in
-        the node source's overlay (the tree then forgets its own copy)."""
+    def _take(self, pending: _Pending) -> None:
+        """Keep an acknowledged block until a checkpoint holds it: its changes, and the records
+        its update released from the live table in the node source's spill."""
         self._pending.append(pending)
         self._latest.update(pending.changes)
         self._remember_root(pending.height, pending.root)
-        self._nodes.overlay.update(update.new_nodes)
-        self._tree().mark_persisted()
+        tree = self._tree()
+        self._nodes.spill(pending.height, tree.take_released())
+        tree.mark_persisted()
+        tree.born = pending.height + 1
 
     def _maybe_checkpoint(self) -> None:
         """Collect a finished background checkpoint; start the next one when due (one at a
@@ -784,11 +838,10 @@ class ChainStore:
         job = _Job(
             blocks=blocks,
             height=last.height,
+            spills=self._nodes.start_checkpoint(),
             record=_seal(encode(_Checkpoint(last.height, last.root))),
             pruned=max(self.pruned_height, below - 1),
         )
-        self._tree().mark_persisted()
-        self._nodes.start_checkpoint()
         if background:
             parent = os.getpid()
             sys.stdout.flush()
@@ -824,7 +877,7 @@ class ChainStore:
             code = os.waitstatus_to_exitcode(status)
             if code != 0:
                 self._job = None
-                self._nodes.end_checkpoint(committed=False)
+                self._nodes.end_checkpoint(job.spills, committed=False)
                 raise StoreError(
                     f"the checkpoint at height {job.height} failed in its writer process (exit "
                     f"{code}); nothing of it was written, the blocks since "
@@ -835,7 +888,7 @@ class ChainStore:
     def _finish(self, job: _Job) -> None:
         """The checkpoint has committed: forget its blocks and nodes."""
         del self._pending[: len(job.blocks)]
-        self._nodes.end_checkpoint(committed=True)
+        self._nodes.end_checkpoint(job.spills, committed=True)
         latest: dict[bytes, bytes | None] = {}
         for pending in self._pending:
             latest.update(pending.changes)
@@ -860,9 +913,7 @@ class ChainStore:
         state_db = dbs[b"state"]
         latest: dict[bytes, bytes | None] = {}
         history: list[tuple[bytes, bytes]] = []
-        records: dict[bytes, bytes] = {}
-        stale: list[bytes] = []
-        built = self._nodes.in_flight
+        records, stale = self._checkpoint_nodes(job)
         with self._state_env.begin(write=True) as txn:
             get = txn.get
             for pending in job.blocks:
@@ -877,9 +928,6 @@ class ChainStore:
                     if keep:
                         history.append((at + key, b"\x00" if old is None else b"\x01" + old))
                     latest[key] = pending.changes[key]
-                for node_hash in pending.new_nodes:
-                    records[node_hash] = built[node_hash] + at
-                stale.extend(at + node for node in sorted(pending.stale_nodes))
             txn.cursor(db=dbs[b"history"]).putmulti(history, append=True)
             del history
             txn.cursor(db=dbs[b"stale"]).putmulti(
@@ -908,6 +956,42 @@ class ChainStore:
             self._prune(txn, below, job.pruned)
         if self.fault_hook is not None:
             self.fault_hook("checkpointed", job.height)
+
+    def _checkpoint_nodes(self, job: _Job) -> tuple[dict[bytes, bytes], list[bytes]]:
+        """The tree records a checkpoint writes: every node its blocks built, ``hash ->
+        encoding ‖ the last of its heights that built it`` (from the live table and the spills),
+        and the ``stale`` keys (``height ‖ hash``, in key order) of every node they released."""
+        first = job.blocks[0].height
+        last = job.height
+        records: dict[bytes, bytes] = {}
+        stale: dict[int, list[bytes]] = {}
+
+        def built(rows: bytes, released: list[bytes] | None) -> None:
+            for row in records_of(rows):
+                record = row.tobytes()
+                node_hash = record[:32]
+                if released is not None:
+                    released.append(node_hash)
+                born = int.from_bytes(record[100:], "little")
+                if not born_in(born, first, last):
+                    continue
+                suffix = _height_key(full_height(born, first))
+                known = records.get(node_hash)
+                if known is None or known[NODE_BYTES:] < suffix:
+                    records[node_hash] = record[32:97] + suffix
+
+        for spill in job.spills:
+            for height, rows in spill.segments():
+                built(rows, stale.setdefault(height, []))
+        live = self._tree().live
+        assert live is not None
+        built(live.rows_born(first, last), None)
+        keys = [
+            _height_key(height) + node_hash
+            for height in sorted(stale)
+            for node_hash in sorted(set(stale[height]))
+        ]
+        return records, keys
 
     def _write_nodes(self, txn: lmdb.Transaction, update: TreeUpdate, height: int) -> None:
         """Write one update's nodes (a new store's first tree), in key order."""
@@ -1020,10 +1104,11 @@ class ChainStore:
 
     def memory_items(self) -> dict[str, int]:
         """What the store holds in memory, by kind (each bounded: see :class:`ChainStore`)."""
-        nodes = self._nodes
+        tree = self._tree()
         return {
-            "tree_cache_nodes": self._tree().cached_nodes,
-            "pending_nodes": len(nodes.overlay) + len(nodes.in_flight),
+            "tree_cache_nodes": tree.cached_nodes,
+            "tree_live_nodes": 0 if tree.live is None else len(tree.live),
+            "pending_nodes": self._nodes.spilled,
             "pending_changes": len(self._latest),
             "pending_blocks": len(self._pending),
         }
@@ -1256,6 +1341,7 @@ class ChainStore:
             else:
                 self._collect(wait=True)
         finally:
+            self._nodes.close()
             self._env.close()
             self._state_env.close()
 

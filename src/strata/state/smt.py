@@ -119,6 +119,7 @@ from strata.core.merkle import (
     compute_path,
     compute_value_hash,
 )
+from strata.state.packed import PackedNodes, records_of
 
 NODE_BYTES: Final = 1 + 2 * HASH_BYTES
 """Length of every node encoding (leaf or internal)."""
@@ -422,13 +423,17 @@ class SparseMerkleTree:
 
     __slots__ = (
         "_cache_limit",
+        "_live",
         "_old",
         "_owned",
         "_pending",
+        "_released",
+        "_released_index",
         "_root",
         "_source",
         "_verify",
         "_young",
+        "born",
     )
 
     def __init__(
@@ -438,6 +443,7 @@ class SparseMerkleTree:
         cache_nodes: int = DEFAULT_CACHE_NODES,
         *,
         verify_nodes: bool = True,
+        live: PackedNodes | None = None,
     ) -> None:
         if len(root) != HASH_BYTES:
             raise ValueError(f"root must be {HASH_BYTES} bytes, got {len(root)}")
@@ -452,6 +458,11 @@ class SparseMerkleTree:
         # tree owns it (``_owned``: a fresh dict made at the first merge).
         self._pending: list[dict[bytes, bytes]] = []
         self._owned = False
+        self._live = live
+        self._released: list[bytes] = []
+        self._released_index: dict[bytes, bytes] | None = None
+        self.born = 0
+        """The height the next update builds (stamped on its nodes in the live table)."""
 
     @property
     def root(self) -> bytes:
@@ -482,16 +493,9 @@ class SparseMerkleTree:
             return encoding
         encoding = self._old.get(node_hash)
         if encoding is None:
-            for layer in self._pending:
-                encoding = layer.get(node_hash)
-                if encoding is not None:
-                    break
-            else:
-                encoding = self._source.get_node(node_hash)
-                if encoding is None:
-                    raise _missing(node_hash)
-                if self._verify:
-                    self._check(node_hash, encoding)
+            encoding = self._get_node_uncached(node_hash)
+            if encoding is None:
+                raise _missing(node_hash)
         if self._cache_limit:
             young = self._young
             if len(young) >= self._cache_limit:
@@ -522,6 +526,10 @@ class SparseMerkleTree:
         source_get = self._source.get_node
         if self._cache_limit:
             return self._get_node_no_admit
+        if self._live is not None:
+            live_get = self._live.get
+            uncached = self._get_node_uncached
+            return lambda node_hash: live_get(node_hash) or uncached(node_hash)
         if not self._verify:
             if not self._pending:
                 return source_get
@@ -537,6 +545,24 @@ class SparseMerkleTree:
         return self._get_node_uncached(node_hash)
 
     def _get_node_uncached(self, node_hash: bytes) -> bytes | None:
+        """A node from the live table, the released records, the pending nodes or the source
+        (checked against its hash if ``verify_nodes``), or ``None``."""
+        live = self._live
+        if live is not None:
+            encoding = live.get(node_hash)
+            if encoding is not None:
+                return encoding
+            if self._released:
+                index = self._released_index
+                if index is None:
+                    index = self._released_index = {
+                        row[:32].tobytes(): row[32:97].tobytes()
+                        for rows in self._released
+                        for row in records_of(rows)
+                    }
+                encoding = index.get(node_hash)
+                if encoding is not None:
+                    return encoding
         for layer in self._pending:
             encoding = layer.get(node_hash)
             if encoding is not None:
@@ -558,6 +584,19 @@ class SparseMerkleTree:
         copy of the pending nodes."""
         self._pending = []
         self._owned = False
+
+    def take_released(self) -> list[bytes]:
+        """With a live table: the records (``state/packed.py``) the updates since the last call
+        removed from it, one string per update, oldest first; the tree forgets them."""
+        released = self._released
+        self._released = []
+        self._released_index = None
+        return released
+
+    @property
+    def live(self) -> PackedNodes | None:
+        """The live table, if the tree has one."""
+        return self._live
 
     # -- Updates ---------------------------------------------------------------------------------
 
@@ -594,7 +633,13 @@ class SparseMerkleTree:
         root = batch.update(self._root, 0, 0, len(items))
         new = batch.new
         stale = batch.replaced
-        if new:
+        live = self._live
+        if live is not None:
+            released = live.replace(new, stale, self.born)
+            if released:
+                self._released.append(released)
+                self._released_index = None
+        elif new:
             self._pending.append(new)
         if self._cache_limit and stale:
             young_pop = self._young.pop
