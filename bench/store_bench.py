@@ -148,6 +148,7 @@ def run_store_bench(
     data_bytes = sum(f.stat().st_size for f in (chain / "data.mdb", chain / "state" / "data.mdb"))
     tip = store.tip.height
     pending = len(store._pending)
+    keys_at_end = len(all_keys)
     store.close(checkpoint=False)
 
     reference_ms, incremental_ms, ratio = reference_ratio(
@@ -155,7 +156,9 @@ def run_store_bench(
     )
     anon = rss_after["RssAnon"] - rss_before["RssAnon"]
     file_mapped = rss_after["RssFile"] - rss_before["RssFile"]
-    per_million = 1e6 / max(keys, 1) / 2**20
+    # Per million keys of the state measured: the blocks insert keys, so the state at the end
+    # holds more than ``keys``.
+    per_million = 1e6 / max(keys_at_end, 1) / 2**20
     return {
         "keys": keys,
         "block_keys": block_keys,
@@ -177,6 +180,8 @@ def run_store_bench(
         "proofs_per_s": round(proofs_per_s),
         "bytes_per_key": round(data_bytes / max(keys, 1), 1),
         "data_mb": round(data_bytes / 2**20, 1),
+        "keys_at_end": keys_at_end,
+        "rss_mb": round((anon + file_mapped) / 2**20, 1),
         "rss_mb_per_million_keys": round((anon + file_mapped) * per_million, 1),
         "rss_anon_mb_per_million_keys": round(anon * per_million, 1),
         "tip": tip,

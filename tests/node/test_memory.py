@@ -1,4 +1,4 @@
-"""The node's memory release (``node/memory.py``) on a real LMDB file, measured in
+"""The node's memory release (``adapters/memory.py``) on a real LMDB file, measured in
 ``/proc/self/smaps``: the pages a read maps leave the resident set, the data does not change."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 import lmdb
 import pytest
 
-from strata.node.memory import release_mapped_pages
+from strata.adapters.memory import release_mapped_pages
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux /proc")
 
@@ -76,7 +76,7 @@ def test_release_of_unmapped_files_does_nothing(tmp_path: Path) -> None:
 
 ARENA_PROBE = """
 import sys, threading
-from strata.node.memory import use_one_malloc_arena
+from strata.adapters.memory import use_one_malloc_arena
 if sys.argv[1] == "one":
     assert use_one_malloc_arena()
 def work():

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from strata.adapters.chain_store import StoreError
+from strata.adapters.memory import use_one_malloc_arena
 from strata.node.config import NodeConfig, NodeGenesis, devnet_genesis, read_config, read_genesis
-from strata.node.memory import use_one_malloc_arena
 from strata.node.node import Node, now_ms, setup_logging
 
 
@@ -17,7 +17,7 @@ def _run(config: NodeConfig, genesis: NodeGenesis | None, log_level: str) -> int
     from strata.node.server import serve
 
     setup_logging(log_level)
-    use_one_malloc_arena()  # before the node starts threads (node/memory.py)
+    use_one_malloc_arena()  # before the node starts threads (adapters/memory.py)
     try:
         node = Node.open(config, genesis)
     except (StoreError, ValueError) as error:

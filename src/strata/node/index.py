@@ -148,7 +148,7 @@ class NodeIndex:
         }
         self._meta = self._env.open_db(b"meta")
         self.data_file = Path(self._env.path()) / "data.mdb"
-        """The memory-mapped file (the node drops its mapped pages: ``node/memory.py``)."""
+        """The memory-mapped file (the node drops its mapped pages: ``adapters/memory.py``)."""
         self._next_id: dict[int, int] = {}
         """Per market, one above the highest order id indexed (read from the file at start)."""
         with self._env.begin() as txn:

@@ -43,6 +43,7 @@ import msgspec
 
 from strata.adapters.chain_store import ChainStore, StoreError
 from strata.adapters.lifetime import exit_unless_parent
+from strata.adapters.memory import TRIM_EVERY_BLOCKS, release_free_memory, release_mapped_pages
 from strata.client.errors import RpcCode, RpcError
 from strata.client.markets import MarketInfo
 from strata.client.signing import Wallet, wallet_from_seed
@@ -61,7 +62,6 @@ from strata.node.conflicts import report_block
 from strata.node.feeds import REBUILD_BLOCKS, Feeds
 from strata.node.index import IndexHints, NodeIndex
 from strata.node.index_worker import IndexWorker
-from strata.node.memory import TRIM_EVERY_BLOCKS, release_free_memory, release_mapped_pages
 from strata.node.mempool import ArrivalOrder, Mempool, OrderingPolicy, PendingTx
 from strata.node.metrics import NodeMetrics
 from strata.node.posting import DaPoster
@@ -658,7 +658,7 @@ class Node:
         self.metrics.block_interval.observe(committed - self.last_block_at)
         self.last_block_at = committed
         self.blocks_produced += 1
-        # The resident set follows the load down (node/memory.py): every few seconds, as soon
+        # The resident set follows the load down (adapters/memory.py): every few seconds, as soon
         # as a burst ends (the mempool empties), and after every empty block (what a burst
         # leaves behind is freed over the next seconds: feeds flushed, blocks posted and
         # checkpointed). The database files' pages the node has read leave its resident set

@@ -391,7 +391,7 @@ class PackedNodes:
 
 def _keys(items: list[bytes], width: int) -> Rows:
     """``items`` (each ``width`` bytes) as an ``n x width`` array; ``ValueError`` otherwise."""
-    joined = b"".join(items)
-    if len(joined) != width * len(items) or any(len(item) != width for item in items):
+    if items and set(map(len, items)) != {width}:
         raise ValueError(f"expected {width}-byte strings")
+    joined = b"".join(items)
     return np.frombuffer(joined, dtype=np.uint8).reshape(-1, width)

@@ -127,6 +127,10 @@ NODE_BYTES: Final = 1 + 2 * HASH_BYTES
 LEAF_TAG: Final = 0
 NODE_TAG: Final = 1
 
+ADMIT_DEPTH: Final = 15
+"""With a live table, :meth:`SparseMerkleTree.descend` admits to the cache only the nodes of the
+top 15 levels (at most 32,767: one generation of a 65,536-node cache)."""
+
 DEFAULT_CACHE_NODES: Final = 1 << 18
 """Default node cache size: 262,144 nodes (about 60 MB): more than the top 17 levels."""
 
@@ -507,9 +511,9 @@ class SparseMerkleTree:
     def _make_loader(self) -> Callable[[bytes], bytes | None]:
         """A node reader for one update: ``None`` for a missing node (the caller raises).
 
-        With a cache, a reader that looks it up without adding to it; without one, the source's own
-        ``get_node`` (or a closure adding the pending nodes or the hash check), to save a call
-        frame per node read.
+        With a live table, its ``get``. With a cache, a reader that looks it up without adding to
+        it; without one, the source's own ``get_node`` (or a closure adding the pending nodes or
+        the hash check), to save a call frame per node read.
         """
         pending = self._pending
         if len(pending) > 1:
@@ -523,13 +527,13 @@ class SparseMerkleTree:
             for layer in pending[1:]:
                 pending[0].update(layer)
             del pending[1:]
+        if self._live is not None:
+            # An update reads only nodes of the current tree, which the live table holds, at a
+            # dict's speed at this size: no cache, no other layer (a miss is a missing node).
+            return self._live.get
         source_get = self._source.get_node
         if self._cache_limit:
             return self._get_node_no_admit
-        if self._live is not None:
-            live_get = self._live.get
-            uncached = self._get_node_uncached
-            return lambda node_hash: live_get(node_hash) or uncached(node_hash)
         if not self._verify:
             if not self._pending:
                 return source_get
@@ -579,9 +583,7 @@ class SparseMerkleTree:
     def mark_persisted(self) -> None:
         """Forget the pending nodes: the caller's store now holds every ``new_nodes`` so far.
 
-        A store that serves the nodes of its unwritten blocks itself (an in-memory overlay in
-        front of its disk) calls this right after each update, so that the overlay is the only
-        copy of the pending nodes."""
+        (With a live table nothing is pending: the store calls it after each block anyway.)"""
         self._pending = []
         self._owned = False
 
@@ -658,7 +660,10 @@ class SparseMerkleTree:
 
         Returns the siblings (root side first) and the encoding of the leaf, or ``b""``. The walk
         behind every proof and lookup: a cache hit costs one or two dict look-ups, anything else
-        goes through :meth:`get_node` (which admits the node to the cache).
+        goes through :meth:`get_node` (which admits the node to the cache). With a live table,
+        only the nodes of the top :data:`ADMIT_DEPTH` levels are admitted (they are shared by
+        every walk; the deeper ones are read straight from the table, which costs about what a
+        cache miss does), so the cache keeps the top of the tree instead of turning over.
         """
         node = self._root if root is None else root
         siblings: list[bytes] = []
@@ -667,12 +672,22 @@ class SparseMerkleTree:
         young = self._young.get
         old = self._old.get
         get_node = self.get_node
+        live = self._live
+        live_get = live.get if live is not None else None
+        admit_depth = ADMIT_DEPTH if live is not None else 256
         depth = 0
         empty = EMPTY
         while node != empty:
             # A hit in the older generation is not moved to the younger one: a hot node lost
             # when the cache turns over costs one source read, and is admitted again then.
-            encoding = young(node) or old(node) or get_node(node)
+            encoding = young(node) or old(node)
+            if encoding is None:
+                if depth < admit_depth or live_get is None:
+                    encoding = get_node(node)
+                else:
+                    encoding = live_get(node) or self._get_node_no_admit(node)
+                    if encoding is None:
+                        raise _missing(node)
             if not encoding[0]:  # LEAF_TAG
                 return siblings, encoding
             if bits[depth] == "0":

@@ -6,7 +6,8 @@ they are freed, glibc keeps the pages for reuse, so the resident set stays at it
 even though the memory is free. :func:`release_free_memory` asks glibc to return free pages
 (``malloc_trim(0)``: the top of the heap and whole free pages inside it). The node calls it every
 few seconds (:data:`TRIM_EVERY_BLOCKS`), when its mempool empties (a burst is over) and after
-every empty block (what a burst leaves is freed over the next blocks); measured on a heap of
+every empty block (what a burst leaves is freed over the next blocks); the chain store calls it
+when a checkpoint has committed (its blocks' changes are then freed); measured on a heap of
 200 MB, a call costs about 2 ms.
 Elsewhere than glibc it does nothing.
 
@@ -21,7 +22,8 @@ on a shared, read-only file mapping): the data stays in the operating system's p
 next read of a page maps it again (a minor fault, no disk read), and nothing LMDB holds is
 touched (its map is read-only; it writes with ``pwrite``). The node calls it every
 :data:`TRIM_EVERY_BLOCKS` blocks (about 0.4 ms a call, plus the few pages it reads next mapped
-again).
+again); the chain store every 256 reads at a height and after opening (whose checks read the
+whole file).
 
 glibc gives each thread that allocates its own heap ("arena"), and the node has several threads
 beside the event loop's (the signature pool's and the queues' helpers, the reader of the index
