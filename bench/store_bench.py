@@ -7,7 +7,9 @@ Run from a checkout::
 Setup (untimed): ``keys`` random 32-byte keys with 32-byte values are loaded into a new
 :class:`~strata.adapters.chain_store.ChainStore` as one synthetic checkpoint
 (``load_synthetic_state``: values and tree nodes written in key order). RSS is read before it,
-with the keys already generated, and at the end, after the blocks and the proofs.
+with the keys already generated, and at the end, after the blocks and the proofs;
+``rss_mb_per_million_keys`` divides the growth by the keys the state holds at the end
+(``keys_at_end``: the blocks insert keys).
 
 Timed, per block, ``block_keys`` synthetic changes (half updates of existing keys, half
 inserts): the incremental tree update (the state root, ``root_ms_*``), then

@@ -94,7 +94,7 @@ import lmdb
 import msgspec
 
 from strata.adapters.lifetime import die_with_parent
-from strata.adapters.memory import release_free_memory, release_mapped_pages
+from strata.adapters.memory import mapped_ranges, release_free_memory, release_mapped_pages
 from strata.adapters.node_spill import Spill
 from strata.core.codec import encode
 from strata.core.errors import ChainError
@@ -369,6 +369,9 @@ class ChainStore:
         """State roots of headers already read (reads at a height), kept for the window."""
         self._job: _Job | None = None
         self._reads = 0
+        self._mapped: list[tuple[int, int]] | None = None
+        """The address ranges of the two data files' maps (fixed while the environments are
+        open; read at the first release)."""
         self._checkpoint_record = b""
         self.checkpoint_log: list[tuple[int, float]] = []
         """``(height, seconds)`` of every checkpoint finished by this process (benchmarks)."""
@@ -1187,7 +1190,9 @@ class ChainStore:
             height = self.tip.height
         self._reads += 1
         if self._reads % RELEASE_EVERY_READS == 0:
-            release_mapped_pages(self.data_files())
+            if self._mapped is None:
+                self._mapped = mapped_ranges(self.data_files())
+            release_mapped_pages(self.data_files(), self._mapped)
         path = compute_path(key)
         try:
             with self._state_txn() as txn:
@@ -1357,6 +1362,7 @@ class ChainStore:
             else:
                 self._collect(wait=True)
         finally:
+            self._mapped = None
             self._nodes.close()
             self._env.close()
             self._state_env.close()
