@@ -678,16 +678,16 @@ class SparseMerkleTree:
         depth = 0
         empty = EMPTY
         while node != empty:
-            # A hit in the older generation is not moved to the younger one: a hot node lost
-            # when the cache turns over costs one source read, and is admitted again then.
-            encoding = young(node) or old(node)
-            if encoding is None:
-                if depth < admit_depth or live_get is None:
-                    encoding = get_node(node)
-                else:
-                    encoding = live_get(node) or self._get_node_no_admit(node)
-                    if encoding is None:
-                        raise _missing(node)
+            if depth < admit_depth or live_get is None:
+                # A hit in the older generation is not moved to the younger one: a hot node lost
+                # when the cache turns over costs one source read, and is admitted again then.
+                encoding = young(node) or old(node) or get_node(node)
+            else:
+                # Below the admitted levels with a live table: nothing there is cached.
+                found = live_get(node) or self._get_node_no_admit(node)
+                if found is None:
+                    raise _missing(node)
+                encoding = found
             if not encoding[0]:  # LEAF_TAG
                 return siblings, encoding
             if bits[depth] == "0":
