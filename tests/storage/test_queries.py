@@ -11,7 +11,9 @@ import pytest
 
 from strata.adapters.chain_store import ChainStore, StoreError
 from strata.core.merkle import EMPTY, verify_proof
+from strata.stf.transition import build_block
 from tests.storage.chain import Replay, build_store, extend, replay
+from tests.storage.workload import block_time, block_transactions
 
 BLOCKS = 30
 REFERENCE = replay(BLOCKS)
@@ -167,5 +169,28 @@ def test_live_table_holds_exactly_the_tip_tree(tmp_path: Path) -> None:
     reopened = ChainStore.open(tmp_path / "chain", checkpoint_every=4, retain_heights=6)
     try:
         check(reopened)
+    finally:
+        reopened.close()
+
+
+def test_no_checkpoint_while_a_block_is_applied_but_not_committed(tmp_path: Path) -> None:
+    """The live table is the tree as the state has it: after a block is applied and not
+    committed it is no longer the tip's, so a checkpoint is refused (and a graceful close
+    skips it) instead of writing a tree the tip's root does not reach."""
+    store = build_store(tmp_path / "chain", 6, checkpoint_every=100, retain_heights=8)
+    try:
+        assert store.memory_items()["pending_blocks"] == 6
+        build_block(store.state, block_time(7), (), block_transactions(7), store.params)
+        with pytest.raises(StoreError, match="applied to the state but not committed"):
+            store.checkpoint()
+    finally:
+        store.close()
+    reopened = ChainStore.open(tmp_path / "chain", checkpoint_every=100, retain_heights=8)
+    try:
+        assert reopened.tip.height == 6
+        assert reopened.checkpoint_height == 0
+        extend(reopened, 9)
+        _, _, root = reopened.read(b"\x01")
+        assert root == REFERENCE.headers[9].state_root
     finally:
         reopened.close()

@@ -828,14 +828,35 @@ class ChainStore:
         """Collect a finished background checkpoint; start the next one when due (one at a
         time: blocks keep committing and accumulating while one runs)."""
         self._collect(wait=False)
-        if self._job is None and self.tip.height - self.checkpoint_height >= self.checkpoint_every:
+        if (
+            self._job is None
+            and self.tip.height - self.checkpoint_height >= self.checkpoint_every
+            and self._tree_at_tip()
+        ):
             self._start_checkpoint(background=self.background)
 
     def checkpoint(self) -> None:
-        """Wait for the checkpoint in flight, then write every block since it in this process."""
+        """Wait for the checkpoint in flight, then write every block since it in this process.
+
+        Raises
+        ------
+        StoreError
+            If the state's tree is ahead of the tip (a block was applied to ``state`` and not
+            committed): the live table no longer holds the tip's tree, so nothing is written.
+        """
         self._collect(wait=True)
         if self._pending:
+            if not self._tree_at_tip():
+                raise StoreError(
+                    "a block was applied to the state but not committed; nothing was "
+                    "checkpointed (reopen the store: the acknowledged blocks are replayed)"
+                )
             self._start_checkpoint(background=False)
+
+    def _tree_at_tip(self) -> bool:
+        """Whether the tree is the tip's (a checkpoint reads the tip's nodes from its live
+        table, which an applied, uncommitted block has already changed)."""
+        return self._tree().root == self._root_of(self.tip.height)
 
     def wait_for_checkpoint(self) -> None:
         """Wait for the background checkpoint in flight, if any, and take its result in."""
@@ -1355,9 +1376,10 @@ class ChainStore:
         environments (a graceful stop).
 
         ``checkpoint=False`` writes nothing more (a reader such as ``strata snapshot export``:
-        the acknowledged blocks are durable anyway, the next open replays them)."""
+        the acknowledged blocks are durable anyway, the next open replays them); nor does a
+        store whose state holds an applied, uncommitted block (see :meth:`checkpoint`)."""
         try:
-            if checkpoint:
+            if checkpoint and self._tree_at_tip():
                 self.checkpoint()
             else:
                 self._collect(wait=True)
