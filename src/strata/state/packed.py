@@ -170,8 +170,9 @@ class PackedNodes:
 
     def get(self, node_hash: bytes) -> bytes | None:
         """The encoding of ``node_hash``, or ``None`` if the table does not hold it."""
-        # The hot path of every tree read: constants written out (104 = RECORD_BYTES,
-        # 0xFFFFFFFF = a tombstone, 97 = hash and encoding).
+        # The hot path of every tree read: the probe of ``_slot_of`` written out again, with its
+        # constants (104 = RECORD_BYTES, 0xFFFFFFFF = a tombstone, 97 = hash and encoding):
+        # calling ``_slot_of`` instead measured 7-25% slower per look-up.
         index = self._index
         mask = self._mask
         arena = self._arena
