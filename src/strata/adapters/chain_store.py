@@ -104,7 +104,14 @@ from strata.core.merkle import (
     compute_path,
     compute_value_hash,
 )
-from strata.state.packed import PackedNodes, born_in, full_height, records_of
+from strata.state.packed import (
+    PackedNodes,
+    born_in,
+    full_height,
+    pack_record,
+    records_of,
+    unpack_record,
+)
 from strata.state.smt import (
     NODE_BYTES,
     NODE_TAG,
@@ -652,7 +659,6 @@ class ChainStore:
         stack = [] if checkpoint.state_root == EMPTY else [checkpoint.state_root]
         rows: list[bytes] = []
         sha256 = hashlib.sha256
-        padding = bytes(3)
         with self._state_env.begin(db=self._dbs[b"nodes"]) as txn:
             get = txn.get
             while stack:
@@ -668,8 +674,8 @@ class ChainStore:
                     raise StoreError(
                         f"tree node {node_hash.hex()} does not match its bytes (corrupt)"
                     )
-                born = int.from_bytes(record[NODE_BYTES:], "big") & 0xFFFFFFFF
-                rows.append(node_hash + encoding + padding + born.to_bytes(4, "little"))
+                born = int.from_bytes(record[NODE_BYTES:], "big")
+                rows.append(pack_record(node_hash, encoding, born))
                 if len(rows) == _LOAD_BATCH:
                     live.load_rows(b"".join(rows))
                     rows = []
@@ -1005,17 +1011,15 @@ class ChainStore:
 
         def built(rows: bytes, released: list[bytes] | None) -> None:
             for row in records_of(rows):
-                record = row.tobytes()
-                node_hash = record[:32]
+                node_hash, encoding, born = unpack_record(row.tobytes())
                 if released is not None:
                     released.append(node_hash)
-                born = int.from_bytes(record[100:], "little")
                 if not born_in(born, first, last):
                     continue
                 suffix = _height_key(full_height(born, first))
                 known = records.get(node_hash)
                 if known is None or known[NODE_BYTES:] < suffix:
-                    records[node_hash] = record[32:97] + suffix
+                    records[node_hash] = encoding + suffix
 
         for spill in job.spills:
             for height, rows in spill.segments():

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from strata.state.packed import RECORD_BYTES, records_of
+from strata.state.packed import RECORD_BYTES, prefixes_of, records_of, unpack_record
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ class Spill:
         if written != len(rows):
             raise OSError(f"spill: wrote {written} of {len(rows)} bytes")
         records = records_of(rows)
-        prefixes = np.ascontiguousarray(records[:, :8]).view("<u8").ravel()
+        prefixes = prefixes_of(records)
         order = np.argsort(prefixes, kind="stable").astype(np.uint32)
         self._segments.append(_Segment(height, self._end, len(records), prefixes[order], order))
         self._end += len(rows)
@@ -77,9 +77,9 @@ class Spill:
             at = int(np.searchsorted(segment.prefixes, prefix))
             while at < segment.count and segment.prefixes[at] == prefix:
                 offset = segment.offset + int(segment.order[at]) * RECORD_BYTES
-                record = os.pread(self._fd, RECORD_BYTES, offset)
-                if record[:32] == node_hash:
-                    return record[32:97]
+                found, encoding, _ = unpack_record(os.pread(self._fd, RECORD_BYTES, offset))
+                if found == node_hash:
+                    return encoding
                 at += 1
         return None
 

@@ -121,6 +121,33 @@ def born_of(records: Rows) -> npt.NDArray[np.uint32]:
     return np.ascontiguousarray(records[:, _BORN_AT:]).view("<u4").ravel()
 
 
+def prefixes_of(keys: Rows) -> npt.NDArray[np.uint64]:
+    """The first 8 bytes of each row (a hash, or a record's hash) as a little-endian
+    ``uint64``: what the index buckets on."""
+    return np.ascontiguousarray(keys[:, :8]).view("<u8").ravel()
+
+
+def _held(records: Rows) -> npt.NDArray[np.bool_]:
+    """Which records hold a node (a free slot's hash is all zero)."""
+    words = records.view("<u8")
+    held: npt.NDArray[np.bool_] = (words[:, 0] | words[:, 1] | words[:, 2] | words[:, 3]) != 0
+    return held
+
+
+def pack_record(node_hash: bytes, encoding: bytes, born: int) -> bytes:
+    """One 104-byte record (the layout in the module docstring)."""
+    return node_hash + encoding + bytes(3) + (born & _BORN_MASK).to_bytes(4, "little")
+
+
+def unpack_record(record: bytes) -> tuple[bytes, bytes, int]:
+    """``(hash, encoding, born)`` of one 104-byte record (``born`` modulo ``2**32``)."""
+    return (
+        record[:HASH_BYTES],
+        record[HASH_BYTES : HASH_BYTES + ENCODING_BYTES],
+        int.from_bytes(record[_BORN_AT:RECORD_BYTES], "little"),
+    )
+
+
 class PackedNodes:
     """A ``hash -> (encoding, born)`` table of fixed 104-byte records (module docstring).
 
@@ -170,9 +197,8 @@ class PackedNodes:
 
     def get(self, node_hash: bytes) -> bytes | None:
         """The encoding of ``node_hash``, or ``None`` if the table does not hold it."""
-        # The hot path of every tree read: the probe of ``_slot_of`` written out again, with its
-        # constants (104 = RECORD_BYTES, 0xFFFFFFFF = a tombstone, 97 = hash and encoding):
-        # calling ``_slot_of`` instead measured 7-25% slower per look-up.
+        # The hot path of every tree read: constants written out (104 = RECORD_BYTES,
+        # 0xFFFFFFFF = a tombstone, 97 = hash and encoding).
         index = self._index
         mask = self._mask
         arena = self._arena
@@ -190,14 +216,6 @@ class PackedNodes:
     def __contains__(self, node_hash: bytes) -> bool:
         return self.get(node_hash) is not None
 
-    def get_born(self, node_hash: bytes) -> int | None:
-        """The stored ``born`` of ``node_hash`` (modulo ``2**32``), or ``None``."""
-        slot = self._slot_of(node_hash)
-        if slot < 0:
-            return None
-        offset = slot * RECORD_BYTES + _BORN_AT
-        return int.from_bytes(self._arena[offset : offset + 4], "little")
-
     def rows_born(self, first: int, last: int) -> bytes:
         """Every record built at one of the heights ``first..last`` (``born`` modulo ``2**32``),
         whole and in slot order, as one string of 104-byte records."""
@@ -206,10 +224,8 @@ class PackedNodes:
         records = self._view()[: self._slots]
         born = born_of(records).astype(np.int64)
         wanted = ((born - first) & _BORN_MASK) <= last - first
-        words = records.view("<u8")
-        held = (words[:, 0] | words[:, 1] | words[:, 2] | words[:, 3]) != 0
-        picked: bytes = records[wanted & held].tobytes()
-        del records, words
+        picked: bytes = records[wanted & _held(records)].tobytes()
+        del records
         return picked
 
     # -- writes ---------------------------------------------------------------------------------
@@ -297,21 +313,6 @@ class PackedNodes:
         """The map as an ``n x 104`` array (a view: writes go to the table)."""
         return np.frombuffer(self._arena, dtype=np.uint8).reshape(-1, RECORD_BYTES)
 
-    def _slot_of(self, node_hash: bytes) -> int:
-        index = self._index
-        mask = self._mask
-        arena = self._arena
-        bucket = int.from_bytes(node_hash[:8], "little") & mask
-        entry = index[bucket]
-        while entry:
-            if entry != _TOMBSTONE:
-                offset = (entry - 1) * RECORD_BYTES
-                if arena[offset : offset + HASH_BYTES] == node_hash:
-                    return entry - 1
-            bucket = (bucket + 1) & mask
-            entry = index[bucket]
-        return -1
-
     def _find(
         self, keys: Rows, index: npt.NDArray[np.uint32], records: Rows
     ) -> tuple[Indices, Indices]:
@@ -319,7 +320,7 @@ class PackedNodes:
         (tombstone or empty) of its probe, all probes advancing together."""
         count = len(keys)
         mask = self._mask
-        prefix = np.ascontiguousarray(keys[:, :8]).view("<u8").ravel()
+        prefix = prefixes_of(keys)
         bucket = (prefix & np.uint64(mask)).astype(np.int64)
         found = np.full(count, -1, dtype=np.int64)
         first_free = np.full(count, -1, dtype=np.int64)
@@ -414,10 +415,9 @@ class PackedNodes:
         if not self._slots:
             return
         records = self._view()[: self._slots]
-        words = records.view("<u8")
-        slots = np.flatnonzero((words[:, 0] | words[:, 1] | words[:, 2] | words[:, 3]) != 0)
-        prefix = words[slots, 0]
-        del records, words
+        slots = np.flatnonzero(_held(records))
+        prefix = prefixes_of(records[slots])
+        del records
         index = np.frombuffer(self._index, dtype=np.uint32)
         start = (prefix & np.uint64(self._mask)).astype(np.int64)
         self._place(index, start, slots.astype(np.int64))

@@ -119,7 +119,7 @@ from strata.core.merkle import (
     compute_path,
     compute_value_hash,
 )
-from strata.state.packed import PackedNodes, records_of
+from strata.state.packed import PackedNodes, records_of, unpack_record
 
 NODE_BYTES: Final = 1 + 2 * HASH_BYTES
 """Length of every node encoding (leaf or internal)."""
@@ -559,11 +559,11 @@ class SparseMerkleTree:
             if self._released:
                 index = self._released_index
                 if index is None:
-                    index = self._released_index = {
-                        row[:32].tobytes(): row[32:97].tobytes()
-                        for rows in self._released
-                        for row in records_of(rows)
-                    }
+                    index = self._released_index = {}
+                    for rows in self._released:
+                        for row in records_of(rows):
+                            released_hash, released_encoding, _ = unpack_record(row.tobytes())
+                            index[released_hash] = released_encoding
                 encoding = index.get(node_hash)
                 if encoding is not None:
                     return encoding
