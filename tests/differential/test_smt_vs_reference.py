@@ -29,7 +29,9 @@ from strata.core.merkle import (
     compute_root_from_proof,
     verify_proof,
 )
+from strata.state.packed import PackedNodes
 from strata.state.smt import (
+    TOP_AFTER_READS,
     CorruptNodeError,
     MemoryNodeSource,
     MissingNodeError,
@@ -437,3 +439,66 @@ def test_missing_and_corrupt_nodes_leave_the_tree_unchanged() -> None:
     with pytest.raises(CorruptNodeError):
         list(tree.iter_leaves())
     assert tree.root == root
+
+
+@pytest.mark.parametrize(("seed", "keys"), [(21, 3), (22, 40), (23, 3000)])
+def test_live_table_walks_give_the_reference_proofs(seed: int, keys: int) -> None:
+    """With a live table, a walk at the current root takes the top levels from lists made once
+    the root has served ``TOP_AFTER_READS`` walks, and the rest from the table: the proofs before
+    and after those lists exist, at the current root and at an older one, are the reference's.
+    Sizes where the top levels end early (a leaf or ``EMPTY`` high up: 3 and 40 keys) and deep
+    (3,000 keys), with keys sharing long prefixes."""
+    rng = random.Random(seed)
+    tree = SparseMerkleTree(MemoryNodeSource(), cache_nodes=64, live=PackedNodes())
+    source = MemoryNodeSource()
+    plain = SparseMerkleTree(source, cache_nodes=0)
+    values: dict[bytes, bytes] = {}
+    older: list[tuple[bytes, dict[bytes, bytes]]] = []
+    pool = [rng.randbytes(8) for _ in range(keys)] + list(prefix_keys()[:4])
+    for height in range(1, 5):
+        changes: dict[bytes, bytes | None] = {
+            key: None if key in values and rng.random() < 0.2 else rng.randbytes(4)
+            for key in rng.sample(pool, max(1, len(pool) // 2))
+        }
+        tree.born = height
+        update = tree.apply(changes)
+        plain_update = plain.apply(changes)
+        source.put_nodes(plain_update.new_nodes)
+        plain.mark_persisted()
+        assert update.root == plain_update.root
+        for key, value in changes.items():
+            if value is None:
+                values.pop(key, None)
+            else:
+                values[key] = value
+        probes = rng.sample(pool, min(len(pool), 30)) + [rng.randbytes(8) for _ in range(50)]
+        for key in probes * 2:  # the second round walks through the top levels
+            assert tree.prove(key) == merkle.prove(values, key)
+        if keys >= 3000:
+            top = tree._top_levels()
+            assert top is not None and len(top) > 8
+        older.append((tree.root, dict(values)))
+    # Older roots (their nodes released by the table, kept by the tree) are walked without them.
+    for root, then in older[:-1]:
+        for key in pool[:10]:
+            assert tree.prove(key, root) == merkle.prove(then, key)
+
+
+def test_top_levels_follow_the_root() -> None:
+    """The lists are made for one root: after an update they are made again before use."""
+    rng = random.Random(5)
+    tree = SparseMerkleTree(MemoryNodeSource(), cache_nodes=64, live=PackedNodes())
+    values = {rng.randbytes(8): rng.randbytes(4) for _ in range(500)}
+    tree.apply(values)
+    for _ in range(TOP_AFTER_READS):
+        tree.prove(b"x")
+    first = tree._top_levels()
+    assert first is not None and first[0] == tree.root
+    changed = dict.fromkeys(rng.sample(sorted(values), 50), b"new")
+    tree.apply(changed)
+    values.update(changed)
+    assert tree._top_levels() is None  # a new root: walks count again
+    for key in list(values)[: TOP_AFTER_READS + 5]:
+        assert tree.prove(key) == merkle.prove(values, key)
+    second = tree._top_levels()
+    assert second is not None and second[0] == tree.root != first[0]

@@ -129,3 +129,49 @@ def test_bad_records_are_refused_and_change_nothing() -> None:
         table.load_rows(b"x" * 50)
     assert table.get(good) == _encoding(good)
     assert len(table) == 1
+
+
+def test_walk_and_top_levels_stop_where_the_table_does() -> None:
+    """A root whose children are a held leaf, a held internal node over ``EMPTY`` and a leaf,
+    and a hash the table does not hold: ``walk`` returns the leaf's encoding, ``b""`` at
+    ``EMPTY`` and the unheld hash; ``top_levels`` stops at the first level that is not all held
+    internal nodes."""
+    empty = bytes(32)
+    leaf = b"\x00" + b"\x11" * 32 + b"\x22" * 32
+    deep_leaf = b"\x00" + b"\x33" * 32 + b"\x44" * 32
+    leaf_hash, deep_leaf_hash, missing = b"\x01" * 32, b"\x02" * 32, b"\x03" * 32
+    inner = b"\x01" + empty + deep_leaf_hash
+    inner_hash = b"\x04" * 32
+    top = b"\x01" + inner_hash + missing
+    top_hash = b"\x05" * 32
+    root = b"\x01" + leaf_hash + top_hash
+    root_hash = b"\x06" * 32
+    table = PackedNodes()
+    table.replace(
+        {
+            leaf_hash: leaf,
+            deep_leaf_hash: deep_leaf,
+            inner_hash: inner,
+            top_hash: top,
+            root_hash: root,
+        },
+        [],
+        1,
+    )
+    siblings: list[bytes] = []
+    assert table.walk(root_hash, "0" * 256, 0, siblings) == leaf
+    assert siblings == [top_hash]
+    siblings = []
+    assert table.walk(root_hash, "11" + "0" * 254, 0, siblings) == missing
+    assert siblings == [leaf_hash, inner_hash]
+    siblings = []
+    assert table.walk(root_hash, "100" + "0" * 253, 0, siblings) == b""
+    assert siblings == [leaf_hash, missing, deep_leaf_hash]
+    siblings = []
+    assert table.walk(root_hash, "101" + "0" * 253, 0, siblings) == deep_leaf
+    assert table.walk(missing, "0" * 256, 5, siblings) == missing
+    # Level 1 holds a leaf: the full levels end there.
+    assert table.top_levels(root_hash, 10) == [root_hash, leaf_hash + top_hash]
+    assert table.top_levels(top_hash, 10) == [top_hash, inner_hash + missing]
+    assert table.top_levels(inner_hash, 0) == [inner_hash]
+    assert table.top_levels(missing, 10) == [missing]

@@ -1126,9 +1126,17 @@ class ChainStore:
 
     @contextmanager
     def _state_txn(self) -> Iterator[lmdb.Transaction]:
+        """:meth:`_begin_state_read` as a context (aborted at the end)."""
+        txn = self._begin_state_read()
+        try:
+            yield txn
+        finally:
+            txn.abort()
+
+    def _begin_state_read(self) -> lmdb.Transaction:
         """A read transaction of the state store that agrees with ``checkpoint_height``,
         ``pruned_height``, the pending blocks and the node source: a checkpoint that committed
-        in the background since the last look is taken in first."""
+        in the background since the last look is taken in first. The caller aborts it."""
         self._collect(wait=False)
         txn = self._state_env.begin()
         try:
@@ -1139,9 +1147,10 @@ class ChainStore:
                 record = txn.get(b"checkpoint", db=self._dbs[b"state-meta"])
                 if record != self._checkpoint_record:
                     raise StoreError("the state store's checkpoint changed under this process")
-            yield txn
-        finally:
+        except BaseException:
             txn.abort()
+            raise
+        return txn
 
     def memory_items(self) -> dict[str, int]:
         """What the store holds in memory, by kind (each bounded: see :class:`ChainStore`)."""
@@ -1219,16 +1228,19 @@ class ChainStore:
                 self._mapped = mapped_ranges(self.data_files())
             release_mapped_pages(self.data_files(), self._mapped)
         path = compute_path(key)
+        tree = self._tree()
+        nodes = self._nodes
         try:
-            with self._state_txn() as txn:
+            txn = self._begin_state_read()
+            try:
                 self._check_readable(height)
                 root = self._root_of(height)
                 value = self._value_at(txn, key, height)
-                self._nodes.txn = txn
-                try:
-                    siblings, leaf = self._tree().descend(path, root)
-                finally:
-                    self._nodes.txn = None
+                nodes.txn = txn
+                siblings, leaf = tree.descend(path, root)
+            finally:
+                nodes.txn = None
+                txn.abort()
         except (MissingNodeError, CorruptNodeError) as error:
             raise StoreError(f"the tree of height {height}: {error}") from None
         own = bool(leaf) and leaf[1:33] == path

@@ -213,6 +213,77 @@ class PackedNodes:
             entry = index[bucket]
         return None
 
+    def walk(self, node: bytes, bits: str, depth: int, siblings: list[bytes]) -> bytes:
+        """Walk a tree held here from ``node`` (at ``depth``) down the path whose bits (``"0"``:
+        left) are ``bits``, appending each level's sibling hash to ``siblings``. Returns the
+        encoding of the leaf where the path ends, ``b""`` if it ends at ``EMPTY``, or the
+        32-byte hash of the first node the table does not hold (the caller goes on from there
+        through its other sources).
+
+        :meth:`get` and the step of ``SparseMerkleTree.descend`` in one loop (the encoding is
+        ``tag ‖ left ‖ right`` for an internal node, tag 0 for a leaf): a proof's deep levels
+        cost one probe each, without a call or a copy of the encoding.
+        """
+        index = self._index
+        mask = self._mask
+        arena = self._arena
+        append = siblings.append
+        empty = bytes(HASH_BYTES)
+        while node != empty:
+            bucket = int.from_bytes(node, "little") & mask
+            entry = index[bucket]
+            while entry:
+                if entry != 0xFFFFFFFF:
+                    offset = (entry - 1) * 104
+                    if arena[offset : offset + 32] == node:
+                        break
+                bucket = (bucket + 1) & mask
+                entry = index[bucket]
+            else:
+                return node
+            if not arena[offset + 32]:  # LEAF_TAG
+                return arena[offset + 32 : offset + 97]
+            if bits[depth] == "0":
+                node = arena[offset + 33 : offset + 65]
+                append(arena[offset + 65 : offset + 97])
+            else:
+                node = arena[offset + 65 : offset + 97]
+                append(arena[offset + 33 : offset + 65])
+            depth += 1
+        return b""
+
+    def top_levels(self, root: bytes, most: int) -> list[bytes]:
+        """The hashes of the top levels of the tree under ``root``, by position: level ``d``
+        joins the ``2**d`` hashes at depth ``d`` from left to right (``levels[d][32 * q :
+        32 * q + 32]`` is the node reached from the root by the ``d`` bits of ``q``, most
+        significant first).
+
+        Levels are given down to ``most`` at most, and only as far as every node above is an
+        internal node this table holds: the first level with a leaf, ``EMPTY`` or a node not
+        held here is the last one given. ``[root]`` at least.
+
+        One table look-up per node, as array operations level by level (~32,000 nodes for 15
+        levels); see ``SparseMerkleTree.descend`` for what it serves.
+        """
+        levels = [root]
+        hashes = np.frombuffer(root, dtype=np.uint8).reshape(1, HASH_BYTES)
+        index = np.frombuffer(self._index, dtype=np.uint32)
+        records = self._view()
+        try:
+            for _ in range(most):
+                found = self._find(hashes, index, records)[0]
+                if (found < 0).any():
+                    break
+                slots = index[found].astype(np.int64) - 1
+                encodings = records[slots, HASH_BYTES : HASH_BYTES + ENCODING_BYTES]
+                if (encodings[:, 0] != 1).any():  # a leaf (tag 0) ends the full levels
+                    break
+                hashes = encodings[:, 1:].reshape(-1, HASH_BYTES)  # left, right, left, ...
+                levels.append(hashes.tobytes())
+        finally:
+            del index, records
+        return levels
+
     def __contains__(self, node_hash: bytes) -> bool:
         return self.get(node_hash) is not None
 
