@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import json
 import os
 import random
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,13 +54,24 @@ def _rss_bytes() -> int:
         return 0
 
 
-def block(rng: random.Random, keys: list[bytes], block_keys: int) -> dict[bytes, bytes | None]:
-    """Half updates of existing keys, half inserts of fresh keys (appended to ``keys``)."""
+def block(
+    rng: random.Random,
+    keys: list[bytes],
+    block_keys: int,
+    fresh_keys: Iterator[bytes] | None = None,
+) -> dict[bytes, bytes | None]:
+    """Half updates of existing keys, half inserts of fresh keys (appended to ``keys``; drawn
+    from ``fresh_keys`` if given, else made here)."""
     changes: dict[bytes, bytes | None] = {}
     updates = block_keys // 2
     for key in rng.sample(keys, min(updates, len(keys))):
         changes[key] = rng.randbytes(32)
-    fresh = [rng.randbytes(32) for _ in range(block_keys - len(changes))]
+    count = block_keys - len(changes)
+    fresh = (
+        [rng.randbytes(32) for _ in range(count)]
+        if fresh_keys is None
+        else list(itertools.islice(fresh_keys, count))
+    )
     for key in fresh:
         changes[key] = rng.randbytes(32)
     keys.extend(fresh)

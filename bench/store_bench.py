@@ -7,7 +7,8 @@ Run from a checkout::
 Setup (untimed): ``keys`` random 32-byte keys with 32-byte values are loaded into a new
 :class:`~strata.adapters.chain_store.ChainStore` as one synthetic checkpoint
 (``load_synthetic_state``: values and tree nodes written in key order). RSS is read before it,
-with the keys already generated, and at the end, after the blocks and the proofs;
+with the keys already generated (those the blocks will insert too: the benchmark's own lists are
+not the store's memory), and at the end, after the blocks and the proofs;
 ``rss_mb_per_million_keys`` divides the growth by the keys the state holds at the end
 (``keys_at_end``: the blocks insert keys).
 
@@ -86,6 +87,12 @@ def run_store_bench(
 ) -> dict[str, Any]:
     rng = random.Random(seed)
     all_keys = [rng.randbytes(32) for _ in range(keys)]
+    # The keys the blocks will insert, made now: the benchmark's own key list is not the store's
+    # memory.
+    inserted = [
+        rng.randbytes(32) for _ in range((warmup + blocks) * (block_keys - block_keys // 2))
+    ]
+    fresh_keys = iter(inserted)
     gc.collect()
     rss_before = _rss()
     genesis = GenesisConfig(params=ChainParams(chain_id=1), timestamp_ms=0, markets=())
@@ -116,7 +123,7 @@ def run_store_bench(
     root_ms: list[float] = []
     write_ms: list[float] = []
     for index in range(warmup + blocks):
-        changes = block(rng, all_keys, block_keys)
+        changes = block(rng, all_keys, block_keys, fresh_keys)
         gc.collect()
         del write_s[:]
         began = time.perf_counter()
