@@ -29,9 +29,9 @@ from strata.core.merkle import (
     compute_root_from_proof,
     verify_proof,
 )
+from strata.state import smt
 from strata.state.packed import PackedNodes
 from strata.state.smt import (
-    TOP_AFTER_READS,
     CorruptNodeError,
     MemoryNodeSource,
     MissingNodeError,
@@ -442,12 +442,15 @@ def test_missing_and_corrupt_nodes_leave_the_tree_unchanged() -> None:
 
 
 @pytest.mark.parametrize(("seed", "keys"), [(21, 3), (22, 40), (23, 3000)])
-def test_live_table_walks_give_the_reference_proofs(seed: int, keys: int) -> None:
-    """With a live table, a walk at the current root takes the top levels from lists made once
-    the root has served ``TOP_AFTER_READS`` walks, and the rest from the table: the proofs before
-    and after those lists exist, at the current root and at an older one, are the reference's.
-    Sizes where the top levels end early (a leaf or ``EMPTY`` high up: 3 and 40 keys) and deep
-    (3,000 keys), with keys sharing long prefixes."""
+def test_live_table_walks_give_the_reference_proofs(
+    seed: int, keys: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a live table, a walk at the current root takes the top levels from strings made
+    once the root has served ``TOP_AFTER_READS`` walks (16 here), and the rest from the table:
+    the proofs before and after those exist, at the current root and at older ones, are the
+    reference's. Sizes where the top levels end early (a leaf or ``EMPTY`` high up: 3 and 40
+    keys) and deep (3,000 keys), with keys sharing long prefixes."""
+    monkeypatch.setattr(smt, "TOP_AFTER_READS", 16)
     rng = random.Random(seed)
     tree = SparseMerkleTree(MemoryNodeSource(), cache_nodes=64, live=PackedNodes())
     source = MemoryNodeSource()
@@ -484,13 +487,14 @@ def test_live_table_walks_give_the_reference_proofs(seed: int, keys: int) -> Non
             assert tree.prove(key, root) == merkle.prove(then, key)
 
 
-def test_top_levels_follow_the_root() -> None:
-    """The lists are made for one root: after an update they are made again before use."""
+def test_top_levels_follow_the_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The strings are made for one root: after an update they are made again before use."""
+    monkeypatch.setattr(smt, "TOP_AFTER_READS", 16)
     rng = random.Random(5)
     tree = SparseMerkleTree(MemoryNodeSource(), cache_nodes=64, live=PackedNodes())
     values = {rng.randbytes(8): rng.randbytes(4) for _ in range(500)}
     tree.apply(values)
-    for _ in range(TOP_AFTER_READS):
+    for _ in range(smt.TOP_AFTER_READS):
         tree.prove(b"x")
     first = tree._top_levels()
     assert first is not None and first[0] == tree.root
@@ -498,7 +502,7 @@ def test_top_levels_follow_the_root() -> None:
     tree.apply(changed)
     values.update(changed)
     assert tree._top_levels() is None  # a new root: walks count again
-    for key in list(values)[: TOP_AFTER_READS + 5]:
+    for key in list(values)[: smt.TOP_AFTER_READS + 5]:
         assert tree.prove(key) == merkle.prove(values, key)
     second = tree._top_levels()
     assert second is not None and second[0] == tree.root != first[0]
