@@ -132,10 +132,10 @@ def test_bad_records_are_refused_and_change_nothing() -> None:
 
 
 def test_walk_and_top_levels_stop_where_the_table_does() -> None:
-    """A root whose children are a held leaf, a held internal node over ``EMPTY`` and a leaf,
-    and a hash the table does not hold: ``walk`` returns the leaf's encoding, ``b""`` at
-    ``EMPTY`` and the unheld hash; ``top_levels`` stops at the first level that is not all held
-    internal nodes."""
+    """A small tree: the root over a leaf and a node ``top``; ``top`` over a node ``inner``
+    (over ``EMPTY`` and a leaf) and a hash the table does not hold. ``walk`` returns a leaf's
+    encoding, ``b""`` at ``EMPTY`` and the unheld hash; ``top_levels`` stops at the first level
+    that is not all held internal nodes."""
     empty = bytes(32)
     leaf = b"\x00" + b"\x11" * 32 + b"\x22" * 32
     deep_leaf = b"\x00" + b"\x33" * 32 + b"\x44" * 32
