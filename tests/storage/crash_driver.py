@@ -6,6 +6,10 @@ acknowledged). With ``--crash-point P --crash-height H`` it SIGKILLs itself at p
 checkpoint that ends at block ``H``: that one runs in a forked writer process, which then kills
 the driver (the writer dies with it, ``PR_SET_PDEATHSIG``) and itself.
 
+Checkpoints write their tree nodes in transactions of ``--node-chunk`` nodes (64 by default,
+so that every checkpoint of this small workload takes several) before the last transaction,
+which holds the checkpoint record: a kill at ``checkpoint`` comes after those have committed.
+
     python -m tests.storage.crash_driver DIR --blocks N [--crash-point P --crash-height H]
 """
 
@@ -17,6 +21,7 @@ import signal
 import sys
 from pathlib import Path
 
+from strata.adapters import chain_store
 from strata.adapters.chain_store import ChainStore
 from strata.stf.transition import build_block
 from tests.storage.workload import GENESIS, block_time, block_transactions
@@ -30,7 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retain", type=int, default=8)
     parser.add_argument("--crash-point", default=None)
     parser.add_argument("--crash-height", type=int, default=-1)
+    parser.add_argument("--node-chunk", type=int, default=64)
     args = parser.parse_args(argv)
+    chain_store.CHECKPOINT_NODE_CHUNK = args.node_chunk  # type: ignore[misc]
     path: Path = args.directory
     if (path / "data.mdb").exists():
         store = ChainStore.open(
