@@ -923,8 +923,9 @@ class ChainStore:
                 self._nodes.end_checkpoint(job.spills, committed=False)
                 raise StoreError(
                     f"the checkpoint at height {job.height} failed in its writer process (exit "
-                    f"{code}); nothing of it was written, the blocks since "
-                    f"{self.checkpoint_height} stay acknowledged in the block log"
+                    f"{code}); its record was not written (tree nodes it may have written change "
+                    f"no root), the blocks since {self.checkpoint_height} stay acknowledged in "
+                    "the block log"
                 )
         self._finish(job)
 
