@@ -971,15 +971,18 @@ class ChainStore:
         history: list[tuple[bytes, bytes]] = []
         records, stale = self._checkpoint_nodes(job)
         nodes = sorted(records)
+
+        def put_nodes(txn: lmdb.Transaction, keys: list[bytes]) -> None:
+            # Iterators, not lists of pairs: ``zip`` reuses its tuple, so millions of pairs cost
+            # no allocations and trigger no garbage collection of the large heap.
+            txn.cursor(db=dbs[b"nodes"]).putmulti(
+                zip(keys, map(records.__getitem__, keys), strict=True)
+            )
+
         first_in_last = max(0, len(nodes) - CHECKPOINT_NODE_CHUNK)
         for start in range(0, first_in_last, CHECKPOINT_NODE_CHUNK):
-            chunk = nodes[start : min(start + CHECKPOINT_NODE_CHUNK, first_in_last)]
             with self._state_env.begin(write=True) as txn:
-                # Iterators, not lists of pairs: ``zip`` reuses its tuple, so millions of pairs
-                # cost no allocations and trigger no garbage collection of the large heap.
-                txn.cursor(db=dbs[b"nodes"]).putmulti(
-                    zip(chunk, map(records.__getitem__, chunk), strict=True)
-                )
+                put_nodes(txn, nodes[start : min(start + CHECKPOINT_NODE_CHUNK, first_in_last)])
         del nodes[:first_in_last]
         with self._state_env.begin(write=True) as txn:
             get = txn.get
@@ -1010,10 +1013,9 @@ class ChainStore:
                 if latest[key] is None and state_cursor.set_key(key):
                     state_cursor.delete()
             del order, latest
-            txn.cursor(db=dbs[b"nodes"]).putmulti(
-                zip(nodes, map(records.__getitem__, nodes), strict=True)
-            )
-            del nodes, records
+            put_nodes(txn, nodes)
+            del nodes
+            records.clear()  # freed before pruning, as the nodes list is
             if self.fault_hook is not None:
                 self.fault_hook("checkpoint", job.height)
             txn.put(b"checkpoint", job.record, db=dbs[b"state-meta"])
