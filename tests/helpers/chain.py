@@ -95,6 +95,8 @@ class Chain:
     now_ms: int = GENESIS_MS
     nonce_clock: int = GENESIS_MS
     blocks: list[tuple[Block, BlockOutput]] = field(default_factory=list)
+    genesis: GenesisConfig | None = None
+    """The genesis the chain started from (what a verifier is given)."""
 
     def nonce(self) -> int:
         self.nonce_clock += 1
@@ -141,7 +143,7 @@ def make_chain(
         prices=tuple(InitialPrice(m, p) for m, p in prices),
     )
     state, _ = make_genesis(config)
-    return Chain(state, params, wallets, oracle)
+    return Chain(state, params, wallets, oracle, genesis=config)
 
 
 __all__ = ["agent_from_seed", "make_chain", "sign"]

@@ -12,28 +12,34 @@ to the block before from genesis (slow, but only on this path), records what the
 reads and writes, and proves it under the parent's state root (``verifier/fraud_proof.py``;
 ``strata verify-proof FILE`` checks it from nothing else).
 
-Signatures are checked on a thread pool (PyNaCl and coincurve release the GIL), a block ahead of
-its execution.
+Signatures are checked by the signature precompile (``exec/signatures.py``) a few blocks ahead of
+their execution (:data:`LOOKAHEAD_BLOCKS`): in worker processes when the machine has more than one
+core, so that the checks never wait for the executing thread's GIL, and on threads otherwise. A
+worker process that dies stops verification with a reason (``SIGNATURE_WORKER_DIED``), never a
+verdict on a block.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import BrokenExecutor, Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from strata.adapters.da_open import open_da
+from strata.adapters.lifetime import exit_unless_parent
 from strata.core.errors import ErrorCode, InvalidBlock
 from strata.da.batch import Batch, BatchError, batch_hash, decode_batch
 from strata.da.derive import derive_blocks
-from strata.exec.signatures import joined, submit_parts
+from strata.exec.signatures import SignaturePool, joined
 from strata.node.config import read_genesis
 from strata.ports.da import DaClient, DaError
 from strata.state.smt import MemoryNodeSource, SparseMerkleTree
@@ -44,7 +50,7 @@ from strata.stf.genesis import GenesisConfig, make_genesis
 from strata.stf.params import ChainParams
 from strata.stf.state_root import clear_changes, iter_state_leaves
 from strata.stf.transactions import BulkCancel, BulkModify, BulkPlace, decode_transaction
-from strata.stf.transition import apply_block, check_signatures
+from strata.stf.transition import apply_block
 from strata.verifier.fraud_proof import FraudProof, build_fraud_proof, write_fraud_proof
 from strata.verifier.witness import WitnessError
 
@@ -127,25 +133,49 @@ def _orders_in(block: Block) -> int:
     return count
 
 
-class Verifier:
-    """Executes derived blocks in its own state, a block at a time (see the module docstring)."""
+LOOKAHEAD_BLOCKS = 3
+"""How many blocks ahead of execution their signatures are being checked (measured on the node
+benchmark's chain, 2 cores: see docs/da.md, "Measured")."""
 
-    def __init__(self, genesis: GenesisConfig, threads: int = 2) -> None:
+MAX_SIGNATURE_PROCESSES = 4
+
+
+def default_signature_processes() -> int:
+    """Signature worker processes for a verifier: one per core, at most
+    :data:`MAX_SIGNATURE_PROCESSES`; none (threads) on a one-core machine. A verifier's
+    signatures cost more than its execution when most transactions carry one order, so on two
+    cores two workers share the second core with the executing thread's spare time."""
+    cores = len(os.sched_getaffinity(0))
+    return 0 if cores < 2 else min(cores, MAX_SIGNATURE_PROCESSES)
+
+
+class Verifier:
+    """Executes derived blocks in its own state, a block at a time (see the module docstring).
+
+    ``signature_processes``: the precompile's worker processes (``None``:
+    :func:`default_signature_processes`; ``0``: ``threads`` threads in this process)."""
+
+    def __init__(
+        self, genesis: GenesisConfig, signature_processes: int | None = None, threads: int = 2
+    ) -> None:
         self.genesis = genesis
         self.params: ChainParams = genesis.params
         self.state, self.genesis_hash = genesis_state(genesis)
-        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="verify-sig")
-        self.threads = threads
+        processes = (
+            default_signature_processes() if signature_processes is None else signature_processes
+        )
+        self.signatures = SignaturePool(
+            processes, threads, initializer=exit_unless_parent, initarg=os.getpid()
+        )
         self.summary = Summary()
+        self.summary.extra["signature_processes"] = processes
 
     def close(self) -> None:
-        self.pool.shutdown(wait=True)
+        self.signatures.close()
 
     def _signers(self, block: Block) -> list[Future[list[bytes | None]]]:
-        """Start checking a block's signatures on the pool (``joined`` gives them in order)."""
-        return submit_parts(
-            self.pool, check_signatures, self.params, block.transactions, self.threads
-        )
+        """Start checking a block's signatures (``joined`` gives them in order)."""
+        return self.signatures.submit(self.params, block.transactions)
 
     def check_blocks(
         self,
@@ -155,21 +185,28 @@ class Verifier:
     ) -> None:
         """Execute ``blocks`` in order; raise :class:`Mismatch` at the first that is wrong.
 
-        The signatures of the next block are checked on the pool while this one executes;
-        a block for which ``is_last`` says no other is available yet executes at once (a
-        follower does not wait for the next batch to check the last block it has)."""
+        The signatures of the next :data:`LOOKAHEAD_BLOCKS` blocks are being checked while this
+        one executes; a block for which ``is_last`` says no other is available yet executes at
+        once (a follower does not wait for the next batch to check the last block it has).
+
+        Raises
+        ------
+        Mismatch
+            At the first block that does not check out.
+        BrokenExecutor
+            A signature worker process died (no verdict on the block it was checking).
+        """
         summary = self.summary
-        pending: tuple[Block, list[Future[list[bytes | None]]]] | None = None
+        ahead: deque[tuple[Block, list[Future[list[bytes | None]]]]] = deque()
         for block in blocks:
-            ahead = (block, self._signers(block))
-            if pending is not None:
-                self._apply(*pending, count_orders)
-            pending = ahead
+            ahead.append((block, self._signers(block)))
+            if len(ahead) > LOOKAHEAD_BLOCKS:
+                self._apply(*ahead.popleft(), count_orders)
             if is_last(block):
-                self._apply(*pending, count_orders)
-                pending = None
-        if pending is not None:
-            self._apply(*pending, count_orders)
+                while ahead:
+                    self._apply(*ahead.popleft(), count_orders)
+        while ahead:
+            self._apply(*ahead.popleft(), count_orders)
         summary.state_root = "0x" + self.state_root().hex()
 
     def _apply(
@@ -278,7 +315,9 @@ def iter_batches(
         time.sleep(poll_s)
 
 
-def build_proof_at(da: DaClient, genesis: GenesisConfig, height: int) -> FraudProof:
+def build_proof_at(
+    da: DaClient, genesis: GenesisConfig, height: int, signature_processes: int | None = None
+) -> FraudProof:
     """The fraud proof of the block at ``height``: re-derive the chain from the DA layer, re-apply
     every block before it from genesis, and prove what the block touches on that state.
 
@@ -292,7 +331,7 @@ def build_proof_at(da: DaClient, genesis: GenesisConfig, height: int) -> FraudPr
         As :func:`iter_batches`.
     """
     _, genesis_header = make_genesis(genesis)
-    verifier = Verifier(genesis)
+    verifier = Verifier(genesis, signature_processes)
     found: dict[str, Any] = {"parent": genesis_header, "block": None}
 
     def before() -> Iterator[Block]:
@@ -321,10 +360,11 @@ def verify(
     poll_s: float = 0.5,
     progress: Progress | None = None,
     stop: Callable[[], bool] | None = None,
+    signature_processes: int | None = None,
 ) -> Summary:
     """Verify everything the DA layer holds (and, with ``follow``, what it gets later, until
-    ``stop()`` says so)."""
-    verifier = Verifier(genesis)
+    ``stop()`` says so). ``signature_processes`` as :class:`Verifier`."""
+    verifier = Verifier(genesis, signature_processes)
     summary = verifier.summary
     started = time.monotonic()
     known = {"last_height": 0}
@@ -354,6 +394,12 @@ def verify(
     except (BatchError, DaError) as error:
         summary.reason = f"stopped after height {summary.last_height}: {error}"
         summary.extra["error"] = type(error).__name__
+    except BrokenExecutor:
+        # A worker killed (the OOM killer, an operator): no verdict on what it was checking.
+        summary.reason = (
+            f"stopped after height {summary.last_height}: a signature worker process died"
+        )
+        summary.extra["error"] = "SIGNATURE_WORKER_DIED"
     finally:
         summary.seconds = time.monotonic() - started
         summary.state_root = "0x" + verifier.state_root().hex()
@@ -374,6 +420,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--genesis", required=True, type=Path, help="the chain's genesis.json")
     parser.add_argument("--follow", action="store_true", help="keep up with a live sequencer")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument(
+        "--signature-processes",
+        type=int,
+        default=None,
+        help="signature worker processes (default: one per core, at most "
+        f"{MAX_SIGNATURE_PROCESSES}, none on one core; 0: threads in this process)",
+    )
     parser.add_argument(
         "--proof-out",
         type=Path,
@@ -398,13 +451,19 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, stop_following)
         signal.signal(signal.SIGINT, stop_following)
     summary = verify(
-        da, genesis, follow=args.follow, progress=progress, stop=lambda: stopping["now"]
+        da,
+        genesis,
+        follow=args.follow,
+        progress=progress,
+        stop=lambda: stopping["now"],
+        signature_processes=args.signature_processes,
     )
     height = summary.first_mismatch_height
     if height is not None:
         path = args.proof_out or Path(f"fraud-proof-{height}.bin")
         try:
-            write_fraud_proof(path, build_proof_at(da, genesis, height))
+            proof = build_proof_at(da, genesis, height, args.signature_processes)
+            write_fraud_proof(path, proof)
             summary.extra["fraud_proof"] = str(path)
         except Exception as error:  # the proof is a by-product: the mismatch is still reported
             summary.extra["fraud_proof_error"] = f"{type(error).__name__}: {error}"

@@ -1,0 +1,99 @@
+"""The verifier's signature precompile is an optimization, never a different verdict: with worker
+processes and with threads it checks the same blocks, reaches the same state root and stops at the
+same lying header; a worker process killed (``kill -9``) mid-run stops verification with a reason
+and no verdict on the block it was checking (issue: parallel execution, "every mode ... equals
+the serial executor's" and "a worker that dies takes the node down cleanly")."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from strata.adapters.da_file import FileDa
+from strata.da.batch import encode_batch
+from strata.stf.block import Block
+from strata.stf.genesis import GenesisConfig
+from strata.verifier import verify as verify_module
+from strata.verifier.verify import Summary, Verifier, verify
+from tests.da.file_driver import seal_all, workload_chain
+
+BLOCKS = 15
+PER_BATCH = 3
+
+
+def _post(directory: Path, blocks: list[Block], chain_id: int) -> FileDa:
+    da = FileDa(directory)
+    for index, batch in enumerate(seal_all(blocks, PER_BATCH, chain_id)):
+        da.post(index, encode_batch(batch))
+    return da
+
+
+@pytest.fixture(scope="module")
+def chain() -> tuple[GenesisConfig, list[Block], int]:
+    built, _ = workload_chain(BLOCKS)
+    assert built.genesis is not None
+    return built.genesis, [block for block, _ in built.blocks], built.params.chain_id
+
+
+def _verdict(summary: Summary) -> dict[str, Any]:
+    result = summary.to_json()
+    keys = ("blocks_checked", "first_mismatch_height", "reason", "state_root")
+    return {key: result[key] for key in keys}
+
+
+@pytest.mark.parametrize("lie_at", [None, 8], ids=["honest", "wrong-root-at-8"])
+def test_processes_and_threads_reach_the_same_verdict(
+    tmp_path: Path, chain: tuple[GenesisConfig, list[Block], int], lie_at: int | None
+) -> None:
+    genesis, blocks, chain_id = chain
+    if lie_at is not None:
+        # A sequencer that lies about one state root; the chain it posted ends there.
+        lying = blocks[lie_at - 1]
+        header = msgspec.structs.replace(lying.header, state_root=bytes(32))
+        blocks = [*blocks[: lie_at - 1], msgspec.structs.replace(lying, header=header)]
+    da = _post(tmp_path / "da", blocks, chain_id)
+    by_processes = verify(da, genesis, signature_processes=2)
+    by_threads = verify(da, genesis, signature_processes=0)
+    assert by_processes.extra["signature_processes"] == 2
+    assert by_threads.extra["signature_processes"] == 0
+    assert _verdict(by_processes) == _verdict(by_threads)
+    if lie_at is None:
+        assert by_processes.blocks_checked == BLOCKS and by_processes.reason is None
+    else:
+        assert by_processes.first_mismatch_height == lie_at
+        assert by_processes.blocks_checked == lie_at - 1
+        assert "state root" in (by_processes.reason or "")
+
+
+def test_a_killed_signature_worker_stops_verification_with_a_reason(
+    tmp_path: Path, chain: tuple[GenesisConfig, list[Block], int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    genesis, blocks, chain_id = chain
+    da = _post(tmp_path / "da", blocks, chain_id)
+    submit = Verifier._signers
+    killed: list[int] = []
+
+    def kill_at_block_6(self: Verifier, block: Block) -> Any:
+        if block.header.height == 6:
+            for worker in multiprocessing.active_children():
+                os.kill(worker.pid or 0, signal.SIGKILL)
+                killed.append(worker.pid or 0)
+            for worker in multiprocessing.active_children():
+                worker.join(5)
+        return submit(self, block)
+
+    monkeypatch.setattr(Verifier, "_signers", kill_at_block_6)
+    summary = verify(da, genesis, signature_processes=2)
+    assert killed, "the workers must be processes of this test"
+    assert summary.extra["error"] == "SIGNATURE_WORKER_DIED"
+    assert "signature worker process died" in (summary.reason or "")
+    assert summary.mismatches == 0 and summary.first_mismatch_height is None
+    # Blocks before the kill that were already checked stay checked; none after it is.
+    assert summary.blocks_checked < 6 - 1 + verify_module.LOOKAHEAD_BLOCKS
+    assert summary.blocks_checked < BLOCKS
