@@ -220,13 +220,17 @@ def compute_domain_separator(chain_id: int, verifying_contract: bytes) -> bytes:
     )
 
 
+_TRANSACTION_TYPE_HASH: Final = encode_type_hash(TRANSACTION_TYPE)
+"""``keccak256`` of :data:`TRANSACTION_TYPE`, once (every signature check needs it)."""
+
+
 def compute_transaction_hash_struct(account: bytes, nonce: int, action_bytes: bytes) -> bytes:
     """Return ``hashStruct(Transaction(account, nonce, keccak256(action_bytes)))``.
 
     Raises ``ValueError`` if ``account`` is not 20 bytes or ``nonce`` is not a uint64.
     """
     return hash_struct(
-        encode_type_hash(TRANSACTION_TYPE),
+        _TRANSACTION_TYPE_HASH,
         encode_address(account),
         encode_uint(nonce, 64),
         encode_bytes32(keccak256(action_bytes)),
