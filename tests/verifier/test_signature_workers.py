@@ -97,3 +97,11 @@ def test_a_killed_signature_worker_stops_verification_with_a_reason(
     # Blocks before the kill that were already checked stay checked; none after it is.
     assert summary.blocks_checked < 6 - 1 + verify_module.LOOKAHEAD_BLOCKS
     assert summary.blocks_checked < BLOCKS
+
+
+def test_a_negative_worker_count_is_refused_with_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--da", f"file:{tmp_path}", "--genesis", str(tmp_path / "genesis.json")]
+    assert verify_module.main([*argv, "--signature-processes", "-1"]) == 2
+    assert "--signature-processes must be 0 or more" in capsys.readouterr().err

@@ -435,6 +435,9 @@ def main(argv: list[str] | None = None) -> int:
         "(default: fraud-proof-<height>.bin in the working directory)",
     )
     args = parser.parse_args(argv)
+    if args.signature_processes is not None and args.signature_processes < 0:
+        print("error: --signature-processes must be 0 or more", file=sys.stderr)
+        return 2
     try:
         genesis = read_genesis(args.genesis).chain
         da = open_da(args.da)
