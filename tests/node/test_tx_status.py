@@ -79,6 +79,7 @@ def test_a_busy_refusal_is_not_the_transactions_status(tmp_path: Path) -> None:
     assert driver.call(get_transaction, busy_hash)["status"] == "unknown"
     assert RpcCode.MEMPOOL_FULL.name in str(node.metrics.refused.collect())  # still counted
 
+    driver.block()  # room again
     forged = bytearray(maker.sign_action(maker.place_action("BTC-PERP", "sell", "62000", "0.01")))
     forged[-2] ^= 0xFF  # the signature's last bytes
     (bad,) = asyncio.run(node.submit([bytes(forged)]))
@@ -86,9 +87,39 @@ def test_a_busy_refusal_is_not_the_transactions_status(tmp_path: Path) -> None:
     status = driver.call(get_transaction, "0x" + compute_transaction_hash(bytes(forged)).hex())
     assert status["status"] == "rejected" and status["error"]["code"] == bad["error"]["code"]
 
-    driver.block()  # room again: the same bytes are accepted, then included
-    (again,) = asyncio.run(node.submit([second]))
+    (again,) = asyncio.run(node.submit([second]))  # the same bytes are accepted, then included
     assert again == {"hash": busy_hash}
     driver.block()
     assert driver.call(get_transaction, busy_hash)["status"] == "included"
+    node.close()
+
+
+def test_a_full_mempool_refuses_before_the_signature_check(tmp_path: Path) -> None:
+    """Overloaded, the node refuses an order at once (``MEMPOOL_FULL``) instead of checking its
+    signature only to refuse it after; a cancel still goes through, since it may displace an
+    order."""
+    driver = _Driver(tmp_path / "node", genesis_ms=now_ms() - 1_000)
+    node = driver.node
+    maker = driver.trader(wallet_from_seed("devnet-1"))
+    resting = maker.place_action("BTC-PERP", "sell", "61000", "0.01", client_id=3)
+    first = maker.sign_action(resting)
+    second = maker.sign_action(maker.place_action("BTC-PERP", "sell", "61010", "0.01"))
+    cancel = maker.sign_action(maker.cancel_action("BTC-PERP", client_id=3))
+    checked: list[bytes] = []
+    submit = node.signatures.submit
+
+    def counted(params: object, datas: list[bytes], parts: int | None = None) -> object:
+        checked.extend(datas)
+        return submit(params, datas, parts)  # type: ignore[arg-type]
+
+    node.signatures.submit = counted  # type: ignore[assignment,method-assign]
+    node.mempool.capacity = node.params.gas.place  # room for one order
+    (accepted,) = asyncio.run(node.submit([first]))
+    assert "hash" in accepted and checked == [first]
+    (busy,) = asyncio.run(node.submit([second]))
+    assert busy["error"]["code"] == RpcCode.MEMPOOL_FULL
+    assert checked == [first], "a transaction refused as busy was sent to the signature check"
+    (cancelled,) = asyncio.run(node.submit([cancel]))
+    assert "hash" in cancelled, cancelled  # it displaced the order
+    assert checked == [first, cancel]
     node.close()

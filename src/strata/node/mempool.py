@@ -111,6 +111,20 @@ class Mempool:
     def has_nonce(self, account: bytes, nonce: int) -> bool:
         return (account, nonce) in self._nonces
 
+    def refuses(self, gas: int, is_cancel: bool) -> bool:
+        """Whether a transaction of ``gas`` that is not a cancel finds no room now: admission
+        refuses it at once (``MEMPOOL_FULL``), before its signature is checked, since
+        :meth:`add` would refuse it after. A cancel is never refused here: it may displace
+        pending transactions that are not cancels."""
+        return not is_cancel and self.gas + gas > self.capacity
+
+    def full_error(self) -> RpcError:
+        return RpcError(
+            RpcCode.MEMPOOL_FULL,
+            f"the mempool is full ({len(self._txs)} transactions, {self.gas} gas of "
+            f"{self.capacity}); retry later",
+        )
+
     def add(self, tx: PendingTx) -> None:
         """Add an admitted transaction (journaled before it is visible).
 
@@ -127,11 +141,7 @@ class Mempool:
                         victims.append(pending)
                         room += pending.gas
             if room < tx.gas:
-                raise RpcError(
-                    RpcCode.MEMPOOL_FULL,
-                    f"the mempool is full ({len(self._txs)} transactions, {self.gas} gas of "
-                    f"{self.capacity}); retry later",
-                )
+                raise self.full_error()
             for victim in victims:
                 self._remove(victim.tx_hash)
         self._journal(tx.data)

@@ -406,6 +406,11 @@ class Node:
                     continue
                 results[i] = self._refused(RpcError(error.code, error.detail), tx_hash)
                 continue
+            gas = compute_base_gas(self.params, tx, len(self.markets))
+            if mempool.refuses(gas, isinstance(tx.action, CANCEL_ACTIONS)):
+                # Overloaded: no signature check for what would be refused after it.
+                results[i] = self._refused(mempool.full_error(), tx_hash)
+                continue
             candidates.append((i, tx_hash, data, tx))
         admission = self.metrics.stage_seconds.labels("admission")
         admission.inc(time.monotonic() - started)
