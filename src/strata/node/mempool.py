@@ -116,7 +116,11 @@ class Mempool:
         refuses it at once (``MEMPOOL_FULL``), before its signature is checked, since
         :meth:`add` would refuse it after. A cancel is never refused here: it may displace
         pending transactions that are not cancels."""
-        return not is_cancel and self.gas + gas > self.capacity
+        return not is_cancel and not self.has_room(gas)
+
+    def has_room(self, gas: int) -> bool:
+        """Whether ``gas`` more base gas fits under the capacity."""
+        return self.gas + gas <= self.capacity
 
     def full_error(self) -> RpcError:
         return RpcError(
@@ -130,7 +134,7 @@ class Mempool:
 
         Raises ``RpcError(MEMPOOL_FULL)`` when full and it cannot displace anything.
         """
-        if self.gas + tx.gas > self.capacity:
+        if not self.has_room(tx.gas):
             victims: list[PendingTx] = []
             room = self.capacity - self.gas
             if tx.is_cancel:

@@ -331,10 +331,11 @@ class Node:
             check_authority(self.store.state, tx, signer, now_ms())
         except InvalidTransaction:
             return None
-        return self._pending(tx_hash, data, tx, signer)
+        gas = compute_base_gas(self.params, tx, len(self.markets))
+        return self._pending(tx_hash, data, tx, signer, gas)
 
     def _pending(
-        self, tx_hash: bytes, data: bytes, tx: SignedTransaction, signer: bytes | None
+        self, tx_hash: bytes, data: bytes, tx: SignedTransaction, signer: bytes | None, gas: int
     ) -> PendingTx:
         return PendingTx(
             tx_hash=tx_hash,
@@ -344,7 +345,7 @@ class Node:
             signer=signer,
             is_cancel=isinstance(tx.action, CANCEL_ACTIONS),
             received_ns=time.monotonic_ns(),
-            gas=compute_base_gas(self.params, tx, len(self.markets)),
+            gas=gas,
         )
 
     # ------------------------------------------------------------------ admission
@@ -386,7 +387,7 @@ class Node:
     async def _submit(self, datas: Sequence[bytes]) -> list[dict[str, Any]]:
         started = time.monotonic()
         results: list[dict[str, Any] | None] = [None] * len(datas)
-        candidates: list[tuple[int, bytes, bytes, SignedTransaction]] = []
+        candidates: list[tuple[int, bytes, bytes, SignedTransaction, int]] = []
         at_ms = now_ms()
         mempool = self.mempool
         for i, data in enumerate(datas):
@@ -411,7 +412,7 @@ class Node:
                 # Overloaded: no signature check for what would be refused after it.
                 results[i] = self._refused(mempool.full_error(), tx_hash)
                 continue
-            candidates.append((i, tx_hash, data, tx))
+            candidates.append((i, tx_hash, data, tx, gas))
         admission = self.metrics.stage_seconds.labels("admission")
         admission.inc(time.monotonic() - started)
         # Signatures of concurrent requests are checked in parallel, but requests enter the
@@ -436,7 +437,7 @@ class Node:
 
     def _insert(
         self,
-        candidates: list[tuple[int, bytes, bytes, SignedTransaction]],
+        candidates: list[tuple[int, bytes, bytes, SignedTransaction, int]],
         signers: list[bytes | None],
         results: list[dict[str, Any] | None],
     ) -> None:
@@ -445,7 +446,7 @@ class Node:
         mempool = self.mempool
         at_ms = now_ms()
         admitted = 0
-        for (i, tx_hash, data, tx), signer in zip(candidates, signers, strict=True):
+        for (i, tx_hash, data, tx, gas), signer in zip(candidates, signers, strict=True):
             try:
                 if tx_hash in mempool:
                     results[i] = {"hash": "0x" + tx_hash.hex()}
@@ -459,7 +460,7 @@ class Node:
                     )
                 if not self.account_limits.allow(tx.account, 1.0, self._account_rate(tx.account)):
                     raise RpcError(RpcCode.RATE_LIMITED, f"0x{tx.account.hex()}: too many txs")
-                mempool.add(self._pending(tx_hash, data, tx, signer))
+                mempool.add(self._pending(tx_hash, data, tx, signer, gas))
             except InvalidTransaction as error:
                 results[i] = self._refused(RpcError(error.code, error.detail), tx_hash)
                 continue
