@@ -61,6 +61,15 @@ def seal_all(blocks: list[Block], per_batch: int, chain_id: int) -> list[Batch]:
     return batches
 
 
+def post_blocks(directory: Path, blocks: list[Block], per_batch: int, chain_id: int) -> FileDa:
+    """``blocks`` sealed into batches of ``per_batch`` (:func:`seal_all`) and posted to a file DA
+    layer in ``directory``, which is returned (what a verifier reads)."""
+    da = FileDa(directory)
+    for index, batch in enumerate(seal_all(blocks, per_batch, chain_id)):
+        da.post(index, encode_batch(batch))
+    return da
+
+
 @cache
 def workload_batches(count: int) -> tuple[bytes, ...]:
     """The encoded batches 0..count-1 of the workload chain."""

@@ -16,9 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from strata.adapters.da_file import FileDa
 from strata.core.codec import encode
-from strata.da.batch import encode_batch
 from strata.exec.signatures import SignaturePool, joined
 from strata.modules.liquidation import PositionLiquidated
 from strata.scenarios.harness import ScenarioRun
@@ -26,7 +24,7 @@ from strata.scenarios.library import run_cascade
 from strata.stf.genesis import make_genesis
 from strata.stf.transition import apply_block
 from strata.verifier.verify import verify
-from tests.da.file_driver import seal_all
+from tests.da.file_driver import post_blocks
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +63,7 @@ def test_the_verifier_checks_the_cascade_alike_with_workers_and_threads(
 ) -> None:
     chain = cascade.chain
     blocks = [record.block for record in chain.records]
-    da = FileDa(tmp_path / "da")
-    for index, batch in enumerate(seal_all(blocks, 4, chain.params.chain_id)):
-        da.post(index, encode_batch(batch))
+    da = post_blocks(tmp_path / "da", blocks, 4, chain.params.chain_id)
     last_root = "0x" + blocks[-1].header.state_root.hex()
     for processes in (2, 0):
         summary = verify(da, chain.genesis, signature_processes=processes)

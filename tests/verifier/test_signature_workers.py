@@ -15,23 +15,14 @@ from typing import Any
 import msgspec
 import pytest
 
-from strata.adapters.da_file import FileDa
-from strata.da.batch import encode_batch
 from strata.stf.block import Block
 from strata.stf.genesis import GenesisConfig
 from strata.verifier import verify as verify_module
 from strata.verifier.verify import Summary, Verifier, verify
-from tests.da.file_driver import seal_all, workload_chain
+from tests.da.file_driver import post_blocks, workload_chain
 
 BLOCKS = 15
 PER_BATCH = 3
-
-
-def _post(directory: Path, blocks: list[Block], chain_id: int) -> FileDa:
-    da = FileDa(directory)
-    for index, batch in enumerate(seal_all(blocks, PER_BATCH, chain_id)):
-        da.post(index, encode_batch(batch))
-    return da
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +48,7 @@ def test_processes_and_threads_reach_the_same_verdict(
         lying = blocks[lie_at - 1]
         header = msgspec.structs.replace(lying.header, state_root=bytes(32))
         blocks = [*blocks[: lie_at - 1], msgspec.structs.replace(lying, header=header)]
-    da = _post(tmp_path / "da", blocks, chain_id)
+    da = post_blocks(tmp_path / "da", blocks, PER_BATCH, chain_id)
     by_processes = verify(da, genesis, signature_processes=2)
     by_threads = verify(da, genesis, signature_processes=0)
     assert by_processes.extra["signature_processes"] == 2
@@ -75,7 +66,7 @@ def test_a_killed_signature_worker_stops_verification_with_a_reason(
     tmp_path: Path, chain: tuple[GenesisConfig, list[Block], int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     genesis, blocks, chain_id = chain
-    da = _post(tmp_path / "da", blocks, chain_id)
+    da = post_blocks(tmp_path / "da", blocks, PER_BATCH, chain_id)
     submit = Verifier._signers
     killed: list[int] = []
 
