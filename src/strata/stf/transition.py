@@ -78,9 +78,11 @@ from strata.modules.clearing.events import OrderUpdate
 from strata.modules.clearing.matching import (
     AccountDelta,
     CancelOp,
+    MarketJob,
     MarketWork,
+    MatchingPhase,
     PlaceOp,
-    process_market_matching,
+    match_markets,
 )
 from strata.modules.collateral import WithdrawalRecord
 from strata.modules.funding import FundingTick
@@ -944,6 +946,7 @@ def _execute(
     signers: Sequence[bytes | None] | None,
     building: bool,
     decoded: Sequence[SignedTransaction] | None = None,
+    matching: MatchingPhase | None = None,
 ) -> BlockOutput:
     check_header(state, header, params)
     if len(transactions) > params.max_transactions_per_block:
@@ -1017,6 +1020,7 @@ def _execute(
             op.tx_index = system_slot
         block.places[market_id][:0] = ops
     qptl: dict[int, int] = {}
+    jobs: list[MarketJob] = []
     for market_id in block.market_ids:
         market = markets.get_market(state, market_id)
         assert market is not None
@@ -1024,17 +1028,11 @@ def _execute(
         cancels = block.cancels[market_id]
         places = block.places[market_id]
         if cancels or places:
-            process_market_matching(
-                state,
-                market,
-                state.books[market_id],
-                cancels,
-                places,
-                params.fee_tiers,
-                tx_events,
-                deltas,
-                work,
-            )
+            jobs.append(MarketJob(market, state.books[market_id], cancels, places))
+    if matching is None:
+        match_markets(state, jobs, params.fee_tiers, tx_events, deltas, work)
+    else:
+        matching.match(state, jobs, params.fee_tiers, tx_events, deltas, work)
 
     # --- receipts and gas ---
     gas_schedule = params.gas
@@ -1073,6 +1071,8 @@ def _execute(
     risk = process_risk(state, params, block.market_ids)
 
     # --- epilogue ---
+    if matching is not None:
+        matching.end_block(state)
     included_txs = tuple(data for index, data in enumerate(transactions) if included[index])
     block_events = BlockEvents(
         tuple(prologue), tuple(settlement), tuple(risk), tuple(system_events)
@@ -1106,11 +1106,14 @@ def apply_block(
     block: Block,
     params: ChainParams,
     signers: Sequence[bytes | None] | None = None,
+    matching: MatchingPhase | None = None,
 ) -> BlockOutput:
     """Apply a block built by someone else and check every commitment of its header.
 
     ``signers`` are the results of :func:`check_signatures` on ``block.transactions`` if they were
-    computed upstream (e.g. on a thread pool); otherwise they are computed here.
+    computed upstream (e.g. on a thread pool); otherwise they are computed here. ``matching``, if
+    given, runs the matching phase instead of :func:`match_markets` (``exec/parallel.py``: the
+    same results).
 
     Raises
     ------
@@ -1119,7 +1122,14 @@ def apply_block(
         transaction that does not match what execution produces.
     """
     output = _execute(
-        pre_state, block.header, block.system, block.transactions, params, signers, False
+        pre_state,
+        block.header,
+        block.system,
+        block.transactions,
+        params,
+        signers,
+        False,
+        matching=matching,
     )
     claimed = block.header
     computed = output.header
@@ -1145,6 +1155,7 @@ def build_block(
     params: ChainParams,
     signers: Sequence[bytes | None] | None = None,
     decoded: Sequence[SignedTransaction] | None = None,
+    matching: MatchingPhase | None = None,
 ) -> tuple[Block, BlockOutput]:
     """The sequencer's side: execute candidate transactions on top of ``pre_state``, leave out
     the invalid ones (``BlockOutput.rejected``) and return the sealed block and its output.
@@ -1157,6 +1168,7 @@ def build_block(
 
     ``decoded``, if given, holds ``decode_transaction`` of each of ``transactions`` (a sequencer
     that decoded them at admission saves decoding them again; the result is the same).
+    ``matching`` is as for :func:`apply_block`.
     """
     tip = pre_state.tip
     draft = Header(
@@ -1170,7 +1182,9 @@ def build_block(
         receipts_root=b"",
         withdrawals_root=b"",
     )
-    output = _execute(pre_state, draft, system, transactions, params, signers, True, decoded)
+    output = _execute(
+        pre_state, draft, system, transactions, params, signers, True, decoded, matching
+    )
     return Block(output.header, tuple(system), output.transactions), output
 
 

@@ -13,7 +13,7 @@ positions (for reduce-only), traded volume (for fee tiers) and marks.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import NamedTuple, Protocol, TypeVar
 
 from strata.modules.book import Book, Order, OrderReason, OrderStatus, TimeInForce
 from strata.modules.clearing import (
@@ -31,12 +31,20 @@ from strata.modules.oracle import record_trade_price
 from strata.state.store import State
 
 _TIF = tuple(TimeInForce)
+_T_co = TypeVar("_T_co", covariant=True)
 
 
 class EventSink(Protocol):
     """Where a transaction's events go (a list of the chain's wider event union is one)."""
 
     def append(self, event: OrderUpdate | FillEvent, /) -> None: ...
+
+
+class Slots(Protocol[_T_co]):
+    """Per-transaction slots indexed by the transaction's position in the block (a list is one;
+    a parallel executor gathers one market's results in a map that fills on demand)."""
+
+    def __getitem__(self, index: int, /) -> _T_co: ...
 
 
 class PlaceOp:
@@ -172,9 +180,9 @@ def process_market_matching(
     cancels: Sequence[CancelOp],
     places: Sequence[PlaceOp],
     fee_tiers: Sequence[FeeTier],
-    events: Sequence[EventSink],
+    events: Slots[EventSink],
     deltas: dict[bytes, AccountDelta],
-    work: list[MarketWork],
+    work: Slots[MarketWork],
 ) -> None:
     """Run one market's matching: every cancel, then every placement, in the given order.
 
@@ -416,3 +424,54 @@ def process_market_matching(
     if last_trade_ticks is not None:
         # The mark of the next block reads the market's last trade price.
         record_trade_price(state, market_id, last_trade_ticks)
+
+
+class MarketJob(NamedTuple):
+    """One market's share of a block's matching phase: its book and its admitted operations."""
+
+    market: Market
+    book: Book
+    cancels: list[CancelOp]
+    places: list[PlaceOp]
+
+
+def match_markets(
+    state: State,
+    jobs: Sequence[MarketJob],
+    fee_tiers: Sequence[FeeTier],
+    events: Slots[EventSink],
+    deltas: dict[bytes, AccountDelta],
+    work: Slots[MarketWork],
+) -> None:
+    """The matching phase, market after market in the order of ``jobs`` (ascending market id).
+
+    This is the reference. A market touches only its own partition, so an executor may run the
+    markets side by side (``exec/parallel.py``) if it then gathers each market's events, deltas
+    and work in this same order: a transaction's events from two markets follow market order, and
+    so do an account's fills.
+    """
+    for market, book, cancels, places in jobs:
+        process_market_matching(
+            state, market, book, cancels, places, fee_tiers, events, deltas, work
+        )
+
+
+class MatchingPhase(Protocol):
+    """Something that runs the matching phase as :func:`match_markets` does (same results).
+
+    ``end_block`` is called once the block's risk phase is done and before its state root: what
+    the block changed outside matching is then still marked dirty, for an executor that keeps
+    copies of books or positions elsewhere to catch up on.
+    """
+
+    def match(
+        self,
+        state: State,
+        jobs: Sequence[MarketJob],
+        fee_tiers: Sequence[FeeTier],
+        events: Slots[EventSink],
+        deltas: dict[bytes, AccountDelta],
+        work: Slots[MarketWork],
+    ) -> None: ...
+
+    def end_block(self, state: State) -> None: ...
