@@ -6,8 +6,10 @@ The history is the ``cascade`` scenario (``strata.scenarios.library``): 400 leve
 and four market makers quoting with bulk orders, then a 20% shock in two markets that liquidates
 hundreds of accounts over several blocks. Its blocks are re-executed from genesis with the
 signers checked inside ``apply_block`` (the serial executor), by the signature precompile's
-threads, and by its worker processes; and the verifier re-derives them from file DA with worker
-processes and with threads. Every output must be byte for byte the one the scenario recorded.
+threads, and by its worker processes, each with the matching phase in one process or sharded
+by market across worker processes (``exec/parallel.py``); and the verifier re-derives them from
+file DA with worker processes and with threads. Every output must be byte for byte the one the
+scenario recorded.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from strata.core.codec import encode
+from strata.exec.parallel import ShardedMatching
 from strata.exec.signatures import SignaturePool, joined
 from strata.modules.liquidation import PositionLiquidated
 from strata.scenarios.harness import ScenarioRun
@@ -40,22 +43,31 @@ def cascade() -> ScenarioRun:
     return run
 
 
+@pytest.mark.parametrize("shards", [0, 2, 3])
 @pytest.mark.parametrize("mode", ["inside", "threads", "processes"])
-def test_every_signature_mode_gives_the_cascade_s_bytes(cascade: ScenarioRun, mode: str) -> None:
+def test_every_parallel_mode_gives_the_cascade_s_bytes(
+    cascade: ScenarioRun, mode: str, shards: int
+) -> None:
+    """Signatures checked inside ``apply_block``, by threads or by processes, times matching in
+    one process (0) or sharded by market over two shards (market 1 in a worker, market 2 here)
+    or three (both in workers)."""
     chain = cascade.chain
     state, _ = make_genesis(chain.genesis)
     pool = None if mode == "inside" else SignaturePool(2 if mode == "processes" else 0)
+    matching = ShardedMatching(shards) if shards else None
     try:
         for record in chain.records:
             block = record.block
             signers = None
             if pool is not None:
                 signers = joined(pool.submit(chain.params, block.transactions))
-            output = apply_block(state, block, chain.params, signers)
+            output = apply_block(state, block, chain.params, signers, matching)
             assert encode(output) == encode(record.output), block.header.height
     finally:
         if pool is not None:
             pool.close()
+        if matching is not None:
+            matching.close()
 
 
 def test_the_verifier_checks_the_cascade_alike_with_workers_and_threads(

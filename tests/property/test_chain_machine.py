@@ -21,7 +21,9 @@ moves) to a pending block; ``seal`` builds the block with ``build_block`` (throu
 - nonces: a re-submitted included transaction is left out with ``NONCE_ALREADY_USED`` or
   ``NONCE_BELOW_WINDOW``, and every fresh transaction is included;
 - builder and validator agree: ``apply_block`` on a ``copy_state`` of the pre-state reproduces the
-  header, receipts and state root of the built block.
+  header, receipts and state root of the built block;
+- market-sharded matching changes no byte: a second state follows the chain with its markets'
+  matching split over two shards (market 1 in a worker process, market 2 here).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from hypothesis.stateful import (
 )
 
 from strata.core.errors import ErrorCode
+from strata.exec.parallel import ShardedMatching
 from strata.modules import clearing, collateral, funding, liquidation, margin, markets, oracle
 from strata.modules.book import OrderReason, TimeInForce
 from strata.modules.clearing import FeeTier
@@ -62,6 +65,7 @@ from strata.stf.transactions import (
 )
 from strata.stf.transition import apply_block, copy_state, get_account_risk
 from tests.helpers.chain import Chain, make_chain
+from tests.helpers.sharded import ShardedFollower
 
 NAMES = ("a0", "a1", "a2", "a3", "a4")
 BALANCE_QUOTE = 40_000_000
@@ -141,6 +145,9 @@ def model_reservation(state: State, order: PlaceOrder | ModifyOrder, mark: int) 
 
 
 class ChainMachine(RuleBasedStateMachine):
+    sharded: ShardedMatching | None = None
+    """Set by the tests: the executor the follower state uses (shared by every example)."""
+
     def __init__(self) -> None:
         super().__init__()
         self.chain: Chain = make_chain(
@@ -153,6 +160,9 @@ class ChainMachine(RuleBasedStateMachine):
             funding_interest_ppm=300,
             funding_clamp_ppm=2_000,
             funding_cap_ppm=5_000,
+        )
+        self.follower = (
+            None if self.sharded is None else ShardedFollower(self.sharded, self.chain.state)
         )
         self.pending: list[Pending] = []
         self.system: list[SystemInput] = []
@@ -357,6 +367,8 @@ class ChainMachine(RuleBasedStateMachine):
         assert validated.header == output.header
         assert validated.receipts == output.receipts
         assert validated.block_events == output.block_events
+        if self.follower is not None:
+            self.follower.follow(block, chain.params, output)
 
         self._check_inclusion(output)
         self._note(output)
@@ -630,15 +642,25 @@ FAST = settings(
 )
 
 
+def run_sharded(machine: type[ChainMachine], settings: settings) -> None:
+    """Run ``machine`` with a follower on a two-shard executor."""
+    machine.sharded = ShardedMatching(2)
+    try:
+        run_state_machine_as_test(machine, settings=settings)
+    finally:
+        machine.sharded.close()
+        machine.sharded = None
+
+
 def test_chain_machine() -> None:
-    run_state_machine_as_test(ChainMachine, settings=FAST)
+    run_sharded(ChainMachine, FAST)
 
 
 @pytest.mark.long
 def test_chain_machine_long() -> None:
-    run_state_machine_as_test(
+    run_sharded(
         ChainMachine,
-        settings=settings(
+        settings(
             max_examples=2_000,
             stateful_step_count=80,
             deadline=None,

@@ -7,7 +7,8 @@ capitalized. Two markets: LIQ (10% / 5%: book liquidations, partial slices) and 
 a 5% move bankrupts a fully levered account, so backstops and auto-deleveraging happen). After
 every block (``seal``):
 
-- builder and validator agree (``apply_block`` on a copy of the pre-state);
+- builder and validator agree (``apply_block`` on a copy of the pre-state), and so does a state
+  that follows the chain with market-sharded matching, both markets in worker processes;
 - conservation: ``sum(balances) + fee pool + funding in transit - bad debt == deposited -
   withdrawn``; bad debt >= 0;
 - positions net to zero per market; open interest equals the sum of long positions; the holders
@@ -47,6 +48,7 @@ from hypothesis.stateful import (
 
 from strata.client.signing import wallet_from_seed
 from strata.core.errors import ErrorCode
+from strata.exec.parallel import ShardedMatching
 from strata.modules import clearing, collateral, funding, liquidation, margin, oracle
 from strata.modules.book import TimeInForce
 from strata.modules.clearing.events import FillEvent, PositionChanged
@@ -74,6 +76,7 @@ from strata.stf.transactions import (
 )
 from strata.stf.transition import apply_block, build_block, copy_state, get_account_risk
 from tests.helpers.chain import BLOCK_MS, CHAIN_ID, GENESIS_MS, Chain
+from tests.helpers.sharded import ShardedFollower
 from tests.spec.generate_vectors import HI, LIQ
 
 PPM = 1_000_000
@@ -125,11 +128,17 @@ def market_of(market_id: int) -> Market:
 
 
 class LiquidationMachine(RuleBasedStateMachine):
+    sharded: ShardedMatching | None = None
+    """Set by the tests: the executor the follower state uses (shared by every example)."""
+
     def __init__(self) -> None:
         super().__init__()
         self.chain = make_liquidation_chain(
             liquidation_max_notional_per_block_quote=8_000_000,
             insurance_max_loss_per_account_quote=20_000,
+        )
+        self.follower = (
+            None if self.sharded is None else ShardedFollower(self.sharded, self.chain.state)
         )
         self.pending: list[tuple[bytes, Action]] = []
         self.system: list[SystemInput] = []
@@ -257,6 +266,8 @@ class LiquidationMachine(RuleBasedStateMachine):
         assert validated.receipts == output.receipts
         assert validated.block_events == output.block_events
         assert before_risk_output.receipts == output.receipts
+        if self.follower is not None:
+            self.follower.follow(block, chain.params, output)
 
         self._check_withdrawals(pre, output)
         self._check_risk_events(before_risk, output)
@@ -453,11 +464,21 @@ FAST = settings(
 )
 
 
+def run_sharded(settings: settings) -> None:
+    """Run the machine with a follower on a three-shard executor (markets 1 and 2 in workers)."""
+    LiquidationMachine.sharded = ShardedMatching(3)
+    try:
+        run_state_machine_as_test(LiquidationMachine, settings=settings)
+    finally:
+        LiquidationMachine.sharded.close()
+        LiquidationMachine.sharded = None
+
+
 def test_liquidation_machine() -> None:
     """A fixed-seed run (``derandomize``) with every check; it must exercise every path the
     checks are about, so they cannot pass vacuously."""
     STATS.clear()
-    run_state_machine_as_test(LiquidationMachine, settings=FAST)
+    run_sharded(FAST)
     print(dict(STATS))
     assert STATS["account liquidated"] >= 10, STATS
     assert STATS["book liquidation"] > 0, STATS
@@ -467,9 +488,8 @@ def test_liquidation_machine() -> None:
 
 @pytest.mark.long
 def test_liquidation_machine_long() -> None:
-    run_state_machine_as_test(
-        LiquidationMachine,
-        settings=settings(
+    run_sharded(
+        settings(
             max_examples=500,
             stateful_step_count=80,
             deadline=None,
