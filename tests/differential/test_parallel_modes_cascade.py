@@ -77,8 +77,8 @@ def test_the_verifier_checks_the_cascade_alike_with_workers_and_threads(
     blocks = [record.block for record in chain.records]
     da = post_blocks(tmp_path / "da", blocks, 4, chain.params.chain_id)
     last_root = "0x" + blocks[-1].header.state_root.hex()
-    for processes in (2, 0):
-        summary = verify(da, chain.genesis, signature_processes=processes)
+    for processes, shards in ((2, 0), (0, 0), (2, 2)):
+        summary = verify(da, chain.genesis, signature_processes=processes, matching_shards=shards)
         assert summary.reason is None, summary.reason
         assert summary.blocks_checked == len(blocks)
         assert summary.state_root == last_root

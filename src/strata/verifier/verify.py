@@ -17,6 +17,11 @@ their execution (:data:`LOOKAHEAD_BLOCKS`): in worker processes when the machine
 core, so that the checks never wait for the executing thread's GIL, and on threads otherwise. A
 worker process that dies stops verification with a reason (``SIGNATURE_WORKER_DIED``), never a
 verdict on a block.
+
+With ``--matching-shards N`` (N >= 2) the matching phase of each block is split by market across
+N shards, N - 1 of them worker processes (``exec/parallel.py``; the same bytes). It is off by
+default: on two cores it measured no faster (docs/node.md, "Market-sharded matching"). A
+matching worker that dies stops verification the same way (``MATCHING_WORKER_DIED``).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from strata.adapters.lifetime import exit_unless_parent
 from strata.core.errors import ErrorCode, InvalidBlock
 from strata.da.batch import Batch, BatchError, batch_hash, decode_batch
 from strata.da.derive import derive_blocks
+from strata.exec.parallel import MatchingWorkerDied, ShardedMatching
 from strata.exec.signatures import SignaturePool, joined
 from strata.node.config import read_genesis
 from strata.ports.da import DaClient, DaError
@@ -153,10 +159,16 @@ class Verifier:
     """Executes derived blocks in its own state, a block at a time (see the module docstring).
 
     ``signature_processes``: the precompile's worker processes (``None``:
-    :func:`default_signature_processes`; ``0``: ``threads`` threads in this process)."""
+    :func:`default_signature_processes`; ``0``: ``threads`` threads in this process).
+    ``matching_shards``: 2 or more splits the matching phase by market across that many shards
+    (``exec/parallel.py``); 0 or 1 matches in this process."""
 
     def __init__(
-        self, genesis: GenesisConfig, signature_processes: int | None = None, threads: int = 2
+        self,
+        genesis: GenesisConfig,
+        signature_processes: int | None = None,
+        threads: int = 2,
+        matching_shards: int = 0,
     ) -> None:
         self.genesis = genesis
         self.params: ChainParams = genesis.params
@@ -167,11 +179,19 @@ class Verifier:
         self.signatures = SignaturePool(
             processes, threads, initializer=exit_unless_parent, initarg=os.getpid()
         )
+        self.matching = (
+            ShardedMatching(matching_shards, initializer=exit_unless_parent, initarg=os.getpid())
+            if matching_shards >= 2
+            else None
+        )
         self.summary = Summary()
         self.summary.extra["signature_processes"] = processes
+        self.summary.extra["matching_shards"] = matching_shards if matching_shards >= 2 else 0
 
     def close(self) -> None:
         self.signatures.close()
+        if self.matching is not None:
+            self.matching.close()
 
     def _signers(self, block: Block) -> list[Future[list[bytes | None]]]:
         """Start checking a block's signatures (``joined`` gives them in order)."""
@@ -195,6 +215,8 @@ class Verifier:
             At the first block that does not check out.
         BrokenExecutor
             A signature worker process died (no verdict on the block it was checking).
+        MatchingWorkerDied
+            A matching worker process died (no verdict on the block being executed).
         """
         summary = self.summary
         ahead: deque[tuple[Block, list[Future[list[bytes | None]]]]] = deque()
@@ -214,7 +236,7 @@ class Verifier:
     ) -> None:
         height = block.header.height
         try:
-            apply_block(self.state, block, self.params, joined(signers))
+            apply_block(self.state, block, self.params, joined(signers), self.matching)
         except InvalidBlock as error:
             what = ROOT_CODES.get(error.code)
             reason = (
@@ -361,10 +383,11 @@ def verify(
     progress: Progress | None = None,
     stop: Callable[[], bool] | None = None,
     signature_processes: int | None = None,
+    matching_shards: int = 0,
 ) -> Summary:
     """Verify everything the DA layer holds (and, with ``follow``, what it gets later, until
-    ``stop()`` says so). ``signature_processes`` as :class:`Verifier`."""
-    verifier = Verifier(genesis, signature_processes)
+    ``stop()`` says so). ``signature_processes`` and ``matching_shards`` as :class:`Verifier`."""
+    verifier = Verifier(genesis, signature_processes, matching_shards=matching_shards)
     summary = verifier.summary
     started = time.monotonic()
     known = {"last_height": 0}
@@ -400,6 +423,11 @@ def verify(
             f"stopped after height {summary.last_height}: a signature worker process died"
         )
         summary.extra["error"] = "SIGNATURE_WORKER_DIED"
+    except MatchingWorkerDied:
+        summary.reason = (
+            f"stopped after height {summary.last_height}: a matching worker process died"
+        )
+        summary.extra["error"] = "MATCHING_WORKER_DIED"
     finally:
         summary.seconds = time.monotonic() - started
         summary.state_root = "0x" + verifier.state_root().hex()
@@ -428,6 +456,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{MAX_SIGNATURE_PROCESSES}, none on one core; 0: threads in this process)",
     )
     parser.add_argument(
+        "--matching-shards",
+        type=int,
+        default=0,
+        help="split each block's matching by market across N shards, N - 1 of them worker "
+        "processes (N >= 2; default 0: match in this process)",
+    )
+    parser.add_argument(
         "--proof-out",
         type=Path,
         default=None,
@@ -437,6 +472,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.signature_processes is not None and args.signature_processes < 0:
         print("error: --signature-processes must be 0 or more", file=sys.stderr)
+        return 2
+    if args.matching_shards < 0:
+        print("error: --matching-shards must be 0 or more", file=sys.stderr)
         return 2
     try:
         genesis = read_genesis(args.genesis).chain
@@ -460,6 +498,7 @@ def main(argv: list[str] | None = None) -> int:
         progress=progress,
         stop=lambda: stopping["now"],
         signature_processes=args.signature_processes,
+        matching_shards=args.matching_shards,
     )
     height = summary.first_mismatch_height
     if height is not None:
