@@ -357,9 +357,12 @@ def log_tail(node: NodeProcess, lines: int = 30) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def start_node(data_dir: Path, log_path: Path, block_time_ms: int = BLOCK_TIME_MS) -> NodeProcess:
-    """Start a node on ``data_dir``; a refusal to (re)start fails the test with its log."""
-    node = NodeProcess(data_dir, block_time_ms=block_time_ms, log_path=log_path)
+def start_node(
+    data_dir: Path, log_path: Path, block_time_ms: int = BLOCK_TIME_MS, extra: Sequence[str] = ()
+) -> NodeProcess:
+    """Start a node on ``data_dir`` (``extra``: more ``strata devnet`` flags); a refusal to
+    (re)start fails the test with its log."""
+    node = NodeProcess(data_dir, block_time_ms=block_time_ms, log_path=log_path, extra=extra)
     try:
         return node.start()
     except RuntimeError as error:

@@ -1,10 +1,12 @@
 """A worker process of the node killed with ``kill -9`` takes the node down cleanly: no partial
 block is committed, and a restart recovers to the same chain (issue: parallel execution).
 
-The node runs two kinds of workers beside block production (docs/node.md, "Using both cores"):
-the index process (it has the ``index`` database open) and the signature precompile's processes.
-Each test kills one of them in a loaded node, checks that the node stops by itself, restarts it,
-and checks every transaction the node reported as included against the chain database.
+The node runs workers beside block production (docs/node.md, "Using both cores"): the index
+process (it has the ``index`` database open), the signature precompile's processes and, with
+``--matching-shards 2``, a matching worker that owns market 1's book (``exec/parallel.py``; that
+node checks signatures on threads, so its only other worker is the index). Each test kills one
+of them in a loaded node, checks that the node stops by itself, restarts it, and checks every
+transaction the node reported as included against the chain database.
 """
 
 from __future__ import annotations
@@ -60,7 +62,8 @@ def _holds(pid: int, suffix: str) -> bool:
 
 
 def _worker(node: NodeProcess, kind: str) -> int:
-    """The pid of a worker of the node: the index process, or a signature worker."""
+    """The pid of a worker of the node: the index process, or another (a signature worker, or
+    the matching worker of a node without signature processes)."""
     assert node.proc is not None
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -90,11 +93,12 @@ def _load(node: NodeProcess, signer: Signer, batches: int) -> dict[bytes, int]:
     return {h: a["height"] for h, a in zip(sent, answers, strict=True) if a["status"] == "included"}
 
 
-@pytest.mark.parametrize("kind", ["index", "signatures"])
+@pytest.mark.parametrize("kind", ["index", "signatures", "matching"])
 def test_a_killed_worker_stops_the_node_and_a_restart_recovers(tmp_path: Path, kind: str) -> None:
     data_dir = tmp_path / "node"
     log_path = tmp_path / "node.log"
-    with running(start_node(data_dir, log_path)) as node:
+    extra = ["--matching-shards", "2", "--signature-processes", "0"] if kind == "matching" else []
+    with running(start_node(data_dir, log_path, extra=extra)) as node:
         params = read_genesis(data_dir / "genesis.json").chain.params
         signer = Signer(params, random.Random(7))
         reported = _load(node, signer, 3)
@@ -108,9 +112,11 @@ def test_a_killed_worker_stops_the_node_and_a_restart_recovers(tmp_path: Path, k
         assert node.proc is not None
         code = node.proc.wait(30)  # the node stops by itself, before its next block
         assert code == 0, f"the node exited {code}"
+    if kind == "matching":
+        assert "a matching worker process died: stopping" in log_path.read_text()
     report = check_chain(data_dir)
     check_acknowledged(reported, report)
-    with running(start_node(data_dir, log_path)) as node:
+    with running(start_node(data_dir, log_path, extra=extra)) as node:
         answers = statuses(node, list(reported))
         assert {a["status"] for a in answers} == {"included"}
         more = _load(node, signer, 1)

@@ -60,11 +60,28 @@ def devnet_main(argv: list[str]) -> int:
         "ethereum:URL,INBOX_ADDRESS,POSTER_KEY_FILE, or none",
     )
     parser.add_argument("--da-batch-blocks", type=int, default=50)
+    parser.add_argument(
+        "--matching-shards",
+        type=int,
+        default=0,
+        help="split each block's matching by market across N shards, N - 1 of them worker "
+        "processes (N >= 2; default 0: match in the node's process)",
+    )
+    parser.add_argument(
+        "--signature-processes",
+        type=int,
+        default=None,
+        help="signature worker processes (default: one per spare core, at most 2; 0: threads)",
+    )
     parser.add_argument("--fault-wrong-root-at", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning"))
     args = parser.parse_args(argv)
     if args.block_time_ms < 10:
         parser.error("--block-time-ms must be at least 10")
+    if args.matching_shards < 0:
+        parser.error("--matching-shards must be 0 or more")
+    if args.signature_processes is not None and args.signature_processes < 0:
+        parser.error("--signature-processes must be 0 or more")
     config = NodeConfig(
         data_dir=str(args.data_dir),
         rpc_host=args.rpc_host,
@@ -75,6 +92,8 @@ def devnet_main(argv: list[str]) -> int:
         exit_after_blocks=args.exit_after_blocks,
         da=None if args.da == "none" else args.da,
         da_batch_blocks=args.da_batch_blocks,
+        matching_shards=args.matching_shards,
+        signature_processes=args.signature_processes,
         fault_wrong_root_at=args.fault_wrong_root_at,
     )
     return _run(config, devnet_genesis(now_ms()), args.log_level)

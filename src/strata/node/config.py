@@ -71,6 +71,11 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     """Worker processes of the signature precompile (``exec/signatures.py``); ``None`` picks
     one per spare core, at most two (none on a one-core machine: threads then); 0 forces
     threads."""
+    matching_shards: Annotated[int, msgspec.Meta(ge=0)] = 0
+    """Split each block's matching phase by market across this many shards, all but one of
+    them worker processes (``exec/parallel.py``; 2 or more; 0 and 1 match in the node's
+    process). Off by default: on a two-core machine it measured no faster (``docs/node.md``,
+    "Market-sharded matching")."""
     index_process: bool | None = None
     """Index committed blocks in a process of their own (``node/index_worker.py``); ``None``:
     when the machine has more than one core."""

@@ -49,6 +49,7 @@ from strata.client.markets import MarketInfo
 from strata.client.signing import Wallet, wallet_from_seed
 from strata.core.errors import ErrorCode, InvalidBlock, InvalidTransaction
 from strata.core.signatures import compute_transaction_digest
+from strata.exec.parallel import MatchingWorkerDied, ShardedMatching
 from strata.exec.signatures import SignaturePool, joined
 from strata.modules import accounts, clearing, collateral, markets, oracle
 from strata.node.config import (
@@ -184,6 +185,13 @@ class Node:
             initarg=os.getpid(),
         )
         self.signatures.start()
+        self.matching = (
+            ShardedMatching(
+                config.matching_shards, initializer=exit_unless_parent, initarg=os.getpid()
+            )
+            if config.matching_shards >= 2
+            else None
+        )
         self.ip_limits = RateLimiter(config.ip_rate_per_s)
         self.account_limits = RateLimiter(config.account_rate_per_s)
         self.faucet_queue: list[Deposit] = []
@@ -625,8 +633,19 @@ class Node:
                     self.params,
                     [tx.signer for tx in chosen],
                     decoded,
+                    self.matching,
                 )
                 break
+            except MatchingWorkerDied as error:
+                # Nothing of the block is committed: take the state back, then stop (a restart
+                # starts new workers and resumes from the last committed block).
+                log.error(
+                    "a matching worker process died: stopping",
+                    extra={"fields": {"error": str(error)}},
+                )
+                self._reload_state()
+                self.stopping = True
+                return
             except InvalidBlock as error:
                 # The state is half-applied: take it back from the durable store, then retry
                 # with half the transactions (over the gas limit) or without system inputs.
@@ -774,6 +793,8 @@ class Node:
     def close(self) -> None:
         """Flush and close everything (after :meth:`run` has returned)."""
         self.signatures.close()
+        if self.matching is not None:
+            self.matching.close()
         if self.poster is not None:
             self.poster.close()
         self.mempool.close()
