@@ -31,6 +31,8 @@ committed under load, with the busiest market's mean share of their book operati
 bound on what sharding matching by market could give (``node/conflicts.py``), and the share of
 the node's block time spent executing, committing and reporting. A two-core total well under
 200% means the node waited (for signatures, for the next block), not that it lacked a core.
+``--matching-shards N`` runs every node with market-sharded matching (``exec/parallel.py``), to
+compare with the same command without it; the verifier still matches in one process.
 ``--trace DIR`` writes, per run, a flame graph of
 the node and each of its worker processes during the measured load (``py-spy record
 --subprocesses``): where each core's time goes.
@@ -88,10 +90,13 @@ async def _measure(
     block_time_ms: int,
     trace: Path | None,
     round_: int = 0,
+    matching_shards: int = 0,
 ) -> dict[str, Any]:
     kind, markets = WORKLOADS[workload]
     data_dir = workdir / f"{workload}-{cpus.replace(',', '')}-{round_}"
     extra = ["--da", "file"]  # both runs do the same work, posting included
+    if matching_shards:
+        extra += ["--matching-shards", str(matching_shards)]
     node = NodeProcess(
         data_dir, block_time_ms=block_time_ms, extra=extra, prefix=["taskset", "-c", cpus]
     )
@@ -293,6 +298,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         args.block_time_ms,
                         args.trace,
                         round_,
+                        args.matching_shards,
                     )
                 )
                 print(
@@ -310,6 +316,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     summary["seconds"] = args.seconds
     summary["rounds"] = args.rounds
     summary["block_time_ms"] = args.block_time_ms
+    summary["matching_shards"] = args.matching_shards
     if not args.keep:
         shutil.rmtree(workdir, ignore_errors=True)
         for r in runs:
@@ -332,6 +339,13 @@ def main(argv: list[str] | None = None) -> int:
         default=2,
         help="one-core/two-core pairs per workload, in ABBA order (the speedup averages them)",
     )
+    parser.add_argument(
+        "--matching-shards",
+        type=int,
+        default=0,
+        help="run the nodes with market-sharded matching over N shards (default 0: off); "
+        "their chains are still verified by the unsharded verifier",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the nodes' data directories")
     parser.add_argument(
         "--trace",
@@ -343,6 +357,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
+    if args.matching_shards < 0:
+        parser.error("--matching-shards must be 0 or more")
     summary = run(args)
     if args.json:
         print(json.dumps(summary, indent=2))

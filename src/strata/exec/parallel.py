@@ -44,8 +44,11 @@ from collections.abc import Callable, Iterable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
+import msgspec
+
 from strata.modules.book import Book, Order
 from strata.modules.clearing import FeeTier
+from strata.modules.clearing.events import FillEvent, OrderUpdate
 from strata.modules.clearing.matching import (
     AccountDelta,
     CancelOp,
@@ -75,7 +78,7 @@ Job = tuple[Market, int, int, list[CancelFields], list[PlaceFields]]
 """A market's operations for a worker: the market, its books' open-order cap, its next order
 id, cancels, placements."""
 Answer = tuple[
-    list[tuple[int, list[Any]]],
+    list[tuple[int, list[OrderUpdate | FillEvent]]],
     list[tuple[bytes, list[tuple[int, bool, int, int, int]], int]],
     list[tuple[int, int, int, int]],
     list[tuple[int, OrderFields | None]],
@@ -84,6 +87,11 @@ Answer = tuple[
 ]
 """A market's results: events per transaction, fills and release per account, work per
 transaction, changed orders, next order id, last trade price (``None``: no trade)."""
+
+_ANSWERS = msgspec.msgpack.Decoder(list[Answer])
+"""Answers travel as msgpack: measured 0.13 us to encode and 0.39 us to decode an event, against
+1.4 and 1.0 us with pickle."""
+_ENCODE = msgspec.msgpack.Encoder().encode
 
 
 class MatchingWorkerDied(RuntimeError):
@@ -264,7 +272,7 @@ def _serve(conn: Connection, initializer: Callable[[int], object] | None, initar
             _, tables, orders, fee_tiers, jobs = message
             shard.catch_up(tables, orders, fee_tiers)
             if jobs:
-                conn.send([shard.match(job) for job in jobs])
+                conn.send_bytes(_ENCODE([shard.match(job) for job in jobs]))
         else:
             return
 
@@ -339,7 +347,7 @@ class ShardedMatching:
 
     def _receive(self, worker: _Worker) -> list[Answer]:
         try:
-            answers: list[Answer] = worker.conn.recv()
+            answers = _ANSWERS.decode(worker.conn.recv_bytes())
         except (EOFError, OSError) as error:
             self._died(worker, error)
         return answers
