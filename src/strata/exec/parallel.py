@@ -10,9 +10,11 @@ market order are the serial loop's (:func:`~strata.modules.clearing.matching.mat
 :class:`ShardedMatching` is such an executor, one of the chain's parallel modes (a setting,
 never a different chain: the differential tests compare every ``BlockOutput`` byte):
 
-- **Shards.** ``shards`` shards; market ``m`` belongs to shard ``m % shards`` for the life of the
-  executor. Shard 0 is the coordinator (the process that executes the block); every other shard
-  is a worker process (``spawn``) that owns a copy of its markets' books.
+- **Shards.** ``shards`` shards; market ``m`` belongs to shard ``(m - 1) % shards`` for the life
+  of the executor (markets are numbered from 1, so the first market listed, usually the busiest,
+  stays with the coordinator, and each later listing goes to the next shard). Shard 0 is the
+  coordinator (the process that executes the block); every other shard is a worker process
+  (``spawn``) that owns a copy of its markets' books.
 - **What a worker keeps.** Its markets' books, and a copy of the two tables matching reads
   across partitions: positions (for reduce-only) and traded volume (for fee tiers). The
   coordinator keeps the authoritative state, books included: the prologue (expiries), the risk
@@ -330,7 +332,7 @@ class ShardedMatching:
 
     def shard_of(self, market_id: int) -> int:
         """The shard that matches ``market_id`` (0: the coordinator)."""
-        return market_id % self.shards
+        return (market_id - 1) % self.shards
 
     @property
     def worker_pids(self) -> list[int]:
