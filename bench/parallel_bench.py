@@ -170,13 +170,15 @@ async def _measure(
 
 TICKS = os.sysconf("SC_CLK_TCK")
 STAGES = ("execute", "commit", "report")
+MATCHING_PARTS = ("own", "waiting", "handover")
 
 
 def _block_report(before: dict[str, float], after: dict[str, float]) -> dict[str, Any]:
     """What the blocks committed between two readings of ``/metrics`` were like (the node's
     per-block conflict and stage counters, ``node/conflicts.py``): the busiest market's mean
     share of their book operations, the mean bound on what sharding matching by market could
-    give, and the share of the node's block time in each stage."""
+    give, the share of the node's block time in each stage, and, with market-sharded matching,
+    the node's thread's time in the matching phase by part (``exec/parallel.py``)."""
 
     def delta(name: str) -> float:
         return after.get(name, 0.0) - before.get(name, 0.0)
@@ -184,6 +186,11 @@ def _block_report(before: dict[str, float], after: dict[str, float]) -> dict[str
     blocks = delta("strata_block_hot_market_share_count")
     stages = {stage: delta(f'strata_stage_seconds_total{{stage="{stage}"}}') for stage in STAGES}
     busy = sum(stages.values())
+    matching = {
+        part: round(delta(f'strata_matching_seconds_total{{part="{part}"}}'), 3)
+        for part in MATCHING_PARTS
+        if f'strata_matching_seconds_total{{part="{part}"}}' in after
+    }
     return {
         "blocks": int(blocks),
         "hot_market_share_mean": round(delta("strata_block_hot_market_share_sum") / blocks, 3)
@@ -193,6 +200,7 @@ def _block_report(before: dict[str, float], after: dict[str, float]) -> dict[str
         if blocks
         else None,
         "stage_share": {s: round(t / busy, 3) for s, t in stages.items()} if busy else {},
+        "matching_seconds": matching,
     }
 
 

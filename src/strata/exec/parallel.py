@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import time
 from collections.abc import Callable, Iterable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
@@ -329,6 +330,12 @@ class ShardedMatching:
         self._answered: dict[int, dict[int, OrderFields | None]] = {}
         """Per market of a worker: the orders its answer in this block changed, as it left them."""
         self.broken: str | None = None
+        self.seconds = {"own": 0.0, "waiting": 0.0, "handover": 0.0}
+        """The calling thread's time in the matching phase so far, by part: matching its own
+        markets, waiting for (and reading) the workers' answers, and the rest of the hand-over
+        (catching the workers up, sending, gathering, noting a block's changes). A node
+        exports it as ``strata_matching_seconds_total{part}``: what the phase costs, and how
+        much of it is waiting on the slowest shard."""
 
     def shard_of(self, market_id: int) -> int:
         """The shard that matches ``market_id`` (0: the coordinator)."""
@@ -425,6 +432,8 @@ class ShardedMatching:
         """Run ``jobs`` as ``match_markets`` would, the workers' markets in their processes."""
         if self.broken is not None:
             raise MatchingWorkerDied(self.broken)
+        started = time.perf_counter()
+        seconds = self.seconds
         if state is not self._state or self._in_block:
             self.sync(state, fee_tiers)
         self._in_block = True
@@ -433,6 +442,7 @@ class ShardedMatching:
                 process_market_matching(
                     state, market, book, cancels, places, fee_tiers, events, deltas, work
                 )
+            seconds["own"] += time.perf_counter() - started
             return
         tables, tiers = self._catch_up(state, fee_tiers)
         remote: dict[int, list[Job]] = {w.shard: [] for w in self._workers}
@@ -452,6 +462,8 @@ class ShardedMatching:
         for worker in self._workers:
             orders = self._orders_for(state, worker.shard)
             self._send(worker, ("block", tables, orders, tiers, remote[worker.shard]))
+        sent = time.perf_counter()
+        seconds["handover"] += sent - started
 
         # The coordinator's markets meanwhile: straight into the block's slots until a worker's
         # market comes first in market order, then aside, to be gathered in order.
@@ -469,11 +481,15 @@ class ShardedMatching:
                     state, market, book, cancels, places, fee_tiers
                 )
 
+        matched = time.perf_counter()
+        seconds["own"] += matched - sent
         answers: dict[int, Answer] = {}
         for worker in self._workers:
             if remote[worker.shard]:
                 for job, answer in zip(remote[worker.shard], self._receive(worker), strict=True):
                     answers[job[0].market_id] = answer
+        received = time.perf_counter()
+        seconds["waiting"] += received - matched
         if direct:
             return
         answered = self._answered
@@ -486,12 +502,14 @@ class ShardedMatching:
                 ids = _gather(state, book, market_id, answer, events, deltas, work)
                 book.dirty.update(ids)
                 answered[market_id] = dict(answer[3])
+        seconds["handover"] += time.perf_counter() - received
 
     def end_block(self, state: State) -> None:
         """Note what the block changed, for the workers to hear with the next block."""
         self._in_block = False
         if not self._workers:
             return
+        started = time.perf_counter()
         for name in _MIRRORED:
             self._keys[name].update(state.tables[name].dirty)
         for market_id, book in state.books.items():
@@ -514,6 +532,7 @@ class ShardedMatching:
                         continue
                 changed.add(order_id)
         self._answered.clear()
+        self.seconds["handover"] += time.perf_counter() - started
 
     def close(self) -> None:
         """Stop the workers (each finishes what it is doing first)."""

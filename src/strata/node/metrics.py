@@ -43,6 +43,14 @@ class NodeMetrics:
         self.left_out = Counter(
             "strata_left_out_transactions", "Admitted transactions a block left out", registry=r
         )
+        self.matching_seconds = Counter(
+            "strata_matching_seconds",
+            "Main-thread time in the matching phase with market-sharded matching on, by part: "
+            "own (its own markets), waiting (for the worker processes' answers), handover "
+            "(catching them up, sending, gathering)",
+            ["part"],
+            registry=r,
+        )
         self.stage_seconds = Counter(
             "strata_stage_seconds",
             "Main-thread time by stage (admission, execute, commit, report): with the wall clock, "

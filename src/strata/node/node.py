@@ -192,6 +192,8 @@ class Node:
             if config.matching_shards >= 2
             else None
         )
+        self._matching_seconds: dict[str, float] = {}
+        """``self.matching.seconds`` as last exported to the metrics."""
         self.ip_limits = RateLimiter(config.ip_rate_per_s)
         self.account_limits = RateLimiter(config.account_rate_per_s)
         self.faucet_queue: list[Deposit] = []
@@ -658,6 +660,11 @@ class Node:
                     system = []
                     self.faucet_queue.clear()
         built = time.monotonic()
+        if self.matching is not None:
+            seen = self._matching_seconds
+            for part, total in self.matching.seconds.items():
+                self.metrics.matching_seconds.labels(part).inc(total - seen.get(part, 0.0))
+                seen[part] = total
         if self.config.devnet and self.config.fault_wrong_root_at == block.header.height:
             block, output = self._tamper(block, output)
         self.store.commit_block(block, output)
