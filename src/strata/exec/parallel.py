@@ -43,9 +43,10 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import time
+import traceback
 from collections.abc import Callable, Iterable, Sequence
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, NoReturn
 
 import msgspec
 
@@ -95,6 +96,9 @@ _ANSWERS = msgspec.msgpack.Decoder(list[Answer])
 """Answers travel as msgpack: measured 0.13 us to encode and 0.39 us to decode an event, against
 1.4 and 1.0 us with pickle."""
 _ENCODE = msgspec.msgpack.Encoder().encode
+_FAILED = b"E"
+"""The first byte of a worker's last message when matching raised (then its traceback): no
+msgpack list starts with it."""
 
 
 class MatchingWorkerDied(RuntimeError):
@@ -275,7 +279,12 @@ def _serve(conn: Connection, initializer: Callable[[int], object] | None, initar
             _, tables, orders, fee_tiers, jobs = message
             shard.catch_up(tables, orders, fee_tiers)
             if jobs:
-                conn.send_bytes(_ENCODE([shard.match(job) for job in jobs]))
+                try:
+                    answer = _ENCODE([shard.match(job) for job in jobs])
+                except Exception:  # a bug, never user input: the coordinator says what it was
+                    conn.send_bytes(_FAILED + traceback.format_exc().encode())
+                    return
+                conn.send_bytes(answer)
         else:
             return
 
@@ -356,12 +365,15 @@ class ShardedMatching:
 
     def _receive(self, worker: _Worker) -> list[Answer]:
         try:
-            answers = _ANSWERS.decode(worker.conn.recv_bytes())
+            data = worker.conn.recv_bytes()
         except (EOFError, OSError) as error:
             self._died(worker, error)
-        return answers
+        if data.startswith(_FAILED):
+            self.broken = f"matching worker {worker.shard} failed: {data[1:].decode()}"
+            raise MatchingWorkerDied(self.broken)
+        return _ANSWERS.decode(data)
 
-    def _died(self, worker: _Worker, error: BaseException) -> Any:
+    def _died(self, worker: _Worker, error: BaseException) -> NoReturn:
         self.broken = (
             f"matching worker {worker.shard} (pid {worker.process.pid}) died: "
             f"{type(error).__name__}"
