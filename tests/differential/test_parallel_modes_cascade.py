@@ -43,18 +43,29 @@ def cascade() -> ScenarioRun:
     return run
 
 
-@pytest.mark.parametrize("shards", [0, 2, 3])
+SHARDINGS = {
+    "unsharded": (0, {}),
+    "market-2-in-a-worker": (2, {}),
+    "market-1-in-a-worker": (2, {1: 1, 2: 0}),
+    "both-in-workers": (3, {1: 1, 2: 2}),
+}
+"""Matching in one process, or sharded by market: (shards, markets placed off the default)."""
+
+
+@pytest.mark.parametrize("sharding", list(SHARDINGS))
 @pytest.mark.parametrize("mode", ["inside", "threads", "processes"])
 def test_every_parallel_mode_gives_the_cascade_s_bytes(
-    cascade: ScenarioRun, mode: str, shards: int
+    cascade: ScenarioRun, mode: str, sharding: str
 ) -> None:
     """Signatures checked inside ``apply_block``, by threads or by processes, times matching in
-    one process (0) or sharded by market over two shards (market 1 in a worker, market 2 here)
-    or three (both in workers)."""
+    one process or sharded by market: the default placement (market 1 here, market 2 in the
+    worker), market 1 in the worker (gathered before market 2, which matches here), and each
+    market in a worker of its own."""
     chain = cascade.chain
     state, _ = make_genesis(chain.genesis)
     pool = None if mode == "inside" else SignaturePool(2 if mode == "processes" else 0)
-    matching = ShardedMatching(shards) if shards else None
+    shards, placed = SHARDINGS[sharding]
+    matching = ShardedMatching(shards, placed=placed) if shards else None
     try:
         for record in chain.records:
             block = record.block
@@ -63,7 +74,7 @@ def test_every_parallel_mode_gives_the_cascade_s_bytes(
                 signers = joined(pool.submit(chain.params, block.transactions))
             output = apply_block(state, block, chain.params, signers, matching)
             assert encode(output) == encode(record.output), block.header.height
-        if shards == 2:  # the coordinator matched its market, waited and handed over
+        if sharding == "market-2-in-a-worker":  # here: matched its market, waited, handed over
             assert matching is not None and all(matching.seconds.values()), matching.seconds
     finally:
         if pool is not None:

@@ -8,6 +8,11 @@ every output must equal the built one byte for byte.
 
 from __future__ import annotations
 
+from typing import Protocol, cast
+
+import hypothesis
+from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
+
 from strata.core.codec import encode
 from strata.exec.parallel import ShardedMatching
 from strata.state.store import State
@@ -30,3 +35,25 @@ class ShardedFollower:
         assert encode(output.receipts) == encode(built.receipts), block.header.height
         assert encode(output.block_events) == encode(built.block_events), block.header.height
         assert encode(output.withdrawals) == encode(built.withdrawals), block.header.height
+
+
+class _Following(Protocol):
+    sharded: ShardedMatching | None
+
+
+def run_sharded(
+    machine: type[RuleBasedStateMachine],
+    settings: hypothesis.settings,
+    shards: int,
+    placed: dict[int, int],
+) -> None:
+    """Run a state machine whose class attribute ``sharded`` gives its follower the executor:
+    one ``ShardedMatching(shards, placed=placed)`` for every example (each example's follower
+    is a state the executor has not seen, so it is sent whole first)."""
+    following = cast(_Following, machine)
+    following.sharded = ShardedMatching(shards, placed=placed)
+    try:
+        run_state_machine_as_test(machine, settings=settings)
+    finally:
+        following.sharded.close()
+        following.sharded = None

@@ -39,7 +39,6 @@ from hypothesis.stateful import (
     invariant,
     precondition,
     rule,
-    run_state_machine_as_test,
 )
 
 from strata.core.errors import ErrorCode
@@ -65,7 +64,7 @@ from strata.stf.transactions import (
 )
 from strata.stf.transition import apply_block, copy_state, get_account_risk
 from tests.helpers.chain import Chain, make_chain
-from tests.helpers.sharded import ShardedFollower
+from tests.helpers.sharded import ShardedFollower, run_sharded
 
 NAMES = ("a0", "a1", "a2", "a3", "a4")
 BALANCE_QUOTE = 40_000_000
@@ -642,18 +641,13 @@ FAST = settings(
 )
 
 
-def run_sharded(machine: type[ChainMachine], settings: settings) -> None:
-    """Run ``machine`` with a follower on a two-shard executor."""
-    machine.sharded = ShardedMatching(2)
-    try:
-        run_state_machine_as_test(machine, settings=settings)
-    finally:
-        machine.sharded.close()
-        machine.sharded = None
+PLACED = {1: 1, 2: 0}
+"""Of two shards: market 1 in the worker process, market 2 here (gathered after the worker's,
+in market order)."""
 
 
 def test_chain_machine() -> None:
-    run_sharded(ChainMachine, FAST)
+    run_sharded(ChainMachine, FAST, 2, PLACED)
 
 
 @pytest.mark.long
@@ -666,4 +660,6 @@ def test_chain_machine_long() -> None:
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],
         ),
+        2,
+        PLACED,
     )

@@ -43,7 +43,6 @@ from hypothesis.stateful import (
     initialize,
     invariant,
     rule,
-    run_state_machine_as_test,
 )
 
 from strata.client.signing import wallet_from_seed
@@ -76,7 +75,7 @@ from strata.stf.transactions import (
 )
 from strata.stf.transition import apply_block, build_block, copy_state, get_account_risk
 from tests.helpers.chain import BLOCK_MS, CHAIN_ID, GENESIS_MS, Chain
-from tests.helpers.sharded import ShardedFollower
+from tests.helpers.sharded import ShardedFollower, run_sharded
 from tests.spec.generate_vectors import HI, LIQ
 
 PPM = 1_000_000
@@ -464,21 +463,15 @@ FAST = settings(
 )
 
 
-def run_sharded(settings: settings) -> None:
-    """Run the machine with a follower on a three-shard executor (markets 1 and 2 in workers)."""
-    LiquidationMachine.sharded = ShardedMatching(3)
-    try:
-        run_state_machine_as_test(LiquidationMachine, settings=settings)
-    finally:
-        LiquidationMachine.sharded.close()
-        LiquidationMachine.sharded = None
+PLACED = {1: 1, 2: 2}
+"""Of three shards: markets 1 and 2 each in a worker process of its own."""
 
 
 def test_liquidation_machine() -> None:
     """A fixed-seed run (``derandomize``) with every check; it must exercise every path the
     checks are about, so they cannot pass vacuously."""
     STATS.clear()
-    run_sharded(FAST)
+    run_sharded(LiquidationMachine, FAST, 3, PLACED)
     print(dict(STATS))
     assert STATS["account liquidated"] >= 10, STATS
     assert STATS["book liquidation"] > 0, STATS
@@ -489,10 +482,13 @@ def test_liquidation_machine() -> None:
 @pytest.mark.long
 def test_liquidation_machine_long() -> None:
     run_sharded(
+        LiquidationMachine,
         settings(
             max_examples=500,
             stateful_step_count=80,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],
         ),
+        3,
+        PLACED,
     )

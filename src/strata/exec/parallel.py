@@ -44,7 +44,7 @@ import contextlib
 import multiprocessing
 import time
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from multiprocessing.connection import Connection
 from typing import Any, NoReturn
 
@@ -303,8 +303,9 @@ class ShardedMatching:
     """The matching phase split across ``shards`` shards by market (see the module docstring).
 
     ``shards=1`` runs every market in the calling process (the serial loop, through the same
-    code path). ``initializer(initarg)`` runs first in each worker process (the node's: end with
-    the node).
+    code path). ``placed`` puts markets on other shards than ``(m - 1) % shards`` (market id ->
+    shard; a hot market alone on a worker). ``initializer(initarg)`` runs first in each worker
+    process (the node's: end with the node).
     """
 
     def __init__(
@@ -312,10 +313,14 @@ class ShardedMatching:
         shards: int,
         initializer: Callable[[int], object] | None = None,
         initarg: int = 0,
+        placed: Mapping[int, int] | None = None,
     ) -> None:
         if shards < 1:
             raise ValueError(f"shards must be at least 1, not {shards}")
+        if placed and not all(0 <= shard < shards for shard in placed.values()):
+            raise ValueError(f"a market placed on a shard outside 0..{shards - 1}: {placed}")
         self.shards = shards
+        self._placed = dict(placed or {})
         context = multiprocessing.get_context("spawn")
         self._workers: list[_Worker] = []
         for shard in range(1, shards):
@@ -348,7 +353,8 @@ class ShardedMatching:
 
     def shard_of(self, market_id: int) -> int:
         """The shard that matches ``market_id`` (0: the coordinator)."""
-        return (market_id - 1) % self.shards
+        shard = self._placed.get(market_id)
+        return (market_id - 1) % self.shards if shard is None else shard
 
     @property
     def worker_pids(self) -> list[int]:

@@ -1,8 +1,10 @@
-"""The verifier's signature precompile is an optimization, never a different verdict: with worker
-processes and with threads it checks the same blocks, reaches the same state root and stops at the
-same lying header; a worker process killed (``kill -9``) mid-run stops verification with a reason
-and no verdict on the block it was checking (issue: parallel execution, "every mode ... equals
-the serial executor's" and "a worker that dies takes the node down cleanly")."""
+"""The verifier's parallel modes are optimizations, never a different verdict: with signature
+worker processes or threads, and with the matching phase in one process or sharded by market
+(``--matching-shards``), it checks the same blocks, reaches the same state root and stops at the
+same lying header; a worker process of either kind killed (``kill -9``) mid-run stops
+verification with a reason and no verdict on the block in hand (issue: parallel execution,
+"every mode ... equals the serial executor's" and "a worker that dies takes the node down
+cleanly")."""
 
 from __future__ import annotations
 
@@ -38,8 +40,12 @@ def _verdict(summary: Summary) -> dict[str, Any]:
     return {key: result[key] for key in keys}
 
 
+MODES = ((2, 0), (0, 0), (0, 2))
+"""(signature processes, matching shards): workers, threads, threads with two matching shards."""
+
+
 @pytest.mark.parametrize("lie_at", [None, 8], ids=["honest", "wrong-root-at-8"])
-def test_processes_and_threads_reach_the_same_verdict(
+def test_every_parallel_mode_reaches_the_same_verdict(
     tmp_path: Path, chain: tuple[GenesisConfig, list[Block], int], lie_at: int | None
 ) -> None:
     genesis, blocks, chain_id = chain
@@ -49,17 +55,21 @@ def test_processes_and_threads_reach_the_same_verdict(
         header = msgspec.structs.replace(lying.header, state_root=bytes(32))
         blocks = [*blocks[: lie_at - 1], msgspec.structs.replace(lying, header=header)]
     da = post_blocks(tmp_path / "da", blocks, PER_BATCH, chain_id)
-    by_processes = verify(da, genesis, signature_processes=2)
-    by_threads = verify(da, genesis, signature_processes=0)
-    assert by_processes.extra["signature_processes"] == 2
-    assert by_threads.extra["signature_processes"] == 0
-    assert _verdict(by_processes) == _verdict(by_threads)
+    summaries = [
+        verify(da, genesis, signature_processes=processes, matching_shards=shards)
+        for processes, shards in MODES
+    ]
+    for summary, (processes, shards) in zip(summaries, MODES, strict=True):
+        assert summary.extra["signature_processes"] == processes
+        assert summary.extra["matching_shards"] == shards
+        assert _verdict(summary) == _verdict(summaries[0])
+    first = summaries[0]
     if lie_at is None:
-        assert by_processes.blocks_checked == BLOCKS and by_processes.reason is None
+        assert first.blocks_checked == BLOCKS and first.reason is None
     else:
-        assert by_processes.first_mismatch_height == lie_at
-        assert by_processes.blocks_checked == lie_at - 1
-        assert "state root" in (by_processes.reason or "")
+        assert first.first_mismatch_height == lie_at
+        assert first.blocks_checked == lie_at - 1
+        assert "state root" in (first.reason or "")
 
 
 def test_a_killed_signature_worker_stops_verification_with_a_reason(
@@ -90,9 +100,35 @@ def test_a_killed_signature_worker_stops_verification_with_a_reason(
     assert summary.blocks_checked < BLOCKS
 
 
+def test_a_killed_matching_worker_stops_verification_with_a_reason(
+    tmp_path: Path, chain: tuple[GenesisConfig, list[Block], int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    genesis, blocks, chain_id = chain
+    da = post_blocks(tmp_path / "da", blocks, PER_BATCH, chain_id)
+    submit = Verifier._signers
+    killed: list[int] = []
+
+    def kill_at_block_6(self: Verifier, block: Block) -> Any:
+        if block.header.height == 6 and self.matching is not None:
+            for pid in self.matching.worker_pids:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+        return submit(self, block)
+
+    monkeypatch.setattr(Verifier, "_signers", kill_at_block_6)
+    summary = verify(da, genesis, signature_processes=0, matching_shards=2)
+    assert killed, "the matching worker must be a process of this test"
+    assert summary.extra["error"] == "MATCHING_WORKER_DIED"
+    assert "matching worker process died" in (summary.reason or "")
+    assert summary.mismatches == 0 and summary.first_mismatch_height is None
+    # Blocks checked before the kill stay checked; the one executing when it died is not.
+    assert 6 - 1 - verify_module.LOOKAHEAD_BLOCKS <= summary.blocks_checked < 6
+
+
+@pytest.mark.parametrize("flag", ["--signature-processes", "--matching-shards"])
 def test_a_negative_worker_count_is_refused_with_a_clear_error(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str
 ) -> None:
     argv = ["--da", f"file:{tmp_path}", "--genesis", str(tmp_path / "genesis.json")]
-    assert verify_module.main([*argv, "--signature-processes", "-1"]) == 2
-    assert "--signature-processes must be 0 or more" in capsys.readouterr().err
+    assert verify_module.main([*argv, flag, "-1"]) == 2
+    assert f"{flag} must be 0 or more" in capsys.readouterr().err
