@@ -12,7 +12,8 @@ never a different chain: the differential tests compare every ``BlockOutput`` by
 
 - **Shards.** ``shards`` shards; market ``m`` belongs to shard ``(m - 1) % shards`` for the life
   of the executor (markets are numbered from 1, so the first market listed, usually the busiest,
-  stays with the coordinator, and each later listing goes to the next shard). Shard 0 is the
+  stays with the coordinator, and each later listing goes to the next shard), unless
+  ``placed`` pins it to another. Shard 0 is the
   coordinator (the process that executes the block); every other shard is a worker process
   (``spawn``) that owns a copy of its markets' books.
 - **What a worker keeps.** Its markets' books, and a copy of the two tables matching reads
@@ -273,20 +274,21 @@ def _serve(conn: Connection, initializer: Callable[[int], object] | None, initar
         except (EOFError, OSError):
             return
         kind = message[0]
-        if kind == "sync":
-            shard.sync(*message[1:])
-        elif kind == "block":
+        if kind not in ("sync", "block"):
+            return
+        try:
+            if kind == "sync":
+                shard.sync(*message[1:])
+                continue
             _, tables, orders, fee_tiers, jobs = message
             shard.catch_up(tables, orders, fee_tiers)
-            if jobs:
-                try:
-                    answer = _ENCODE([shard.match(job) for job in jobs])
-                except Exception:  # a bug, never user input: the coordinator says what it was
-                    conn.send_bytes(_FAILED + traceback.format_exc().encode())
-                    return
-                conn.send_bytes(answer)
-        else:
+            if not jobs:
+                continue
+            answer = _ENCODE([shard.match(job) for job in jobs])
+        except Exception:  # a bug, never user input: the coordinator's next read says what
+            conn.send_bytes(_FAILED + traceback.format_exc().encode())
             return
+        conn.send_bytes(answer)
 
 
 # ------------------------------------------------------------------------- the coordinator
