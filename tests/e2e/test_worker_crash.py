@@ -3,7 +3,7 @@ block is committed, and a restart recovers to the same chain (issue: parallel ex
 
 The node runs workers beside block production (docs/node.md, "Using both cores"): the index
 process (it has the ``index`` database open), the signature precompile's processes and, with
-``--matching-shards 2``, a matching worker that owns market 1's book (``exec/parallel.py``; that
+``--matching-shards 2``, a matching worker that owns market 2's book (``exec/parallel.py``; that
 node checks signatures on threads, so its only other worker is the index). Each test kills one
 of them in a loaded node, checks that the node stops by itself, restarts it, and checks every
 transaction the node reported as included against the chain database.
