@@ -72,9 +72,26 @@ def test_every_parallel_mode_reaches_the_same_verdict(
         assert "state root" in (first.reason or "")
 
 
-def test_a_killed_signature_worker_stops_verification_with_a_reason(
-    tmp_path: Path, chain: tuple[GenesisConfig, list[Block], int], monkeypatch: pytest.MonkeyPatch
+KILLS = {
+    "signatures": ({"signature_processes": 2}, "SIGNATURE_WORKER_DIED", "signature"),
+    "matching": (
+        {"signature_processes": 0, "matching_shards": 2},
+        "MATCHING_WORKER_DIED",
+        "matching",
+    ),
+}
+"""What to kill: the verifier's settings (its only worker processes are then of that kind), the
+error it must report, and the kind of worker its reason names."""
+
+
+@pytest.mark.parametrize("kind", list(KILLS))
+def test_a_killed_worker_stops_verification_with_a_reason(
+    tmp_path: Path,
+    chain: tuple[GenesisConfig, list[Block], int],
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
 ) -> None:
+    settings, error, named = KILLS[kind]
     genesis, blocks, chain_id = chain
     da = post_blocks(tmp_path / "da", blocks, PER_BATCH, chain_id)
     submit = Verifier._signers
@@ -90,39 +107,14 @@ def test_a_killed_signature_worker_stops_verification_with_a_reason(
         return submit(self, block)
 
     monkeypatch.setattr(Verifier, "_signers", kill_at_block_6)
-    summary = verify(da, genesis, signature_processes=2)
+    summary = verify(da, genesis, **settings)
     assert killed, "the workers must be processes of this test"
-    assert summary.extra["error"] == "SIGNATURE_WORKER_DIED"
-    assert "signature worker process died" in (summary.reason or "")
+    assert summary.extra["error"] == error
+    assert f"{named} worker process died" in (summary.reason or "")
     assert summary.mismatches == 0 and summary.first_mismatch_height is None
     # Blocks before the kill that were already checked stay checked; none after it is.
     assert summary.blocks_checked < 6 - 1 + verify_module.LOOKAHEAD_BLOCKS
     assert summary.blocks_checked < BLOCKS
-
-
-def test_a_killed_matching_worker_stops_verification_with_a_reason(
-    tmp_path: Path, chain: tuple[GenesisConfig, list[Block], int], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    genesis, blocks, chain_id = chain
-    da = post_blocks(tmp_path / "da", blocks, PER_BATCH, chain_id)
-    submit = Verifier._signers
-    killed: list[int] = []
-
-    def kill_at_block_6(self: Verifier, block: Block) -> Any:
-        if block.header.height == 6 and self.matching is not None:
-            for pid in self.matching.worker_pids:
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
-        return submit(self, block)
-
-    monkeypatch.setattr(Verifier, "_signers", kill_at_block_6)
-    summary = verify(da, genesis, signature_processes=0, matching_shards=2)
-    assert killed, "the matching worker must be a process of this test"
-    assert summary.extra["error"] == "MATCHING_WORKER_DIED"
-    assert "matching worker process died" in (summary.reason or "")
-    assert summary.mismatches == 0 and summary.first_mismatch_height is None
-    # Blocks checked before the kill stay checked; the one executing when it died is not.
-    assert 6 - 1 - verify_module.LOOKAHEAD_BLOCKS <= summary.blocks_checked < 6
 
 
 @pytest.mark.parametrize("flag", ["--signature-processes", "--matching-shards"])
