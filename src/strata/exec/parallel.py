@@ -62,6 +62,7 @@ from strata.modules.clearing.matching import (
     MarketWork,
     PlaceOp,
     Slots,
+    match_markets,
     process_market_matching,
 )
 from strata.modules.markets import Market
@@ -242,11 +243,8 @@ class _Shard:
         book.max_open_orders_per_owner = max_open
         state.tables["market_seq"].data[market_id] = next_order_id
         cancels, places = _ops(cancel_fields, place_fields)
-        events = _OnDemand(list)
-        work = _OnDemand(MarketWork)
-        deltas: dict[bytes, AccountDelta] = {}
-        process_market_matching(
-            state, market, book, cancels, places, self.fee_tiers, events, deltas, work
+        tx_events, account_deltas, tx_work, _, _, _ = _match_apart(
+            state, market, book, cancels, places, self.fee_tiers
         )
         changed = _order_changes(book, book.dirty)
         book.dirty.clear()
@@ -254,9 +252,9 @@ class _Shard:
         for table in state.tables.values():
             table.dirty.clear()
         return (
-            list(events.items()),
-            [(owner, d.fills, d.release_quote) for owner, d in deltas.items()],
-            [(index, w.fills, w.levels, w.cancels) for index, w in work.items()],
+            tx_events,
+            account_deltas,
+            tx_work,
             changed,
             state.tables["market_seq"].data[market_id],
             last_trade,
@@ -458,10 +456,7 @@ class ShardedMatching:
             self.sync(state, fee_tiers)
         self._in_block = True
         if not self._workers:
-            for market, book, cancels, places in jobs:
-                process_market_matching(
-                    state, market, book, cancels, places, fee_tiers, events, deltas, work
-                )
+            match_markets(state, jobs, fee_tiers, events, deltas, work)
             seconds["own"] += time.perf_counter() - started
             return
         tables, tiers = self._catch_up(state, fee_tiers)
@@ -497,7 +492,7 @@ class ShardedMatching:
                     state, market, book, cancels, places, fee_tiers, events, deltas, work
                 )
             else:
-                later[market.market_id] = _match_aside(
+                later[market.market_id] = _match_apart(
                     state, market, book, cancels, places, fee_tiers
                 )
 
@@ -568,7 +563,7 @@ class ShardedMatching:
         self._workers = []
 
 
-def _match_aside(
+def _match_apart(
     state: State,
     market: Market,
     book: Book,
@@ -576,8 +571,10 @@ def _match_aside(
     places: list[PlaceOp],
     fee_tiers: Sequence[FeeTier],
 ) -> Answer:
-    """Match a coordinator's market into slots of its own (it is gathered after a worker's
-    market that comes before it). Its book is the coordinator's: no orders to hand over."""
+    """Match one market into slots of its own, as an answer: a worker's market, or a
+    coordinator's that is gathered after a worker's market coming before it. The answer carries
+    no order hand-over (no changed orders, next order id ``-1``: the book matched is the one
+    that keeps them); a worker fills those in."""
     events = _OnDemand(list)
     work = _OnDemand(MarketWork)
     deltas: dict[bytes, AccountDelta] = {}
