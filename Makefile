@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml constraints.txt | $(NODE_STAMP)
 	@test -n "$(PYTHON)" && command -v $(PYTHON) >/dev/null || { echo "error: no Python 3.11 with venv and ensurepip found (Strata needs Python 3.11; on Debian: apt install python3.11-venv)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip==25.3"
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,plot]"
 	@touch $(STAMP)
 
 $(NODE_STAMP): package.json package-lock.json

@@ -25,17 +25,20 @@ every root: ``roots_identical`` says every node, one core or two, produced the s
 ``--json`` prints ``speedup_single_orders``, ``speedup_bulk``, ``speedup_hot_market`` (the mean
 two-core rate over the mean one-core rate), ``speedups_by_round`` (each pair's own ratio),
 ``roots_identical`` and every measured rate, with the CPU each run used while the load was offered
-(``node_cpu_pct``: the node's main process with its threads, each worker process, and the total,
-in percent of one core; ``loadgen_cpu_pct``: the load generator's), and ``blocks``: the blocks
+(``node_cpu_pct``, in percent of one core, by role: the node's main thread, its other threads,
+its signature, matching and index processes, its checkpoint writers, and the total
+(``bench/cpu_timeline.py``); ``loadgen_cpu_pct``: the load generator's), and ``blocks``: the blocks
 committed under load, with the busiest market's mean share of their book operations, the mean
 bound on what sharding matching by market could give (``node/conflicts.py``), and the share of
 the node's block time spent executing, committing and reporting. A two-core total well under
 200% means the node waited (for signatures, for the next block), not that it lacked a core.
 ``--matching-shards N`` runs every node with market-sharded matching (``exec/parallel.py``), to
 compare with the same command without it; the verifier still matches in one process.
-``--trace DIR`` writes, per run, a flame graph of
-the node and each of its worker processes during the measured load (``py-spy record
---subprocesses``): where each core's time goes.
+``--plot FILE`` draws, per run, where each core's time went while the load was offered: the CPU of
+each role sampled every quarter second, stacked, under the line of the cores the run had (SVG or
+PNG by the file's suffix). ``--trace DIR`` writes, per run, a flame graph of the node and each of
+its worker processes during the measured load (``py-spy record --subprocesses``): what each
+process spent its time on.
 """
 
 from __future__ import annotations
@@ -60,6 +63,13 @@ if str(ROOT) not in sys.path:
 
 from tests.helpers.node_process import STRATA, NodeProcess  # noqa: E402
 
+from bench.cpu_timeline import (  # noqa: E402
+    CpuSampler,
+    CpuTimeline,
+    cpu_percent,
+    plot_timelines,
+    read_tree_cpu,
+)
 from bench.node_bench import (  # noqa: E402
     BULK,
     INFLIGHT,
@@ -91,6 +101,7 @@ async def _measure(
     trace: Path | None,
     round_: int = 0,
     matching_shards: int = 0,
+    timelines: list[CpuTimeline] | None = None,
 ) -> dict[str, Any]:
     kind, markets = WORKLOADS[workload]
     data_dir = workdir / f"{workload}-{cpus.replace(',', '')}-{round_}"
@@ -138,10 +149,14 @@ async def _measure(
                     stderr=subprocess.DEVNULL,
                 )
             assert node.proc is not None
-            cpu_before = _tree_cpu(node.proc.pid)
+            sampler = CpuSampler(node.proc.pid) if timelines is not None else None
+            cpu_before = read_tree_cpu(node.proc.pid)
+            if sampler is not None:
+                sampler.start()
             blocks_before = await read_metrics(session, node.url)
             await bench.run_step(session, step)
-            cpu_after = _tree_cpu(node.proc.pid)
+            cpu_after = read_tree_cpu(node.proc.pid)
+            timeline = None if sampler is None else sampler.stop(len(cpus.split(",")))
             blocks_after = await read_metrics(session, node.url)
             if spy is not None:
                 spy.wait(60)
@@ -150,6 +165,13 @@ async def _measure(
         node.terminate(120)
     unit = BULK if kind == "bulk" else 1
     included = min(step.included, step.accepted)
+    if timeline is not None and timelines is not None:
+        shown = (
+            f"{round(included * unit / step.elapsed):,} {'orders' if kind == 'bulk' else 'tx'}/s"
+        )
+        cores = "1 core" if timeline.cores == 1 else f"{timeline.cores} cores"
+        timeline.title = f"{workload}, {cores}, round {round_ + 1}: {shown}"
+        timelines.append(timeline)
     return {
         "workload": workload,
         "cpus": cpus,
@@ -160,15 +182,11 @@ async def _measure(
         "refused": step.refused,
         "loadgen_cpu_pct": round(100 * step.loadgen_cpu_s / step.elapsed),
         "blocks": _block_report(blocks_before, blocks_after),
-        "node_cpu_pct": {
-            name: round(100 * (cpu_after.get(name, 0.0) - cpu_before.get(name, 0.0)) / step.elapsed)
-            for name in cpu_after
-        },
+        "node_cpu_pct": cpu_percent(cpu_before, cpu_after, step.elapsed),
         "data_dir": str(data_dir),
     }
 
 
-TICKS = os.sysconf("SC_CLK_TCK")
 STAGES = ("execute", "commit", "report")
 MATCHING_PARTS = ("own", "waiting", "handover")
 
@@ -202,31 +220,6 @@ def _block_report(before: dict[str, float], after: dict[str, float]) -> dict[str
         "stage_share": {s: round(t / busy, 3) for s, t in stages.items()} if busy else {},
         "matching_seconds": matching,
     }
-
-
-def _tree_cpu(pid: int) -> dict[str, float]:
-    """CPU seconds so far of the node (``main``: its process, every thread, and the children it
-    has reaped, such as checkpoint writers) and of each live worker process (``worker PID``)."""
-    cpu: dict[str, float] = {}
-
-    def visit(pid: int, name: str) -> None:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            children = [
-                int(c)
-                for task in Path(f"/proc/{pid}/task").iterdir()
-                for c in (task / "children").read_text().split()
-            ]
-        except (FileNotFoundError, ProcessLookupError):
-            return  # exited meanwhile
-        utime, stime, cutime, cstime = (int(f) for f in fields[11:15])
-        cpu[name] = (utime + stime + cutime + cstime) / TICKS
-        for child in children:
-            visit(child, f"worker {child}")
-
-    visit(pid, "main")
-    cpu["total"] = sum(cpu.values())
-    return cpu
 
 
 def _verify(data_dir: Path) -> bool:
@@ -289,6 +282,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         args.trace.mkdir(parents=True, exist_ok=True)
     rates = {"single": args.single_rate, "bulk": args.bulk_rate, "hot": args.single_rate}
     runs: list[dict[str, Any]] = []
+    timelines: list[CpuTimeline] | None = [] if args.plot is not None else None
     for workload in args.workloads:
         for round_ in range(args.rounds):
             # ABBA: odd rounds run two cores first, so a machine that drifts steadily (it does,
@@ -307,6 +301,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         args.trace,
                         round_,
                         args.matching_shards,
+                        timelines,
                     )
                 )
                 print(
@@ -317,6 +312,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     flush=True,
                 )
                 runs.append(result)
+    if timelines is not None:
+        # One row per workload and round: one core, then two (whichever ran first).
+        timelines.sort(key=lambda t: (t.title.split(",")[0], t.title.split("round ")[1], t.cores))
+        plot_timelines(timelines, args.plot)
+        print(f"  where each core's time went: {args.plot}", file=sys.stderr, flush=True)
     roots = [_verify(Path(r["data_dir"])) for r in runs]
     summary: dict[str, Any] = {"roots_identical": bool(roots) and all(roots)}
     summary.update(compute_speedups(runs))
@@ -360,6 +360,13 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         default=None,
         help="write a flame graph of the node and its worker processes per run (py-spy) here",
+    )
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        default=None,
+        help="draw each run's CPU by role over time (where each core's time went) to this file "
+        "(.svg or .png)",
     )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)

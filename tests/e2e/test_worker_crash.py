@@ -2,11 +2,11 @@
 block is committed, and a restart recovers to the same chain (issue: parallel execution).
 
 The node runs workers beside block production (docs/node.md, "Using both cores"): the index
-process (it has the ``index`` database open), the signature precompile's processes and, with
-``--matching-shards 2``, a matching worker that owns market 2's book (``exec/parallel.py``; that
-node checks signatures on threads, so its only other worker is the index). Each test kills one
-of them in a loaded node, checks that the node stops by itself, restarts it, and checks every
-transaction the node reported as included against the chain database.
+process, the signature precompile's processes and, with ``--matching-shards 2``, a matching
+worker that owns market 2's book (``exec/parallel.py``). Each test finds its worker by the name
+the worker gave itself (``strata-index``, ``strata-sig``, ``strata-match``: what ``ps`` shows an
+operator), kills it in a loaded node, checks that the node stops by itself, restarts it, and
+checks every transaction the node reported as included against the chain database.
 """
 
 from __future__ import annotations
@@ -52,27 +52,21 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _holds(pid: int, suffix: str) -> bool:
-    try:
-        return any(
-            str(os.readlink(fd)).endswith(suffix) for fd in Path(f"/proc/{pid}/fd").iterdir()
-        )
-    except OSError:
-        return False
+WORKER_NAMES = {"index": "strata-index", "signatures": "strata-sig", "matching": "strata-match"}
+"""The name each kind of worker gives itself (``adapters/lifetime.py``), as ``ps`` shows it."""
 
 
 def _worker(node: NodeProcess, kind: str) -> int:
-    """The pid of a worker of the node: the index process, or another (a signature worker, or
-    the matching worker of a node without signature processes)."""
+    """The pid of the node's worker of ``kind``, found by the name it gave itself."""
     assert node.proc is not None
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         for pid in _children(node.proc.pid):
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            if b"spawn_main" not in cmdline:
-                continue  # the resource tracker, or not a worker
-            is_index = _holds(pid, "index/data.mdb")
-            if is_index == (kind == "index"):
+            try:
+                name = Path(f"/proc/{pid}/comm").read_text().strip()
+            except OSError:
+                continue  # exited meanwhile
+            if name == WORKER_NAMES[kind]:
                 return pid
         time.sleep(0.1)
     raise AssertionError(f"no {kind} worker under the node")

@@ -93,7 +93,7 @@ from typing import IO, Any, Final
 import lmdb
 import msgspec
 
-from strata.adapters.lifetime import die_with_parent
+from strata.adapters.lifetime import die_with_parent, name_process
 from strata.adapters.memory import mapped_ranges, release_free_memory, release_mapped_pages
 from strata.adapters.node_spill import Spill
 from strata.core.codec import encode
@@ -326,6 +326,7 @@ def _write_in_child(write: Callable[[], None], what: str) -> None:
     if pid == 0:
         status = 1
         try:
+            name_process("strata-ckpt")
             if die_with_parent(parent):
                 gc.disable()
                 write()
@@ -893,6 +894,7 @@ class ChainStore:
             if pid == 0:  # the writer: its own interpreter lock, the node's memory as of now
                 status = 1
                 try:
+                    name_process("strata-ckpt")
                     if die_with_parent(parent):
                         gc.disable()  # touching every object would copy the node's heap
                         self._persist(job)

@@ -10,6 +10,11 @@ forever, holding its memory. Each helper therefore asks Linux to kill it when th
 ``PR_SET_PDEATHSIG`` fires when the *thread* that started the helper ends; the node starts every
 helper from its main thread, which lives as long as the process. Elsewhere than Linux this does
 nothing (a helper then ends with its work, or when its queue breaks).
+
+Each helper also names itself (:func:`name_process`), so ``ps``, ``top`` and ``strata bench
+parallel`` tell them apart: ``strata-node`` (the node), ``strata-sig`` (a signature worker),
+``strata-match`` (a matching worker), ``strata-index`` (the index process) and ``strata-ckpt``
+(a checkpoint or bulk writer).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import ctypes
 import os
 import signal
 from contextlib import suppress
+from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
 
@@ -36,3 +42,22 @@ def exit_unless_parent(parent: int) -> None:
     initializer: an orphan has nothing to do)."""
     if not die_with_parent(parent):
         os._exit(0)
+
+
+def name_process(name: str) -> None:
+    """Name this process as ``ps`` and ``top`` show it (Linux's ``comm``, at most 15 bytes; a
+    name set before a thread starts or a ``fork`` is inherited). Elsewhere this does nothing."""
+    with suppress(OSError):
+        Path("/proc/self/comm").write_text(name[:15])
+
+
+def start_signature_worker(parent: int) -> None:
+    """Initializer of a signature worker process: named ``strata-sig``, ends with ``parent``."""
+    name_process("strata-sig")
+    exit_unless_parent(parent)
+
+
+def start_matching_worker(parent: int) -> None:
+    """Initializer of a matching worker process: named ``strata-match``, ends with ``parent``."""
+    name_process("strata-match")
+    exit_unless_parent(parent)

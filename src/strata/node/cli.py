@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from strata.adapters.chain_store import StoreError
+from strata.adapters.lifetime import name_process
 from strata.adapters.memory import use_one_malloc_arena
 from strata.node.config import NodeConfig, NodeGenesis, devnet_genesis, read_config, read_genesis
 from strata.node.node import Node, now_ms, setup_logging
@@ -17,6 +18,7 @@ def _run(config: NodeConfig, genesis: NodeGenesis | None, log_level: str) -> int
     from strata.node.server import serve
 
     setup_logging(log_level)
+    name_process("strata-node")  # its helpers name themselves too (adapters/lifetime.py)
     use_one_malloc_arena()  # before the node starts threads (adapters/memory.py)
     try:
         node = Node.open(config, genesis)

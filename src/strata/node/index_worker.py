@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from strata.adapters.lifetime import exit_unless_parent
+from strata.adapters.lifetime import exit_unless_parent, name_process
 from strata.node.index import IndexHints, NodeIndex
 from strata.stf.block import Block, BlockOutput
 
@@ -80,6 +80,7 @@ def _run(
     it is killed with the node, ``adapters/lifetime.py``); ``tip.value`` is the height of the
     last block indexed. The account messages a block asks for are rendered first (someone is
     waiting for them) and put on ``rendered``."""
+    name_process("strata-index")
     exit_unless_parent(node_pid)
     decoder = msgspec.msgpack.Decoder(_Message)
     index = NodeIndex(Path(path))

@@ -42,7 +42,7 @@ from typing import IO, Any
 import msgspec
 
 from strata.adapters.chain_store import ChainStore, StoreError
-from strata.adapters.lifetime import exit_unless_parent
+from strata.adapters.lifetime import start_matching_worker, start_signature_worker
 from strata.adapters.memory import TRIM_EVERY_BLOCKS, release_free_memory, release_mapped_pages
 from strata.client.errors import RpcCode, RpcError
 from strata.client.markets import MarketInfo
@@ -181,13 +181,13 @@ class Node:
         self.signatures = SignaturePool(
             config.resolved_signature_processes(),
             config.signature_threads,
-            initializer=exit_unless_parent,
+            initializer=start_signature_worker,
             initarg=os.getpid(),
         )
         self.signatures.start()
         self.matching = (
             ShardedMatching(
-                config.matching_shards, initializer=exit_unless_parent, initarg=os.getpid()
+                config.matching_shards, initializer=start_matching_worker, initarg=os.getpid()
             )
             if config.matching_shards >= 2
             else None

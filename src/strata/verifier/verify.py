@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from strata.adapters.da_open import open_da
-from strata.adapters.lifetime import exit_unless_parent
+from strata.adapters.lifetime import start_matching_worker, start_signature_worker
 from strata.core.errors import ErrorCode, InvalidBlock
 from strata.da.batch import Batch, BatchError, batch_hash, decode_batch
 from strata.da.derive import derive_blocks
@@ -177,10 +177,10 @@ class Verifier:
             default_signature_processes() if signature_processes is None else signature_processes
         )
         self.signatures = SignaturePool(
-            processes, threads, initializer=exit_unless_parent, initarg=os.getpid()
+            processes, threads, initializer=start_signature_worker, initarg=os.getpid()
         )
         self.matching = (
-            ShardedMatching(matching_shards, initializer=exit_unless_parent, initarg=os.getpid())
+            ShardedMatching(matching_shards, initializer=start_matching_worker, initarg=os.getpid())
             if matching_shards >= 2
             else None
         )
