@@ -25,6 +25,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 TICKS = os.sysconf("SC_CLK_TCK")
 ROLE_OF_NAME = {
@@ -179,24 +180,29 @@ def plot_timelines(timelines: Sequence[CpuTimeline], path: Path, columns: int = 
     palette = plt.get_cmap("tab10")
     colors = {role: palette(i) for i, role in enumerate(ROLES)}
     top = max((t.cores for t in timelines), default=1) * 100
+    drawn: dict[str, Any] = {}  # role -> its first area, for the figure's one legend
     for ax, timeline in zip(axes.flat, timelines, strict=False):
         used = [role for role in ROLES if any(timeline.shares.get(role, ()))]
         if timeline.times:
-            ax.stackplot(
+            areas = ax.stackplot(
                 timeline.times,
                 [timeline.shares[role] for role in used],
-                labels=used,
                 colors=[colors[role] for role in used],
                 step="post",
             )
+            for role, area in zip(used, areas, strict=True):
+                drawn.setdefault(role, area)
         ax.axhline(100 * timeline.cores, color="black", linestyle="--", linewidth=1)
         ax.set_title(timeline.title, fontsize=9)
-        ax.set_ylim(0, top * 1.15)
+        ax.set_ylim(0, top * 1.05)
         ax.set_xlabel("seconds under load")
         ax.set_ylabel("% of one core")
-        ax.legend(loc="upper left", fontsize=7, ncol=4, frameon=False)
     for ax in list(axes.flat)[len(timelines) :]:
         ax.set_visible(False)
-    figure.tight_layout()
+    roles = [role for role in ROLES if role in drawn]
+    figure.legend(
+        [drawn[role] for role in roles], roles, loc="upper center", ncol=len(ROLES), frameon=False
+    )
+    figure.tight_layout(rect=(0, 0, 1, 1 - 0.4 / (3.2 * rows)))
     figure.savefig(path)
     plt.close(figure)
