@@ -1,6 +1,6 @@
 """The index process's queue (``node/index_worker.py``): a block handed to the index process is
-not held in the node once the process has it, and the blocks waiting for it are bounded by
-count and by bytes.
+not held in the node once the process has it, the blocks waiting for it are bounded by count
+and by bytes, and the process runs named and below the node (``index_niceness``).
 
 ``multiprocessing.Queue``'s feeder thread kept the last block it wrote (its pickled bytes, a
 large block's megabytes) until the next block came, so after a burst the node's heap stayed
@@ -10,6 +10,7 @@ that much larger at idle; the sender thread that replaced it drops each block on
 from __future__ import annotations
 
 import asyncio
+import os
 import queue
 import threading
 import tracemalloc
@@ -19,7 +20,7 @@ import pytest
 
 from strata.modules.book.types import OrderReason, OrderStatus
 from strata.modules.clearing.events import OrderUpdate
-from strata.node.config import devnet_genesis
+from strata.node.config import devnet_genesis, read_config
 from strata.node.index import IndexHints, NodeIndex
 from strata.node.index_worker import IndexWorker, PayloadQueue
 from strata.stf.block import Block, BlockEvents, BlockOutput, Header, Receipt
@@ -74,6 +75,31 @@ def test_a_block_sent_to_the_index_process_is_not_held_by_the_node(tmp_path: Pat
         assert worker.reader.order(BTC, 20_000) is not None  # and the index has the block
     finally:
         worker.close()
+
+
+def test_the_index_process_is_named_and_runs_below_the_node(tmp_path: Path) -> None:
+    path = tmp_path / "index"
+    NodeIndex(path).close()
+    worker = IndexWorker(path, 0, MARKETS, niceness=7)
+    try:
+        block, output = _big_block(1, 10)
+        worker.submit(block, output, IndexHints(), [])
+        assert asyncio.run(worker.wait_for(1, timeout_s=60))  # it has started and works
+        pid = worker._process.pid
+        proc = Path(f"/proc/{pid}")
+        assert proc.joinpath("comm").read_text().strip() == "strata-index"
+        nice = int(proc.joinpath("stat").read_text().rsplit(")", 1)[1].split()[16])
+        assert nice == min(19, os.nice(0) + 7)
+    finally:
+        worker.close()
+
+
+@pytest.mark.parametrize("value", [-1, 20])
+def test_the_index_niceness_is_within_what_nice_allows(tmp_path: Path, value: int) -> None:
+    path = tmp_path / "node.json"
+    path.write_text(f'{{"data_dir": "x", "index_niceness": {value}}}')
+    with pytest.raises(ValueError, match="index_niceness"):
+        read_config(path)
 
 
 def test_the_queue_is_bounded_by_bytes_as_well_as_by_blocks() -> None:

@@ -79,6 +79,13 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     index_process: bool | None = None
     """Index committed blocks in a process of their own (``node/index_worker.py``); ``None``:
     when the machine has more than one core."""
+    index_niceness: Annotated[int, msgspec.Meta(ge=0, le=19)] = 10
+    """How much lower than the node the index process runs (``nice``, 0 to 19): when more
+    processes want a core than there are cores, the node's main thread and the signature
+    workers go first, and the index catches up in the gaps (its queue is bounded: production
+    waits for it beyond 64 blocks). Measured on two cores under bulk load, alternating, 10
+    against 0: the node's main thread busy 95-98% against 85-93%, and more orders included
+    (``docs/node.md``, "Using both cores")."""
     checkpoint_every: int = 8
     """Blocks between the state store's checkpoints (``docs/storage.md``). The blocks since the
     last checkpoint wait in memory as small objects (their changes and tree nodes), and a

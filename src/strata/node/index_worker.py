@@ -75,12 +75,14 @@ def _run(
     rendered: Any,
     markets: dict[int, MarketInfo],
     node_pid: int,
+    niceness: int = 0,
 ) -> None:
     """The index process: index every block it is given, until ``None`` (or the node is gone:
     it is killed with the node, ``adapters/lifetime.py``); ``tip.value`` is the height of the
     last block indexed. The account messages a block asks for are rendered first (someone is
     waiting for them) and put on ``rendered``."""
     name_process("strata-index")
+    os.nice(niceness)  # below the node: it catches up in the gaps (``NodeConfig.index_niceness``)
     exit_unless_parent(node_pid)
     decoder = msgspec.msgpack.Decoder(_Message)
     index = NodeIndex(Path(path))
@@ -152,7 +154,13 @@ class PayloadQueue:
 class IndexWorker:
     """The index process and its queue (see the module docstring)."""
 
-    def __init__(self, path: Path, synced_height: int, markets: dict[int, MarketInfo]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        synced_height: int,
+        markets: dict[int, MarketInfo],
+        niceness: int = 0,
+    ) -> None:
         context = multiprocessing.get_context("spawn")
         self._queue = PayloadQueue(QUEUE_BLOCKS, QUEUE_BYTES)
         receiving, self._sending = context.Pipe(duplex=False)
@@ -162,7 +170,7 @@ class IndexWorker:
         self._tip = context.Value("q", self.reader.tip, lock=False)
         self._process = context.Process(
             target=_run,
-            args=(str(path), receiving, self._tip, self._rendered, markets, os.getpid()),
+            args=(str(path), receiving, self._tip, self._rendered, markets, os.getpid(), niceness),
             name="strata-index",
             daemon=True,
         )

@@ -272,7 +272,12 @@ class Node:
         indexed = self.index.catch_up(tip, self._read_block, state)
         if self.config.resolved_index_process():
             self.index.close()
-            self.indexer = IndexWorker(Path(self.config.data_dir) / "index", tip, self.markets)
+            self.indexer = IndexWorker(
+                Path(self.config.data_dir) / "index",
+                tip,
+                self.markets,
+                self.config.index_niceness,
+            )
             self.index = self.indexer.reader
         first = max(1, self.store.base_height + 1, tip - REBUILD_BLOCKS + 1)
         self.feeds.load(state, tip, (self._read_block(h)[1] for h in range(first, tip + 1)))
