@@ -83,9 +83,9 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     """How much lower than the node the index process runs (``nice``, 0 to 19): when more
     processes want a core than there are cores, the node's main thread and the signature
     workers go first, and the index catches up in the gaps (its queue is bounded: production
-    waits for it beyond 64 blocks). Measured on two cores under bulk load, alternating, 10
-    against 0: the node's main thread busy 95-98% against 85-93%, and more orders included
-    (``docs/node.md``, "Using both cores")."""
+    waits for it beyond 64 blocks). Measured on two cores under bulk load, six runs each,
+    alternating, 10 against 0: the node's main thread busy 88-98% against 85-93% of a core, and
+    1.16x the orders included (``docs/node.md``, "Where each core's time goes")."""
     checkpoint_every: int = 8
     """Blocks between the state store's checkpoints (``docs/storage.md``). The blocks since the
     last checkpoint wait in memory as small objects (their changes and tree nodes), and a
