@@ -101,7 +101,7 @@ async def _measure(
     trace: Path | None,
     round_: int = 0,
     matching_shards: int = 0,
-    timelines: list[CpuTimeline] | None = None,
+    timelines: list[tuple[tuple[str, int, int], CpuTimeline]] | None = None,
 ) -> dict[str, Any]:
     kind, markets = WORKLOADS[workload]
     data_dir = workdir / f"{workload}-{cpus.replace(',', '')}-{round_}"
@@ -171,7 +171,7 @@ async def _measure(
         )
         cores = "1 core" if timeline.cores == 1 else f"{timeline.cores} cores"
         timeline.title = f"{workload}, {cores}, round {round_ + 1}: {shown}"
-        timelines.append(timeline)
+        timelines.append(((workload, round_, timeline.cores), timeline))
     return {
         "workload": workload,
         "cpus": cpus,
@@ -282,7 +282,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         args.trace.mkdir(parents=True, exist_ok=True)
     rates = {"single": args.single_rate, "bulk": args.bulk_rate, "hot": args.single_rate}
     runs: list[dict[str, Any]] = []
-    timelines: list[CpuTimeline] | None = [] if args.plot is not None else None
+    timelines: list[tuple[tuple[str, int, int], CpuTimeline]] | None = (
+        [] if args.plot is not None else None
+    )
     for workload in args.workloads:
         for round_ in range(args.rounds):
             # ABBA: odd rounds run two cores first, so a machine that drifts steadily (it does,
@@ -314,8 +316,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 runs.append(result)
     if timelines is not None:
         # One row per workload and round: one core, then two (whichever ran first).
-        timelines.sort(key=lambda t: (t.title.split(",")[0], t.title.split("round ")[1], t.cores))
-        plot_timelines(timelines, args.plot)
+        plot_timelines([t for _, t in sorted(timelines, key=lambda kt: kt[0])], args.plot)
         print(f"  where each core's time went: {args.plot}", file=sys.stderr, flush=True)
     roots = [_verify(Path(r["data_dir"])) for r in runs]
     summary: dict[str, Any] = {"roots_identical": bool(roots) and all(roots)}
