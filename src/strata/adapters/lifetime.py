@@ -25,6 +25,9 @@ import signal
 from contextlib import suppress
 from pathlib import Path
 
+from strata.exec.parallel import ShardedMatching
+from strata.exec.signatures import SignaturePool
+
 _PR_SET_PDEATHSIG = 1
 
 
@@ -61,3 +64,20 @@ def start_matching_worker(parent: int) -> None:
     """Initializer of a matching worker process: named ``strata-match``, ends with ``parent``."""
     name_process("strata-match")
     exit_unless_parent(parent)
+
+
+def start_signature_pool(processes: int, threads: int) -> SignaturePool:
+    """The signature precompile of a node or a verifier: ``processes`` workers named
+    ``strata-sig`` that end with this process (or, with none, ``threads`` threads)."""
+    return SignaturePool(
+        processes, threads, initializer=start_signature_worker, initarg=os.getpid()
+    )
+
+
+def start_sharded_matching(shards: int) -> ShardedMatching | None:
+    """Market-sharded matching over ``shards`` shards for a node or a verifier: its workers
+    named ``strata-match`` and ending with this process; ``None`` below two shards (matching
+    then runs in this process)."""
+    if shards < 2:
+        return None
+    return ShardedMatching(shards, initializer=start_matching_worker, initarg=os.getpid())

@@ -29,7 +29,6 @@ import asyncio
 import fcntl
 import json
 import logging
-import os
 import random
 import sys
 import time
@@ -42,15 +41,15 @@ from typing import IO, Any
 import msgspec
 
 from strata.adapters.chain_store import ChainStore, StoreError
-from strata.adapters.lifetime import start_matching_worker, start_signature_worker
+from strata.adapters.lifetime import start_sharded_matching, start_signature_pool
 from strata.adapters.memory import TRIM_EVERY_BLOCKS, release_free_memory, release_mapped_pages
 from strata.client.errors import RpcCode, RpcError
 from strata.client.markets import MarketInfo
 from strata.client.signing import Wallet, wallet_from_seed
 from strata.core.errors import ErrorCode, InvalidBlock, InvalidTransaction
 from strata.core.signatures import compute_transaction_digest
-from strata.exec.parallel import MatchingWorkerDied, ShardedMatching
-from strata.exec.signatures import SignaturePool, joined
+from strata.exec.parallel import MatchingWorkerDied
+from strata.exec.signatures import joined
 from strata.modules import accounts, clearing, collateral, markets, oracle
 from strata.node.config import (
     DEVNET_ORACLE_SEED,
@@ -178,20 +177,11 @@ class Node:
         self.policy: OrderingPolicy = policy or ArrivalOrder()
         self.feeds = Feeds(self.markets)
         self.metrics = NodeMetrics()
-        self.signatures = SignaturePool(
-            config.resolved_signature_processes(),
-            config.signature_threads,
-            initializer=start_signature_worker,
-            initarg=os.getpid(),
+        self.signatures = start_signature_pool(
+            config.resolved_signature_processes(), config.signature_threads
         )
         self.signatures.start()
-        self.matching = (
-            ShardedMatching(
-                config.matching_shards, initializer=start_matching_worker, initarg=os.getpid()
-            )
-            if config.matching_shards >= 2
-            else None
-        )
+        self.matching = start_sharded_matching(config.matching_shards)
         self._matching_seconds: dict[str, float] = {}
         """``self.matching.seconds`` as last exported to the metrics."""
         self.ip_limits = RateLimiter(config.ip_rate_per_s)

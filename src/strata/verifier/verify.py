@@ -40,12 +40,12 @@ from pathlib import Path
 from typing import Any
 
 from strata.adapters.da_open import open_da
-from strata.adapters.lifetime import start_matching_worker, start_signature_worker
+from strata.adapters.lifetime import start_sharded_matching, start_signature_pool
 from strata.core.errors import ErrorCode, InvalidBlock
 from strata.da.batch import Batch, BatchError, batch_hash, decode_batch
 from strata.da.derive import derive_blocks
-from strata.exec.parallel import MatchingWorkerDied, ShardedMatching
-from strata.exec.signatures import SignaturePool, joined
+from strata.exec.parallel import MatchingWorkerDied
+from strata.exec.signatures import joined
 from strata.node.config import read_genesis
 from strata.ports.da import DaClient, DaError
 from strata.state.smt import MemoryNodeSource, SparseMerkleTree
@@ -176,14 +176,8 @@ class Verifier:
         processes = (
             default_signature_processes() if signature_processes is None else signature_processes
         )
-        self.signatures = SignaturePool(
-            processes, threads, initializer=start_signature_worker, initarg=os.getpid()
-        )
-        self.matching = (
-            ShardedMatching(matching_shards, initializer=start_matching_worker, initarg=os.getpid())
-            if matching_shards >= 2
-            else None
-        )
+        self.signatures = start_signature_pool(processes, threads)
+        self.matching = start_sharded_matching(matching_shards)
         self.summary = Summary()
         self.summary.extra["signature_processes"] = processes
         self.summary.extra["matching_shards"] = matching_shards if matching_shards >= 2 else 0
