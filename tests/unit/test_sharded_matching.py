@@ -9,6 +9,7 @@ import pytest
 
 from strata.core.codec import encode
 from strata.exec.parallel import MatchingWorkerDied, ShardedMatching
+from strata.state.store import State
 from strata.stf.genesis import make_genesis
 from strata.stf.transition import apply_block, copy_state
 from tests.da.file_driver import workload_chain
@@ -23,11 +24,17 @@ def chain() -> Chain:
     return built
 
 
-def test_a_state_it_has_not_followed_is_synced_first(chain: Chain) -> None:
+@pytest.fixture
+def state(chain: Chain) -> State:
+    """The chain's genesis state, fresh for each test."""
+    assert chain.genesis is not None
+    genesis, _ = make_genesis(chain.genesis)
+    return genesis
+
+
+def test_a_state_it_has_not_followed_is_synced_first(chain: Chain, state: State) -> None:
     """As a node whose block failed after matching: the workers' copies moved on with a state
     that is then dropped, and the block is applied again to the state before it."""
-    assert chain.genesis is not None
-    state, _ = make_genesis(chain.genesis)
     matching = ShardedMatching(2)
     try:
         for index, (block, built) in enumerate(chain.blocks):
@@ -42,9 +49,9 @@ def test_a_state_it_has_not_followed_is_synced_first(chain: Chain) -> None:
         matching.close()
 
 
-def test_a_worker_whose_matching_raises_is_reported_with_its_traceback(chain: Chain) -> None:
-    assert chain.genesis is not None
-    state, _ = make_genesis(chain.genesis)
+def test_a_worker_whose_matching_raises_is_reported_with_its_traceback(
+    chain: Chain, state: State
+) -> None:
     matching = ShardedMatching(2)
     try:
         block, _ = chain.blocks[0]
@@ -60,9 +67,7 @@ def test_a_worker_whose_matching_raises_is_reported_with_its_traceback(chain: Ch
         matching.close()
 
 
-def test_one_shard_matches_in_this_process(chain: Chain) -> None:
-    assert chain.genesis is not None
-    state, _ = make_genesis(chain.genesis)
+def test_one_shard_matches_in_this_process(chain: Chain, state: State) -> None:
     matching = ShardedMatching(1)
     assert matching.worker_pids == []
     for block, built in chain.blocks:
