@@ -1,13 +1,14 @@
 """Where each core's time goes: the CPU of a node and its worker processes, by role, over time.
 
 A node names itself and each helper process (``strata-node``, ``strata-sig``, ``strata-match``,
-``strata-index``, ``strata-ckpt``: ``adapters/lifetime.py``), so its process tree can be read
-from ``/proc`` by role:
+``strata-commit``, ``strata-index``, ``strata-ckpt``: ``adapters/lifetime.py``), so its process
+tree can be read from ``/proc`` by role:
 
 - ``node``: the node's main thread (block production, the API, the feeds: the event loop);
 - ``node threads``: its other threads (signature checks when it has no signature processes, the
   DA poster, the index hand-off);
-- ``signatures``, ``matching``, ``index``: the worker processes of each kind, summed;
+- ``signatures``, ``matching``, ``commitment``, ``index``: the worker processes of each kind,
+  summed;
 - ``checkpoint``: checkpoint and bulk writers, live or exited (a writer the node has waited for
   counts in its ``cutime``);
 - ``other``: any other child (the ``multiprocessing`` resource tracker).
@@ -31,10 +32,20 @@ TICKS = os.sysconf("SC_CLK_TCK")
 ROLE_OF_NAME = {
     "strata-sig": "signatures",
     "strata-match": "matching",
+    "strata-commit": "commitment",
     "strata-index": "index",
     "strata-ckpt": "checkpoint",
 }
-ROLES = ("node", "node threads", "signatures", "matching", "index", "checkpoint", "other")
+ROLES = (
+    "node",
+    "node threads",
+    "signatures",
+    "matching",
+    "commitment",
+    "index",
+    "checkpoint",
+    "other",
+)
 """Every role, in the order the plot stacks them (the node's main thread at the bottom)."""
 
 

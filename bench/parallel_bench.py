@@ -102,12 +102,16 @@ async def _measure(
     round_: int = 0,
     matching_shards: int = 0,
     timelines: list[tuple[tuple[str, int, int], CpuTimeline]] | None = None,
+    commit_process: bool = False,
 ) -> dict[str, Any]:
     kind, markets = WORKLOADS[workload]
-    data_dir = workdir / f"{workload}-{cpus.replace(',', '')}-{round_}"
+    mode = "-commit" if commit_process else ""
+    data_dir = workdir / f"{workload}-{cpus.replace(',', '')}-{round_}{mode}"
     extra = ["--da", "file"]  # both runs do the same work, posting included
     if matching_shards:
         extra += ["--matching-shards", str(matching_shards)]
+    if commit_process:
+        extra += ["--commit-process"]
     node = NodeProcess(
         data_dir, block_time_ms=block_time_ms, extra=extra, prefix=["taskset", "-c", cpus]
     )
@@ -176,6 +180,7 @@ async def _measure(
         "workload": workload,
         "cpus": cpus,
         "round": round_,
+        "commit_process": commit_process,
         "offered_tx_per_s": rate,
         "included_tx_per_s": round(included / step.elapsed),
         "included_orders_per_s": round(included * unit / step.elapsed),
@@ -271,6 +276,55 @@ def compute_speedups(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
+def compare_commit_process(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """Two cores only: each workload with and without the commitment process
+    (``--commit-process``), in ABBA rounds; ``commit_process_ratio_*`` is the mean rate with it
+    over the mean rate without it (``>1``: it pays)."""
+    rates = {"single": args.single_rate, "bulk": args.bulk_rate, "hot": args.single_rate}
+    runs: list[dict[str, Any]] = []
+    summary: dict[str, Any] = {"commit_process_ratios_by_round": {}}
+    for workload in args.workloads:
+        by_mode: dict[bool, list[int]] = {False: [], True: []}
+        for round_ in range(args.rounds):
+            for on in (False, True) if round_ % 2 == 0 else (True, False):
+                label = (
+                    f"{workload:6} on cpus 0,1 {'with' if on else 'without':7} the commitment "
+                    f"process (round {round_ + 1}/{args.rounds})"
+                )
+                print(f"  {label} ...", file=sys.stderr, flush=True)
+                result = asyncio.run(
+                    _measure(
+                        workdir,
+                        CPU_SETS[1],
+                        workload,
+                        rates[workload],
+                        args.seconds,
+                        args.block_time_ms,
+                        args.trace,
+                        round_,
+                        args.matching_shards,
+                        commit_process=on,
+                    )
+                )
+                print(
+                    f"  {label}: {result['included_tx_per_s']:>7} tx/s "
+                    f"({result['included_orders_per_s']} orders/s), node CPU "
+                    f"{result['node_cpu_pct']}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                by_mode[on].append(result["included_tx_per_s"])
+                runs.append(result)
+        if sum(by_mode[False]):
+            key = f"commit_process_ratio_{workload}"
+            summary[key] = round(sum(by_mode[True]) / sum(by_mode[False]), 2)
+            summary["commit_process_ratios_by_round"][key] = [
+                round(on / off, 2) for on, off in zip(by_mode[True], by_mode[False], strict=True)
+            ]
+    summary["runs"] = runs
+    return summary
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     if shutil.which("taskset") is None:
         raise SystemExit("strata bench parallel needs taskset (util-linux)")
@@ -280,6 +334,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="strata-bench-parallel-"))
     if args.trace is not None:
         args.trace.mkdir(parents=True, exist_ok=True)
+    if args.compare_commit_process:
+        compared = compare_commit_process(args, workdir)
+        compared["roots_identical"] = all(_verify(Path(r["data_dir"])) for r in compared["runs"])
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+            for r in compared["runs"]:
+                r.pop("data_dir")
+        return compared
     rates = {"single": args.single_rate, "bulk": args.bulk_rate, "hot": args.single_rate}
     runs: list[dict[str, Any]] = []
     timelines: list[tuple[tuple[str, int, int], CpuTimeline]] | None = (
@@ -304,6 +366,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         round_,
                         args.matching_shards,
                         timelines,
+                        args.commit_process,
                     )
                 )
                 print(
@@ -326,6 +389,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     summary["rounds"] = args.rounds
     summary["block_time_ms"] = args.block_time_ms
     summary["matching_shards"] = args.matching_shards
+    summary["commit_process"] = args.commit_process
     if not args.keep:
         shutil.rmtree(workdir, ignore_errors=True)
         for r in runs:
@@ -355,6 +419,17 @@ def main(argv: list[str] | None = None) -> int:
         help="run the nodes with market-sharded matching over N shards (default 0: off); "
         "their chains are still verified by the unsharded verifier",
     )
+    parser.add_argument(
+        "--commit-process",
+        action="store_true",
+        help="run the nodes with state roots computed in the commitment process",
+    )
+    parser.add_argument(
+        "--compare-commit-process",
+        action="store_true",
+        help="instead: on two cores, each workload with and without the commitment process "
+        "(ABBA rounds); prints commit_process_ratio_<workload>",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the nodes' data directories")
     parser.add_argument(
         "--trace",
@@ -378,6 +453,10 @@ def main(argv: list[str] | None = None) -> int:
     summary = run(args)
     if args.json:
         print(json.dumps(summary, indent=2))
+    elif args.compare_commit_process:
+        for key, value in summary.items():
+            if key.startswith("commit_process_ratio_") or key == "roots_identical":
+                print(f"{key:28} {value}")
     else:
         for key in (
             "speedup_single_orders",

@@ -479,12 +479,13 @@ def resumed_lines(log_path: Path) -> list[str]:
 # ---------------------------------------------------------------------- the campaign
 
 
-def run_campaign(tmp_path: Path, kills: int, seed: int) -> None:
+def run_campaign(tmp_path: Path, kills: int, seed: int, extra: Sequence[str] = ()) -> None:
+    """``kills`` kills under load of a node started with ``extra`` flags, then the checks."""
     rng = random.Random(seed)
     data_dir = tmp_path / "node"
     log_path = tmp_path / "node.log"
     started = time.monotonic()
-    node = start_node(data_dir, log_path)
+    node = start_node(data_dir, log_path, extra=extra)
     params = read_genesis(data_dir / "genesis.json").chain.params
     load = LoadGenerator(params, seed + 1)
     load.url = node.url
@@ -502,7 +503,7 @@ def run_campaign(tmp_path: Path, kills: int, seed: int) -> None:
                 )
                 node.kill()
             load.url = None
-            node = start_node(data_dir, log_path)
+            node = start_node(data_dir, log_path, extra=extra)
             load.url = node.url
         with running(node):
             time.sleep(1.0)  # load on the last incarnation too
@@ -521,7 +522,7 @@ def run_campaign(tmp_path: Path, kills: int, seed: int) -> None:
     check_acknowledged(acknowledged, report)
     unresolved = [h for h in load.unresolved if h not in report.where]
 
-    with running(start_node(data_dir, log_path)) as node:
+    with running(start_node(data_dir, log_path, extra=extra)) as node:
         check_node_answers(node, acknowledged)
         stop_gracefully(node)
 
@@ -547,6 +548,12 @@ def run_campaign(tmp_path: Path, kills: int, seed: int) -> None:
 
 def test_kill9_under_load(tmp_path: Path) -> None:
     run_campaign(tmp_path, kills=10, seed=SEED)
+
+
+def test_kill9_under_load_with_the_commitment_process(tmp_path: Path) -> None:
+    """The same campaign with state roots computed in the commitment process: a kill may land
+    while a block waits for its root (executed, not committed)."""
+    run_campaign(tmp_path, kills=6, seed=SEED + 7, extra=["--commit-process"])
 
 
 @pytest.mark.long

@@ -2,11 +2,12 @@
 block is committed, and a restart recovers to the same chain (issue: parallel execution).
 
 The node runs workers beside block production (docs/node.md, "Using both cores"): the index
-process, the signature precompile's processes and, with ``--matching-shards 2``, a matching
-worker that owns market 2's book (``exec/parallel.py``). Each test finds its worker by the name
-the worker gave itself (``strata-index``, ``strata-sig``, ``strata-match``: what ``ps`` shows an
-operator), kills it in a loaded node, checks that the node stops by itself, restarts it, and
-checks every transaction the node reported as included against the chain database.
+process, the signature precompile's processes, with ``--matching-shards 2`` a matching worker
+that owns market 2's book (``exec/parallel.py``), and with ``--commit-process`` the process that
+computes state roots (``exec/commitment.py``). Each test finds its worker by the name the worker
+gave itself (``strata-index``, ``strata-sig``, ``strata-match``, ``strata-commit``: what ``ps``
+shows an operator), kills it in a loaded node, checks that the node stops by itself, restarts
+it, and checks every transaction the node reported as included against the chain database.
 """
 
 from __future__ import annotations
@@ -52,7 +53,12 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-WORKER_NAMES = {"index": "strata-index", "signatures": "strata-sig", "matching": "strata-match"}
+WORKER_NAMES = {
+    "index": "strata-index",
+    "signatures": "strata-sig",
+    "matching": "strata-match",
+    "commitment": "strata-commit",
+}
 """The name each kind of worker gives itself (``adapters/lifetime.py``), as ``ps`` shows it."""
 
 
@@ -87,11 +93,22 @@ def _load(node: NodeProcess, signer: Signer, batches: int) -> dict[bytes, int]:
     return {h: a["height"] for h, a in zip(sent, answers, strict=True) if a["status"] == "included"}
 
 
-@pytest.mark.parametrize("kind", ["index", "signatures", "matching"])
+EXTRA_FLAGS = {
+    "matching": ["--matching-shards", "2", "--signature-processes", "0"],
+    "commitment": ["--commit-process"],
+}
+"""The flags that give a node its worker of that kind (the others it has by default)."""
+DIED = {
+    "matching": "a matching worker process died: stopping",
+    "commitment": "the commitment process died: stopping",
+}
+
+
+@pytest.mark.parametrize("kind", ["index", "signatures", "matching", "commitment"])
 def test_a_killed_worker_stops_the_node_and_a_restart_recovers(tmp_path: Path, kind: str) -> None:
     data_dir = tmp_path / "node"
     log_path = tmp_path / "node.log"
-    extra = ["--matching-shards", "2", "--signature-processes", "0"] if kind == "matching" else []
+    extra = EXTRA_FLAGS.get(kind, [])
     with running(start_node(data_dir, log_path, extra=extra)) as node:
         params = read_genesis(data_dir / "genesis.json").chain.params
         signer = Signer(params, random.Random(7))
@@ -106,8 +123,8 @@ def test_a_killed_worker_stops_the_node_and_a_restart_recovers(tmp_path: Path, k
         assert node.proc is not None
         code = node.proc.wait(30)  # the node stops by itself, before its next block
         assert code == 0, f"the node exited {code}"
-    if kind == "matching":
-        assert "a matching worker process died: stopping" in log_path.read_text()
+    if kind in DIED:
+        assert DIED[kind] in log_path.read_text()
     report = check_chain(data_dir)
     check_acknowledged(reported, report)
     with running(start_node(data_dir, log_path, extra=extra)) as node:

@@ -643,12 +643,12 @@ class ChainStore:
         for height in range(checkpoint.height + 1, tip.height + 1):
             block = self.get_block(height)
             try:
-                output = apply_block(self.state, block, self.params)
+                apply_block(self.state, block, self.params)
             except Exception as error:  # a stored block of any shape: refuse it
                 raise StoreError(
                     f"block {height} does not re-execute to its header: {error}"
                 ) from None
-            self._remember(output)
+            self._remember(self.state.tip)
         if self.tip != tip:
             raise StoreError(f"recovered tip {self.tip} differs from the stored tip {tip}")
 
@@ -723,14 +723,14 @@ class ChainStore:
         ``output`` must be the result of applying ``block`` to ``self.state`` (which carries the
         store's incremental commitment). When this returns, the block is acknowledged.
         """
-        height = block.header.height
+        header = block.header
+        height = header.height
         if height != self.tip.height + 1:
             raise StoreError(f"block {height} does not follow the tip {self.tip.height}")
         record = _ReceiptsRecord(output.receipts, output.block_events)
-        self._write_block(
-            height, encode(block), encode(block.header), encode(record), self.state.tip
-        )
-        self._remember(output)
+        tip = ChainTip(height, header.timestamp_ms, compute_header_hash(header))
+        self._write_block(height, encode(block), encode(header), encode(record), tip)
+        self._remember(tip)
         self._maybe_checkpoint()
 
     def _write_block(
@@ -814,13 +814,13 @@ class ChainStore:
         self._checkpoint_record = record
         return header
 
-    def _remember(self, output: BlockOutput) -> None:
+    def _remember(self, tip: ChainTip) -> None:
+        """Keep the block just acknowledged (``tip``): the commitment's last update is its."""
         commitment = self.state.commitment
         assert isinstance(commitment, IncrementalCommitment)
-        assert commitment.last_update is not None
-        self.tip = self.state.tip
-        update = commitment.last_update
-        self._take(_Pending(self.tip.height, commitment.last_changes, update.root))
+        assert commitment.last_root is not None
+        self.tip = tip
+        self._take(_Pending(tip.height, commitment.last_changes, commitment.last_root))
 
     def _take(self, pending: _Pending) -> None:
         """Keep an acknowledged block until a checkpoint holds it: its changes, and the records

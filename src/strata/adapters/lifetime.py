@@ -13,8 +13,8 @@ nothing (a helper then ends with its work, or when its queue breaks).
 
 Each helper also names itself (:func:`name_process`), so ``ps``, ``top`` and ``strata bench
 parallel`` tell them apart: ``strata-node`` (the node), ``strata-sig`` (a signature worker),
-``strata-match`` (a matching worker), ``strata-index`` (the index process) and ``strata-ckpt``
-(a checkpoint or bulk writer).
+``strata-match`` (a matching worker), ``strata-commit`` (the commitment process),
+``strata-index`` (the index process) and ``strata-ckpt`` (a checkpoint or bulk writer).
 """
 
 from __future__ import annotations
@@ -24,9 +24,15 @@ import os
 import signal
 from contextlib import suppress
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from strata.exec.parallel import ShardedMatching
 from strata.exec.signatures import SignaturePool
+
+if TYPE_CHECKING:  # not imported at run time: every helper imports this module when it starts,
+    # and the tree's modules bring numpy (~0.3 s and ~20 MB a process)
+    from strata.exec.commitment import CommitmentProcess
+    from strata.state.smt import SparseMerkleTree
 
 _PR_SET_PDEATHSIG = 1
 
@@ -64,6 +70,20 @@ def start_matching_worker(parent: int) -> None:
     """Initializer of a matching worker process: named ``strata-match``, ends with ``parent``."""
     name_process("strata-match")
     exit_unless_parent(parent)
+
+
+def start_commitment_worker(parent: int) -> None:
+    """Initializer of the commitment process: named ``strata-commit``, ends with ``parent``."""
+    name_process("strata-commit")
+    exit_unless_parent(parent)
+
+
+def start_commitment_process(tree: SparseMerkleTree) -> CommitmentProcess:
+    """A node's commitment process over its store's ``tree``, named ``strata-commit`` and
+    ending with this process."""
+    from strata.exec.commitment import CommitmentProcess
+
+    return CommitmentProcess(tree, initializer=start_commitment_worker, initarg=os.getpid())
 
 
 def start_signature_pool(processes: int, threads: int) -> SignaturePool:

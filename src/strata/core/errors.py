@@ -90,6 +90,8 @@ class ErrorCode(IntEnum):
     BOOK_CROSSED = 9003
     RESERVATION_MISMATCH = 9004
     JOURNAL_OPEN = 9005
+    UNSEALED_PARENT = 9006
+    """A sealed block was asked for on top of a block still waiting for its state root."""
 
 
 class ChainError(Exception):

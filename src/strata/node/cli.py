@@ -70,6 +70,11 @@ def devnet_main(argv: list[str]) -> int:
         "processes (N >= 2; default 0: match in the node's process)",
     )
     parser.add_argument(
+        "--commit-process",
+        action="store_true",
+        help="compute state roots in a process of their own, pipelined with execution",
+    )
+    parser.add_argument(
         "--signature-processes",
         type=int,
         default=None,
@@ -95,6 +100,7 @@ def devnet_main(argv: list[str]) -> int:
         da=None if args.da == "none" else args.da,
         da_batch_blocks=args.da_batch_blocks,
         matching_shards=args.matching_shards,
+        commit_process=args.commit_process,
         signature_processes=args.signature_processes,
         fault_wrong_root_at=args.fault_wrong_root_at,
     )

@@ -76,6 +76,14 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     them worker processes (``exec/parallel.py``; 2 or more; 0 and 1 match in the node's
     process). Off by default: on a two-core machine it measured no faster (``docs/node.md``,
     "Market-sharded matching")."""
+    commit_process: bool = False
+    """Compute each block's state root in a process of its own (``strata-commit``,
+    ``exec/commitment.py``), pipelined with execution: block ``N + 1`` executes while ``N``'s
+    root is computed, and ``N`` is sealed, committed and published once its root is in. The
+    chain's bytes are the same; a block is acknowledged up to one block later, and state reads
+    (accounts, books) may show the block being sealed (their ``height`` says which). Costs a
+    second copy of the state tree's nodes in memory. Measured in ``docs/node.md``
+    ("Execution pipelined apart from the commitment")."""
     index_process: bool | None = None
     """Index committed blocks in a process of their own (``node/index_worker.py``); ``None``:
     when the machine has more than one core."""

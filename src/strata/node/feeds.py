@@ -67,6 +67,8 @@ REBUILD_BLOCKS = 256
 """Blocks whose events rebuild the trade and account rings on start."""
 
 Levels = list[list[str]]
+BookViews = dict[int, tuple[Levels, Levels]]
+"""Each market's bids and asks as the feeds show them (:meth:`Feeds.capture_books`)."""
 
 
 def dumps(message: dict[str, Any]) -> str:
@@ -277,8 +279,15 @@ class Feeds:
         for ring in (*self._trade_rings.values(), self._account_ring):
             ring.covered_from = max(ring.covered_from, first)  # eviction may have raised it
 
-    def publish(self, output: BlockOutput, state: State) -> RenderRequests:
-        """Turn a committed block into feed messages and hand them to subscribers.
+    def capture_books(self, state: State) -> BookViews:
+        """Every market's book as the feeds show it, from ``state`` now (a node whose
+        commitment is pipelined publishes a block after the next one has executed: it captures
+        the block's books while the state is still its post-state)."""
+        return {m: self.book_view(state, m, BOOK_DEPTH) for m in self.markets}
+
+    def publish(self, output: BlockOutput, state: State | BookViews) -> RenderRequests:
+        """Turn a committed block into feed messages and hand them to subscribers (``state``:
+        the block's post-state, or its books as :meth:`capture_books` took them).
 
         With :attr:`remote`, the messages of subscribed accounts are not rendered here: the
         result lists them, as ``(account, prev_seq)``, for the index process, and
@@ -373,13 +382,16 @@ class Feeds:
             "trades": [self._trade_json(height, f) for f in fills],
         }
 
-    def _publish_book(self, state: State, market_id: int, touched: bool) -> None:
+    def _publish_book(self, state: State | BookViews, market_id: int, touched: bool) -> None:
         delta_bids: Levels = []
         delta_asks: Levels = []
         bids, asks = self._books[market_id]
         if touched:
             old_bids, old_asks = bids, asks
-            bids, asks = self.book_view(state, market_id, BOOK_DEPTH)
+            if isinstance(state, State):
+                bids, asks = self.book_view(state, market_id, BOOK_DEPTH)
+            else:
+                bids, asks = state[market_id]
             delta_bids = _diff(old_bids, bids)
             delta_asks = _diff(old_asks, asks)
             self._books[market_id] = (bids, asks)

@@ -35,19 +35,25 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import BrokenExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import msgspec
 
 from strata.adapters.chain_store import ChainStore, StoreError
-from strata.adapters.lifetime import start_sharded_matching, start_signature_pool
+from strata.adapters.lifetime import (
+    start_commitment_process,
+    start_sharded_matching,
+    start_signature_pool,
+)
 from strata.adapters.memory import TRIM_EVERY_BLOCKS, release_free_memory, release_mapped_pages
 from strata.client.errors import RpcCode, RpcError
 from strata.client.markets import MarketInfo
 from strata.client.signing import Wallet, wallet_from_seed
 from strata.core.errors import ErrorCode, InvalidBlock, InvalidTransaction
 from strata.core.signatures import compute_transaction_digest
+from strata.exec.commitment import CommitmentProcess, CommitmentWorkerDied
 from strata.exec.parallel import MatchingWorkerDied
 from strata.exec.signatures import joined
 from strata.modules import accounts, clearing, collateral, markets, oracle
@@ -59,14 +65,15 @@ from strata.node.config import (
     write_genesis,
 )
 from strata.node.conflicts import report_block
-from strata.node.feeds import REBUILD_BLOCKS, Feeds
+from strata.node.feeds import REBUILD_BLOCKS, BookViews, Feeds
 from strata.node.index import IndexHints, NodeIndex
 from strata.node.index_worker import IndexWorker
 from strata.node.mempool import ArrivalOrder, Mempool, OrderingPolicy, PendingTx
 from strata.node.metrics import NodeMetrics
 from strata.node.posting import DaPoster
-from strata.state.store import ChainTip
+from strata.state.store import ChainTip, State
 from strata.stf.block import Block, BlockOutput, compute_header_hash
+from strata.stf.commitment import IncrementalCommitment
 from strata.stf.transactions import (
     CANCEL_ACTIONS,
     MAX_TRANSACTION_BYTES,
@@ -80,7 +87,15 @@ from strata.stf.transactions import (
     encode_action,
     placements_of,
 )
-from strata.stf.transition import build_block, check_authority, check_signature, compute_base_gas
+from strata.stf.transition import (
+    UnsealedBlock,
+    build_block,
+    check_authority,
+    check_signature,
+    compute_base_gas,
+    execute_block,
+    seal_block,
+)
 
 log = logging.getLogger("strata.node")
 REFUSALS_KEPT = 100_000
@@ -148,6 +163,30 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+@dataclass(frozen=True, slots=True)
+class _PostState:
+    """What publishing a block reads of its post-state, taken while the state still is it (a
+    block whose commitment is pipelined is published after the next one has executed)."""
+
+    hints: IndexHints
+    books: BookViews
+
+
+@dataclass(frozen=True, slots=True)
+class _InFlight:
+    """A block executed and waiting for its state root from the commitment process."""
+
+    unsealed: UnsealedBlock
+    changes: dict[bytes, bytes | None]
+    chosen: list[PendingTx]
+    decoded: list[SignedTransaction]
+    post: _PostState
+    hashes: frozenset[bytes]
+    deposits: frozenset[int]
+    started: float
+    built: float
+
+
 class Node:
     """A running sequencer over one data directory (see the module docstring)."""
 
@@ -182,6 +221,10 @@ class Node:
         )
         self.signatures.start()
         self.matching = start_sharded_matching(config.matching_shards)
+        self.committer: CommitmentProcess | None = None
+        """The commitment process (``commit_process``), started once the node has resumed."""
+        self._in_flight: _InFlight | None = None
+        """The block executed and waiting for its root (only with the commitment process)."""
         self._matching_seconds: dict[str, float] = {}
         """``self.matching.seconds`` as last exported to the metrics."""
         self.ip_limits = RateLimiter(config.ip_rate_per_s)
@@ -272,6 +315,8 @@ class Node:
         first = max(1, self.store.base_height + 1, tip - REBUILD_BLOCKS + 1)
         self.feeds.load(state, tip, (self._read_block(h)[1] for h in range(first, tip + 1)))
         reloaded = self.mempool.recover(self._readmit)
+        if self.config.commit_process:
+            self.committer = start_commitment_process(self._commitment().tree)
         self.metrics.height.set(tip)
         self.metrics.mempool.set(len(self.mempool))
         for market_id in self.markets:
@@ -294,6 +339,12 @@ class Node:
             transactions=block.transactions,
         )
         return block, output
+
+    @property
+    def state_height(self) -> int:
+        """The height whose post-state ``store.state`` is, which state reads report: the tip,
+        or with the commitment process the block in flight (executed, sealed within a block)."""
+        return self.store.state.tip.height
 
     def is_included(self, tx_hash: bytes) -> bool:
         """Whether a committed block holds the transaction (indexed or not yet)."""
@@ -536,6 +587,9 @@ class Node:
             while not self.stopping:
                 next_at += period
                 delay = next_at - time.monotonic()
+                if delay > 0 and self._in_flight is not None:
+                    await self._seal_when_ready(delay)
+                    delay = next_at - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
                 else:
@@ -556,12 +610,32 @@ class Node:
         finally:
             self.stopped.set()
 
+    async def _seal_when_ready(self, timeout: float) -> None:
+        """Between blocks: seal the block in flight as soon as its root is in (within
+        ``timeout`` seconds), rather than when the next block has executed."""
+        committer = self.committer
+        assert committer is not None
+        if not committer.ready():
+            loop = asyncio.get_running_loop()
+            ready = asyncio.Event()
+            loop.add_reader(committer.fileno(), ready.set)
+            try:
+                await asyncio.wait_for(ready.wait(), timeout)
+            except TimeoutError:
+                return
+            finally:
+                loop.remove_reader(committer.fileno())
+        if self._in_flight is not None and not self.stopping:
+            self._seal()
+
     def stop(self) -> None:
         """Ask the producer to stop after the block in hand."""
         self.stopping = True
 
     def _system_inputs(self, timestamp_ms: int) -> list[SystemInput]:
-        system: list[SystemInput] = list(self.faucet_queue)
+        flight = self._in_flight
+        credited = frozenset() if flight is None else flight.deposits
+        system: list[SystemInput] = [d for d in self.faucet_queue if d.index not in credited]
         if self.oracle is not None and self.config.demo:
             for market_id in sorted(self.markets):
                 price = self._oracle_prices.get(market_id)
@@ -600,29 +674,44 @@ class Node:
     def _select(self) -> list[PendingTx]:
         budget = self.block_gas_budget
         chosen: list[PendingTx] = []
-        for tx in self.policy.select(self.mempool.pending(), self.config.max_block_transactions):
+        pending = self.mempool.pending()
+        flight = self._in_flight
+        if flight is not None:  # still in the mempool until its block is committed
+            pending = (tx for tx in pending if tx.tx_hash not in flight.hashes)
+        for tx in self.policy.select(pending, self.config.max_block_transactions):
             budget -= tx.gas
             if budget < 0:
                 break
             chosen.append(tx)
         return chosen
 
+    def _commitment(self) -> IncrementalCommitment:
+        commitment = self.store.state.commitment
+        assert isinstance(commitment, IncrementalCommitment)
+        return commitment
+
     def produce_block(self) -> None:
-        """Order, execute and commit one block, then report it (index, feeds, metrics)."""
+        """Order, execute and commit one block, then report it (index, feeds, metrics).
+
+        With the commitment process, the block is executed and its changes go to that process;
+        the block executed before it is sealed with the root that came back, committed and
+        reported (see :attr:`NodeConfig.commit_process`)."""
         if self.indexer is not None and not self.indexer.is_alive():
             # A stage that died takes the node down before the next block, never in it.
             log.error("the index process died: stopping", extra={"fields": {}})
             self.stopping = True
             return
+        if self.committer is not None and self.committer.ready() and not self._seal():
+            return  # the block in flight is sealed as soon as its root is in
         started = time.monotonic()
-        tip = self.store.tip
+        tip = self.store.state.tip  # the last block executed (committed, or in flight)
         timestamp_ms = max(now_ms(), tip.timestamp_ms + 1)
         chosen = self._select()
         decoded = [decode_transaction(tx.data) for tx in chosen]
         system = self._system_inputs(timestamp_ms)
         while True:
             try:
-                block, output = build_block(
+                args = (
                     self.store.state,
                     timestamp_ms,
                     system,
@@ -632,21 +721,31 @@ class Node:
                     decoded,
                     self.matching,
                 )
+                if self.committer is None:
+                    block, output = build_block(*args)
+                else:
+                    unsealed = execute_block(*args)
                 break
             except MatchingWorkerDied as error:
                 # Nothing of the block is committed: take the state back, then stop (a restart
-                # starts new workers and resumes from the last committed block).
+                # starts new workers and resumes from the last committed block). A block in
+                # flight is dropped too: its transactions are still in the mempool.
                 log.error(
                     "a matching worker process died: stopping",
                     extra={"fields": {"error": str(error)}},
                 )
+                self._in_flight = None
                 self._reload_state()
                 self.stopping = True
                 return
             except InvalidBlock as error:
-                # The state is half-applied: take it back from the durable store, then retry
-                # with half the transactions (over the gas limit) or without system inputs.
+                # The state is half-applied: take it back from the durable store (after
+                # committing the block in flight, which the commitment process has applied),
+                # then retry with half the transactions (over the gas limit) or without system
+                # inputs.
                 log.warning("block rebuilt", extra={"fields": {"error": str(error)}})
+                if self._in_flight is not None and not self._seal():
+                    return
                 self._reload_state()
                 if error.code == ErrorCode.BLOCK_GAS_LIMIT_EXCEEDED and len(chosen) > 1:
                     chosen = chosen[: len(chosen) // 2]
@@ -660,11 +759,82 @@ class Node:
             for part, total in self.matching.seconds.items():
                 self.metrics.matching_seconds.labels(part).inc(total - seen.get(part, 0.0))
                 seen[part] = total
+        if self.committer is None:
+            self._commit(block, output, chosen, decoded, self.store.state, started, built)
+            return
+        state = self.store.state
+        changes = self._commitment().take_changes(state)
+        post = _PostState(IndexHints.of(state, unsealed.output), self.feeds.capture_books(state))
+        if self._in_flight is not None and not self._seal():
+            return
+        try:
+            self.committer.submit(changes)
+        except CommitmentWorkerDied as error:
+            self._commitment_died(error)
+            return
+        self._in_flight = _InFlight(
+            unsealed,
+            changes,
+            chosen,
+            decoded,
+            post,
+            frozenset(tx.tx_hash for tx in chosen),
+            frozenset(d.index for d in unsealed.system if isinstance(d, Deposit)),
+            started,
+            built,
+        )
+
+    def _seal(self) -> bool:
+        """Wait for the root of the block in flight, seal it, commit it and report it; ``False``
+        (and the node stopping, the block not committed) if the commitment process died."""
+        flight = self._in_flight
+        assert flight is not None and self.committer is not None
+        self._in_flight = None
+        waiting = time.monotonic()
+        try:
+            root, nodes, stale = self.committer.result()
+        except CommitmentWorkerDied as error:
+            self._commitment_died(error)
+            return False
+        commitment = self._commitment()
+        commitment.tree.adopt_packed(root, nodes, stale)
+        commitment.adopt(flight.changes, root)
+        block, output = seal_block(flight.unsealed, self.store.tip.header_hash, root)
+        sealed = time.monotonic()
+        self.metrics.stage_seconds.labels("seal").inc(sealed - waiting)
+        self._commit(
+            block, output, flight.chosen, flight.decoded, flight.post, flight.started, flight.built
+        )
+        state = self.store.state
+        if state.tip.height == block.header.height:  # nothing executed after it
+            state.tip = self.store.tip
+        return True
+
+    def _commitment_died(self, error: CommitmentWorkerDied) -> None:
+        """The commitment process died: stop without committing the block in flight (its
+        transactions stay in the mempool; a restart recovers the last committed block)."""
+        log.error("the commitment process died: stopping", extra={"fields": {"error": str(error)}})
+        self._in_flight = None
+        self.stopping = True
+
+    def _commit(
+        self,
+        block: Block,
+        output: BlockOutput,
+        chosen: list[PendingTx],
+        decoded: list[SignedTransaction],
+        post: State | _PostState,
+        started: float,
+        built: float,
+    ) -> None:
+        """Commit a sealed block and report it (``post``: its post-state, or what of it was
+        taken before the next block executed)."""
+        committing = time.monotonic()
         if self.config.devnet and self.config.fault_wrong_root_at == block.header.height:
             block, output = self._tamper(block, output)
         self.store.commit_block(block, output)
         committed = time.monotonic()
-        self._after_commit(block, output, chosen, decoded)
+        self._after_commit(block, output, chosen, decoded, post)
         reported = time.monotonic()
         left_out = {tx_hash for tx_hash, _ in output.rejected}
         conflicts = report_block(
@@ -678,10 +848,10 @@ class Node:
         self.metrics.cross_market_accounts.set(conflicts.cross_market_accounts)
         stage = self.metrics.stage_seconds
         stage.labels("execute").inc(built - started)
-        stage.labels("commit").inc(committed - built)
+        stage.labels("commit").inc(committed - committing)
         stage.labels("report").inc(reported - committed)
         self.metrics.block_build.observe(built - started)
-        self.metrics.block_commit.observe(committed - built)
+        self.metrics.block_commit.observe(committed - committing)
         self.metrics.block_interval.observe(committed - self.last_block_at)
         self.last_block_at = committed
         self.blocks_produced += 1
@@ -708,7 +878,7 @@ class Node:
                     "txs": len(block.transactions),
                     "left_out": len(output.rejected),
                     "build_ms": round((built - started) * 1000, 2),
-                    "commit_ms": round((committed - built) * 1000, 2),
+                    "commit_ms": round((committed - committing) * 1000, 2),
                     "mempool": len(self.mempool),
                     "hot_market_share": round(conflicts.hot_market_share, 3),
                     "cross_market_accounts": conflicts.cross_market_accounts,
@@ -733,7 +903,10 @@ class Node:
         wrong = msgspec.structs.replace(block.header, state_root=bytes(32))
         log.warning("fault switch: wrong state root", extra={"fields": {"height": wrong.height}})
         tip = self.store.state.tip
-        self.store.state.tip = ChainTip(tip.height, tip.timestamp_ms, compute_header_hash(wrong))
+        if tip.height == wrong.height:  # (else the next block has executed: it has no hash yet)
+            self.store.state.tip = ChainTip(
+                tip.height, tip.timestamp_ms, compute_header_hash(wrong)
+            )
         return (
             msgspec.structs.replace(block, header=wrong),
             msgspec.structs.replace(output, header=wrong),
@@ -755,6 +928,7 @@ class Node:
         output: BlockOutput,
         chosen: list[PendingTx],
         decoded: list[SignedTransaction],
+        post: State | _PostState,
     ) -> None:
         height = block.header.height
         credited = {d.index for d in block.system if isinstance(d, Deposit)}
@@ -764,10 +938,14 @@ class Node:
         for tx in chosen[:: max(1, len(chosen) // LATENCY_SAMPLES)]:  # a sample per block
             latency.observe((now_ns - tx.received_ns) / 1e9)
         self.mempool.remove_many(tx.tx_hash for tx in chosen)
-        state = self.store.state
-        render = self.feeds.publish(output, state)
+        if isinstance(post, State):
+            render = self.feeds.publish(output, post)
+            hints = IndexHints.of(post, output)
+        else:
+            render = self.feeds.publish(output, post.books)
+            hints = post.hints
         if self.indexer is not None:
-            self.indexer.submit(block, output, IndexHints.of(state, output), render)
+            self.indexer.submit(block, output, hints, render)
             self.metrics.index_lag.set(max(0, height - max(self.indexer.tip, 0)))
             self._forget_indexed(self.indexer.tip)
             hashes = [receipt.tx_hash for receipt in output.receipts]
@@ -775,7 +953,7 @@ class Node:
             self._unindexed_blocks.append((height, hashes))
         else:
             txs = {p.tx_hash: tx for p, tx in zip(chosen, decoded, strict=True)}
-            self.index.add_block(block, output, state, txs)
+            self.index.add_block(block, output, hints, txs)
         if self.poster is not None:
             self.poster.remember(block)
         self.metrics.height.set(height)
@@ -794,6 +972,10 @@ class Node:
 
     def close(self) -> None:
         """Flush and close everything (after :meth:`run` has returned)."""
+        if self.committer is not None:
+            if self._in_flight is not None:
+                self._seal()  # the block in flight is committed (unless the process died)
+            self.committer.close()
         self.signatures.close()
         if self.matching is not None:
             self.matching.close()

@@ -430,7 +430,7 @@ async def get_account(ctx: Context, params: list[Any]) -> Any:
     nonces = get_nonces(state, account)
     return {
         "address": _hexs(account),
-        "height": node.store.tip.height,
+        "height": node.state_height,
         "collateral": quote_to_usdc(collateral.get_balance(state, account)),
         **_margin_json(risk),
         "reserved": quote_to_usdc(risk.reserved_quote),
@@ -610,7 +610,7 @@ async def get_risk(ctx: Context, params: list[Any]) -> Any:
             }
         )
     return {
-        "height": node.store.tip.height,
+        "height": node.state_height,
         "insurance_fund": {
             "address": _hexs(fund),
             "cash": quote_to_usdc(collateral.get_insurance_fund(state)),
@@ -638,8 +638,8 @@ async def get_book(ctx: Context, params: list[Any]) -> Any:
     bids, asks = node.feeds.book_view(node.store.state, info.market_id, depth)
     return {
         "market": info.symbol,
-        "height": node.store.tip.height,
-        "seq": node.feeds.height,
+        "height": node.state_height,
+        "seq": node.state_height,
         "checksum": book_checksum(bids, asks),
         "bids": bids,
         "asks": asks,

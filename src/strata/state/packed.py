@@ -42,6 +42,7 @@ from __future__ import annotations
 import contextlib
 import mmap
 from collections.abc import Iterable, Mapping
+from itertools import chain
 from typing import Final
 
 import numpy as np
@@ -50,6 +51,7 @@ import numpy.typing as npt
 HASH_BYTES: Final = 32
 ENCODING_BYTES: Final = 65
 RECORD_BYTES: Final = 104
+NODE_RECORD_BYTES: Final = HASH_BYTES + ENCODING_BYTES
 _BORN_AT: Final = 100
 _BORN_WORD: Final = _BORN_AT // 4
 _WORDS: Final = RECORD_BYTES // 8
@@ -299,6 +301,10 @@ class PackedNodes:
         del records
         return picked
 
+    def rows(self) -> bytes:
+        """Every record held, whole and in slot order (for :meth:`load_rows` elsewhere)."""
+        return self.rows_born(0, _BORN_MASK)
+
     # -- writes ---------------------------------------------------------------------------------
 
     def replace(self, new_nodes: Mapping[bytes, bytes], stale: Iterable[bytes], born: int) -> bytes:
@@ -318,6 +324,18 @@ class PackedNodes:
         rows[:, HASH_BYTES : HASH_BYTES + ENCODING_BYTES] = encodings
         rows.view("<u4")[:, _BORN_WORD] = born & _BORN_MASK
         return self._apply(stale_keys, rows)
+
+    def replace_packed(self, nodes: bytes, stale: bytes, born: int) -> bytes:
+        """:meth:`replace` with its arguments packed as :func:`pack_update` packs them (an update
+        computed in another process crosses as two strings, with no Python object per node).
+        ``ValueError`` as :meth:`replace`, or for strings that are not whole records."""
+        if len(nodes) % NODE_RECORD_BYTES or len(stale) % HASH_BYTES:
+            raise ValueError("packed nodes are 97 bytes each and stale hashes 32")
+        new = np.frombuffer(nodes, dtype=np.uint8).reshape(-1, NODE_RECORD_BYTES)
+        rows = np.zeros((len(new), RECORD_BYTES), dtype=np.uint8)
+        rows[:, :NODE_RECORD_BYTES] = new
+        rows.view("<u4")[:, _BORN_WORD] = born & _BORN_MASK
+        return self._apply(np.frombuffer(stale, dtype=np.uint8).reshape(-1, HASH_BYTES), rows)
 
     def load_rows(self, rows: bytes) -> None:
         """Hold whole records (``hash ‖ encoding ‖ 3 zero bytes ‖ born``, 104 bytes each, as
@@ -493,6 +511,12 @@ class PackedNodes:
         start = (prefix & np.uint64(self._mask)).astype(np.int64)
         self._place(index, start, slots.astype(np.int64))
         del index
+
+
+def pack_update(new_nodes: Mapping[bytes, bytes], stale: Iterable[bytes]) -> tuple[bytes, bytes]:
+    """A tree update's nodes as one string of ``hash ‖ encoding`` records (97 bytes each) and
+    its stale hashes as one string, for :meth:`PackedNodes.replace_packed`."""
+    return b"".join(chain.from_iterable(new_nodes.items())), b"".join(stale)
 
 
 def _keys(items: list[bytes], width: int) -> Rows:

@@ -668,6 +668,27 @@ class SparseMerkleTree:
         self._root = root
         return TreeUpdate(root=root, new_nodes=new, stale_nodes=stale)
 
+    def adopt_packed(self, root: bytes, nodes: bytes, stale: bytes) -> None:
+        """Move to ``root`` by an update another tree computed over the same nodes (a replica
+        in another process, see ``exec/commitment.py``): its new nodes and stale hashes as
+        :func:`~strata.state.packed.pack_update` packs them. The tree ends as :meth:`apply`
+        would have left it. Only for a tree with a live table (``ValueError`` otherwise)."""
+        live = self._live
+        if live is None or len(root) != HASH_BYTES:
+            raise ValueError("adopt_packed needs a live table and a 32-byte root")
+        released = live.replace_packed(nodes, stale, self.born)
+        if released:
+            self._released.append(released)
+            self._released_index = None
+        if self._cache_limit and stale:
+            young_pop = self._young.pop
+            old_pop = self._old.pop
+            for at in range(0, len(stale), HASH_BYTES):
+                node_hash = stale[at : at + HASH_BYTES]
+                young_pop(node_hash, None)
+                old_pop(node_hash, None)
+        self._root = bytes(root)
+
     # -- Reads -----------------------------------------------------------------------------------
 
     def descend(self, path: bytes, root: bytes | None = None) -> tuple[list[bytes], bytes]:

@@ -8,8 +8,8 @@ phase marks the orders it touches), encodes their new values (or ``None`` for a 
 applies them to the persistent sparse Merkle tree of ``state/smt.py`` in one batch. Both give the
 same bytes (differential tests in ``tests/differential/test_commitment.py``).
 
-``last_update`` keeps the tree's :class:`~strata.state.smt.TreeUpdate` and ``last_changes`` the
-entries written by the last block, for storage to persist in the block's write transaction.
+``last_root`` keeps the root of the last update and ``last_changes`` the entries written by the
+last block, for storage to persist in the block's write transaction.
 
 An order placed and gone within one block (an IOC that does not rest, an order filled or canceled
 in the block that placed it) never reached the tree: deleting it would change nothing, so the
@@ -29,7 +29,7 @@ from strata.core.codec import encode
 from strata.modules import markets
 from strata.modules.book import Book
 from strata.modules.book.state import BOOK_PREFIX
-from strata.state.smt import SparseMerkleTree, TreeUpdate
+from strata.state.smt import SparseMerkleTree
 from strata.state.store import State
 
 
@@ -75,16 +75,30 @@ class IncrementalCommitment:
 
     def __init__(self, tree: SparseMerkleTree) -> None:
         self.tree = tree
-        self.last_update: TreeUpdate | None = None
+        self.last_root: bytes | None = None
         self.last_changes: dict[bytes, bytes | None] = {}
         self._committed_seq: dict[int, int] | None = None
         """Each market's next order id when the tree was last updated (``None`` before the
         first update: the tree's state then is not known, so nothing is left out)."""
 
+    def take_changes(self, state: State) -> dict[bytes, bytes | None]:
+        """The entries dirtied since the last call (or :meth:`compute_root`), as the next tree
+        update must apply them, and forget the dirty marks. The tree is not touched: a caller
+        that computes the update elsewhere (a node's commitment process) hands it back with
+        :meth:`adopt`, in the same order."""
+        changes = collect_changes(state, self._committed_seq)
+        self._committed_seq = markets.next_order_ids(state)
+        return changes
+
+    def adopt(self, changes: dict[bytes, bytes | None], root: bytes) -> None:
+        """Record the update of ``changes`` (from :meth:`take_changes`), already applied to
+        ``tree`` and giving ``root``, as the last one (what storage persists for the block)."""
+        self.last_changes = changes
+        self.last_root = root
+
     def compute_root(self, state: State) -> bytes:
         """Apply the entries dirtied since the last call and return the new root."""
-        changes = collect_changes(state, self._committed_seq)
-        self.last_changes = changes
-        self.last_update = self.tree.apply(changes)
-        self._committed_seq = markets.next_order_ids(state)
-        return self.tree.root
+        changes = self.take_changes(state)
+        root = self.tree.apply(changes).root
+        self.adopt(changes, root)
+        return root

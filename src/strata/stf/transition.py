@@ -41,11 +41,20 @@ rolled back, and its code in the receipt.
 
 ``apply_block`` mutates ``pre_state`` into the post-state. If it raises, ``pre_state`` is left
 half-applied and must be discarded (use ``copy_state`` first to keep it).
+Sealing apart from executing: a block's header commits to its state root, and the next header
+to this header's hash. Nothing else of execution reads either, so a sequencer may execute block
+``N + 1`` on ``N``'s post-state before ``N``'s root is known (a node computes roots in another
+process, pipelined with execution). :func:`execute_block` does everything :func:`build_block`
+does but the state root, and returns an :class:`UnsealedBlock`; :func:`seal_block` then fills in
+the parent hash and the state root, and gives the same bytes :func:`build_block` would have. Until
+then the state's tip carries an empty header hash (the next unsealed block's draft copies it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+import msgspec
 
 from strata.core.codec import encode
 from strata.core.errors import (
@@ -54,6 +63,7 @@ from strata.core.errors import (
     ExecutionFailure,
     InvalidBlock,
     InvalidTransaction,
+    InvariantViolation,
 )
 from strata.core.ordered_merkle import compute_ordered_root
 from strata.core.signatures import (
@@ -947,7 +957,9 @@ def _execute(
     building: bool,
     decoded: Sequence[SignedTransaction] | None = None,
     matching: MatchingPhase | None = None,
+    sealing: bool = True,
 ) -> BlockOutput:
+    """Run the phases; ``sealing=False`` leaves the state root (and the tip's hash) empty."""
     check_header(state, header, params)
     if len(transactions) > params.max_transactions_per_block:
         raise InvalidBlock(ErrorCode.TOO_MANY_TRANSACTIONS, str(len(transactions)))
@@ -1083,14 +1095,15 @@ def _execute(
         parent_hash=header.parent_hash,
         timestamp_ms=header.timestamp_ms,
         gas_used=gas_used,
-        state_root=compute_state_root(state),
+        state_root=compute_state_root(state) if sealing else b"",
         transactions_root=compute_ordered_root(included_txs),
         receipts_root=compute_ordered_root(
             [encode(receipt) for receipt in receipts] + [encode(block_events)]
         ),
         withdrawals_root=compute_ordered_root([encode(w) for w in block.withdrawals]),
     )
-    state.tip = ChainTip(computed.height, computed.timestamp_ms, compute_header_hash(computed))
+    header_hash = compute_header_hash(computed) if sealing else b""
+    state.tip = ChainTip(computed.height, computed.timestamp_ms, header_hash)
     return BlockOutput(
         header=computed,
         receipts=tuple(receipts),
@@ -1147,6 +1160,22 @@ def apply_block(
     return output
 
 
+def _draft(pre_state: State, timestamp_ms: int, params: ChainParams) -> Header:
+    """The header a builder starts from: the chain's fields, roots to be computed."""
+    tip = pre_state.tip
+    return Header(
+        chain_id=params.chain_id,
+        height=tip.height + 1,
+        parent_hash=tip.header_hash,
+        timestamp_ms=timestamp_ms,
+        gas_used=0,
+        state_root=b"",
+        transactions_root=b"",
+        receipts_root=b"",
+        withdrawals_root=b"",
+    )
+
+
 def build_block(
     pre_state: State,
     timestamp_ms: int,
@@ -1165,27 +1194,62 @@ def build_block(
     InvalidBlock
         For an invalid system input or a block over its gas limit (the sequencer then retries
         with fewer transactions on a fresh copy of the state).
+    InvariantViolation
+        ``UNSEALED_PARENT`` if ``pre_state``'s tip is an unsealed block (seal it first).
 
     ``decoded``, if given, holds ``decode_transaction`` of each of ``transactions`` (a sequencer
     that decoded them at admission saves decoding them again; the result is the same).
     ``matching`` is as for :func:`apply_block`.
     """
-    tip = pre_state.tip
-    draft = Header(
-        chain_id=params.chain_id,
-        height=tip.height + 1,
-        parent_hash=tip.header_hash,
-        timestamp_ms=timestamp_ms,
-        gas_used=0,
-        state_root=b"",
-        transactions_root=b"",
-        receipts_root=b"",
-        withdrawals_root=b"",
-    )
+    if not pre_state.tip.header_hash:
+        raise InvariantViolation(ErrorCode.UNSEALED_PARENT, f"tip {pre_state.tip.height}")
+    draft = _draft(pre_state, timestamp_ms, params)
     output = _execute(
         pre_state, draft, system, transactions, params, signers, True, decoded, matching
     )
     return Block(output.header, tuple(system), output.transactions), output
+
+
+class UnsealedBlock(msgspec.Struct, frozen=True):
+    """A block executed by :func:`execute_block`, waiting for its parent's hash and its state
+    root (:func:`seal_block`). ``output.header`` holds every other field; its ``state_root`` and
+    (after an unsealed parent) its ``parent_hash`` are empty."""
+
+    system: tuple[SystemInput, ...]
+    output: BlockOutput
+
+
+def execute_block(
+    pre_state: State,
+    timestamp_ms: int,
+    system: Sequence[SystemInput],
+    transactions: Sequence[bytes],
+    params: ChainParams,
+    signers: Sequence[bytes | None] | None = None,
+    decoded: Sequence[SignedTransaction] | None = None,
+    matching: MatchingPhase | None = None,
+) -> UnsealedBlock:
+    """:func:`build_block` without the state root: ``pre_state`` becomes the post-state, whose
+    changes are still marked dirty for a commitment to collect (``stf/commitment.py``), and
+    whose tip has an empty header hash. ``pre_state`` may itself be the post-state of an
+    unsealed block. Raises as :func:`build_block`."""
+    draft = _draft(pre_state, timestamp_ms, params)
+    output = _execute(
+        pre_state, draft, system, transactions, params, signers, True, decoded, matching, False
+    )
+    return UnsealedBlock(tuple(system), output)
+
+
+def seal_block(
+    unsealed: UnsealedBlock, parent_hash: bytes, state_root: bytes
+) -> tuple[Block, BlockOutput]:
+    """The block and output :func:`build_block` would have returned, given the hash of the
+    parent's sealed header and the block's state root (the same bytes)."""
+    header = msgspec.structs.replace(
+        unsealed.output.header, parent_hash=parent_hash, state_root=state_root
+    )
+    output = msgspec.structs.replace(unsealed.output, header=header)
+    return Block(header, unsealed.system, output.transactions), output
 
 
 def copy_state(state: State) -> State:
@@ -1205,9 +1269,12 @@ def copy_state(state: State) -> State:
 
 __all__ = [
     "TimeInForce",
+    "UnsealedBlock",
     "apply_block",
     "build_block",
     "check_signatures",
     "copy_state",
+    "execute_block",
     "get_account_risk",
+    "seal_block",
 ]
