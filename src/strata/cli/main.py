@@ -15,6 +15,7 @@ Commands
                             ``--risk``: the risk phase with N accounts under water)
 ``strata bench state``      the storage benchmark (commit times, proofs/s, bytes and memory per key)
 ``strata bench parallel``   the node's throughput on one core against two (``taskset``)
+``strata bench pipeline``   a sequencer's blocks built serially and with the commitment pipelined
 """
 
 from __future__ import annotations
@@ -47,13 +48,14 @@ commands:
   bench node    load a real node over its API: included tx/s, orders/s, latency, memory
   bench verify  the verifier re-executing a loaded node's chain from DA, beside the sequencer
   bench parallel  the node on one core against two (taskset): speedups and identical roots
+  bench pipeline  blocks built serially and with the state root pipelined in another process
 """
 
 
 def _bench(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("engine", "state", "node", "verify", "parallel"):
+    if not argv or argv[0] not in ("engine", "state", "node", "verify", "parallel", "pipeline"):
         print(
-            "usage: strata bench engine|state|node|verify|parallel [--json] [options]",
+            "usage: strata bench engine|state|node|verify|parallel|pipeline [--json] [options]",
             file=sys.stderr,
         )
         return 2
@@ -67,6 +69,10 @@ def _bench(argv: list[str]) -> int:
         from bench.verify_bench import main as verify_bench_main
 
         return verify_bench_main(argv[1:])
+    if argv[0] == "pipeline":
+        from bench.pipeline_bench import main as pipeline_main
+
+        return pipeline_main(argv[1:])
     if argv[0] == "parallel":
         from bench.parallel_bench import main as parallel_main
 

@@ -28,6 +28,7 @@ hand-over of each block's changes and nodes (measured in ``docs/node.md``).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import multiprocessing
 import traceback
 from collections.abc import Callable
@@ -39,6 +40,8 @@ import msgspec
 from strata.state.packed import RECORD_BYTES, PackedNodes, pack_update
 from strata.state.smt import MemoryNodeSource, SparseMerkleTree
 
+PIPE_BYTES = 1 << 20
+"""Each way's pipe buffer (Linux's default ceiling for a user, ``/proc/sys/fs/pipe-max-size``)."""
 _CACHE_NODES = 1 << 16
 """The worker tree's cache of hot nodes (as the node's, ``adapters/chain_store.py``)."""
 _FAILED = b"E"
@@ -52,7 +55,20 @@ class CommitmentWorkerDied(RuntimeError):
     """The commitment process died or failed; the block waiting for its root is not sealed."""
 
 
-def _serve(conn: Connection, initializer: Callable[[int], object] | None, initarg: int) -> None:
+def _widen(conn: Connection) -> None:
+    """Let a pipe hold a block's message without its writer waiting for the reader: Linux's
+    pipes hold 64 KB unless asked (the node then went on executing while a block's changes, a few
+    hundred KB under bulk load, were still being read: 12-20 ms a block, measured)."""
+    with contextlib.suppress(AttributeError, OSError):  # elsewhere than Linux, or over its limit
+        fcntl.fcntl(conn.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+
+
+def _serve(
+    conn: Connection,
+    answers: Connection,
+    initializer: Callable[[int], object] | None,
+    initarg: int,
+) -> None:
     """The worker: load the tree, then answer each block's changes until told to stop."""
     if initializer is not None:
         initializer(initarg)
@@ -79,9 +95,9 @@ def _serve(conn: Connection, initializer: Callable[[int], object] | None, initar
             nodes, stale = pack_update(update.new_nodes, update.stale_nodes)
             answer = _ENCODE((update.root, nodes, stale))
         except Exception:  # a bug, never user input: the node's next read says what
-            conn.send_bytes(_FAILED + traceback.format_exc().encode())
+            answers.send_bytes(_FAILED + traceback.format_exc().encode())
             return
-        conn.send_bytes(answer)
+        answers.send_bytes(answer)
 
 
 class CommitmentProcess:
@@ -100,12 +116,19 @@ class CommitmentProcess:
         if live is None:
             raise ValueError("the commitment process needs a tree with a live table")
         context = multiprocessing.get_context("spawn")
-        self._conn, child = context.Pipe()
+        child, self._conn = context.Pipe(duplex=False)  # to the worker
+        self._answers, answers = context.Pipe(duplex=False)  # from it
+        _widen(self._conn)
+        _widen(answers)
         self._process: Any = context.Process(
-            target=_serve, args=(child, initializer, initarg), name="strata-commit", daemon=True
+            target=_serve,
+            args=(child, answers, initializer, initarg),
+            name="strata-commit",
+            daemon=True,
         )
         self._process.start()
         child.close()
+        answers.close()
         self.in_flight = 0
         """Changes sent whose answer has not been read."""
         self.broken: str | None = None
@@ -121,7 +144,7 @@ class CommitmentProcess:
     def fileno(self) -> int:
         """The connection's descriptor: readable when an answer has come (an event loop waits
         on it)."""
-        return self._conn.fileno()
+        return self._answers.fileno()
 
     def _send(self, data: bytes) -> None:
         if self.broken is not None:
@@ -142,7 +165,7 @@ class CommitmentProcess:
 
     def ready(self) -> bool:
         """Whether the oldest answer can be read without waiting."""
-        return self.in_flight > 0 and self._conn.poll()
+        return self.in_flight > 0 and self._answers.poll()
 
     def result(self) -> tuple[bytes, bytes, bytes]:
         """Wait for the oldest answer: the root, the update's packed new nodes and its packed
@@ -158,7 +181,7 @@ class CommitmentProcess:
         if self.in_flight == 0:
             raise ValueError("no changes in flight")
         try:
-            data = self._conn.recv_bytes()
+            data = self._answers.recv_bytes()
         except (EOFError, OSError) as error:
             self._died(error)
         if data.startswith(_FAILED):
@@ -172,6 +195,7 @@ class CommitmentProcess:
         with contextlib.suppress(OSError, ValueError):
             self._conn.send_bytes(b"")
         self._conn.close()
+        self._answers.close()
         self._process.join(timeout=5)
         if self._process.is_alive():
             self._process.kill()
