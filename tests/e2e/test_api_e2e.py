@@ -5,10 +5,11 @@ WebSocket (aiohttp), ``/health``, ``/metrics`` and ``/openrpc.json``. Transactio
 with the devnet's funded wallets (seeds ``devnet-0`` .. ``devnet-9``), exactly as the chain
 verifies them; the book checksum is recomputed here from its definition in docs/api.md.
 
-Most tests share one node (module fixture, 100 ms blocks) and each uses its own accounts, so
-they do not interfere: devnet-0/1 the trade, devnet-2/3 the book feed, devnet-4 resubmission,
-devnet-5/6 the bad inputs. Tests that stop and restart a node, or that need more blocks than the
-node keeps feed messages for (10 ms blocks), start their own.
+Most tests share one node (module fixture, 100 ms blocks; once serial, once with the commitment
+process) and each uses its own accounts, so they do not interfere: devnet-0/1 the trade,
+devnet-2/3 the book feed, devnet-4 resubmission, devnet-5/6 the bad inputs. Tests that stop
+and restart a node, or that need more blocks than the node keeps feed messages for (10 ms
+blocks), start their own.
 
 Feed ``seq`` is the block height (docs/api.md): the book feed sends one delta per block, so a
 book read from the feed is compared with ``strata_getBook`` at the same ``seq``.
@@ -189,10 +190,18 @@ def running(data_dir: Path, block_time_ms: int = 100) -> Iterator[tuple[NodeProc
             api.close()
 
 
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
-    """One devnet node for the tests that do not interfere (each uses its own accounts)."""
-    process = NodeProcess(tmp_path_factory.mktemp("e2e") / "node", block_time_ms=100).start()
+@pytest.fixture(scope="module", params=["serial", "commit-process"])
+def node(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[NodeProcess]:
+    """One devnet node for the tests that do not interfere (each uses its own accounts); every
+    such test runs against a node that commits serially and one whose state roots come from its
+    commitment process (``--commit-process``: blocks sealed one block late, reads of the state
+    showing the block being sealed)."""
+    extra = ["--commit-process"] if request.param == "commit-process" else []
+    process = NodeProcess(
+        tmp_path_factory.mktemp("e2e") / "node", block_time_ms=100, extra=extra
+    ).start()
     try:
         yield process
     finally:
