@@ -12,9 +12,10 @@ rounds (ABBA; the machine is shared and noisy, so compare the ratio):
   ``commit_process``): block ``N + 1`` executes while ``N``'s root is computed.
 
 Every block built either way must equal the workload's, byte for byte (``blocks_identical``).
-Printed: events per second each way, their ratio, and each way's seconds in the tree update
-(serial) or waiting for roots (pipelined). Signatures are checked upstream (as the node's
-signature workers do), so the figures are the execution and commitment stages alone.
+Printed: events per second each way, their ratio, each way's seconds in the tree update (serial)
+or waiting for roots (pipelined), and the commitment process's peak resident set. Signatures are
+checked upstream (as the node's signature workers do), so the figures are the execution and
+commitment stages alone.
 """
 
 from __future__ import annotations
@@ -90,8 +91,21 @@ def run_serial(config: GenesisConfig, blocks: Workload) -> tuple[float, float, b
     return time.perf_counter() - started, commitment.in_tree, identical
 
 
-def run_pipelined(config: GenesisConfig, blocks: Workload) -> tuple[float, float, bool]:
-    """(seconds, seconds waiting for roots, every block identical)."""
+def _peak_rss_mb(pid: int) -> float:
+    """A process's peak resident set (``VmHWM``), in MB (0 where ``/proc`` is not there)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def run_pipelined(config: GenesisConfig, blocks: Workload) -> tuple[float, float, bool, float]:
+    """(seconds, seconds waiting for roots, every block identical, the commitment process's
+    peak resident set in MB)."""
     state, commitment = _genesis(config)
     worker = CommitmentProcess(commitment.tree)
     identical = True
@@ -122,15 +136,16 @@ def run_pipelined(config: GenesisConfig, blocks: Workload) -> tuple[float, float
                 state, header.timestamp_ms, block.system, block.transactions, config.params, signers
             )
             changes = commitment.take_changes(state)
+            worker.submit(changes)  # computed while the block before is sealed (in order)
             if in_flight is not None:
                 seal()
-            worker.submit(changes)
             in_flight = (unsealed, changes, block)
         seal()
         elapsed = time.perf_counter() - started
+        peak = _peak_rss_mb(worker.pid)
     finally:
         worker.close()
-    return elapsed, waiting, identical
+    return elapsed, waiting, identical, peak
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,11 +170,15 @@ def main(argv: list[str] | None = None) -> int:
     seconds: dict[str, list[float]] = {"serial": [], "pipelined": []}
     stage: dict[str, list[float]] = {"serial": [], "pipelined": []}
     identical = True
+    peak = 0.0
     for round_ in range(args.rounds):
         order = ("serial", "pipelined") if round_ % 2 == 0 else ("pipelined", "serial")
         for way in order:
-            run = run_serial if way == "serial" else run_pipelined
-            elapsed, part, same = run(config, blocks)
+            if way == "serial":
+                elapsed, part, same = run_serial(config, blocks)
+            else:
+                elapsed, part, same, worker_peak = run_pipelined(config, blocks)
+                peak = max(peak, worker_peak)
             seconds[way].append(elapsed)
             stage[way].append(part)
             identical &= same
@@ -185,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         ],
         "serial_tree_update_share": round(sum(stage["serial"]) / serial_s, 3),
         "pipelined_waiting_share": round(sum(stage["pipelined"]) / pipelined_s, 3),
+        "commitment_process_peak_rss_mb": round(peak, 1),
         "blocks_identical": identical,
     }
     if args.json:

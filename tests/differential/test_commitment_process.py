@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import os
 import signal
+import time
+from pathlib import Path
 
 import pytest
 
@@ -71,7 +73,7 @@ def test_pipelined_blocks_are_the_serial_chain_s_bytes(cascade: ScenarioRun, sha
     sealed = 0
 
     def seal_oldest() -> None:
-        nonlocal in_flight, parent, sealed
+        nonlocal parent, sealed
         assert in_flight is not None
         unsealed, changes = in_flight
         root, nodes, stale = worker.result()
@@ -83,7 +85,6 @@ def test_pipelined_blocks_are_the_serial_chain_s_bytes(cascade: ScenarioRun, sha
         assert encode(output) == encode(record.output), block.header.height
         parent = compute_header_hash(block.header)
         sealed += 1
-        in_flight = None
 
     try:
         for record in chain.records:
@@ -98,9 +99,9 @@ def test_pipelined_blocks_are_the_serial_chain_s_bytes(cascade: ScenarioRun, sha
             )
             assert unsealed.output.header.state_root == b"" and state.tip.header_hash == b""
             changes = commitment.take_changes(state)
+            worker.submit(changes)  # as the node: N + 1's changes go before N is sealed
             if in_flight is not None:
-                seal_oldest()  # N's root arrives after N + 1 has executed
-            worker.submit(changes)
+                seal_oldest()  # N's root is read after N + 1 has executed
             in_flight = (unsealed, changes)
             apply_block(reference, block, chain.params)  # the serial executor, its own tree
         seal_oldest()
@@ -123,6 +124,16 @@ def _records(rows: bytes) -> list[bytes]:
     return [rows[at : at + 97] for at in range(0, len(rows), 104)]
 
 
+def _wait_gone(pid: int) -> None:
+    """Until the killed process ``pid`` is a zombie (its pipes closed)."""
+    for _ in range(500):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        if fields[0] in ("Z", "X"):
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} did not die")
+
+
 def test_a_dead_commitment_process_is_reported_and_stays_broken(cascade: ScenarioRun) -> None:
     _, commitment = _committed_genesis(cascade)
     worker = CommitmentProcess(commitment.tree)
@@ -130,11 +141,27 @@ def test_a_dead_commitment_process_is_reported_and_stays_broken(cascade: Scenari
         worker.submit({b"\x01key": b"value"})
         root, _, _ = worker.result()
         assert len(root) == 32 and worker.in_flight == 0
-        worker.submit({b"\x01key": None})
+        # Killed while it computes: 20,000 changes take it far longer than the kill.
+        worker.submit({i.to_bytes(4, "big"): b"v" for i in range(20_000)})
         os.kill(worker.pid, signal.SIGKILL)
         with pytest.raises(CommitmentWorkerDied, match="died"):
             worker.result()
         with pytest.raises(CommitmentWorkerDied):
             worker.submit({})
+    finally:
+        worker.close()
+
+
+def test_changes_sent_to_a_dead_commitment_process_are_refused(cascade: ScenarioRun) -> None:
+    _, commitment = _committed_genesis(cascade)
+    worker = CommitmentProcess(commitment.tree)
+    try:
+        os.kill(worker.pid, signal.SIGKILL)
+        _wait_gone(worker.pid)
+        with pytest.raises(CommitmentWorkerDied, match="died"):
+            worker.submit({b"\x01key": b"value"})
+        assert worker.in_flight == 0
+        with pytest.raises(CommitmentWorkerDied):
+            worker.result()
     finally:
         worker.close()

@@ -765,31 +765,37 @@ class Node:
         state = self.store.state
         changes = self._commitment().take_changes(state)
         post = _PostState(IndexHints.of(state, unsealed.output), self.feeds.capture_books(state))
-        if self._in_flight is not None and not self._seal():
-            return
         try:
+            # Sent before the block in flight is sealed: the process computes this block's root
+            # while the node commits and reports the one before (it answers in order).
             self.committer.submit(changes)
         except CommitmentWorkerDied as error:
             self._commitment_died(error)
             return
-        self._in_flight = _InFlight(
-            unsealed,
-            changes,
-            chosen,
-            decoded,
-            post,
-            frozenset(tx.tx_hash for tx in chosen),
-            frozenset(d.index for d in unsealed.system if isinstance(d, Deposit)),
-            started,
-            built,
+        previous, self._in_flight = (
+            self._in_flight,
+            _InFlight(
+                unsealed,
+                changes,
+                chosen,
+                decoded,
+                post,
+                frozenset(tx.tx_hash for tx in chosen),
+                frozenset(d.index for d in unsealed.system if isinstance(d, Deposit)),
+                started,
+                built,
+            ),
         )
+        if previous is not None:
+            self._seal(previous)
 
-    def _seal(self) -> bool:
-        """Wait for the root of the block in flight, seal it, commit it and report it; ``False``
-        (and the node stopping, the block not committed) if the commitment process died."""
-        flight = self._in_flight
+    def _seal(self, flight: _InFlight | None = None) -> bool:
+        """Wait for the root of ``flight`` (default: the block in flight), seal it, commit it
+        and report it; ``False`` (and the node stopping, no block in flight committed) if the
+        commitment process died."""
+        if flight is None:
+            flight, self._in_flight = self._in_flight, None
         assert flight is not None and self.committer is not None
-        self._in_flight = None
         waiting = time.monotonic()
         try:
             root, nodes, stale = self.committer.result()
