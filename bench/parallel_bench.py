@@ -192,7 +192,8 @@ async def _measure(
     }
 
 
-STAGES = ("execute", "commit", "report")
+STAGES = ("execute", "seal", "commit", "report")
+"""``seal``: with the commitment process, waiting for a block's root and moving the tree to it."""
 MATCHING_PARTS = ("own", "waiting", "handover")
 
 

@@ -53,7 +53,8 @@ class NodeMetrics:
         )
         self.stage_seconds = Counter(
             "strata_stage_seconds",
-            "Main-thread time by stage (admission, execute, commit, report): with the wall clock, "
+            "Main-thread time by stage (admission, execute, seal, commit, report; seal: with the "
+            "commitment process, waiting for a block's root and adopting it): with the wall clock, "
             "how busy the one thread that orders every block is",
             ["stage"],
             registry=r,
