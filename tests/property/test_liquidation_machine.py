@@ -7,8 +7,11 @@ capitalized. Two markets: LIQ (10% / 5%: book liquidations, partial slices) and 
 a 5% move bankrupts a fully levered account, so backstops and auto-deleveraging happen). After
 every block (``seal``):
 
-- builder and validator agree (``apply_block`` on a copy of the pre-state), and so does a state
-  that follows the chain with market-sharded matching, both markets in worker processes;
+- builder and validator agree (``apply_block`` on a copy of the pre-state), and so do a state
+  that follows the chain with market-sharded matching, both markets in worker processes, and
+  one that builds it as a node with ``commit_process`` does (each block executed unsealed, its
+  root computed by a commitment process while the next block executes; ``tests/helpers/
+  pipelined.py``);
 - conservation: ``sum(balances) + fee pool + funding in transit - bad debt == deposited -
   withdrawn``; bad debt >= 0;
 - positions net to zero per market; open interest equals the sum of long positions; the holders
@@ -47,6 +50,7 @@ from hypothesis.stateful import (
 
 from strata.client.signing import wallet_from_seed
 from strata.core.errors import ErrorCode
+from strata.exec.commitment import CommitmentProcess
 from strata.exec.parallel import ShardedMatching
 from strata.modules import clearing, collateral, funding, liquidation, margin, oracle
 from strata.modules.book import TimeInForce
@@ -75,6 +79,7 @@ from strata.stf.transactions import (
 )
 from strata.stf.transition import apply_block, build_block, copy_state, get_account_risk
 from tests.helpers.chain import BLOCK_MS, CHAIN_ID, GENESIS_MS, Chain
+from tests.helpers.pipelined import PipelinedFollower, empty_tree
 from tests.helpers.sharded import ShardedFollower, run_sharded
 from tests.spec.generate_vectors import HI, LIQ
 
@@ -129,6 +134,9 @@ def market_of(market_id: int) -> Market:
 class LiquidationMachine(RuleBasedStateMachine):
     sharded: ShardedMatching | None = None
     """Set by the tests: the executor the follower state uses (shared by every example)."""
+    pipelined: CommitmentProcess | None = None
+    """Set by the tests: the commitment process a second follower seals its blocks with (shared
+    by every example, reloaded with each example's genesis)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -138,6 +146,9 @@ class LiquidationMachine(RuleBasedStateMachine):
         )
         self.follower = (
             None if self.sharded is None else ShardedFollower(self.sharded, self.chain.state)
+        )
+        self.pipelined_follower = (
+            None if self.pipelined is None else PipelinedFollower(self.pipelined, self.chain.state)
         )
         self.pending: list[tuple[bytes, Action]] = []
         self.system: list[SystemInput] = []
@@ -267,6 +278,8 @@ class LiquidationMachine(RuleBasedStateMachine):
         assert before_risk_output.receipts == output.receipts
         if self.follower is not None:
             self.follower.follow(block, chain.params, output)
+        if self.pipelined_follower is not None:
+            self.pipelined_follower.follow(block, chain.params, output)
 
         self._check_withdrawals(pre, output)
         self._check_risk_events(before_risk, output)
@@ -452,6 +465,9 @@ class LiquidationMachine(RuleBasedStateMachine):
             self.conservation()
             self.positions_open_interest_holders()
             self.reservations_match_orders()
+        if self.pipelined_follower is not None:
+            self.pipelined_follower.finish()
+            STATS["blocks sealed pipelined"] += self.pipelined_follower.sealed
 
 
 FAST = settings(
@@ -471,8 +487,14 @@ def test_liquidation_machine() -> None:
     """A fixed-seed run (``derandomize``) with every check; it must exercise every path the
     checks are about, so they cannot pass vacuously."""
     STATS.clear()
-    run_sharded(LiquidationMachine, FAST, 3, PLACED)
+    LiquidationMachine.pipelined = CommitmentProcess(empty_tree())
+    try:
+        run_sharded(LiquidationMachine, FAST, 3, PLACED)
+    finally:
+        LiquidationMachine.pipelined.close()
+        LiquidationMachine.pipelined = None
     print(dict(STATS))
+    assert STATS["blocks sealed pipelined"] >= 100, STATS
     assert STATS["account liquidated"] >= 10, STATS
     assert STATS["book liquidation"] > 0, STATS
     assert STATS["backstop"] > 0, STATS

@@ -44,6 +44,9 @@ PIPE_BYTES = 1 << 20
 """Each way's pipe buffer (Linux's default ceiling for a user, ``/proc/sys/fs/pipe-max-size``)."""
 _CACHE_NODES = 1 << 16
 """The worker tree's cache of hot nodes (as the node's, ``adapters/chain_store.py``)."""
+_RELOAD = b"R"
+"""A message that starts the worker over from a tree sent next (its root, then its records); a
+msgpack list of changes never starts with this byte."""
 _FAILED = b"E"
 """The first byte of a worker's last message when an update raised (then its traceback)."""
 _ENCODE = msgspec.msgpack.Encoder().encode
@@ -63,6 +66,13 @@ def _widen(conn: Connection) -> None:
         fcntl.fcntl(conn.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
 
 
+def _load(root: bytes, rows: bytes) -> SparseMerkleTree:
+    """A tree at ``root`` over the live table's records ``rows`` (``PackedNodes.rows``)."""
+    live = PackedNodes(len(rows) // RECORD_BYTES)
+    live.load_rows(rows)
+    return SparseMerkleTree(MemoryNodeSource(), root, _CACHE_NODES, live=live)
+
+
 def _serve(
     conn: Connection,
     answers: Connection,
@@ -77,13 +87,14 @@ def _serve(
         rows = conn.recv_bytes()
     except (EOFError, OSError):
         return
-    live = PackedNodes(len(rows) // RECORD_BYTES)
-    live.load_rows(rows)
+    tree = _load(root, rows)
     del rows
-    tree = SparseMerkleTree(MemoryNodeSource(), root, _CACHE_NODES, live=live)
     while True:
         try:
             message = conn.recv_bytes()
+            if message == _RELOAD:
+                tree = _load(conn.recv_bytes(), conn.recv_bytes())
+                continue
         except (EOFError, OSError):
             return
         if not message:  # stop
@@ -132,6 +143,16 @@ class CommitmentProcess:
         self.in_flight = 0
         """Changes sent whose answer has not been read."""
         self.broken: str | None = None
+        self._send(tree.root)
+        self._send(live.rows())
+
+    def reload(self, tree: SparseMerkleTree) -> None:
+        """Start the worker over from ``tree`` (as if it had been started with it), with no
+        changes in flight. Tests run one worker through many chains this way."""
+        live = tree.live
+        if live is None or self.in_flight:
+            raise ValueError("reload needs a tree with a live table and nothing in flight")
+        self._send(_RELOAD)
         self._send(tree.root)
         self._send(live.rows())
 
