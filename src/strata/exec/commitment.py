@@ -60,8 +60,9 @@ class CommitmentWorkerDied(RuntimeError):
 
 def _widen(conn: Connection) -> None:
     """Let a pipe hold a block's message without its writer waiting for the reader: Linux's
-    pipes hold 64 KB unless asked (the node then went on executing while a block's changes, a few
-    hundred KB under bulk load, were still being read: 12-20 ms a block, measured)."""
+    pipes hold 64 KB unless asked. (Over ``multiprocessing``'s default socket pair, a block's
+    changes, a few hundred KB under bulk load, kept the node waiting 12-20 ms a block for the
+    worker to read them: measured.)"""
     with contextlib.suppress(AttributeError, OSError):  # elsewhere than Linux, or over its limit
         fcntl.fcntl(conn.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
 
