@@ -107,9 +107,13 @@ def _serve(
             nodes, stale = pack_update(update.new_nodes, update.stale_nodes)
             answer = _ENCODE((update.root, nodes, stale))
         except Exception:  # a bug, never user input: the node's next read says what
-            answers.send_bytes(_FAILED + traceback.format_exc().encode())
+            with contextlib.suppress(OSError):
+                answers.send_bytes(_FAILED + traceback.format_exc().encode())
             return
-        answers.send_bytes(answer)
+        try:
+            answers.send_bytes(answer)
+        except OSError:  # the node has gone
+            return
 
 
 class CommitmentProcess:
