@@ -817,10 +817,12 @@ class Node:
         return True
 
     def _commitment_died(self, error: CommitmentWorkerDied) -> None:
-        """The commitment process died: stop without committing the block in flight (its
-        transactions stay in the mempool; a restart recovers the last committed block)."""
+        """The commitment process died: stop without committing the blocks executed since the
+        last commit (their transactions stay in the mempool), the state taken back to that
+        commit; a restart starts a new process from it."""
         log.error("the commitment process died: stopping", extra={"fields": {"error": str(error)}})
         self._in_flight = None
+        self._reload_state()
         self.stopping = True
 
     def _commit(
