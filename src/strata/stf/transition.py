@@ -957,9 +957,9 @@ def _execute(
     building: bool,
     decoded: Sequence[SignedTransaction] | None = None,
     matching: MatchingPhase | None = None,
-    sealing: bool = True,
 ) -> BlockOutput:
-    """Run the phases; ``sealing=False`` leaves the state root (and the tip's hash) empty."""
+    """Run the phases: everything but the state root, which :func:`_seal_state` adds (the
+    output's ``state_root`` and the state's tip hash are empty until then)."""
     check_header(state, header, params)
     if len(transactions) > params.max_transactions_per_block:
         raise InvalidBlock(ErrorCode.TOO_MANY_TRANSACTIONS, str(len(transactions)))
@@ -1095,15 +1095,14 @@ def _execute(
         parent_hash=header.parent_hash,
         timestamp_ms=header.timestamp_ms,
         gas_used=gas_used,
-        state_root=compute_state_root(state) if sealing else b"",
+        state_root=b"",
         transactions_root=compute_ordered_root(included_txs),
         receipts_root=compute_ordered_root(
             [encode(receipt) for receipt in receipts] + [encode(block_events)]
         ),
         withdrawals_root=compute_ordered_root([encode(w) for w in block.withdrawals]),
     )
-    header_hash = compute_header_hash(computed) if sealing else b""
-    state.tip = ChainTip(computed.height, computed.timestamp_ms, header_hash)
+    state.tip = ChainTip(computed.height, computed.timestamp_ms, b"")
     return BlockOutput(
         header=computed,
         receipts=tuple(receipts),
@@ -1112,6 +1111,14 @@ def _execute(
         transactions=included_txs,
         rejected=tuple(rejected),
     )
+
+
+def _seal_state(state: State, output: BlockOutput) -> BlockOutput:
+    """The executed block's output with its state root, ``state`` (its post-state) with its tip's
+    hash: what :func:`seal_block` does for a block whose root is computed here."""
+    header = msgspec.structs.replace(output.header, state_root=compute_state_root(state))
+    state.tip = ChainTip(header.height, header.timestamp_ms, compute_header_hash(header))
+    return msgspec.structs.replace(output, header=header)
 
 
 def apply_block(
@@ -1134,15 +1141,18 @@ def apply_block(
         Any header, system-input or transaction rule broken, or a root, ``gas_used`` or
         transaction that does not match what execution produces.
     """
-    output = _execute(
+    output = _seal_state(
         pre_state,
-        block.header,
-        block.system,
-        block.transactions,
-        params,
-        signers,
-        False,
-        matching=matching,
+        _execute(
+            pre_state,
+            block.header,
+            block.system,
+            block.transactions,
+            params,
+            signers,
+            False,
+            matching=matching,
+        ),
     )
     claimed = block.header
     computed = output.header
@@ -1204,9 +1214,10 @@ def build_block(
     if not pre_state.tip.header_hash:
         raise InvariantViolation(ErrorCode.UNSEALED_PARENT, f"tip {pre_state.tip.height}")
     draft = _draft(pre_state, timestamp_ms, params)
-    output = _execute(
+    executed = _execute(
         pre_state, draft, system, transactions, params, signers, True, decoded, matching
     )
+    output = _seal_state(pre_state, executed)
     return Block(output.header, tuple(system), output.transactions), output
 
 
@@ -1235,7 +1246,7 @@ def execute_block(
     unsealed block. Raises as :func:`build_block`."""
     draft = _draft(pre_state, timestamp_ms, params)
     output = _execute(
-        pre_state, draft, system, transactions, params, signers, True, decoded, matching, False
+        pre_state, draft, system, transactions, params, signers, True, decoded, matching
     )
     return UnsealedBlock(tuple(system), output)
 
