@@ -37,9 +37,8 @@ from strata.state.packed import PackedNodes  # noqa: E402
 from strata.state.smt import MemoryNodeSource, SparseMerkleTree  # noqa: E402
 from strata.state.store import State  # noqa: E402
 from strata.stf.block import Block, compute_header_hash  # noqa: E402
-from strata.stf.commitment import IncrementalCommitment  # noqa: E402
+from strata.stf.commitment import IncrementalCommitment, attach_commitment  # noqa: E402
 from strata.stf.genesis import GenesisConfig, make_genesis  # noqa: E402
-from strata.stf.state_root import clear_changes, iter_state_leaves  # noqa: E402
 from strata.stf.transition import (  # noqa: E402
     UnsealedBlock,
     build_block,
@@ -67,12 +66,8 @@ class _TimedCommitment(IncrementalCommitment):
 def _genesis(config: GenesisConfig) -> tuple[State, _TimedCommitment]:
     """The genesis state with its tree in a live table, as a node's store holds it."""
     state, _ = make_genesis(config)
-    tree = SparseMerkleTree(MemoryNodeSource(), live=PackedNodes())
-    tree.apply(dict(iter_state_leaves(state)))
-    tree.take_released()
-    clear_changes(state)
-    commitment = _TimedCommitment(tree)
-    state.commitment = commitment
+    commitment = _TimedCommitment(SparseMerkleTree(MemoryNodeSource(), live=PackedNodes()))
+    attach_commitment(state, commitment)
     return state, commitment
 
 

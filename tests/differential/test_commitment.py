@@ -5,21 +5,16 @@ from __future__ import annotations
 from strata.modules.book.state import BOOK_PREFIX
 from strata.state.smt import MemoryNodeSource, SparseMerkleTree
 from strata.state.store import State
-from strata.stf.commitment import IncrementalCommitment
+from strata.stf.commitment import IncrementalCommitment, attach_commitment
 from strata.stf.genesis import make_genesis
-from strata.stf.state_root import clear_changes, iter_state_leaves
+from strata.stf.state_root import iter_state_leaves
 from strata.stf.transition import build_block, copy_state
 from tests.storage.workload import GENESIS, block_time, block_transactions
 
 
 def _attach_commitment(state: State) -> IncrementalCommitment:
     """Give ``state`` an incremental commitment over an in-memory tree of its entries now."""
-    tree = SparseMerkleTree(MemoryNodeSource())
-    tree.apply(dict(iter_state_leaves(state)))
-    clear_changes(state)
-    commitment = IncrementalCommitment(tree)
-    state.commitment = commitment
-    return commitment
+    return attach_commitment(state, IncrementalCommitment(SparseMerkleTree(MemoryNodeSource())))
 
 
 def test_incremental_and_reference_roots_agree_over_a_chain() -> None:

@@ -26,14 +26,12 @@ from strata.exec.parallel import ShardedMatching
 from strata.modules.liquidation import PositionLiquidated
 from strata.scenarios.harness import ScenarioRun
 from strata.scenarios.library import run_cascade
-from strata.state.packed import PackedNodes
-from strata.state.smt import MemoryNodeSource, SparseMerkleTree
 from strata.state.store import State
 from strata.stf.block import compute_header_hash
-from strata.stf.commitment import IncrementalCommitment
+from strata.stf.commitment import IncrementalCommitment, attach_commitment
 from strata.stf.genesis import make_genesis
-from strata.stf.state_root import iter_state_leaves
 from strata.stf.transition import UnsealedBlock, apply_block, execute_block, seal_block
+from tests.helpers.pipelined import empty_tree
 
 
 @pytest.fixture(scope="module")
@@ -52,12 +50,8 @@ def cascade() -> ScenarioRun:
 def _committed_genesis(run: ScenarioRun) -> tuple[State, IncrementalCommitment]:
     """The genesis state with a tree in a live table, as a node's store holds it."""
     state, header = make_genesis(run.chain.genesis)
-    tree = SparseMerkleTree(MemoryNodeSource(), live=PackedNodes())
-    tree.apply(dict(iter_state_leaves(state)))
-    tree.take_released()
-    assert tree.root == header.state_root
-    commitment = IncrementalCommitment(tree)
-    state.commitment = commitment
+    commitment = attach_commitment(state, IncrementalCommitment(empty_tree()))
+    assert commitment.tree.root == header.state_root
     return state, commitment
 
 

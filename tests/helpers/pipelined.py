@@ -12,14 +12,14 @@ from strata.state.packed import PackedNodes
 from strata.state.smt import MemoryNodeSource, SparseMerkleTree
 from strata.state.store import State
 from strata.stf.block import Block, BlockOutput, compute_header_hash
-from strata.stf.commitment import IncrementalCommitment
+from strata.stf.commitment import IncrementalCommitment, attach_commitment
 from strata.stf.params import ChainParams
-from strata.stf.state_root import clear_changes, iter_state_leaves
 from strata.stf.transition import UnsealedBlock, copy_state, execute_block, seal_block
 
 
 def empty_tree() -> SparseMerkleTree:
-    """A tree a commitment process can be started on before its first chain."""
+    """An empty tree with a live table, as a node's store holds its tree (a commitment process
+    can also be started on one before its first chain)."""
     return SparseMerkleTree(MemoryNodeSource(), live=PackedNodes())
 
 
@@ -29,19 +29,14 @@ class PipelinedFollower:
     def __init__(self, worker: CommitmentProcess, genesis: State) -> None:
         self.worker = worker
         self.state = copy_state(genesis)
-        tree = empty_tree()
-        tree.apply(dict(iter_state_leaves(self.state)))
-        tree.take_released()
-        clear_changes(self.state)
-        self.commitment = IncrementalCommitment(tree)
-        self.state.commitment = self.commitment
+        self.commitment = attach_commitment(self.state, IncrementalCommitment(empty_tree()))
         self.parent = genesis.tip.header_hash
         self.in_flight: tuple[UnsealedBlock, dict[bytes, bytes | None], Block, BlockOutput] | None
         self.in_flight = None
         self.sealed = 0
         while worker.in_flight:  # left by an example that failed (Hypothesis then shrinks it)
             worker.result()
-        worker.reload(tree)
+        worker.reload(self.commitment.tree)
 
     def follow(self, block: Block, params: ChainParams, built: BlockOutput) -> None:
         """Execute ``block`` unsealed, send its changes, then seal the block before it."""

@@ -26,11 +26,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from strata.core.codec import encode
+from strata.core.merkle import EMPTY
 from strata.modules import markets
 from strata.modules.book import Book
 from strata.modules.book.state import BOOK_PREFIX
 from strata.state.smt import SparseMerkleTree
 from strata.state.store import State
+from strata.stf.state_root import clear_changes, iter_state_leaves
 
 
 def collect_changes(
@@ -102,3 +104,19 @@ class IncrementalCommitment:
         root = self.tree.apply(changes).root
         self.adopt(changes, root)
         return root
+
+
+def attach_commitment(state: State, commitment: IncrementalCommitment) -> IncrementalCommitment:
+    """Build ``commitment``'s tree, empty until now, over every entry of ``state``, forget the
+    state's dirty marks and attach it: the roots of the blocks applied to ``state`` from now on
+    come from it (a verifier's genesis state, a test's or a benchmark's). Returns it.
+
+    Raises ``ValueError`` if the tree is not empty."""
+    tree = commitment.tree
+    if tree.root != EMPTY:
+        raise ValueError("attach_commitment builds a new tree: this one is not empty")
+    tree.apply(dict(iter_state_leaves(state)))
+    tree.take_released()  # (with a live table: nothing to keep, no store holds a history)
+    clear_changes(state)
+    state.commitment = commitment
+    return commitment

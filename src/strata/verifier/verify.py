@@ -51,10 +51,9 @@ from strata.ports.da import DaClient, DaError
 from strata.state.smt import MemoryNodeSource, SparseMerkleTree
 from strata.state.store import State
 from strata.stf.block import Block, compute_header_hash
-from strata.stf.commitment import IncrementalCommitment
+from strata.stf.commitment import IncrementalCommitment, attach_commitment
 from strata.stf.genesis import GenesisConfig, make_genesis
 from strata.stf.params import ChainParams
-from strata.stf.state_root import clear_changes, iter_state_leaves
 from strata.stf.transactions import BulkCancel, BulkModify, BulkPlace, decode_transaction
 from strata.stf.transition import apply_block
 from strata.verifier.fraud_proof import FraudProof, build_fraud_proof, write_fraud_proof
@@ -116,10 +115,7 @@ class Mismatch(Exception):
 def genesis_state(genesis: GenesisConfig) -> tuple[State, bytes]:
     """The genesis state with an in-memory incremental commitment, and the genesis header hash."""
     state, header = make_genesis(genesis)
-    tree = SparseMerkleTree(MemoryNodeSource())
-    tree.apply(dict(iter_state_leaves(state)))
-    clear_changes(state)
-    state.commitment = IncrementalCommitment(tree)
+    attach_commitment(state, IncrementalCommitment(SparseMerkleTree(MemoryNodeSource())))
     return state, compute_header_hash(header)
 
 
