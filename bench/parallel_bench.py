@@ -277,11 +277,16 @@ def compute_speedups(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
+def _offered_rates(args: argparse.Namespace) -> dict[str, int]:
+    """The transactions a second offered to each workload (a hot market: the single rate)."""
+    return {"single": args.single_rate, "bulk": args.bulk_rate, "hot": args.single_rate}
+
+
 def compare_commit_process(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     """Two cores only: each workload with and without the commitment process
     (``--commit-process``), in ABBA rounds; ``commit_process_ratio_*`` is the mean rate with it
     over the mean rate without it (``>1``: it pays)."""
-    rates = {"single": args.single_rate, "bulk": args.bulk_rate, "hot": args.single_rate}
+    rates = _offered_rates(args)
     runs: list[dict[str, Any]] = []
     summary: dict[str, Any] = {"commit_process_ratios_by_round": {}}
     for workload in args.workloads:
@@ -343,7 +348,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for r in compared["runs"]:
                 r.pop("data_dir")
         return compared
-    rates = {"single": args.single_rate, "bulk": args.bulk_rate, "hot": args.single_rate}
+    rates = _offered_rates(args)
     runs: list[dict[str, Any]] = []
     timelines: list[tuple[tuple[str, int, int], CpuTimeline]] | None = (
         [] if args.plot is not None else None

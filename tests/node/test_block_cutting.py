@@ -20,7 +20,9 @@ from strata.node.node import Node, now_ms
 ORDERS_PER_BLOCK = 3
 
 
-def _node(data_dir: Path) -> tuple[Node, _TraderCore]:
+def open_node(data_dir: Path, commit_process: bool = False) -> tuple[Node, _TraderCore]:
+    """A devnet node whose blocks hold at most ``ORDERS_PER_BLOCK`` orders, everything in this
+    process but the commitment process (``commit_process``), and a trader of devnet-1."""
     probe = devnet_genesis(0).chain.params
     config = NodeConfig(
         data_dir=str(data_dir),
@@ -28,6 +30,7 @@ def _node(data_dir: Path) -> tuple[Node, _TraderCore]:
         block_gas_target=ORDERS_PER_BLOCK * probe.gas.place,
         index_process=False,
         signature_processes=0,
+        commit_process=commit_process,
     )
     node = Node.open(config, devnet_genesis(now_ms() - 1_000))
     params = node.params
@@ -40,7 +43,7 @@ def _node(data_dir: Path) -> tuple[Node, _TraderCore]:
     return node, trader
 
 
-def _orders(trader: _TraderCore, count: int) -> list[bytes]:
+def resting_sells(trader: _TraderCore, count: int) -> list[bytes]:
     """Resting sells at distinct prices (nothing trades; each is one order's base gas)."""
     return [
         trader.sign_action(trader.place_action("BTC-PERP", "sell", str(61_000 + i), "0.01"))
@@ -56,10 +59,10 @@ def _block_sizes(node: Node, first: int) -> list[int]:
 
 
 def test_a_backlog_drains_in_blocks_of_the_target_size(tmp_path: Path) -> None:
-    node, trader = _node(tmp_path / "node")
+    node, trader = open_node(tmp_path / "node")
     assert node.block_gas_budget == ORDERS_PER_BLOCK * node.params.gas.place
     first = node.store.tip.height + 1
-    results = asyncio.run(node.submit(_orders(trader, 2 * ORDERS_PER_BLOCK + 1)))
+    results = asyncio.run(node.submit(resting_sells(trader, 2 * ORDERS_PER_BLOCK + 1)))
     assert all("hash" in r for r in results), results
     for _ in range(3):
         node.produce_block()

@@ -18,42 +18,10 @@ from pathlib import Path
 import pytest
 
 from strata.adapters.chain_store import ChainStore
-from strata.client.api import _TraderCore
 from strata.client.signing import wallet_from_seed
 from strata.modules import collateral
-from strata.node.config import NodeConfig, devnet_genesis
-from strata.node.node import Node, now_ms
 from strata.stf.transactions import Deposit
-
-ORDERS_PER_BLOCK = 3
-
-
-def _node(data_dir: Path) -> tuple[Node, _TraderCore]:
-    probe = devnet_genesis(0).chain.params
-    config = NodeConfig(
-        data_dir=str(data_dir),
-        devnet=True,
-        block_gas_target=ORDERS_PER_BLOCK * probe.gas.place,
-        index_process=False,
-        signature_processes=0,
-        commit_process=True,
-    )
-    node = Node.open(config, devnet_genesis(now_ms() - 1_000))
-    params = node.params
-    trader = _TraderCore(
-        wallet_from_seed("devnet-1"),
-        chain_id=params.chain_id,
-        bridge_address=params.bridge_address,
-        markets=node.markets,
-    )
-    return node, trader
-
-
-def _orders(trader: _TraderCore, count: int) -> list[bytes]:
-    return [
-        trader.sign_action(trader.place_action("BTC-PERP", "sell", str(61_000 + i), "0.01"))
-        for i in range(count)
-    ]
+from tests.node.test_block_cutting import ORDERS_PER_BLOCK, open_node, resting_sells
 
 
 def _check_chain(data_dir: Path, tip: int) -> list[int]:
@@ -70,9 +38,9 @@ def _check_chain(data_dir: Path, tip: int) -> list[int]:
 def test_blocks_commit_one_block_late_and_their_transactions_wait_in_the_mempool(
     tmp_path: Path,
 ) -> None:
-    node, trader = _node(tmp_path / "node")
+    node, trader = open_node(tmp_path / "node", commit_process=True)
     start = node.store.tip.height
-    results = asyncio.run(node.submit(_orders(trader, 2 * ORDERS_PER_BLOCK + 1)))
+    results = asyncio.run(node.submit(resting_sells(trader, 2 * ORDERS_PER_BLOCK + 1)))
     assert all("hash" in r for r in results), results
     hashes = [bytes.fromhex(r["hash"][2:]) for r in results]
 
@@ -93,7 +61,7 @@ def test_a_deposit_in_flight_is_not_offered_again_and_a_failed_build_commits_fir
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="strata.node")
-    node, _ = _node(tmp_path / "node")
+    node, _ = open_node(tmp_path / "node", commit_process=True)
     account = wallet_from_seed("devnet-1").address
     before = collateral.get_balance(node.store.state, account)
     node.faucet(account, 5_000_000)
