@@ -10,13 +10,13 @@ import asyncio
 from pathlib import Path
 
 from strata.node import node as node_module
-from tests.node.test_block_cutting import _node, _orders
+from tests.node.test_block_cutting import open_node, resting_sells
 
 
 def test_submissions_beyond_the_bound_wait_undecoded_and_are_all_admitted(tmp_path: Path) -> None:
-    node, trader = _node(tmp_path / "node")
+    node, trader = open_node(tmp_path / "node")
     bound = node_module.ADMITTING_REQUESTS
-    requests = [[data] for data in _orders(trader, bound + 3)]
+    requests = [[data] for data in resting_sells(trader, bound + 3)]
     release = asyncio.Event()
     decoding = 0
     most = 0
