@@ -279,11 +279,12 @@ class Feeds:
         for ring in (*self._trade_rings.values(), self._account_ring):
             ring.covered_from = max(ring.covered_from, first)  # eviction may have raised it
 
-    def capture_books(self, state: State) -> BookViews:
-        """Every market's book as the feeds show it, from ``state`` now (a node whose
-        commitment is pipelined publishes a block after the next one has executed: it captures
-        the block's books while the state is still its post-state)."""
-        return {m: self.book_view(state, m, BOOK_DEPTH) for m in self.markets}
+    def capture_books(self, state: State, market_ids: Iterable[int]) -> BookViews:
+        """The books of ``market_ids`` (those the block changed) as the feeds show them, from
+        ``state`` now (a node whose commitment is pipelined publishes a block after the next one
+        has executed: it captures the block's books while the state is still its post-state).
+        :meth:`publish` takes a market left out as unchanged."""
+        return {m: self.book_view(state, m, BOOK_DEPTH) for m in market_ids}
 
     def publish(self, output: BlockOutput, state: State | BookViews) -> RenderRequests:
         """Turn a committed block into feed messages and hand them to subscribers (``state``:
@@ -390,8 +391,8 @@ class Feeds:
             old_bids, old_asks = bids, asks
             if isinstance(state, State):
                 bids, asks = self.book_view(state, market_id, BOOK_DEPTH)
-            else:
-                bids, asks = state[market_id]
+            else:  # not captured: the block did not change this book
+                bids, asks = state.get(market_id, (bids, asks))
             delta_bids = _diff(old_bids, bids)
             delta_asks = _diff(old_asks, asks)
             self._books[market_id] = (bids, asks)

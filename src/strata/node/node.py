@@ -763,8 +763,10 @@ class Node:
             self._commit(block, output, chosen, decoded, self.store.state, started, built)
             return
         state = self.store.state
+        changed = [m for m, book in state.books.items() if book.dirty]  # (take_changes clears)
         changes = self._commitment().take_changes(state)
-        post = _PostState(IndexHints.of(state, unsealed.output), self.feeds.capture_books(state))
+        books = self.feeds.capture_books(state, changed)
+        post = _PostState(IndexHints.of(state, unsealed.output), books)
         try:
             # Sent before the block in flight is sealed: the process computes this block's root
             # while the node commits and reports the one before (it answers in order).
