@@ -8,6 +8,15 @@ PYTHON ?= $(shell for p in /usr/bin/python3.11 python3.11; do \
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Ring 0 compiled by mypyc into the virtual environment (src/strata/compiled.py): rebuilt when a
+# ring-0 source changes; `make setup COMPILE=0` leaves ring 0 interpreted (no C compiler needed).
+COMPILE ?= 1
+COMPILED := $(VENV)/strata-compiled/manifest.json
+RING0_SOURCES := $(wildcard src/strata/core/*.py src/strata/state/*.py src/strata/modules/*/*.py \
+	src/strata/stf/*.py) src/strata/compiled.py
+ifeq ($(COMPILE),1)
+RING0 := $(COMPILED)
+endif
 # Node tools from the npm registry (Anvil, the local Ethereum node the ethereum DA tests run).
 NODE_STAMP := node_modules/.installed
 
@@ -27,14 +36,17 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $(NODE_STAMP)
 
-setup: $(STAMP)
+$(COMPILED): $(STAMP) $(RING0_SOURCES)
+	STRATA_PURE=1 $(BIN)/strata compile || { echo "error: compiling ring 0 failed (it needs gcc and the Python 3.11 headers: apt install gcc python3.11-dev); \`make setup COMPILE=0\` runs it interpreted instead"; exit 1; }
+
+setup: $(STAMP) $(RING0)
 
 ## The main job: a one-machine devnet with live markets (demo market maker and taker); Ctrl-C stops it.
-run: $(STAMP)
+run: setup
 	$(BIN)/strata devnet --demo $(DEVNET_ARGS)
 
 ## Replay the real NASDAQ (LOBSTER) sample through the matching engine and check it.
-replay: $(STAMP)
+replay: setup
 	$(BIN)/strata replay-book --format lobster data/lobster/AAPL_2012-06-21_34200000_57600000_message_10.csv \
 		--initial-book data/lobster/AAPL_2012-06-21_34200000_57600000_orderbook_10.csv \
 		--check-steps data/lobster/AAPL_2012-06-21_34200000_57600000_orderbook_10.csv
@@ -46,18 +58,18 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 ## The test command: lint, types, the import-layer contract, then the test suite.
-test: lint
+test: lint $(RING0)
 	$(BIN)/pytest
 
 ## Heavy campaigns (long differential and property runs).
-test-long: $(STAMP)
+test-long: setup
 	$(BIN)/pytest -m long
 
-bench: $(STAMP)
+bench: setup
 	$(BIN)/strata bench engine
 
 ## A real node under load over its API (about 2 minutes).
-bench-node: $(STAMP)
+bench-node: setup
 	$(BIN)/strata bench node
 
 clean:

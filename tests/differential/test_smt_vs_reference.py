@@ -29,7 +29,6 @@ from strata.core.merkle import (
     compute_root_from_proof,
     verify_proof,
 )
-from strata.state import smt
 from strata.state.packed import PackedNodes
 from strata.state.smt import (
     CorruptNodeError,
@@ -442,17 +441,16 @@ def test_missing_and_corrupt_nodes_leave_the_tree_unchanged() -> None:
 
 
 @pytest.mark.parametrize(("seed", "keys"), [(21, 3), (22, 40), (23, 3000)])
-def test_live_table_walks_give_the_reference_proofs(
-    seed: int, keys: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_live_table_walks_give_the_reference_proofs(seed: int, keys: int) -> None:
     """With a live table, a walk at the current root takes the top levels from strings made
-    once the root has served ``TOP_AFTER_READS`` walks (16 here), and the rest from the table:
+    once the root has served ``top_after_reads`` walks (16 here), and the rest from the table:
     the proofs before and after those exist, at the current root and at older ones, are the
     reference's. Sizes where the top levels end early (a leaf or ``EMPTY`` high up: 3 and 40
     keys) and deep (3,000 keys), with keys sharing long prefixes."""
-    monkeypatch.setattr(smt, "TOP_AFTER_READS", 16)
     rng = random.Random(seed)
-    tree = SparseMerkleTree(MemoryNodeSource(), cache_nodes=64, live=PackedNodes())
+    tree = SparseMerkleTree(
+        MemoryNodeSource(), cache_nodes=64, live=PackedNodes(), top_after_reads=16
+    )
     source = MemoryNodeSource()
     plain = SparseMerkleTree(source, cache_nodes=0)
     values: dict[bytes, bytes] = {}
@@ -487,14 +485,15 @@ def test_live_table_walks_give_the_reference_proofs(
             assert tree.prove(key, root) == merkle.prove(then, key)
 
 
-def test_top_levels_follow_the_root(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_top_levels_follow_the_root() -> None:
     """The strings are made for one root: after an update they are made again before use."""
-    monkeypatch.setattr(smt, "TOP_AFTER_READS", 16)
     rng = random.Random(5)
-    tree = SparseMerkleTree(MemoryNodeSource(), cache_nodes=64, live=PackedNodes())
+    tree = SparseMerkleTree(
+        MemoryNodeSource(), cache_nodes=64, live=PackedNodes(), top_after_reads=16
+    )
     values = {rng.randbytes(8): rng.randbytes(4) for _ in range(500)}
     tree.apply(values)
-    for _ in range(smt.TOP_AFTER_READS):
+    for _ in range(16):
         tree.prove(b"x")
     first = tree._top_levels()
     assert first is not None and first[0] == tree.root
@@ -502,7 +501,7 @@ def test_top_levels_follow_the_root(monkeypatch: pytest.MonkeyPatch) -> None:
     tree.apply(changed)
     values.update(changed)
     assert tree._top_levels() is None  # a new root: walks count again
-    for key in list(values)[: smt.TOP_AFTER_READS + 5]:
+    for key in list(values)[: 16 + 5]:
         assert tree.prove(key) == merkle.prove(values, key)
     second = tree._top_levels()
     assert second is not None and second[0] == tree.root != first[0]

@@ -33,7 +33,7 @@ backstops and deleveraging all occurred, so the checks cannot pass vacuously.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from unittest import mock
 
@@ -66,7 +66,7 @@ from strata.modules.liquidation import (
 from strata.modules.markets import Market
 from strata.state.store import State
 from strata.stf import transition
-from strata.stf.block import BlockOutput
+from strata.stf.block import Block, BlockOutput
 from strata.stf.genesis import Allocation, GenesisConfig, InitialPrice, make_genesis
 from strata.stf.params import ChainParams
 from strata.stf.transactions import (
@@ -77,8 +77,9 @@ from strata.stf.transactions import (
     Transfer,
     Withdraw,
 )
-from strata.stf.transition import apply_block, build_block, copy_state, get_account_risk
+from strata.stf.transition import apply_block, copy_state, get_account_risk
 from tests.helpers.chain import BLOCK_MS, CHAIN_ID, GENESIS_MS, Chain
+from tests.helpers.interpreted import interpreted_copy
 from tests.helpers.pipelined import PipelinedFollower, empty_tree
 from tests.helpers.sharded import ShardedFollower, run_sharded
 from tests.spec.generate_vectors import HI, LIQ
@@ -120,11 +121,15 @@ def make_liquidation_chain(**overrides: object) -> Chain:
     return Chain(state, params, wallets, oracle_wallet)
 
 
+_TRANSITION = interpreted_copy(transition)
+"""``stf/transition.py`` run interpreted, so that its risk phase can be switched off."""
+
+
 @contextmanager
-def risk_phase_off() -> Iterator[None]:
-    """Build blocks without the risk phase (the state the risk phase starts from)."""
-    with mock.patch.object(transition, "process_risk", lambda *args: []):
-        yield
+def risk_phase_off() -> Iterator[Callable[..., tuple[Block, BlockOutput]]]:
+    """``build_block`` without the risk phase (the state the risk phase starts from)."""
+    with mock.patch.object(_TRANSITION, "process_risk", lambda *args: []):
+        yield _TRANSITION.build_block
 
 
 def market_of(market_id: int) -> Market:
@@ -265,8 +270,8 @@ class LiquidationMachine(RuleBasedStateMachine):
         pre = copy_state(chain.state)
         txs = [data for data, _ in self.pending]
         before_risk = copy_state(pre)  # the state the risk phase starts from
-        with risk_phase_off():
-            _, before_risk_output = build_block(
+        with risk_phase_off() as build_without_risk:
+            _, before_risk_output = build_without_risk(
                 before_risk, chain.now_ms + BLOCK_MS, self.system, txs, chain.params
             )
         output = chain.block(txs, self.system)

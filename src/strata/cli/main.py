@@ -16,6 +16,7 @@ Commands
 ``strata bench state``      the storage benchmark (commit times, proofs/s, bytes and memory per key)
 ``strata bench parallel``   the node's throughput on one core against two (``taskset``)
 ``strata bench pipeline``   a sequencer's blocks built serially and with the commitment pipelined
+``strata compile``          compile ring 0 with mypyc into the virtual environment (``--status``)
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ commands:
   bench verify  the verifier re-executing a loaded node's chain from DA, beside the sequencer
   bench parallel  the node on one core against two (taskset): speedups and identical roots
   bench pipeline  blocks built serially and with the state root pipelined in another process
+  compile       compile ring 0 with mypyc into this virtual environment (`make setup` runs it);
+                --status says whether this interpreter runs it compiled, and why not
 """
 
 
@@ -116,6 +119,10 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0 if args else 2
     command, rest = args[0], args[1:]
+    if command == "compile":
+        from strata.compiled import compile_main
+
+        return compile_main(rest)
     if command == "devnet":
         from strata.node.cli import devnet_main
 

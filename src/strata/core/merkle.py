@@ -91,7 +91,7 @@ from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Final
+from typing import Final, TypeGuard
 
 HASH_BYTES: Final = 32
 """Length of every hash, path and value hash, in bytes."""
@@ -275,11 +275,11 @@ def prove(items: Mapping[bytes, bytes], key: bytes) -> SparseMerkleProof:
     return SparseMerkleProof(siblings=tuple(siblings), leaf=leaf)
 
 
-def _is_hash(value: object) -> bool:
+def _is_hash(value: object) -> TypeGuard[bytes]:
     return isinstance(value, bytes) and len(value) == HASH_BYTES
 
 
-def _is_well_formed(proof: object) -> bool:
+def _is_well_formed(proof: object) -> TypeGuard[SparseMerkleProof]:
     """Check the proof's types and sizes, so that verification cannot raise."""
     if not isinstance(proof, SparseMerkleProof):
         return False
@@ -308,11 +308,12 @@ def compute_root_from_proof(path: bytes, bottom: bytes, siblings: Sequence[bytes
     return node
 
 
-def verify_proof(root: bytes, key: bytes, value: bytes | None, proof: SparseMerkleProof) -> bool:
+def verify_proof(root: object, key: object, value: object, proof: object) -> bool:
     """Return whether ``proof`` shows that, under ``root``, ``key`` holds ``value``.
 
     ``value is None`` asks for an exclusion proof (``key`` is absent), otherwise an inclusion
-    proof. Returns ``False``, never raises, for any malformed or non-canonical input: a root or
+    proof. The arguments are typed ``object`` because they are checked here: it returns
+    ``False``, never raises, for any malformed or non-canonical input (of any type): a root or
     sibling that is not 32 bytes, more than 256 siblings, an ``EMPTY`` deepest sibling, an inclusion
     proof carrying a ``leaf``, an occupying leaf with the key's own path or off the key's prefix.
     """
@@ -362,7 +363,7 @@ def encode_proof(proof: SparseMerkleProof) -> bytes:
     return head + b"".join(proof.siblings)
 
 
-def decode_proof(data: bytes) -> SparseMerkleProof:
+def decode_proof(data: object) -> SparseMerkleProof:
     """Parse the canonical bytes of a proof; the inverse of :func:`encode_proof`.
 
     Raises ``ValueError`` naming the fault if ``data`` is not bytes, is too short, has an unknown

@@ -448,6 +448,7 @@ class SparseMerkleTree:
         "_top",
         "_top_root",
         "_top_walks",
+        "_top_after_reads",
         "_verify",
         "_young",
         "born",
@@ -461,6 +462,7 @@ class SparseMerkleTree:
         *,
         verify_nodes: bool = True,
         live: PackedNodes | None = None,
+        top_after_reads: int = TOP_AFTER_READS,
     ) -> None:
         if len(root) != HASH_BYTES:
             raise ValueError(f"root must be {HASH_BYTES} bytes, got {len(root)}")
@@ -481,6 +483,7 @@ class SparseMerkleTree:
         self._top: list[bytes] | None = None
         self._top_root = EMPTY
         self._top_walks = 0
+        self._top_after_reads = top_after_reads
         self.born = 0
         """The height the next update builds (stamped on its nodes in the live table)."""
 
@@ -702,9 +705,10 @@ class SparseMerkleTree:
         every walk; the deeper ones are read straight from the table, which costs about what a
         cache miss does), so the cache keeps the top of the tree instead of turning over.
 
-        At the current root with a live table, once the root has served :data:`TOP_AFTER_READS`
-        walks, the siblings of its full top levels (:data:`TOP_LEVELS` at most) are slices of
-        strings made once for the root, and the walk goes on in the table itself
+        At the current root with a live table, once the root has served ``top_after_reads``
+        walks (:data:`TOP_AFTER_READS` unless given), the siblings of its full top levels
+        (:data:`TOP_LEVELS` at most) are slices of strings made once for the root, and the walk
+        goes on in the table itself
         (``PackedNodes.walk``): at 1M keys, 16-22 us a walk instead of 22-30 (1.27-1.45x,
         measured alternating the two on the same paths).
         """
@@ -760,7 +764,7 @@ class SparseMerkleTree:
 
     def _top_levels(self) -> list[bytes] | None:
         """The current tree's full top levels (``PackedNodes.top_levels``, at most
-        :data:`TOP_LEVELS` deep), made once the current root has served :data:`TOP_AFTER_READS`
+        :data:`TOP_LEVELS` deep), made once the current root has served ``top_after_reads``
         walks and kept until the root changes (a node store that reads its tip once a block
         never pays for them); ``None`` until then, or without a live table."""
         top = self._top
@@ -772,7 +776,7 @@ class SparseMerkleTree:
             self._top_root = root
             self._top_walks = 0
         self._top_walks += 1
-        if self._top_walks < TOP_AFTER_READS or self._live is None:
+        if self._top_walks < self._top_after_reads or self._live is None:
             return None
         top = self._top = self._live.top_levels(root, TOP_LEVELS)
         return top

@@ -205,7 +205,8 @@ class State:
         undo = self.journal.undo
         if undo is None:
             raise InvariantViolation(ErrorCode.JOURNAL_OPEN, "no journal to roll back")
-        for data, key, old in reversed(undo):
+        for i in range(len(undo) - 1, -1, -1):  # newest first (mypyc: not reversed())
+            data, key, old = undo[i]
             if old is _MISSING:
                 data.pop(key, None)
             else:

@@ -75,6 +75,15 @@ class BlockOutput(msgspec.Struct, frozen=True):
     """When building: ``(tx_hash, code)`` of each transaction left out as invalid."""
 
 
+class UnsealedBlock(msgspec.Struct, frozen=True):
+    """A block executed by ``execute_block``, waiting for its parent's hash and its state root
+    (``seal_block``). ``output.header`` holds every other field; its ``state_root`` and (after
+    an unsealed parent) its ``parent_hash`` are empty."""
+
+    system: tuple[SystemInput, ...]
+    output: BlockOutput
+
+
 def compute_header_hash(header: Header) -> bytes:
     return sha256(encode(header))
 

@@ -320,9 +320,9 @@ def compute_oracle_action_bytes(price: OraclePrice) -> bytes:
 class TxClass:
     """Canonical in-block classes: makers are protected by running before takers."""
 
-    ACCOUNT_OR_POST_ONLY = 0
-    CANCEL = 1
-    TAKING = 2
+    ACCOUNT_OR_POST_ONLY: Final = 0
+    CANCEL: Final = 1
+    TAKING: Final = 2
 
 
 _POST_ONLY = 3

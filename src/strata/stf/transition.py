@@ -100,7 +100,15 @@ from strata.modules.margin import AccountRisk, MarketRiskParams
 from strata.modules.oracle import OracleEvent
 from strata.modules.triggers import TriggerStatus, TriggerUpdate
 from strata.state.store import ChainTip, State
-from strata.stf.block import Block, BlockEvents, BlockOutput, Header, Receipt, compute_header_hash
+from strata.stf.block import (
+    Block,
+    BlockEvents,
+    BlockOutput,
+    Header,
+    Receipt,
+    UnsealedBlock,
+    compute_header_hash,
+)
 from strata.stf.events import (
     AgentApproved,
     AgentRevoked,
@@ -1219,15 +1227,6 @@ def build_block(
     )
     output = _seal_state(pre_state, executed)
     return Block(output.header, tuple(system), output.transactions), output
-
-
-class UnsealedBlock(msgspec.Struct, frozen=True):
-    """A block executed by :func:`execute_block`, waiting for its parent's hash and its state
-    root (:func:`seal_block`). ``output.header`` holds every other field; its ``state_root`` and
-    (after an unsealed parent) its ``parent_hash`` are empty."""
-
-    system: tuple[SystemInput, ...]
-    output: BlockOutput
 
 
 def execute_block(

@@ -1,0 +1,263 @@
+"""Ring 0, compiled: the same source, built into C extensions by mypyc, loaded only while current.
+
+Ring 0 is written as plain, strictly typed Python, and that source is the spec. ``make setup``
+also compiles its hot modules with mypyc (part of the pinned mypy) into the virtual environment,
+``<venv>/strata-compiled/``, next to a manifest of the SHA-256 of every source it compiled. When
+``strata`` is imported, :func:`install` puts the compiled modules on the import path, but only if
+every one of those sources is unchanged; otherwise the whole of ring 0 runs interpreted, and one
+line on stderr says why. A compiled module is never mixed with an edited one: compiled modules
+call each other directly, so one stale module would run old rules.
+
+``STRATA_PURE=1`` runs ring 0 interpreted (to profile it with py-spy, or to check that both give
+the same bytes, as ``tests/differential/test_compiled.py`` does).
+
+Build: ``strata compile`` (``make setup`` runs it). Status: ``strata compile --status``.
+
+Which modules: those with no ``msgspec.Struct`` class. mypyc builds a class it cannot make
+native as a plain Python class but drops the keywords of its ``class`` line (python/mypy#21938),
+so a ``Struct``'s ``frozen=True``, ``array_like=True`` or ``tag=`` would be lost; the records
+therefore live in modules that stay interpreted (each module's ``records.py`` or ``types``
+module), and :func:`build` refuses to compile a module that defines one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import json
+import os
+import re
+import shutil
+import sys
+import sysconfig
+import tempfile
+import time
+from collections.abc import Sequence
+from importlib.machinery import ModuleSpec
+from pathlib import Path
+from types import ModuleType
+
+SOURCE_ROOT = Path(__file__).resolve().parent.parent
+"""The directory holding the ``strata`` package's source."""
+
+MODULES: tuple[str, ...] = (
+    "strata/core/codec.py",
+    "strata/core/errors.py",
+    "strata/core/units.py",
+    "strata/core/merkle.py",
+    "strata/core/ordered_merkle.py",
+    "strata/state/packed.py",
+    "strata/state/smt.py",
+    "strata/modules/book/book.py",
+    "strata/modules/book/state.py",
+    "strata/modules/book/types.py",
+    "strata/modules/clearing/matching.py",
+    "strata/modules/accounts/__init__.py",
+    "strata/stf/settlement.py",
+    "strata/stf/commitment.py",
+    "strata/stf/state_root.py",
+    "strata/stf/risk.py",
+    "strata/stf/transition.py",
+)
+"""The compiled modules, as paths under :data:`SOURCE_ROOT`."""
+
+GROUP = "strata_ring0"
+"""mypyc's name for the shared library all compiled modules live in (``strata_ring0__mypyc``)."""
+
+MANIFEST_VERSION = 1
+PURE_ENV = "STRATA_PURE"
+_STRUCT_CLASS = re.compile(r"^class \w+\((msgspec\.)?Struct\b", re.MULTILINE)
+
+
+def compiled_dir(prefix: str | None = None) -> Path:
+    """Where the build goes: inside the virtual environment (or prefix) that runs Strata."""
+    return Path(prefix if prefix is not None else sys.prefix) / "strata-compiled"
+
+
+def module_name(path: str) -> str:
+    """``strata/stf/transition.py`` -> ``strata.stf.transition``; a package's ``__init__`` -> it."""
+    parts = path.removesuffix(".py").split("/")
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def source_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# --- loading -----------------------------------------------------------------------------------
+
+
+class _CompiledFinder(importlib.abc.MetaPathFinder):
+    """Serves the compiled extension for each module of the manifest, and nothing else."""
+
+    def __init__(self, files: dict[str, tuple[Path, Path | None]]) -> None:
+        self._files = files
+
+    def find_spec(
+        self,
+        fullname: str,
+        path: Sequence[str] | None = None,
+        target: ModuleType | None = None,
+    ) -> ModuleSpec | None:
+        entry = self._files.get(fullname)
+        if entry is None:
+            # A source submodule of a compiled package: a compiled package's ``__path__`` is set
+            # only after its body ran, and its body imports its submodules.
+            parent = self._files.get(fullname.rpartition(".")[0])
+            if parent is not None and parent[1] is not None:
+                return importlib.machinery.PathFinder.find_spec(fullname, [str(parent[1])])
+            return None
+        extension, package_dir = entry
+        loader = importlib.machinery.ExtensionFileLoader(fullname, str(extension))
+        return importlib.util.spec_from_file_location(
+            fullname,
+            str(extension),
+            loader=loader,
+            submodule_search_locations=None if package_dir is None else [str(package_dir)],
+        )
+
+
+_STATUS: dict[str, object] = {"compiled": False, "reason": "not installed yet"}
+
+
+def status() -> dict[str, object]:
+    """``{"compiled": bool, "reason": str, "modules": int}``: how ring 0 runs in this process."""
+    return dict(_STATUS)
+
+
+def _stale_reason(manifest: dict[str, object]) -> str | None:
+    if manifest.get("version") != MANIFEST_VERSION:
+        return "its manifest has another version"
+    if manifest.get("ext_suffix") != sysconfig.get_config_var("EXT_SUFFIX"):
+        return "it was built for another interpreter"
+    modules = manifest.get("modules")
+    if not isinstance(modules, dict):
+        return "its manifest lists no modules"
+    for path, entry in modules.items():
+        source = SOURCE_ROOT / path
+        if not source.is_file():
+            return f"src/{path} is gone"
+        if source_digest(source) != entry["source_sha256"]:
+            return f"src/{path} changed since it was built"
+    return None
+
+
+def install() -> dict[str, object]:
+    """Put the compiled ring 0 on the import path, if it is built and current. Idempotent."""
+    global _STATUS
+    if any(isinstance(f, _CompiledFinder) for f in sys.meta_path):
+        return status()
+    if os.environ.get(PURE_ENV, "") not in ("", "0"):
+        _STATUS = {"compiled": False, "reason": f"{PURE_ENV} is set", "modules": 0}
+        return status()
+    root = compiled_dir()
+    manifest_path = root / "manifest.json"
+    if not manifest_path.is_file():
+        _STATUS = {"compiled": False, "reason": f"no build in {root}", "modules": 0}
+        return status()
+    manifest = json.loads(manifest_path.read_text())
+    stale = _stale_reason(manifest)
+    if stale is not None:
+        _STATUS = {"compiled": False, "reason": f"the compiled ring 0 is stale: {stale}"}
+        _STATUS["modules"] = 0
+        print(
+            f"strata: running ring 0 interpreted, {_STATUS['reason']} (`make setup` rebuilds it)",
+            file=sys.stderr,
+        )
+        return status()
+    files: dict[str, tuple[Path, Path | None]] = {}
+    for path, entry in manifest["modules"].items():
+        package_dir = (SOURCE_ROOT / path).parent if path.endswith("/__init__.py") else None
+        files[module_name(path)] = (root / entry["extension"], package_dir)
+    files[f"{GROUP}__mypyc"] = (root / manifest["support"], None)
+    sys.meta_path.insert(0, _CompiledFinder(files))
+    _STATUS = {"compiled": True, "reason": f"mypyc build in {root}", "modules": len(files) - 1}
+    return status()
+
+
+# --- building ----------------------------------------------------------------------------------
+
+
+def build(destination: Path, modules: Sequence[str] = MODULES, jobs: int = 2) -> dict[str, object]:
+    """Compile ``modules`` with mypyc into ``destination`` (replaced whole); return the manifest."""
+    from mypyc.build import mypycify
+    from setuptools import setup  # type: ignore[import-untyped]
+
+    for path in modules:
+        if _STRUCT_CLASS.search((SOURCE_ROOT / path).read_text()):
+            raise SystemExit(
+                f"error: src/{path} defines a msgspec Struct; mypyc would drop its class "
+                "keywords (python/mypy#21938). Move the Struct to a module that is not compiled."
+            )
+    digests = {path: source_digest(SOURCE_ROOT / path) for path in modules}
+    destination = destination.resolve()
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="strata-mypyc-"))
+    staging = destination.with_name(destination.name + ".new")
+    shutil.rmtree(staging, ignore_errors=True)
+    start = time.monotonic()
+    print(f"compiling {len(modules)} ring-0 modules with mypyc into {destination} ...", flush=True)
+    cwd = os.getcwd()
+    try:
+        os.chdir(SOURCE_ROOT)
+        extensions = mypycify(
+            list(modules), opt_level="3", group_name=GROUP, target_dir=str(work / "c")
+        )
+        setup(
+            name="strata-compiled",
+            ext_modules=extensions,
+            script_args=[
+                "--quiet",
+                "build_ext",
+                "--build-lib",
+                str(staging),
+                "--build-temp",
+                str(work / "o"),
+                "--parallel",
+                str(jobs),
+            ],
+        )
+    finally:
+        os.chdir(cwd)
+        shutil.rmtree(work, ignore_errors=True)
+    suffix = str(sysconfig.get_config_var("EXT_SUFFIX"))
+    entries: dict[str, dict[str, str]] = {}
+    for path in modules:
+        package = "/__init__" if path.endswith("/__init__.py") else ""
+        extension = module_name(path).replace(".", "/") + package + suffix
+        if not (staging / extension).is_file():
+            raise SystemExit(f"error: mypyc did not produce {extension}")
+        entries[path] = {"source_sha256": digests[path], "extension": extension}
+    manifest: dict[str, object] = {
+        "version": MANIFEST_VERSION,
+        "ext_suffix": suffix,
+        "support": f"{GROUP}__mypyc{suffix}",
+        "modules": entries,
+    }
+    (staging / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    shutil.rmtree(destination, ignore_errors=True)
+    staging.rename(destination)
+    print(f"compiled in {time.monotonic() - start:.0f} s", flush=True)
+    return manifest
+
+
+def compile_main(argv: list[str]) -> int:
+    """``strata compile``: build ring 0 into this virtual environment; ``--status``: say how this
+    interpreter runs it."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="strata compile", description="compile ring 0 with mypyc (strata/compiled.py)"
+    )
+    parser.add_argument("--status", action="store_true", help="print how ring 0 runs, as JSON")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="C compilers")
+    args = parser.parse_args(argv)
+    if args.status:
+        print(json.dumps(status()))
+        return 0
+    build(compiled_dir(), jobs=args.jobs)
+    return 0
