@@ -8,6 +8,10 @@ Three figures from one run, on one core (the machine is shared and noisy: compar
     signatures checked upstream, as a verifier re-executes blocks;
 (c) ``reference_events_per_s``: the naive list-based model book on the book workload.
 
+With ring 0 compiled (``strata/compiled.py``, what ``make setup`` builds), (b) is timed again in
+a fresh interpreter running ring 0 from source (``STRATA_PURE=1``):
+``engine_interpreted_events_per_s`` and ``compiled_vs_interpreted`` (and their bulk twins).
+
 The chain workload (seeded): ``accounts`` funded accounts trade one market around a fixed oracle
 price; each block holds ``block_size`` single-order transactions: 45% passive GTC/post-only
 placements at 0-5 ticks behind the touch, 30% cancels of the sender's own live orders, 15% IOC
@@ -20,7 +24,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from strata import compiled  # noqa: E402
 from strata.client.signing import wallet_from_seed  # noqa: E402
 from strata.core.signatures import compute_transaction_digest  # noqa: E402
 from strata.modules.clearing.events import OrderUpdate  # noqa: E402
@@ -223,19 +230,48 @@ def run_book(events: int, seed: int) -> tuple[float, float, int]:
     )
 
 
+def _ring0(how: dict[str, object]) -> str:
+    return f"compiled ({how['modules']} modules)" if how["compiled"] else "interpreted"
+
+
+def _interpreted_engine(events: int, seed: int) -> tuple[float, float]:
+    """(b) again in a fresh interpreter running ring 0 from source (``STRATA_PURE=1``): the
+    seconds of the single-order and the bulk workloads."""
+    print("timing apply_block again, ring 0 interpreted...", file=sys.stderr)
+    env = dict(os.environ, STRATA_PURE="1")
+    argv = ["--engine-only", "--events", str(events), "--seed", str(seed)]
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), *argv],
+        env=env,
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    result = json.loads(done.stdout.splitlines()[-1])
+    return float(result["engine_s"]), float(result["bulk_s"])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="strata bench engine", description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=100_000, help="book and engine events")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="print one JSON line")
+    parser.add_argument(
+        "--engine-only", action="store_true", help="(b) alone, as JSON (the interpreted run)"
+    )
     args = parser.parse_args(argv)
 
     print(f"building the chain workloads ({args.events} order operations each)...", file=sys.stderr)
     config, blocks = build_chain_workload(args.events, args.seed)
     bulk_config, bulk_blocks = build_chain_workload(args.events, args.seed, bulk=True)
-    print("timing apply_block...", file=sys.stderr)
+    how = compiled.status()
+    print(f"timing apply_block (ring 0 {_ring0(how)})...", file=sys.stderr)
     engine_s = run_engine(config, blocks)
     bulk_s = run_engine(bulk_config, bulk_blocks)
+    if args.engine_only:
+        print(json.dumps({"engine_s": engine_s, "bulk_s": bulk_s}))
+        return 0
+    interpreted = _interpreted_engine(args.events, args.seed) if how["compiled"] else None
     print("timing the book and the model book...", file=sys.stderr)
     book_rate, model_rate, model_events = run_book(args.events, args.seed)
     engine_rate = args.events / engine_s
@@ -249,7 +285,13 @@ def main(argv: list[str] | None = None) -> int:
         "reference_events": model_events,
         "book_vs_reference": round(book_rate / model_rate, 1),
         "engine_vs_book": round(engine_rate / book_rate, 3),
+        "ring0": _ring0(how),
     }
+    if interpreted is not None:
+        summary["engine_interpreted_events_per_s"] = round(args.events / interpreted[0])
+        summary["engine_bulk_interpreted_events_per_s"] = round(args.events / interpreted[1])
+        summary["compiled_vs_interpreted"] = round(interpreted[0] / engine_s, 2)
+        summary["compiled_vs_interpreted_bulk"] = round(interpreted[1] / bulk_s, 2)
     if args.json:
         print(json.dumps(summary))
     else:
@@ -259,6 +301,17 @@ def main(argv: list[str] | None = None) -> int:
         bulk_rate = summary["engine_bulk_events_per_s"]
         print(f"{'(b) full apply_block, with MM bulk actions':<40}{bulk_rate:>14,}")
         print(f"{'(c) naive model book':<40}{summary['reference_events_per_s']:>14,}")
+        if interpreted is not None:
+            for label, key in (
+                ("(b) single orders, ring 0 interpreted", "engine_interpreted_events_per_s"),
+                ("(b) with bulk, ring 0 interpreted", "engine_bulk_interpreted_events_per_s"),
+            ):
+                print(f"{label:<40}{summary[key]:>14,}")
+            print(
+                f"compiled / interpreted = {summary['compiled_vs_interpreted']}x single, "
+                f"{summary['compiled_vs_interpreted_bulk']}x bulk"
+            )
+        print(f"ring 0: {summary['ring0']}")
         print(f"book / model book = {summary['book_vs_reference']}x")
     return 0
 

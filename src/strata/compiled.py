@@ -13,31 +13,29 @@ the same bytes, as ``tests/differential/test_compiled.py`` does).
 
 Build: ``strata compile`` (``make setup`` runs it). Status: ``strata compile --status``.
 
-Which modules: those with no ``msgspec.Struct`` class. mypyc builds a class it cannot make
-native as a plain Python class but drops the keywords of its ``class`` line (python/mypy#21938),
-so a ``Struct``'s ``frozen=True``, ``array_like=True`` or ``tag=`` would be lost; the records
-therefore live in modules that stay interpreted (each module's ``records.py`` or ``types``
-module), and :func:`build` refuses to compile a module that defines one.
+Which modules: the rules of ring 0, not its records. mypyc builds a class it cannot make native
+(a ``msgspec.Struct``) as a plain Python class but drops the keywords of its ``class`` line
+(python/mypy#21938), so a ``Struct``'s ``frozen=True``, ``array_like=True`` or ``tag=`` would be
+lost. The records therefore live in modules that stay interpreted (a module's ``records.py``,
+re-exported by the module; ``stf/transactions.py``, ``stf/block.py``, ``stf/events.py``), and
+:func:`build` refuses to compile a module that defines one.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.abc
 import importlib.machinery
 import importlib.util
 import json
 import os
 import re
-import shutil
 import sys
 import sysconfig
-import tempfile
-import time
 from collections.abc import Sequence
 from importlib.machinery import ModuleSpec
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 SOURCE_ROOT = Path(__file__).resolve().parent.parent
 """The directory holding the ``strata`` package's source."""
@@ -48,16 +46,29 @@ MODULES: tuple[str, ...] = (
     "strata/core/units.py",
     "strata/core/merkle.py",
     "strata/core/ordered_merkle.py",
+    "strata/state/store.py",
+    "strata/state/registry.py",
     "strata/state/packed.py",
     "strata/state/smt.py",
+    "strata/modules/accounts/__init__.py",
+    "strata/modules/accounts/state.py",
+    "strata/modules/markets/__init__.py",
+    "strata/modules/oracle/__init__.py",
+    "strata/modules/collateral/__init__.py",
     "strata/modules/book/book.py",
     "strata/modules/book/state.py",
     "strata/modules/book/types.py",
+    "strata/modules/margin/__init__.py",
+    "strata/modules/clearing/__init__.py",
     "strata/modules/clearing/matching.py",
-    "strata/modules/accounts/__init__.py",
+    "strata/modules/funding/__init__.py",
+    "strata/modules/triggers/__init__.py",
+    "strata/modules/liquidation/__init__.py",
     "strata/stf/settlement.py",
     "strata/stf/commitment.py",
     "strata/stf/state_root.py",
+    "strata/stf/state_io.py",
+    "strata/stf/timed.py",
     "strata/stf/risk.py",
     "strata/stf/transition.py",
 )
@@ -91,8 +102,9 @@ def source_digest(path: Path) -> str:
 # --- loading -----------------------------------------------------------------------------------
 
 
-class _CompiledFinder(importlib.abc.MetaPathFinder):
-    """Serves the compiled extension for each module of the manifest, and nothing else."""
+class _CompiledFinder:
+    """A meta path finder (``sys.meta_path``): serves the compiled extension for each module of
+    the manifest, and nothing else."""
 
     def __init__(self, files: dict[str, tuple[Path, Path | None]]) -> None:
         self._files = files
@@ -121,7 +133,7 @@ class _CompiledFinder(importlib.abc.MetaPathFinder):
         )
 
 
-_STATUS: dict[str, object] = {"compiled": False, "reason": "not installed yet"}
+_STATUS: dict[str, object] = {"compiled": False, "reason": "not installed yet", "modules": 0}
 
 
 def status() -> dict[str, object]:
@@ -129,16 +141,16 @@ def status() -> dict[str, object]:
     return dict(_STATUS)
 
 
-def _stale_reason(manifest: dict[str, object]) -> str | None:
+def _stale_reason(manifest: dict[str, Any], source_root: Path) -> str | None:
     if manifest.get("version") != MANIFEST_VERSION:
         return "its manifest has another version"
     if manifest.get("ext_suffix") != sysconfig.get_config_var("EXT_SUFFIX"):
         return "it was built for another interpreter"
     modules = manifest.get("modules")
-    if not isinstance(modules, dict):
+    if not isinstance(modules, dict) or not modules:
         return "its manifest lists no modules"
     for path, entry in modules.items():
-        source = SOURCE_ROOT / path
+        source = source_root / path
         if not source.is_file():
             return f"src/{path} is gone"
         if source_digest(source) != entry["source_sha256"]:
@@ -146,36 +158,48 @@ def _stale_reason(manifest: dict[str, object]) -> str | None:
     return None
 
 
+def plan(
+    root: Path, source_root: Path = SOURCE_ROOT, pure: bool = False
+) -> tuple[dict[str, tuple[Path, Path | None]] | None, str]:
+    """The extensions to load from the build in ``root`` (module name -> extension file and, for a
+    package, its source directory), or ``None``; and the reason, in words."""
+    if pure:
+        return None, f"{PURE_ENV} is set"
+    manifest_path = root / "manifest.json"
+    if not manifest_path.is_file():
+        return None, f"no build in {root}"
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        stale = _stale_reason(manifest, source_root)
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        stale = f"its manifest is unreadable ({error!r})"
+    if stale is not None:
+        return None, f"the compiled ring 0 is stale: {stale}"
+    files: dict[str, tuple[Path, Path | None]] = {}
+    for path, entry in manifest["modules"].items():
+        package_dir = (source_root / path).parent if path.endswith("/__init__.py") else None
+        files[module_name(path)] = (root / entry["extension"], package_dir)
+    files[f"{GROUP}__mypyc"] = (root / manifest["support"], None)
+    return files, f"mypyc build in {root}"
+
+
 def install() -> dict[str, object]:
-    """Put the compiled ring 0 on the import path, if it is built and current. Idempotent."""
+    """Put the compiled ring 0 on the import path, if it is built and current (:func:`plan`);
+    say on stderr when a build exists but is stale. Idempotent."""
     global _STATUS
     if any(isinstance(f, _CompiledFinder) for f in sys.meta_path):
         return status()
-    if os.environ.get(PURE_ENV, "") not in ("", "0"):
-        _STATUS = {"compiled": False, "reason": f"{PURE_ENV} is set", "modules": 0}
+    files, reason = plan(compiled_dir(), pure=os.environ.get(PURE_ENV, "") not in ("", "0"))
+    if files is None:
+        _STATUS = {"compiled": False, "reason": reason, "modules": 0}
+        if "stale" in reason:
+            print(
+                f"strata: running ring 0 interpreted, {reason} (`make setup` rebuilds it)",
+                file=sys.stderr,
+            )
         return status()
-    root = compiled_dir()
-    manifest_path = root / "manifest.json"
-    if not manifest_path.is_file():
-        _STATUS = {"compiled": False, "reason": f"no build in {root}", "modules": 0}
-        return status()
-    manifest = json.loads(manifest_path.read_text())
-    stale = _stale_reason(manifest)
-    if stale is not None:
-        _STATUS = {"compiled": False, "reason": f"the compiled ring 0 is stale: {stale}"}
-        _STATUS["modules"] = 0
-        print(
-            f"strata: running ring 0 interpreted, {_STATUS['reason']} (`make setup` rebuilds it)",
-            file=sys.stderr,
-        )
-        return status()
-    files: dict[str, tuple[Path, Path | None]] = {}
-    for path, entry in manifest["modules"].items():
-        package_dir = (SOURCE_ROOT / path).parent if path.endswith("/__init__.py") else None
-        files[module_name(path)] = (root / entry["extension"], package_dir)
-    files[f"{GROUP}__mypyc"] = (root / manifest["support"], None)
     sys.meta_path.insert(0, _CompiledFinder(files))
-    _STATUS = {"compiled": True, "reason": f"mypyc build in {root}", "modules": len(files) - 1}
+    _STATUS = {"compiled": True, "reason": reason, "modules": len(files) - 1}
     return status()
 
 
@@ -184,6 +208,10 @@ def install() -> dict[str, object]:
 
 def build(destination: Path, modules: Sequence[str] = MODULES, jobs: int = 2) -> dict[str, object]:
     """Compile ``modules`` with mypyc into ``destination`` (replaced whole); return the manifest."""
+    import shutil
+    import tempfile
+    import time
+
     from mypyc.build import mypycify
     from setuptools import setup  # type: ignore[import-untyped]
 

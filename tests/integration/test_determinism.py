@@ -8,12 +8,17 @@ oracle moves. It pickles the blocks' inputs to a file; three fresh interpreters 
 height, the header hash, the state root, the receipts root and the SHA-256 of the receipts and
 block events bytes. The three transcripts must be identical line for line.
 
+A fourth interpreter runs ring 0 interpreted (``STRATA_PURE=1``) while the other three run it
+compiled, when ``make setup`` compiled it (``strata/compiled.py``): the same transcript again, so
+the compiled rules are the source's rules. Each interpreter says first how it ran ring 0.
+
 The test plan's scenario asks for 1,000 blocks; this uses 500 (its PR tier, C.5), which keeps the
 test at about 10 s on two cores (each process runs ~3 s of blocks after ~1 s of imports).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import random
@@ -21,6 +26,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from strata import compiled
 from strata.core.codec import encode, sha256
 from strata.stf.block import compute_header_hash
 from strata.stf.transactions import (
@@ -173,9 +179,13 @@ def test_same_transcript_under_three_hash_seeds(tmp_path: Path) -> None:
     path = tmp_path / "workload.pickle"
     path.write_bytes(pickle.dumps(workload))
     procs = {}
-    for hash_seed in ("0", "1", "random"):
+    runs = {"0": "0", "1": "1", "random": "random", "interpreted": "0"}
+    for run, hash_seed in runs.items():
         env = dict(os.environ, PYTHONHASHSEED=hash_seed, PYTHONPATH=f"{ROOT / 'src'}:{ROOT}")
-        procs[hash_seed] = subprocess.Popen(
+        env.pop(compiled.PURE_ENV, None)
+        if run == "interpreted":
+            env[compiled.PURE_ENV] = "1"
+        procs[run] = subprocess.Popen(
             [sys.executable, "-m", "tests.integration.test_determinism", str(path)],
             cwd=ROOT,
             env=env,
@@ -184,21 +194,26 @@ def test_same_transcript_under_three_hash_seeds(tmp_path: Path) -> None:
             text=True,
         )
     transcripts = {}
-    for hash_seed, proc in procs.items():
-        stdout, stderr = proc.communicate(timeout=120)
+    for run, proc in procs.items():
+        stdout, stderr = proc.communicate(timeout=180)
         assert proc.returncode == 0, stderr
-        transcripts[hash_seed] = stdout.splitlines()
+        how, *transcripts[run] = stdout.splitlines()
+        # The parent's build, if it has one, is the one the children find (the same prefix).
+        assert json.loads(how)["compiled"] is (
+            run != "interpreted" and compiled.status()["compiled"] is True
+        ), (run, how)
     reference = transcripts["0"]
     assert len(reference) == BLOCKS + 1
     fills = int(reference[-1].split()[1])
     assert fills > BLOCKS, "the workload should trade"
     for line in reference[:-1]:
         assert line.split()[-1] == "0", f"the builder left a transaction out: {line}"
-    for hash_seed in ("1", "random"):
-        for want, got in zip(reference, transcripts[hash_seed], strict=True):
-            assert got == want, f"PYTHONHASHSEED={hash_seed} diverged at height {want.split()[0]}"
+    for run in ("1", "random", "interpreted"):
+        for want, got in zip(reference, transcripts[run], strict=True):
+            assert got == want, f"run {run} diverged at height {want.split()[0]}"
 
 
 if __name__ == "__main__":
     blocks = pickle.loads(Path(sys.argv[1]).read_bytes())
+    print(json.dumps(compiled.status()))
     print("\n".join(run_workload(blocks)))

@@ -12,11 +12,13 @@ import hashlib
 import itertools
 import random
 from collections.abc import Mapping
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from strata import compiled
 from strata.core import merkle
 from strata.core.merkle import (
     EMPTY,
@@ -400,6 +402,17 @@ def test_exclusion_leaf_off_the_keys_prefix_is_rejected() -> None:
     assert not verify_proof(forged_root, b"absent-3", None, SparseMerkleProof(siblings, leaf))
 
 
+def _proof(siblings: object, leaf: object = None) -> SparseMerkleProof:
+    """A proof with any fields. Compiled (``strata/compiled.py``), the class checks its fields'
+    types when it is made, so junk of the wrong type cannot become a proof; a look-alike object
+    carrying the junk stands in for it (``verify_proof`` must refuse both)."""
+    try:
+        return SparseMerkleProof(siblings, leaf)  # type: ignore[arg-type]
+    except TypeError:
+        assert compiled.status()["compiled"], "only the compiled class checks its fields' types"
+        return SimpleNamespace(siblings=siblings, leaf=leaf)  # type: ignore[return-value]
+
+
 def test_malformed_proofs_return_false() -> None:
     root = compute_root(GOLDEN_ITEMS)
     good = prove(GOLDEN_ITEMS, b"alpha")
@@ -409,12 +422,12 @@ def test_malformed_proofs_return_false() -> None:
         SparseMerkleProof((b"\x11" * 32,) * 257),
         SparseMerkleProof((*good.siblings[:-1], good.siblings[-1][:31])),
         SparseMerkleProof((*good.siblings[:-1], good.siblings[-1] + b"\x00")),
-        SparseMerkleProof(list(good.siblings)),  # type: ignore[arg-type]
-        SparseMerkleProof((good.siblings[0], "x" * 32, good.siblings[2])),  # type: ignore[arg-type]
+        _proof(list(good.siblings)),
+        _proof((good.siblings[0], "x" * 32, good.siblings[2])),
         SparseMerkleProof(good.siblings, leaf=(b"", b"")),
         SparseMerkleProof(good.siblings, leaf=(_sha256(b"alpha"), _sha256(b"1"))),
-        SparseMerkleProof(good.siblings, leaf=(b"\x00" * 32,)),  # type: ignore[arg-type]
-        SparseMerkleProof(None),  # type: ignore[arg-type]
+        _proof(good.siblings, leaf=(b"\x00" * 32,)),
+        _proof(None),
     ]
     for proof in bad_proofs:
         assert not verify_proof(root, b"alpha", b"1", proof)
@@ -449,8 +462,7 @@ junk = st.one_of(st.binary(min_size=30, max_size=34), st.integers(), st.none(), 
 def test_verify_never_raises_on_junk(
     siblings: object, leaf: object, root: object, value: object
 ) -> None:
-    proof = SparseMerkleProof(siblings, leaf)  # type: ignore[arg-type]
-    result = verify_proof(root, b"key", value, proof)  # type: ignore[arg-type]
+    result = verify_proof(root, b"key", value, _proof(siblings, leaf))
     # The one honest proof junk can spell: the key is absent from the empty map.
     honest = root == EMPTY and value is None and siblings == () and leaf is None
     assert result is honest

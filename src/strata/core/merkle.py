@@ -283,12 +283,13 @@ def _is_well_formed(proof: object) -> TypeGuard[SparseMerkleProof]:
     """Check the proof's types and sizes, so that verification cannot raise."""
     if not isinstance(proof, SparseMerkleProof):
         return False
-    siblings = proof.siblings
+    # Read as ``object``: a proof built from junk may hold anything, whatever its annotations say.
+    siblings: object = proof.siblings
     if not isinstance(siblings, tuple) or len(siblings) > MAX_DEPTH:
         return False
     if not all(_is_hash(sibling) for sibling in siblings):
         return False
-    leaf = proof.leaf
+    leaf: object = proof.leaf
     if leaf is None:
         return True
     return isinstance(leaf, tuple) and len(leaf) == 2 and _is_hash(leaf[0]) and _is_hash(leaf[1])

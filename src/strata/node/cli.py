@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from pathlib import Path
 
 from strata.adapters.chain_store import StoreError
 from strata.adapters.lifetime import name_process
 from strata.adapters.memory import use_one_malloc_arena
+from strata.compiled import status as compiled_status
 from strata.node.config import NodeConfig, NodeGenesis, devnet_genesis, read_config, read_genesis
 from strata.node.node import Node, now_ms, setup_logging
 
@@ -18,6 +20,10 @@ def _run(config: NodeConfig, genesis: NodeGenesis | None, log_level: str) -> int
     from strata.node.server import serve
 
     setup_logging(log_level)
+    ring0 = compiled_status()
+    logging.getLogger("strata.node").info(
+        "ring 0 runs %s (%s)", "compiled" if ring0["compiled"] else "interpreted", ring0["reason"]
+    )
     name_process("strata-node")  # its helpers name themselves too (adapters/lifetime.py)
     use_one_malloc_arena()  # before the node starts threads (adapters/memory.py)
     try:

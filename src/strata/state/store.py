@@ -27,6 +27,7 @@ import msgspec
 
 from strata.core.codec import encode
 from strata.core.errors import ErrorCode, InvariantViolation
+from strata.state.records import ChainTip as ChainTip
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -154,18 +155,6 @@ class Table(Generic[K, V]):
         ev = self.encode_value
         for key, value in self.data.items():
             yield head + ek(key), ev(value)
-
-
-class ChainTip(msgspec.Struct, frozen=True, array_like=True):
-    """The last applied block: its height, timestamp and header hash.
-
-    The tip travels with the state (a block's header hash commits to its state root, so it cannot
-    be under that root); storage persists it beside the state.
-    """
-
-    height: int
-    timestamp_ms: int
-    header_hash: bytes
 
 
 class State:

@@ -11,27 +11,10 @@ table              prefix  key                         value
 
 from __future__ import annotations
 
-import msgspec
-
+from strata.modules.accounts.records import EMPTY_WINDOW as EMPTY_WINDOW
+from strata.modules.accounts.records import AgentRecord as AgentRecord
+from strata.modules.accounts.records import NonceWindow as NonceWindow
 from strata.state.store import BYTES_KEY, State, Table
-
-
-class NonceWindow(msgspec.Struct, frozen=True, array_like=True):
-    """An account's replay protection: every nonce ``<= floor`` is spent (the largest nonce ever
-    evicted from the window), and ``recent`` holds the spent nonces above it, ascending."""
-
-    floor: int
-    recent: tuple[int, ...]
-
-
-EMPTY_WINDOW = NonceWindow(0, ())
-
-
-class AgentRecord(msgspec.Struct, frozen=True, array_like=True):
-    """An Ed25519 agent key approved by ``account`` until ``valid_until_ms`` (exclusive)."""
-
-    account: bytes
-    valid_until_ms: int
 
 
 def register_tables(state: State) -> None:

@@ -37,9 +37,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import msgspec
-
 from strata.core.units import I64_MAX, compute_ppm_ceil, compute_ppm_floor
+from strata.modules.clearing.records import FeeTier as FeeTier
 from strata.modules.collateral import add_position_cash, is_isolated, release_isolated_cash
 from strata.modules.margin import Position
 from strata.modules.markets import MARKET_KEY
@@ -52,18 +51,6 @@ from strata.state.registry import (
 from strata.state.store import BYTES_KEY, State, Table
 
 HOLDERS = "holders"
-
-
-class FeeTier(msgspec.Struct, frozen=True, array_like=True):
-    """Fees for accounts whose traded volume is at least ``min_volume_quote``.
-
-    ``maker_ppm`` may be negative (a rebate) but never more than the lowest taker fee, so the
-    fee pool cannot go negative.
-    """
-
-    min_volume_quote: int
-    maker_ppm: int
-    taker_ppm: int
 
 
 def register_tables(state: State) -> None:

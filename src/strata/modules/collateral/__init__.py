@@ -43,31 +43,13 @@ from __future__ import annotations
 import msgspec
 
 from strata.core.errors import ErrorCode, InvalidBlock
+from strata.modules.collateral.records import Ledger as Ledger
+from strata.modules.collateral.records import WithdrawalRecord as WithdrawalRecord
 from strata.state.store import BYTES_KEY, KeyCodec, State, Table, int_key
 
 INSURANCE_FUND_ACCOUNT = b"\xff" * 20
 """The insurance fund's account (``0xff...ff``): no key signs for it; only the risk phase moves
 its positions."""
-
-
-class Ledger(msgspec.Struct, frozen=True, array_like=True):
-    """Chain-wide totals: quote deposited and withdrawn since genesis, and the next ids."""
-
-    deposited_quote: int = 0
-    withdrawn_quote: int = 0
-    next_deposit_index: int = 0
-    next_withdrawal_id: int = 0
-
-
-class WithdrawalRecord(msgspec.Struct, frozen=True, array_like=True):
-    """A withdrawal the bridge will pay out on the settlement chain."""
-
-    withdrawal_id: int
-    account: bytes
-    destination: bytes
-    """The settlement-chain address the bridge pays."""
-    amount_quote: int
-    height: int
 
 
 def _encode_isolated_key(key: tuple[bytes, int]) -> bytes:

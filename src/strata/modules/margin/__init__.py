@@ -42,70 +42,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import msgspec
-
 from strata.core.units import PPM, compute_ppm_ceil, div_ceil
-from strata.modules.markets import MarginTier
+from strata.modules.margin.records import AccountRisk as AccountRisk
+from strata.modules.margin.records import MarketRiskParams as MarketRiskParams
+from strata.modules.margin.records import Position as Position
+from strata.modules.margin.records import compute_requirement as compute_requirement
 from strata.state.store import BYTES_KEY, State, Table
-
-
-class Position(msgspec.Struct, frozen=True, array_like=True):
-    """A position in one market: signed size in lots and the signed quote paid for it.
-
-    ``entry_cost_quote`` is positive for a long (quote paid) and negative for a short (quote
-    received); ``entry_cost_quote / size_lots / quote_per_tick_lot`` is the average entry price.
-    """
-
-    market_id: int
-    size_lots: int
-    entry_cost_quote: int
-    funding_index_micro: int = 0
-    """The market's cumulative funding index (micro-quote per lot, see ``modules/funding``) at
-    which the position last settled its funding."""
-
-
-class AccountRisk(msgspec.Struct, frozen=True):
-    """An account's margin figures, in quote units (see the module docstring)."""
-
-    equity_quote: int
-    initial_quote: int
-    maintenance_quote: int
-    unrealized_profit_quote: int
-    reserved_quote: int
-
-    @property
-    def free_collateral_quote(self) -> int:
-        return self.equity_quote - self.initial_quote - self.reserved_quote
-
-    @property
-    def withdrawable_quote(self) -> int:
-        return self.free_collateral_quote - self.unrealized_profit_quote
-
-    def is_below_maintenance(self) -> bool:
-        return self.equity_quote < self.maintenance_quote
-
-
-class MarketRiskParams(msgspec.Struct, frozen=True):
-    """What margin needs of a market: its mark and its listing's factors."""
-
-    mark_ticks: int
-    quote_per_tick_lot: int
-    initial_margin_ppm: int
-    maintenance_margin_ppm: int
-    funding_index_micro: int = 0
-    """The market's cumulative funding index now (micro-quote per lot)."""
-    tiers: tuple[MarginTier, ...] = ()
-    """The market's margin tiers (``markets.MarginTier``)."""
-
-    def initial_requirement(self, notional_quote: int) -> int:
-        if not self.tiers:
-            return compute_ppm_ceil(notional_quote, self.initial_margin_ppm)
-        return compute_requirement(notional_quote, self.initial_margin_ppm, self.tiers, True)
-
-    def maintenance_requirement(self, notional_quote: int) -> int:
-        if not self.tiers:
-            return compute_ppm_ceil(notional_quote, self.maintenance_margin_ppm)
-        return compute_requirement(notional_quote, self.maintenance_margin_ppm, self.tiers, False)
 
 
 def register_tables(state: State) -> None:
@@ -159,29 +101,6 @@ def compute_account_risk(
         if pnl > 0:
             profit += pnl
     return AccountRisk(equity, initial, maintenance, profit, reserved_quote)
-
-
-def compute_requirement(
-    notional_quote: int, base_ppm: int, tiers: Sequence[MarginTier], initial: bool
-) -> int:
-    """A margin requirement with tiers: ``ceil(sum(slice * rate) / 1e6)``, where the notional is
-    cut at each tier's ``from_notional_quote`` and each slice pays its tier's rate (the market's
-    ``base_ppm`` below the first tier; ``initial`` picks the tiers' initial or maintenance rate).
-
-    Example: base 50_000 (5%), one tier from 1_000_000 at 100_000 (10%): a notional of 3_000_000
-    needs ``ceil((1_000_000 * 50_000 + 2_000_000 * 100_000) / 1e6) = 250_000``.
-    """
-    total = 0
-    start = 0
-    rate = base_ppm
-    for tier in tiers:
-        if notional_quote <= tier.from_notional_quote:
-            break
-        total += (tier.from_notional_quote - start) * rate
-        start = tier.from_notional_quote
-        rate = tier.initial_margin_ppm if initial else tier.maintenance_margin_ppm
-    total += (notional_quote - start) * rate
-    return div_ceil(total, PPM)
 
 
 def compute_funding_owed(size_lots: int, index_now_micro: int, index_then_micro: int) -> int:

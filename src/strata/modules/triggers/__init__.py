@@ -30,8 +30,9 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-import msgspec
-
+from strata.modules.triggers.records import ScheduledCancelFired as ScheduledCancelFired
+from strata.modules.triggers.records import Trigger as Trigger
+from strata.modules.triggers.records import TriggerUpdate as TriggerUpdate
 from strata.state.registry import (
     register_registry,
     registry_add,
@@ -49,38 +50,6 @@ class TriggerStatus(IntEnum):
     FIRED = 1
     CANCELED = 2
     """By ``CancelTrigger`` or the dead-man switch."""
-
-
-class Trigger(msgspec.Struct, frozen=True, array_like=True):
-    """A trigger waiting for its mark (see ``stf.transactions.PlaceTrigger``)."""
-
-    market_id: int
-    trigger_id: int
-    is_buy: bool
-    trigger_price_ticks: int
-    trigger_above: bool
-    price_ticks: int
-    size_lots: int
-    tif: int
-
-
-class TriggerUpdate(msgspec.Struct, frozen=True, array_like=True, tag=27):
-    """A trigger was placed, fired (at ``mark_ticks``) or canceled (``mark_ticks`` 0)."""
-
-    account: bytes
-    market_id: int
-    trigger_id: int
-    status: int
-    mark_ticks: int
-
-
-class ScheduledCancelFired(msgspec.Struct, frozen=True, array_like=True, tag=28):
-    """An account's dead-man switch, set for ``at_ms``, canceled its orders and triggers."""
-
-    account: bytes
-    at_ms: int
-    orders_canceled: int
-    triggers_canceled: int
 
 
 def register_tables(state: State) -> None:
