@@ -230,6 +230,8 @@ def build(destination: Path, modules: Sequence[str] = MODULES, jobs: int = 2) ->
     start = time.monotonic()
     print(f"compiling {len(modules)} ring-0 modules with mypyc into {destination} ...", flush=True)
     cwd = os.getcwd()
+    cache = os.environ.get("MYPY_CACHE_DIR")
+    os.environ["MYPY_CACHE_DIR"] = str(work / "mypy-cache")  # not src/.mypy_cache
     try:
         os.chdir(SOURCE_ROOT)
         extensions = mypycify(
@@ -251,6 +253,10 @@ def build(destination: Path, modules: Sequence[str] = MODULES, jobs: int = 2) ->
         )
     finally:
         os.chdir(cwd)
+        if cache is None:
+            os.environ.pop("MYPY_CACHE_DIR", None)
+        else:
+            os.environ["MYPY_CACHE_DIR"] = cache
         shutil.rmtree(work, ignore_errors=True)
     suffix = str(sysconfig.get_config_var("EXT_SUFFIX"))
     entries: dict[str, dict[str, str]] = {}

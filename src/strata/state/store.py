@@ -20,7 +20,7 @@ risk) never roll back, by construction (check, then apply).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any, Generic, NamedTuple, TypeVar
 
 import msgspec
@@ -41,7 +41,7 @@ class Journal:
     __slots__ = ("undo",)
 
     def __init__(self) -> None:
-        self.undo: list[tuple[dict[Any, Any], Any, Any]] | None = None
+        self.undo: list[tuple[MutableMapping[Any, Any], Any, Any]] | None = None
 
 
 class KeyCodec(NamedTuple):
@@ -91,6 +91,7 @@ class Table(Generic[K, V]):
         "journal",
         "name",
         "prefix",
+        "value_type",
     )
 
     def __init__(
@@ -102,8 +103,12 @@ class Table(Generic[K, V]):
         self.encode_key: Callable[[K], bytes] = key.encode
         self.decode_key: Callable[[bytes], K] = key.decode
         self.encode_value: Callable[[V], bytes] = encode
+        self.value_type = value_type
         self.decode_value: Callable[[bytes], V] = msgspec.msgpack.Decoder(value_type).decode
-        self.data: dict[K, V] = {}
+        # Typed as a mapping, not a dict: compiled (strata/compiled.py), a dict's get, `in` and
+        # len would skip a dict subclass's own, and the verifier watches these maps with one
+        # (verifier/witness.py: every key a block reads, for fraud proofs).
+        self.data: MutableMapping[K, V] = {}
         self.dirty: set[K] = set()
         """Keys written since the commitment last consumed them (an incremental state root
         rehashes only these). Never iterated in ring 0 without sorting."""
@@ -131,14 +136,8 @@ class Table(Generic[K, V]):
 
     def copy(self, journal: Journal) -> Table[K, V]:
         """An independent copy on ``journal`` (records are immutable, so the map is copied)."""
-        clone: Table[K, V] = object.__new__(Table)
-        clone.name = self.name
-        clone.prefix = self.prefix
-        clone.journal = journal
-        clone.encode_key = self.encode_key
-        clone.decode_key = self.decode_key
-        clone.encode_value = self.encode_value
-        clone.decode_value = self.decode_value
+        key = KeyCodec(self.encode_key, self.decode_key)
+        clone: Table[K, V] = Table(self.name, self.prefix, journal, key, self.value_type)
         clone.data = dict(self.data)
         clone.dirty = set(self.dirty)
         return clone
@@ -165,7 +164,7 @@ class State:
     def __init__(self) -> None:
         self.journal = Journal()
         self.tables: dict[str, Table[Any, Any]] = {}
-        self.books: dict[int, Any] = {}
+        self.books: MutableMapping[int, Any] = {}  # a mapping, as Table.data
         self.tip = ChainTip(-1, 0, bytes(32))
         self.commitment: Any = None
         """How the state root is computed: ``None`` for the readable reference tree over every

@@ -35,6 +35,8 @@ quote is created: receipts round down, payments round up, the excess goes to the
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
+
 import msgspec
 
 from strata.core.units import PPM
@@ -68,7 +70,7 @@ def get_funding_index(state: State, market_id: int) -> int:
 
 def sum_in_transit(state: State) -> int:
     """Sum over markets of ``in_transit_quote`` (for the conservation invariant)."""
-    records: dict[int, FundingRecord] = state.tables["funding"].data
+    records: MutableMapping[int, FundingRecord] = state.tables["funding"].data
     return sum(records[m].in_transit_quote for m in sorted(records))
 
 
