@@ -234,9 +234,11 @@ def build(destination: Path, modules: Sequence[str] = MODULES, jobs: int = 2) ->
     os.environ["MYPY_CACHE_DIR"] = str(work / "mypy-cache")  # not src/.mypy_cache
     try:
         os.chdir(SOURCE_ROOT)
+        print("  type-checking and generating C (mypyc) ...", flush=True)
         extensions = mypycify(
             list(modules), opt_level="3", group_name=GROUP, target_dir=str(work / "c")
         )
+        print(f"  compiling C ({len(extensions)} extensions) ...", flush=True)
         setup(
             name="strata-compiled",
             ext_modules=extensions,
