@@ -122,8 +122,9 @@ class SparseMerkleProof:
 
     ``siblings`` are 32-byte hashes, root side first. ``leaf`` is ``None`` for an inclusion proof
     and for an exclusion proof whose position is empty; otherwise it is the ``(path, value_hash)``
-    of the other leaf occupying the key's position. The class does not validate its fields:
-    :func:`verify_proof` rejects malformed proofs and :func:`decode_proof` never builds one.
+    of the other leaf occupying the key's position. The class does not validate its fields
+    (compiled, it checks only that they are a tuple and a tuple or ``None``): :func:`verify_proof`
+    rejects malformed proofs and :func:`decode_proof` never builds one.
     """
 
     siblings: tuple[bytes, ...]
