@@ -263,8 +263,7 @@ def build(destination: Path, modules: Sequence[str] = MODULES, jobs: int = 2) ->
     suffix = str(sysconfig.get_config_var("EXT_SUFFIX"))
     entries: dict[str, dict[str, str]] = {}
     for path in modules:
-        package = "/__init__" if path.endswith("/__init__.py") else ""
-        extension = module_name(path).replace(".", "/") + package + suffix
+        extension = path.removesuffix(".py") + suffix  # beside where the source would be
         if not (staging / extension).is_file():
             raise SystemExit(f"error: mypyc did not produce {extension}")
         entries[path] = {"source_sha256": digests[path], "extension": extension}
