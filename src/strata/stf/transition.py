@@ -329,6 +329,10 @@ class _Block:
         self.places: dict[int, list[PlaceOp]] = {m: [] for m in self.market_ids}
         self.credits: dict[bytes, int] = {}
         self.withdrawals: list[WithdrawalRecord] = []
+        self.nonces = accounts.NonceLedger(
+            state, params.nonce_window, params.nonce_past_bound_ms, params.nonce_future_bound_ms
+        )
+        """The nonces admission records (written to the state once per account at its end)."""
         self._risk_params: dict[int, MarketRiskParams] = {}
         self._position_part: dict[bytes, tuple[int, int]] = {}
         self.client_ids: dict[bytes, set[int]] = {}
@@ -585,15 +589,7 @@ def process_admission(
     if fee and block.free_collateral(account) + margin.get_reserved(state, account) < fee:
         raise InvalidTransaction(ErrorCode.INSUFFICIENT_FEE_BALANCE, f"fee {fee}")
 
-    accounts.process_nonce(
-        state,
-        account,
-        tx.nonce,
-        block.timestamp_ms,
-        params.nonce_window,
-        params.nonce_past_bound_ms,
-        params.nonce_future_bound_ms,
-    )
+    block.nonces.process(account, tx.nonce, block.timestamp_ms)
     # From here on the transaction is included.
     events: list[Event] = []
     if fee:
@@ -1026,6 +1022,7 @@ def _execute(
             continue
         admitted.append((index, tx, data, status, base_gas))
         tx_events.append(events)
+    block.nonces.flush()
 
     # --- matching, market by market ---
     deltas: dict[bytes, AccountDelta] = {}

@@ -6,6 +6,7 @@ See ``README.md`` for the rules; this file is their executable form.
 from __future__ import annotations
 
 from bisect import bisect_left, insort
+from collections.abc import Sequence
 
 from strata.core.errors import ErrorCode, ExecutionFailure, InvalidTransaction
 from strata.modules.accounts.state import (
@@ -24,6 +25,7 @@ from strata.state.store import State
 
 __all__ = [
     "AgentRecord",
+    "NonceLedger",
     "check_nonce",
     "get_account_agents",
     "get_agent_account",
@@ -59,13 +61,15 @@ def check_nonce(
     InvalidTransaction
         ``NONCE_OUT_OF_TIME_BOUND``, ``NONCE_ALREADY_USED`` or ``NONCE_BELOW_WINDOW``.
     """
+    spent = get_nonces(state, account)
     _check_nonce(
-        get_nonces(state, account), nonce, timestamp_ms, window, past_bound_ms, future_bound_ms
+        spent.floor, spent.recent, nonce, timestamp_ms, window, past_bound_ms, future_bound_ms
     )
 
 
 def _check_nonce(
-    spent: NonceWindow,
+    floor: int,
+    recent: Sequence[int],
     nonce: int,
     timestamp_ms: int,
     window: int,
@@ -76,8 +80,6 @@ def _check_nonce(
         raise InvalidTransaction(
             ErrorCode.NONCE_OUT_OF_TIME_BOUND, f"nonce {nonce} vs block time {timestamp_ms}"
         )
-    recent = spent.recent
-    floor = spent.floor
     if len(recent) >= window and recent[0] > floor:
         floor = recent[0]  # a full window admits only nonces above its smallest
     if nonce <= floor:
@@ -105,32 +107,100 @@ def process_nonce(
     InvalidTransaction
         As :func:`check_nonce`; then nothing is recorded.
     """
-    nonces = get_nonces(state, account)
-    _check_nonce(nonces, nonce, timestamp_ms, window, past_bound_ms, future_bound_ms)
-    _record_nonce(state, account, nonces, nonce, window)
+    ledger = NonceLedger(state, window, past_bound_ms, future_bound_ms)
+    ledger.process(account, nonce, timestamp_ms)
+    ledger.flush()
 
 
 def use_nonce(state: State, account: bytes, nonce: int, window: int) -> None:
     """Record ``nonce`` as used (after :func:`check_nonce`), keeping the ``window`` largest."""
-    _record_nonce(state, account, get_nonces(state, account), nonce, window)
+    spent = get_nonces(state, account)
+    used = _UsedNonces(spent.floor, list(spent.recent))
+    used.record(nonce, window)
+    set_nonces(state, account, used.window())
 
 
-def _record_nonce(
-    state: State, account: bytes, spent: NonceWindow, nonce: int, window: int
-) -> None:
-    recent = spent.recent
-    if not recent or nonce > recent[-1]:
-        updated = (*recent, nonce)  # the common case: signers' clocks move forward
-    else:
-        as_list = list(recent)
-        insort(as_list, nonce)
-        updated = tuple(as_list)
-    floor = spent.floor
-    if len(updated) > window:
-        evicted = len(updated) - window
-        floor = updated[evicted - 1]  # the largest evicted nonce: everything up to it is spent
-        updated = updated[evicted:]
-    set_nonces(state, account, NonceWindow(floor, updated))
+class _UsedNonces:
+    """An account's nonce window while a block uses it: the same floor and ascending nonces as
+    :class:`NonceWindow`, in a list that changes in place."""
+
+    __slots__ = ("floor", "recent")
+
+    def __init__(self, floor: int, recent: list[int]) -> None:
+        self.floor = floor
+        self.recent = recent
+
+    def record(self, nonce: int, window: int) -> None:
+        """Add ``nonce`` (checked), keeping the ``window`` largest; the largest evicted becomes
+        the floor: every nonce up to it is spent."""
+        recent = self.recent
+        if not recent or nonce > recent[-1]:
+            recent.append(nonce)  # the common case: signers' clocks move forward
+        else:
+            insort(recent, nonce)
+        if len(recent) > window:
+            evicted = len(recent) - window
+            self.floor = recent[evicted - 1]
+            del recent[:evicted]
+
+    def window(self) -> NonceWindow:
+        return NonceWindow(self.floor, tuple(self.recent))
+
+
+class NonceLedger:
+    """The nonces a block's transactions use, checked and recorded one transaction at a time,
+    written to the state once per account at the end of admission.
+
+    The rule is :func:`process_nonce`'s; only the bookkeeping differs. Rebuilding an account's
+    window (``window`` nonces, a tuple) for every transaction was a tenth of a block's execution;
+    the ledger keeps the window of each account it recorded a nonce for as a list, and
+    :meth:`flush` writes each back once, in the order the accounts first recorded one. The state
+    transition reads the nonce table only in admission, through the ledger, so nothing can see
+    the table between the first :meth:`process` and :meth:`flush`.
+    """
+
+    __slots__ = ("future_bound_ms", "past_bound_ms", "state", "used", "window")
+
+    def __init__(self, state: State, window: int, past_bound_ms: int, future_bound_ms: int) -> None:
+        self.state = state
+        self.window = window
+        self.past_bound_ms = past_bound_ms
+        self.future_bound_ms = future_bound_ms
+        self.used: dict[bytes, _UsedNonces] = {}
+
+    def process(self, account: bytes, nonce: int, timestamp_ms: int) -> None:
+        """Check ``nonce`` for ``account`` against its window as the earlier transactions of the
+        block left it (:func:`check_nonce`'s rule), then record it.
+
+        Raises
+        ------
+        InvalidTransaction
+            As :func:`check_nonce`; then nothing is recorded.
+        """
+        used = self.used.get(account)
+        first = used is None
+        if used is None:
+            spent = get_nonces(self.state, account)
+            used = _UsedNonces(spent.floor, list(spent.recent))
+        _check_nonce(
+            used.floor,
+            used.recent,
+            nonce,
+            timestamp_ms,
+            self.window,
+            self.past_bound_ms,
+            self.future_bound_ms,
+        )
+        if first:
+            self.used[account] = used
+        used.record(nonce, self.window)
+
+    def flush(self) -> None:
+        """Write every window recorded into back to the state (then the ledger is empty)."""
+        state = self.state
+        for account, used in self.used.items():
+            set_nonces(state, account, used.window())
+        self.used = {}
 
 
 def get_agent_account(state: State, public_key: bytes, timestamp_ms: int) -> bytes | None:
