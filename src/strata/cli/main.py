@@ -12,7 +12,8 @@ Commands
 ``strata scenario``         incident scenarios on the real engine (``strata.scenarios``)
 ``strata explain``          the story of an account's liquidations, from the events alone
 ``strata bench engine``     the engine benchmark (book alone, full ``apply_block``, model book;
-                            ``--risk``: the risk phase with N accounts under water)
+                            ``--risk``: the risk phase with N accounts under water;
+                            ``--instructions``: instructions per event, under valgrind)
 ``strata bench state``      the storage benchmark (commit times, proofs/s, bytes and memory per key)
 ``strata bench parallel``   the node's throughput on one core against two (``taskset``)
 ``strata bench pipeline``   a sequencer's blocks built serially and with the commitment pipelined
@@ -44,7 +45,8 @@ commands:
   explain       ACCOUNT --height H --data-dir DIR | ACCOUNT --scenario NAME: why and how an
                 account was liquidated, from the risk events alone
   bench engine  measure the book, the full state transition and the naive model book
-                (--risk: the risk phase with N accounts under water, see bench/risk_bench.py)
+                (--risk: the risk phase with N accounts under water, see bench/risk_bench.py;
+                --instructions: instructions per event under valgrind, bench/engine_instructions.py)
   bench state   measure block commits, proofs, bytes and memory of the durable store
   bench node    load a real node over its API: included tx/s, orders/s, latency, memory
   bench verify  the verifier re-executing a loaded node's chain from DA, beside the sequencer
@@ -88,6 +90,10 @@ def _bench(argv: list[str]) -> int:
         from bench.store_bench import main as state_main
 
         return state_main(argv[1:])
+    if "--instructions" in argv:
+        from bench.engine_instructions import main as instructions_main
+
+        return instructions_main([a for a in argv[1:] if a != "--instructions"])
     if "--risk" in argv:
         from bench.risk_bench import main as risk_main
 
