@@ -94,7 +94,7 @@ def measure(blocks: int, seed: int, block_size: int, pure: bool, bulk: bool) -> 
     config, built = build_chain_workload(
         blocks * block_size, seed, block_size=block_size, bulk=bulk
     )
-    events = sum(_operations(block) for block, _ in built)
+    events = sum(count_operations(block) for block, _ in built)
     with tempfile.TemporaryDirectory() as tmp:
         workload = Path(tmp) / "workload.pickle"
         with workload.open("wb") as f:
@@ -110,7 +110,7 @@ def measure(blocks: int, seed: int, block_size: int, pure: bool, bulk: bool) -> 
     }
 
 
-def _operations(block: object) -> int:
+def count_operations(block: object) -> int:
     """Order operations in a block (a bulk action counts each of its items)."""
     assert isinstance(block, Block)
     count = 0
