@@ -21,7 +21,7 @@ Prices in ticks, sizes in lots, amounts in quote units (1e-6 USDC), times and no
 
 from __future__ import annotations
 
-from typing import Annotated, Final
+from typing import Annotated, Final, final
 
 import msgspec
 
@@ -47,6 +47,7 @@ class _Action(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_field
     pass
 
 
+@final
 class ApproveAgent(_Action, tag=1, frozen=True):
     """Authorize an Ed25519 key to trade for the account until ``valid_until_ms``. Wallet only.
 
@@ -60,12 +61,14 @@ class ApproveAgent(_Action, tag=1, frozen=True):
     agent_signature: Signature64
 
 
+@final
 class RevokeAgent(_Action, tag=2, frozen=True):
     """Revoke an agent key. Wallet only."""
 
     public_key: PublicKey32
 
 
+@final
 class Transfer(_Action, tag=3, frozen=True):
     """Move quote to another account. Debited at admission, credited in settlement. Wallet only."""
 
@@ -73,6 +76,7 @@ class Transfer(_Action, tag=3, frozen=True):
     amount_quote: Positive
 
 
+@final
 class Withdraw(_Action, tag=4, frozen=True):
     """Debit free collateral into a withdrawal record the bridge pays to ``destination``."""
 
@@ -80,6 +84,7 @@ class Withdraw(_Action, tag=4, frozen=True):
     destination: Address
 
 
+@final
 class PlaceOrder(_Action, tag=5, frozen=True):
     """A limit order. A market order is an IOC whose price is the worst price accepted.
 
@@ -97,6 +102,7 @@ class PlaceOrder(_Action, tag=5, frozen=True):
     expires_at_ms: U64 | None = None
 
 
+@final
 class CancelOrder(_Action, tag=6, frozen=True):
     """Cancel one order by its id or by its client id (exactly one of them)."""
 
@@ -105,12 +111,14 @@ class CancelOrder(_Action, tag=6, frozen=True):
     client_id: U64 | None = None
 
 
+@final
 class CancelAll(_Action, tag=7, frozen=True):
     """Cancel every open order of the account in one market, or in all markets (``None``)."""
 
     market_id: U32 | None = None
 
 
+@final
 class ModifyOrder(_Action, tag=8, frozen=True):
     """Cancel an order (by id or client id) and place its replacement, which keeps the client
     id and takes a new place in the queue. If the old order is gone, nothing is placed."""
@@ -125,6 +133,7 @@ class ModifyOrder(_Action, tag=8, frozen=True):
     reduce_only: bool = False
 
 
+@final
 class ScheduleCancel(_Action, tag=12, frozen=True):
     """A dead-man switch: unless renewed (by another ScheduleCancel) or cleared (``at_ms`` of
     ``None``), the prologue of the first block whose timestamp reaches ``at_ms`` cancels every
@@ -135,6 +144,7 @@ class ScheduleCancel(_Action, tag=12, frozen=True):
     at_ms: U64 | None = None
 
 
+@final
 class PlaceTrigger(_Action, tag=13, frozen=True):
     """A stop-loss or take-profit on the mark price, always reduce-only.
 
@@ -155,6 +165,7 @@ class PlaceTrigger(_Action, tag=13, frozen=True):
     tif: TifCode = 1
 
 
+@final
 class CancelTrigger(_Action, tag=14, frozen=True):
     """Cancel one of the account's triggers that has not fired."""
 
@@ -162,6 +173,7 @@ class CancelTrigger(_Action, tag=14, frozen=True):
     trigger_id: U64
 
 
+@final
 class SetMarginMode(_Action, tag=15, frozen=True):
     """Trade ``market_id`` with isolated margin (``isolated``) or cross margin, which is the
     default. Only without a position in the market (else ``POSITION_OPEN``). See
@@ -171,6 +183,7 @@ class SetMarginMode(_Action, tag=15, frozen=True):
     isolated: bool
 
 
+@final
 class MoveIsolatedMargin(_Action, tag=16, frozen=True):
     """Move ``amount_quote`` from the balance into the isolated position in ``market_id``
     (negative: out of it, keeping its equity at its initial requirement and its unrealized profit
@@ -180,18 +193,21 @@ class MoveIsolatedMargin(_Action, tag=16, frozen=True):
     amount_quote: NonZero
 
 
+@final
 class BulkPlace(_Action, tag=9, frozen=True):
     """Up to 64 placements under one signature; each order gets its own status."""
 
     orders: tuple[PlaceOrder, ...]
 
 
+@final
 class BulkCancel(_Action, tag=10, frozen=True):
     """Up to 64 cancels under one signature."""
 
     cancels: tuple[CancelOrder, ...]
 
 
+@final
 class BulkModify(_Action, tag=11, frozen=True):
     """Up to 64 modifies under one signature."""
 
@@ -333,6 +349,7 @@ _POST_ONLY = 3
 CANCEL_ACTIONS = (CancelOrder, CancelAll, BulkCancel, CancelTrigger)
 ORDER_ACTIONS = (PlaceOrder, ModifyOrder)
 BULK_ACTIONS = (BulkPlace, BulkCancel, BulkModify)
+_CANCEL_CLASSES: frozenset[type] = frozenset(CANCEL_ACTIONS)
 
 
 def placements_of(action: Action) -> tuple[PlaceOrder | ModifyOrder, ...]:
@@ -348,14 +365,17 @@ def placements_of(action: Action) -> tuple[PlaceOrder | ModifyOrder, ...]:
 
 def compute_tx_class(action: Action) -> int:
     """The class of a transaction for the canonical in-block order (ARCHITECTURE.md)."""
-    if isinstance(action, CANCEL_ACTIONS):
+    # By exact type (the action classes are final): a miss of ``isinstance`` against a Struct
+    # class is slow, and this runs for every transaction of every block.
+    kind = type(action)
+    if kind in _CANCEL_CLASSES:
         return TxClass.CANCEL
-    if isinstance(action, ORDER_ACTIONS):
+    if type(action) is PlaceOrder or type(action) is ModifyOrder:
         return TxClass.ACCOUNT_OR_POST_ONLY if action.tif == _POST_ONLY else TxClass.TAKING
-    if isinstance(action, BulkPlace):
+    if type(action) is BulkPlace:
         post_only = all(o.tif == _POST_ONLY for o in action.orders)
         return TxClass.ACCOUNT_OR_POST_ONLY if post_only else TxClass.TAKING
-    if isinstance(action, BulkModify):
+    if type(action) is BulkModify:
         post_only = all(m.tif == _POST_ONLY for m in action.modifies)
         return TxClass.ACCOUNT_OR_POST_ONLY if post_only else TxClass.TAKING
     return TxClass.ACCOUNT_OR_POST_ONLY
