@@ -11,7 +11,6 @@ stores are flushed and closed, and the process exits 0.
 from __future__ import annotations
 
 import asyncio
-import gc
 import itertools
 import logging
 import signal
@@ -23,6 +22,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from strata.adapters.lifetime import tune_collector
 from strata.client.errors import RpcCode, RpcError
 from strata.node.feeds import Subscriber, dumps
 from strata.node.node import Node
@@ -31,7 +31,6 @@ from strata.node.rpc import Context, _hex, _int, _market, _object, handle_body, 
 log = logging.getLogger("strata.node")
 _JSON = "application/json"
 WS_MAX_FRAME = 64 * 1024
-GC_YOUNG_THRESHOLD = 50_000
 
 
 class Session:
@@ -289,12 +288,9 @@ class Server:
 
 async def serve(node: Node, announce: Callable[[str], None] | None = None) -> None:
     """Run the node until it stops (SIGTERM, SIGINT or ``exit_after_blocks``)."""
-    # The state loaded at start is long-lived: freeze it out of the cyclic collector's reach, and
-    # collect the young generation less often (the node allocates many short-lived objects and
-    # makes few cycles). Measured: fewer and shorter pauses, more transactions per second.
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 100)
+    # The state loaded at start is long-lived: frozen out of the cyclic collector's reach, and the
+    # young generation collected less often. Measured: fewer and shorter pauses, more tx/s.
+    tune_collector()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, node.stop)

@@ -40,7 +40,11 @@ from pathlib import Path
 from typing import Any
 
 from strata.adapters.da_open import open_da
-from strata.adapters.lifetime import start_sharded_matching, start_signature_pool
+from strata.adapters.lifetime import (
+    start_sharded_matching,
+    start_signature_pool,
+    tune_collector,
+)
 from strata.core.errors import ErrorCode, InvalidBlock
 from strata.da.batch import Batch, BatchError, batch_hash, decode_batch
 from strata.da.derive import derive_blocks
@@ -474,6 +478,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     progress = Progress(sys.stderr, enabled=True)
     stopping = {"now": False}
+    tune_collector()  # as the node's: it executes the same blocks
 
     def stop_following(signum: int, frame: object) -> None:
         stopping["now"] = True  # --follow: finish what is in hand, then print the summary
