@@ -352,6 +352,18 @@ BULK_ACTIONS = (BulkPlace, BulkCancel, BulkModify)
 _CANCEL_CLASSES: frozenset[type] = frozenset(CANCEL_ACTIONS)
 
 
+def count_order_operations(action: Action) -> int:
+    """Order operations an action carries: one per item of a bulk action, else one (the unit of
+    the benchmarks' and the verifier's events and orders per second)."""
+    if isinstance(action, BulkPlace):
+        return len(action.orders)
+    if isinstance(action, BulkCancel):
+        return len(action.cancels)
+    if isinstance(action, BulkModify):
+        return len(action.modifies)
+    return 1
+
+
 def placements_of(action: Action) -> tuple[PlaceOrder | ModifyOrder, ...]:
     """The orders an action places, in action order (none for cancels and account actions)."""
     if isinstance(action, ORDER_ACTIONS):

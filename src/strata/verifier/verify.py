@@ -58,7 +58,7 @@ from strata.stf.block import Block, compute_header_hash
 from strata.stf.commitment import IncrementalCommitment, attach_commitment
 from strata.stf.genesis import GenesisConfig, make_genesis
 from strata.stf.params import ChainParams
-from strata.stf.transactions import BulkCancel, BulkModify, BulkPlace, decode_transaction
+from strata.stf.transactions import count_order_operations, decode_transaction
 from strata.stf.transition import apply_block
 from strata.verifier.fraud_proof import FraudProof, build_fraud_proof, write_fraud_proof
 from strata.verifier.witness import WitnessError
@@ -125,18 +125,9 @@ def genesis_state(genesis: GenesisConfig) -> tuple[State, bytes]:
 
 def _orders_in(block: Block) -> int:
     """Order operations in a block: one per transaction, one per item of a bulk."""
-    count = 0
-    for data in block.transactions:
-        action = decode_transaction(data).action
-        if isinstance(action, BulkPlace):
-            count += len(action.orders)
-        elif isinstance(action, BulkCancel):
-            count += len(action.cancels)
-        elif isinstance(action, BulkModify):
-            count += len(action.modifies)
-        else:
-            count += 1
-    return count
+    return sum(
+        count_order_operations(decode_transaction(data).action) for data in block.transactions
+    )
 
 
 LOOKAHEAD_BLOCKS = 3
