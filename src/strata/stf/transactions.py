@@ -379,8 +379,7 @@ def compute_tx_class(action: Action) -> int:
     """The class of a transaction for the canonical in-block order (ARCHITECTURE.md)."""
     # By exact type (the action classes are final): a miss of ``isinstance`` against a Struct
     # class is slow, and this runs for every transaction of every block.
-    kind = type(action)
-    if kind in _CANCEL_CLASSES:
+    if type(action) in _CANCEL_CLASSES:
         return TxClass.CANCEL
     if type(action) is PlaceOrder or type(action) is ModifyOrder:
         return TxClass.ACCOUNT_OR_POST_ONLY if action.tif == _POST_ONLY else TxClass.TAKING
