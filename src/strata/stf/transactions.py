@@ -21,6 +21,7 @@ Prices in ticks, sizes in lots, amounts in quote units (1e-6 USDC), times and no
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated, Final, final
 
 import msgspec
@@ -352,16 +353,22 @@ BULK_ACTIONS = (BulkPlace, BulkCancel, BulkModify)
 _CANCEL_CLASSES: frozenset[type] = frozenset(CANCEL_ACTIONS)
 
 
-def count_order_operations(action: Action) -> int:
-    """Order operations an action carries: one per item of a bulk action, else one (the unit of
-    the benchmarks' and the verifier's events and orders per second)."""
-    if isinstance(action, BulkPlace):
-        return len(action.orders)
-    if isinstance(action, BulkCancel):
-        return len(action.cancels)
-    if isinstance(action, BulkModify):
-        return len(action.modifies)
-    return 1
+def count_order_operations(transactions: Iterable[bytes]) -> int:
+    """Order operations in canonical transactions (a block's, say): one per item of a bulk
+    action, one per other transaction (the unit of the benchmarks' and the verifier's events and
+    orders per second)."""
+    count = 0
+    for data in transactions:
+        action = decode_transaction(data).action
+        if isinstance(action, BulkPlace):
+            count += len(action.orders)
+        elif isinstance(action, BulkCancel):
+            count += len(action.cancels)
+        elif isinstance(action, BulkModify):
+            count += len(action.modifies)
+        else:
+            count += 1
+    return count
 
 
 def placements_of(action: Action) -> tuple[PlaceOrder | ModifyOrder, ...]:

@@ -58,7 +58,7 @@ from strata.stf.block import Block, compute_header_hash
 from strata.stf.commitment import IncrementalCommitment, attach_commitment
 from strata.stf.genesis import GenesisConfig, make_genesis
 from strata.stf.params import ChainParams
-from strata.stf.transactions import count_order_operations, decode_transaction
+from strata.stf.transactions import count_order_operations
 from strata.stf.transition import apply_block
 from strata.verifier.fraud_proof import FraudProof, build_fraud_proof, write_fraud_proof
 from strata.verifier.witness import WitnessError
@@ -121,13 +121,6 @@ def genesis_state(genesis: GenesisConfig) -> tuple[State, bytes]:
     state, header = make_genesis(genesis)
     attach_commitment(state, IncrementalCommitment(SparseMerkleTree(MemoryNodeSource())))
     return state, compute_header_hash(header)
-
-
-def _orders_in(block: Block) -> int:
-    """Order operations in a block: one per transaction, one per item of a bulk."""
-    return sum(
-        count_order_operations(decode_transaction(data).action) for data in block.transactions
-    )
 
 
 LOOKAHEAD_BLOCKS = 3
@@ -235,7 +228,7 @@ class Verifier:
         summary.last_height = height
         summary.transactions += len(block.transactions)
         if count_orders:
-            summary.orders += _orders_in(block)
+            summary.orders += count_order_operations(block.transactions)
 
     def state_root(self) -> bytes:
         commitment = self.state.commitment
