@@ -34,7 +34,6 @@ __all__ = [
     "process_nonce",
     "process_revoke_agent",
     "register_tables",
-    "use_nonce",
 ]
 
 
@@ -100,7 +99,8 @@ def process_nonce(
     past_bound_ms: int,
     future_bound_ms: int,
 ) -> None:
-    """:func:`check_nonce`, then record the nonce as used (:func:`use_nonce`), in one step.
+    """:func:`check_nonce`, then record the nonce as used (keeping the ``window`` largest), in one
+    step: a :class:`NonceLedger` for one transaction.
 
     Raises
     ------
@@ -110,14 +110,6 @@ def process_nonce(
     ledger = NonceLedger(state, window, past_bound_ms, future_bound_ms)
     ledger.process(account, nonce, timestamp_ms)
     ledger.flush()
-
-
-def use_nonce(state: State, account: bytes, nonce: int, window: int) -> None:
-    """Record ``nonce`` as used (after :func:`check_nonce`), keeping the ``window`` largest."""
-    spent = get_nonces(state, account)
-    used = _UsedNonces(spent.floor, list(spent.recent))
-    used.record(nonce, window)
-    set_nonces(state, account, used.window())
 
 
 class _UsedNonces:
