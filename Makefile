@@ -12,7 +12,7 @@ STAMP  := $(VENV)/.installed
 # ring-0 source changes; `make setup COMPILE=0` leaves ring 0 interpreted (no C compiler needed).
 COMPILE ?= 1
 COMPILED := $(VENV)/strata-compiled/manifest.json
-RING0_SOURCES := $(wildcard src/strata/core/*.py src/strata/state/*.py src/strata/modules/*/*.py \
+RING0_SOURCES := $(wildcard src/strata/core/*.py src/strata/core/*.c src/strata/state/*.py src/strata/modules/*/*.py \
 	src/strata/stf/*.py) src/strata/compiled.py
 ifeq ($(COMPILE),1)
 RING0 := $(COMPILED)

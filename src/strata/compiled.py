@@ -13,6 +13,11 @@ the same bytes, as ``tests/differential/test_compiled.py`` does).
 
 Build: ``strata compile`` (``make setup`` runs it). Status: ``strata compile --status``.
 
+The same build makes :data:`NATIVE`, the hashing extension of ``core/hashing.py`` (SHA-256 through
+OpenSSL's one-context API, hand-written C), and loads it on the same terms. It needs OpenSSL's
+headers (Debian: ``libssl-dev``); without them the build says so and ring 0 hashes with
+``hashlib`` (the same digests, slower).
+
 Which modules: the rules of ring 0, not its records. mypyc builds a class it cannot make native
 (a ``msgspec.Struct``) as a plain Python class but drops the keywords of its ``class`` line
 (python/mypy#21938), so a ``Struct``'s ``frozen=True``, ``array_like=True`` or ``tag=`` would be
@@ -74,6 +79,9 @@ MODULES: tuple[str, ...] = (
 )
 """The compiled modules, as paths under :data:`SOURCE_ROOT`."""
 
+NATIVE: dict[str, str] = {"strata/core/_sha256.c": "strata.core._sha256"}
+"""The hand-written C extensions built with them: source path -> module name."""
+
 GROUP = "strata_ring0"
 """mypyc's name for the shared library all compiled modules live in (``strata_ring0__mypyc``)."""
 
@@ -133,11 +141,17 @@ class _CompiledFinder:
         )
 
 
-_STATUS: dict[str, object] = {"compiled": False, "reason": "not installed yet", "modules": 0}
+_STATUS: dict[str, object] = {
+    "compiled": False,
+    "reason": "not installed yet",
+    "modules": 0,
+    "native": [],
+}
 
 
 def status() -> dict[str, object]:
-    """``{"compiled": bool, "reason": str, "modules": int}``: how ring 0 runs in this process."""
+    """``{"compiled": bool, "reason": str, "modules": int, "native": [str]}``: how ring 0 runs in
+    this process (``native``: the C extensions of :data:`NATIVE` loaded)."""
     return dict(_STATUS)
 
 
@@ -149,7 +163,7 @@ def _stale_reason(manifest: dict[str, Any], source_root: Path) -> str | None:
     modules = manifest.get("modules")
     if not isinstance(modules, dict) or not modules:
         return "its manifest lists no modules"
-    for path, entry in modules.items():
+    for path, entry in (modules | manifest.get("native", {})).items():
         source = source_root / path
         if not source.is_file():
             return f"src/{path} is gone"
@@ -180,6 +194,8 @@ def plan(
         package_dir = (source_root / path).parent if path.endswith("/__init__.py") else None
         files[module_name(path)] = (root / entry["extension"], package_dir)
     files[f"{GROUP}__mypyc"] = (root / manifest["support"], None)
+    for path, entry in manifest.get("native", {}).items():
+        files[NATIVE[path]] = (root / entry["extension"], None)
     return files, f"mypyc build in {root}"
 
 
@@ -191,7 +207,7 @@ def install() -> dict[str, object]:
         return status()
     files, reason = plan(compiled_dir(), pure=os.environ.get(PURE_ENV, "") not in ("", "0"))
     if files is None:
-        _STATUS = {"compiled": False, "reason": reason, "modules": 0}
+        _STATUS = {"compiled": False, "reason": reason, "modules": 0, "native": []}
         if "stale" in reason:
             print(
                 f"strata: running ring 0 interpreted, {reason} (`make setup` rebuilds it)",
@@ -199,7 +215,13 @@ def install() -> dict[str, object]:
             )
         return status()
     sys.meta_path.insert(0, _CompiledFinder(files))
-    _STATUS = {"compiled": True, "reason": reason, "modules": len(files) - 1}
+    native = [name for name in NATIVE.values() if name in files]
+    _STATUS = {
+        "compiled": True,
+        "reason": reason,
+        "modules": len(files) - 1 - len(native),
+        "native": native,
+    }
     return status()
 
 
@@ -253,6 +275,7 @@ def build(destination: Path, modules: Sequence[str] = MODULES, jobs: int = 2) ->
                 str(jobs),
             ],
         )
+        native = _build_native(staging, work, jobs)
     finally:
         os.chdir(cwd)
         if cache is None:
@@ -272,12 +295,53 @@ def build(destination: Path, modules: Sequence[str] = MODULES, jobs: int = 2) ->
         "ext_suffix": suffix,
         "support": f"{GROUP}__mypyc{suffix}",
         "modules": entries,
+        "native": native,
     }
     (staging / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     shutil.rmtree(destination, ignore_errors=True)
     staging.rename(destination)
     print(f"compiled in {time.monotonic() - start:.0f} s", flush=True)
     return manifest
+
+
+def _build_native(staging: Path, work: Path, jobs: int) -> dict[str, dict[str, str]]:
+    """Build the :data:`NATIVE` extensions into ``staging``; return their manifest entries. One
+    that fails to build (no OpenSSL headers) is left out, with a line saying so: ring 0 then
+    runs without it."""
+    from setuptools import Extension, setup
+
+    suffix = str(sysconfig.get_config_var("EXT_SUFFIX"))
+    entries: dict[str, dict[str, str]] = {}
+    for path, name in NATIVE.items():
+        print(f"  compiling {name} (C) ...", flush=True)
+        extension = Extension(name, sources=[path], libraries=["crypto"])
+        try:
+            setup(
+                name="strata-native",
+                ext_modules=[extension],
+                script_args=[
+                    "--quiet",
+                    "build_ext",
+                    "--build-lib",
+                    str(staging),
+                    "--build-temp",
+                    str(work / "native"),
+                    "--parallel",
+                    str(jobs),
+                ],
+            )
+        except (SystemExit, Exception) as error:  # a compiler's failure is SystemExit here
+            print(
+                f"  warning: {name} not built ({error}); ring 0 hashes with hashlib "
+                "(the same digests, slower). Debian: apt install libssl-dev",
+                flush=True,
+            )
+            continue
+        built = name.replace(".", "/") + suffix
+        if not (staging / built).is_file():
+            raise SystemExit(f"error: the C compiler did not produce {built}")
+        entries[path] = {"source_sha256": source_digest(SOURCE_ROOT / path), "extension": built}
+    return entries
 
 
 def compile_main(argv: list[str]) -> int:

@@ -27,7 +27,8 @@ import sys
 from pathlib import Path
 
 from strata import compiled
-from strata.core.codec import encode, sha256
+from strata.core.codec import encode
+from strata.core.hashing import sha256
 from strata.stf.block import compute_header_hash
 from strata.stf.transactions import (
     Action,

@@ -25,7 +25,7 @@ def _manifest_copy(tmp_path: Path) -> tuple[Path, Path]:
     root.mkdir()
     (root / "manifest.json").write_text(json.dumps(manifest))
     sources = tmp_path / "src"
-    for path in manifest["modules"]:
+    for path in manifest["modules"] | manifest.get("native", {}):
         (sources / path).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(compiled.SOURCE_ROOT / path, sources / path)
     return root, sources
@@ -55,16 +55,18 @@ def test_a_changed_source_turns_the_whole_build_off(tmp_path: Path) -> None:
     root, sources = _manifest_copy(tmp_path)
     files, reason = compiled.plan(root, sources)
     assert files is not None and reason.startswith("mypyc build")
+    native = set(json.loads((root / "manifest.json").read_text()).get("native", {}))
     assert set(files) == {compiled.module_name(p) for p in compiled.MODULES} | {
         f"{compiled.GROUP}__mypyc"
-    }
-    edited = sources / "strata/modules/book/book.py"
-    edited.write_text(edited.read_text() + "\n# an edit\n")
-    files, reason = compiled.plan(root, sources)
-    assert files is None
-    assert reason == (
-        "the compiled ring 0 is stale: src/strata/modules/book/book.py changed since it was built"
-    )
+    } | {compiled.NATIVE[p] for p in native}
+    for path in ["strata/modules/book/book.py", *native]:  # a rule, or the C of the hashes
+        edited = sources / path
+        kept = edited.read_text()
+        edited.write_text(kept + "\n// an edit\n")
+        files, reason = compiled.plan(root, sources)
+        assert files is None
+        assert reason == f"the compiled ring 0 is stale: src/{path} changed since it was built"
+        edited.write_text(kept)
 
 
 @needs_build

@@ -16,7 +16,7 @@ import msgspec
 import pytest
 
 from strata.client.signing import wallet_from_seed
-from strata.core.codec import sha256
+from strata.core.hashing import sha256
 from strata.core.merkle import compute_root_from_pairs
 from strata.state.store import State
 from strata.stf.block import Block, Header, compute_header_hash

@@ -62,7 +62,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final
 
-from strata.core.codec import encode, sha256
+from strata.core.codec import encode
+from strata.core.hashing import sha256
 from strata.da.batch import (
     MAX_BATCH_BYTES,
     ZERO_HASH,

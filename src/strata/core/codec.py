@@ -10,7 +10,6 @@ come back byte for byte (``encode(decode(b)) == b``).
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -25,11 +24,6 @@ _ENCODER = msgspec.msgpack.Encoder()
 def encode(value: object) -> bytes:
     """Canonical bytes of ``value`` (a msgspec Struct, or a tuple/int/bytes of them)."""
     return _ENCODER.encode(value)
-
-
-def sha256(data: bytes) -> bytes:
-    """SHA-256 digest (the chain's hash: cheap on the EVM through its precompile)."""
-    return hashlib.sha256(data).digest()
 
 
 class CanonicalDecoder(Generic[T]):

@@ -86,12 +86,13 @@ on anything else, so ``encode_proof(decode_proof(b)) == b`` whenever decoding su
 
 from __future__ import annotations
 
-import hashlib
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Final, TypeGuard
+
+from strata.core.hashing import sha256, sha256_concat
 
 HASH_BYTES: Final = 32
 """Length of every hash, path and value hash, in bytes."""
@@ -136,22 +137,22 @@ class SparseMerkleProof:
 
 def compute_path(key: bytes) -> bytes:
     """Return the 32-byte path of ``key``: ``sha256(key)``."""
-    return hashlib.sha256(key).digest()
+    return sha256(key)
 
 
 def compute_value_hash(value: bytes) -> bytes:
     """Return the 32-byte hash of ``value`` stored in its leaf: ``sha256(value)``."""
-    return hashlib.sha256(value).digest()
+    return sha256(value)
 
 
 def compute_leaf_hash(path: bytes, value_hash: bytes) -> bytes:
     """Return ``sha256(0x00 || path || value_hash)``; both arguments are 32 bytes."""
-    return hashlib.sha256(LEAF_PREFIX + path + value_hash).digest()
+    return sha256_concat(LEAF_PREFIX, path, value_hash)
 
 
 def compute_node_hash(left: bytes, right: bytes) -> bytes:
     """Return ``sha256(0x01 || left || right)``; both arguments are 32 bytes."""
-    return hashlib.sha256(NODE_PREFIX + left + right).digest()
+    return sha256_concat(NODE_PREFIX, left, right)
 
 
 def get_path_bit(path: bytes, depth: int) -> int:

@@ -32,8 +32,9 @@ from typing import Final
 import msgspec
 import zstandard
 
-from strata.core.codec import CanonicalDecoder, encode, sha256
+from strata.core.codec import CanonicalDecoder, encode
 from strata.core.errors import ErrorCode, InvalidBlock, InvalidTransaction
+from strata.core.hashing import sha256
 from strata.stf.block import Block, compute_header_hash, decode_block
 
 BATCH_VERSION: Final = 1

@@ -104,12 +104,12 @@ Known limitations
 
 from __future__ import annotations
 
-import hashlib
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
 
+from strata.core.hashing import sha256 as _sha256
 from strata.core.merkle import (
     EMPTY,
     HASH_BYTES,
@@ -145,8 +145,6 @@ DEFAULT_CACHE_NODES: Final = 1 << 18
 """Default node cache size: 262,144 nodes (about 60 MB): more than the top 17 levels."""
 
 _TOP_BIT: Final = 8 * HASH_BYTES - 1
-
-_sha256 = hashlib.sha256
 
 
 class MissingNodeError(LookupError):
@@ -336,7 +334,7 @@ class _Batch:
                 del replaced[mark:]
                 return node
             encoding = LEAF_PREFIX + path + value_hash
-            current = _sha256(encoding).digest()
+            current = _sha256(encoding)
             new[current] = encoding
             current_is_leaf = True
         sha256, node_prefix = _sha256, NODE_PREFIX
@@ -353,7 +351,7 @@ class _Batch:
                 encoding = node_prefix + sibling + current
             else:
                 encoding = node_prefix + current + sibling
-            current = sha256(encoding).digest()
+            current = sha256(encoding)
             new[current] = encoding
             current_is_leaf = False
         return current
@@ -366,7 +364,7 @@ class _Batch:
         elif right == EMPTY and self._is_leaf(left):
             return left
         encoding = NODE_PREFIX + left + right
-        node = _sha256(encoding).digest()
+        node = _sha256(encoding)
         self.new[node] = encoding
         return node
 
@@ -421,7 +419,7 @@ class _Batch:
             left = self.build(depth + 1, ints, paths, vhs, lo, mid)
             right = self.build(depth + 1, ints, paths, vhs, mid, hi)
             encoding = NODE_PREFIX + left + right
-        node = _sha256(encoding).digest()
+        node = _sha256(encoding)
         self.new[node] = encoding
         return node
 
@@ -596,7 +594,7 @@ class SparseMerkleTree:
         return encoding
 
     def _check(self, node_hash: bytes, encoding: bytes) -> None:
-        if len(encoding) != NODE_BYTES or _sha256(encoding).digest() != node_hash:
+        if len(encoding) != NODE_BYTES or _sha256(encoding) != node_hash:
             raise CorruptNodeError(f"node {node_hash.hex()} does not match its bytes")
 
     def mark_persisted(self) -> None:

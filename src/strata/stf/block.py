@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import msgspec
 
-from strata.core.codec import CanonicalDecoder, encode, sha256
+from strata.core.codec import CanonicalDecoder, encode
 from strata.core.errors import ErrorCode, InvalidBlock, InvalidTransaction
+from strata.core.hashing import sha256
 from strata.modules.collateral import WithdrawalRecord
 from strata.stf.events import Event
 from strata.stf.transactions import SystemInput

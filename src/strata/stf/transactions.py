@@ -26,7 +26,8 @@ from typing import Annotated, Final, final
 
 import msgspec
 
-from strata.core.codec import CanonicalDecoder, encode, sha256
+from strata.core.codec import CanonicalDecoder, encode
+from strata.core.hashing import sha256
 from strata.core.signatures import compute_transaction_digest
 
 MAX_TRANSACTION_BYTES: Final = 16_384

@@ -1,0 +1,88 @@
+"""The hashing extension (``strata.core._sha256``) against ``hashlib`` and the Python tree hash.
+
+It is loaded only from a current compiled build (``make setup``); without one these tests skip,
+except the last, which checks that ring 0 then hashes with ``hashlib``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from strata import compiled
+from strata.core import hashing
+from strata.core.ordered_merkle import compute_tree_hash, compute_tree_hash_reference
+
+native = pytest.mark.skipif(not hashing.NATIVE, reason="the hashing extension is not built")
+
+_BYTES = st.binary(max_size=300)
+
+
+@native
+@settings(max_examples=300, deadline=None)
+@given(_BYTES)
+def test_sha256_is_hashlibs(data: bytes) -> None:
+    assert hashing.sha256(data) == hashlib.sha256(data).digest()
+    assert hashing.sha256(bytearray(data)) == hashlib.sha256(data).digest()
+    assert hashing.sha256(memoryview(data)) == hashlib.sha256(data).digest()
+
+
+@native
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_BYTES, max_size=5))
+def test_sha256_concat_is_hashlib_of_the_join(parts: list[bytes]) -> None:
+    assert hashing.sha256_concat(*parts) == hashlib.sha256(b"".join(parts)).digest()
+
+
+@native
+def test_sha256_on_long_inputs() -> None:
+    """Inputs across OpenSSL's internal block and buffer boundaries."""
+    for size in (0, 1, 55, 56, 63, 64, 65, 127, 128, 129, 4095, 4096, 4097, 1 << 20):
+        data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+        assert hashing.sha256(data) == hashlib.sha256(data).digest(), size
+
+
+@native
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_BYTES, max_size=70))
+def test_list_tree_hash_is_the_python_one(items: list[bytes]) -> None:
+    assert hashing.native_list_tree_hash is not None
+    want = compute_tree_hash_reference(items)
+    assert hashing.native_list_tree_hash(items) == want
+    assert hashing.native_list_tree_hash(tuple(items)) == want
+    assert compute_tree_hash(items) == want
+
+
+@native
+def test_list_tree_hash_at_every_size_to_300() -> None:
+    """Every shape of the lone-last-node rule, and RFC 6962's value for the empty list."""
+    items = [i.to_bytes(2, "big") * (i % 7) for i in range(300)]
+    assert hashing.native_list_tree_hash is not None
+    for n in range(301):
+        assert hashing.native_list_tree_hash(items[:n]) == compute_tree_hash_reference(items[:n])
+    assert hashing.native_list_tree_hash([]) == hashlib.sha256(b"").digest()
+
+
+@native
+@pytest.mark.parametrize("bad", [None, 3, "text", [b"ok", "text"], [b"ok", None]])
+def test_bad_arguments_raise_type_error(bad: object) -> None:
+    assert hashing.native_list_tree_hash is not None
+    with pytest.raises(TypeError):
+        if isinstance(bad, list):
+            hashing.native_list_tree_hash(bad)
+        else:
+            hashing.sha256(bad)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        hashing.sha256_concat(b"ok", bad)
+
+
+def test_native_goes_with_the_compiled_build() -> None:
+    """The extension is in use exactly when the compiled ring 0 says it loaded it."""
+    loaded = "strata.core._sha256" in compiled.status()["native"]  # type: ignore[operator]
+    assert hashing.NATIVE is loaded
+    if not loaded:
+        assert hashing.sha256 is hashing._sha256
+        assert hashing.native_list_tree_hash is None
