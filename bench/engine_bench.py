@@ -23,6 +23,7 @@ takers that cross 1-3 levels, 10% modifies of a live order. The blocks are first
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import random
@@ -36,6 +37,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from strata import compiled  # noqa: E402
+from strata.adapters.lifetime import tune_collector  # noqa: E402
 from strata.client.signing import wallet_from_seed  # noqa: E402
 from strata.core.signatures import compute_transaction_digest  # noqa: E402
 from strata.modules.clearing.events import OrderUpdate  # noqa: E402
@@ -208,13 +210,22 @@ def build_chain_workload(
 
 
 def run_engine(config: GenesisConfig, blocks: list[tuple[object, list[bytes | None]]]) -> float:
-    """Re-execute the blocks from genesis with ``apply_block``; return the seconds taken."""
+    """Re-execute the blocks from genesis with ``apply_block``; return the seconds taken.
+
+    The garbage collector is set as the node and the verifier set it (``tune_collector``), and
+    put back afterwards."""
     state, _ = make_genesis(config)
+    thresholds = gc.get_threshold()
+    tune_collector()
     elapsed = 0.0
-    for block, signers in blocks:
-        start = time.perf_counter()
-        apply_block(state, block, config.params, signers)  # type: ignore[arg-type]
-        elapsed += time.perf_counter() - start
+    try:
+        for block, signers in blocks:
+            start = time.perf_counter()
+            apply_block(state, block, config.params, signers)  # type: ignore[arg-type]
+            elapsed += time.perf_counter() - start
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
     return elapsed
 
 

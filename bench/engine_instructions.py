@@ -14,8 +14,9 @@ blocks (starting Python, importing Strata, loading the workload, the genesis); t
 divided by the blocks' order operations, is ``instructions_per_event``. The interpreter runs with
 ``PYTHONHASHSEED=0``, so dictionaries are laid out the same each time.
 
-Ring 0 runs as it would in ``strata bench engine`` (compiled, if built); ``--pure`` counts it
-interpreted (``STRATA_PURE=1``).
+Ring 0 runs as it would in ``strata bench engine`` (compiled, if built, with its hashing
+extension; the garbage collector set as the node sets it); ``--pure`` counts it interpreted
+(``STRATA_PURE=1``).
 
 Caveat: Valgrind's virtual CPU has no SHA extensions, so OpenSSL hashes in plain code under it; the
 counts weigh SHA-256 (the roots, the transaction ids) about three times as heavily as the real CPU
@@ -48,11 +49,13 @@ from strata.stf.transactions import count_order_operations  # noqa: E402
 
 _REPLAY = """
 import pickle, sys
+from strata.adapters.lifetime import tune_collector
 from strata.stf.genesis import make_genesis
 from strata.stf.transition import apply_block
 with open(sys.argv[1], "rb") as f:
     config, blocks = pickle.load(f)
 state, _ = make_genesis(config)
+tune_collector()
 for block, signers in blocks[: int(sys.argv[2])]:
     apply_block(state, block, config.params, signers)
 """

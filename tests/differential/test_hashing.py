@@ -1,4 +1,5 @@
-"""The hashing extension (``strata.core._sha256``) against ``hashlib`` and the Python tree hash.
+"""The hashing extension (``strata.core._sha256``) against ``hashlib`` and the Python definitions
+of the two tree computations it runs (the list tree hash, the sparse tree's root).
 
 It is loaded only from a current compiled build (``make setup``); without one these tests skip,
 except the last, which checks that ring 0 then hashes with ``hashlib``.
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 
 from strata import compiled
 from strata.core import hashing
+from strata.core.merkle import EMPTY, compute_root_from_pairs, compute_root_from_pairs_reference
 from strata.core.ordered_merkle import compute_tree_hash, compute_tree_hash_reference
 
 native = pytest.mark.skipif(not hashing.NATIVE, reason="the hashing extension is not built")
@@ -86,3 +88,57 @@ def test_native_goes_with_the_compiled_build() -> None:
     if not loaded:
         assert hashing.sha256 is hashing._sha256
         assert hashing.native_list_tree_hash is None
+
+
+_PAIRS = st.dictionaries(st.binary(max_size=40), st.binary(max_size=80), max_size=60)
+
+
+@native
+@settings(max_examples=300, deadline=None)
+@given(_PAIRS)
+def test_sparse_root_is_the_python_one(items: dict[bytes, bytes]) -> None:
+    assert hashing.native_sparse_root is not None
+    want = compute_root_from_pairs_reference(items.items())
+    assert hashing.native_sparse_root(items.items()) == want
+    assert hashing.native_sparse_root(list(items.items())[::-1]) == want  # any order
+    assert hashing.native_sparse_root([list(p) for p in items.items()]) == want  # any pairs
+    assert compute_root_from_pairs(iter(items.items())) == want
+
+
+@native
+def test_sparse_root_of_many_keys_and_of_none() -> None:
+    """Past the first buffer's 1,024 leaves, and the empty map's root ``EMPTY``."""
+    items = {i.to_bytes(4, "big"): bytes(i % 5) for i in range(5_000)}
+    assert hashing.native_sparse_root is not None
+    assert hashing.native_sparse_root(items.items()) == compute_root_from_pairs_reference(
+        items.items()
+    )
+    assert hashing.native_sparse_root([]) == EMPTY
+
+
+@native
+@pytest.mark.parametrize(
+    ("pairs", "error"),
+    [
+        ([(b"k", b"1"), (b"j", b"2"), (b"k", b"3")], ValueError),  # a repeated key
+        # Not pairs: the interpreted definition fails to unpack (ValueError), the compiled one
+        # and the extension check the type (TypeError).
+        ([(b"k", b"1", b"extra")], (TypeError, ValueError)),
+        ([(b"k",)], (TypeError, ValueError)),
+        ([b"kv"], TypeError),  # bytes are a sequence of two ints, not a pair
+        ([(b"k", "text")], TypeError),
+        ([(None, b"v")], TypeError),
+        ([3], TypeError),
+        (3, TypeError),
+    ],
+)
+def test_sparse_root_rejects_what_the_python_one_rejects(
+    pairs: object, error: type[Exception] | tuple[type[Exception], ...]
+) -> None:
+    assert hashing.native_sparse_root is not None
+    with pytest.raises(error) as native_error:
+        hashing.native_sparse_root(pairs)  # type: ignore[arg-type]
+    with pytest.raises(error) as python_error:
+        compute_root_from_pairs_reference(pairs)  # type: ignore[arg-type]
+    if "duplicate" in str(python_error.value):
+        assert str(native_error.value) == str(python_error.value)

@@ -11,6 +11,10 @@
  *   sha256_concat(*parts) -> bytes          SHA256(parts[0] || parts[1] || ...)
  *   list_tree_hash(items) -> bytes          RFC 6962's Merkle Tree Hash of a list of bytes, as
  *                                           core/ordered_merkle.py's compute_tree_hash defines it
+ *   sparse_root(pairs) -> bytes             the root of core/merkle.py's sparse tree over an
+ *                                           iterable of (key, value) pairs, as its
+ *                                           compute_root_from_pairs defines it (ValueError on a
+ *                                           repeated key)
  *
  * Arguments are bytes-like objects; anything else raises TypeError.
  */
@@ -116,12 +120,152 @@ static PyObject *list_tree_hash(PyObject *module, PyObject *items) {
     return root;
 }
 
+/* --- the sparse tree of core/merkle.py: compute_root_from_pairs --- */
+
+typedef struct {
+    unsigned char path[DIGEST];
+    unsigned char value_hash[DIGEST];
+} leaf_t;
+
+static int compare_leaves(const void *a, const void *b) {
+    return memcmp(((const leaf_t *)a)->path, ((const leaf_t *)b)->path, DIGEST);
+}
+
+static int path_bit(const unsigned char *path, int depth) {
+    return (path[depth >> 3] >> (7 - (depth & 7))) & 1;
+}
+
+/* The hash of the subtree at `depth` holding leaves[lo:hi], which share `depth` path bits. */
+static void subtree_hash(const leaf_t *leaves, Py_ssize_t lo, Py_ssize_t hi, int depth,
+                         unsigned char *out) {
+    SHA256_CTX ctx;
+    if (hi - lo == 0) {
+        memset(out, 0, DIGEST); /* EMPTY */
+        return;
+    }
+    if (hi - lo == 1) {
+        SHA256_Init(&ctx);
+        SHA256_Update(&ctx, &LEAF, 1);
+        SHA256_Update(&ctx, leaves[lo].path, DIGEST);
+        SHA256_Update(&ctx, leaves[lo].value_hash, DIGEST);
+        SHA256_Final(out, &ctx);
+        return;
+    }
+    /* Bit `depth` reads 0...0 1...1 across the range: the first 1 by binary search. Two distinct
+     * paths differ below bit 256, so the recursion ends before it. */
+    Py_ssize_t a = lo, b = hi;
+    while (a < b) {
+        Py_ssize_t m = a + (b - a) / 2;
+        if (path_bit(leaves[m].path, depth)) {
+            b = m;
+        } else {
+            a = m + 1;
+        }
+    }
+    unsigned char children[2 * DIGEST];
+    subtree_hash(leaves, lo, a, depth + 1, children);
+    subtree_hash(leaves, a, hi, depth + 1, children + DIGEST);
+    SHA256_Init(&ctx);
+    SHA256_Update(&ctx, &NODE, 1);
+    SHA256_Update(&ctx, children, 2 * DIGEST);
+    SHA256_Final(out, &ctx);
+}
+
+static int hash_into(PyObject *data, unsigned char *out) {
+    SHA256_CTX ctx;
+    SHA256_Init(&ctx);
+    if (update_with(&ctx, data) < 0) {
+        return -1;
+    }
+    SHA256_Final(out, &ctx);
+    return 0;
+}
+
+/* One (key, value) pair into a leaf: path = SHA256(key), value_hash = SHA256(value). */
+static int make_leaf(PyObject *pair, leaf_t *leaf) {
+    PyObject *seq = PySequence_Fast(pair, "a pair must be a (key, value) sequence");
+    if (seq == NULL) {
+        return -1;
+    }
+    int ok = -1;
+    if (PySequence_Fast_GET_SIZE(seq) != 2) {
+        PyErr_SetString(PyExc_TypeError, "a pair must have exactly two items");
+    } else if (hash_into(PySequence_Fast_GET_ITEM(seq, 0), leaf->path) == 0 &&
+               hash_into(PySequence_Fast_GET_ITEM(seq, 1), leaf->value_hash) == 0) {
+        ok = 0;
+    }
+    Py_DECREF(seq);
+    return ok;
+}
+
+static PyObject *sparse_root(PyObject *module, PyObject *pairs) {
+    PyObject *iterator = PyObject_GetIter(pairs);
+    if (iterator == NULL) {
+        return NULL;
+    }
+    Py_ssize_t count = 0, capacity = 1024;
+    leaf_t *leaves = PyMem_Malloc(capacity * sizeof(leaf_t));
+    if (leaves == NULL) {
+        Py_DECREF(iterator);
+        return PyErr_NoMemory();
+    }
+    PyObject *pair;
+    while ((pair = PyIter_Next(iterator)) != NULL) {
+        if (count == capacity) {
+            capacity *= 2;
+            leaf_t *grown = PyMem_Realloc(leaves, capacity * sizeof(leaf_t));
+            if (grown == NULL) {
+                Py_DECREF(pair);
+                goto fail_memory;
+            }
+            leaves = grown;
+        }
+        int made = make_leaf(pair, &leaves[count]);
+        Py_DECREF(pair);
+        if (made < 0) {
+            goto fail;
+        }
+        count++;
+    }
+    if (PyErr_Occurred()) {
+        goto fail;
+    }
+    Py_DECREF(iterator);
+    qsort(leaves, (size_t)count, sizeof(leaf_t), compare_leaves);
+    for (Py_ssize_t i = 1; i < count; i++) {
+        if (memcmp(leaves[i - 1].path, leaves[i].path, DIGEST) == 0) {
+            PyObject *path = PyBytes_FromStringAndSize((const char *)leaves[i].path, DIGEST);
+            PyMem_Free(leaves);
+            PyObject *hex = path == NULL ? NULL : PyObject_CallMethod(path, "hex", NULL);
+            Py_XDECREF(path);
+            if (hex != NULL) {
+                PyErr_Format(PyExc_ValueError, "duplicate key: two pairs share the path %U", hex);
+                Py_DECREF(hex);
+            }
+            return NULL;
+        }
+    }
+    unsigned char root[DIGEST];
+    subtree_hash(leaves, 0, count, 0, root);
+    PyMem_Free(leaves);
+    return PyBytes_FromStringAndSize((const char *)root, DIGEST);
+
+fail_memory:
+    PyErr_NoMemory();
+fail:
+    Py_DECREF(iterator);
+    PyMem_Free(leaves);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"sha256", (PyCFunction)sha256, METH_O, "SHA-256 of a bytes-like object."},
     {"sha256_concat", (PyCFunction)(void (*)(void))sha256_concat, METH_FASTCALL,
      "SHA-256 of the concatenation of the arguments."},
     {"list_tree_hash", (PyCFunction)list_tree_hash, METH_O,
      "RFC 6962 Merkle Tree Hash of a sequence of bytes (without the length)."},
+    {"sparse_root", (PyCFunction)sparse_root, METH_O,
+     "Root of the sparse Merkle tree of core/merkle.py over (key, value) pairs."},
     {NULL, NULL, 0, NULL},
 };
 

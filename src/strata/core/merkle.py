@@ -92,7 +92,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Final, TypeGuard
 
-from strata.core.hashing import sha256, sha256_concat
+from strata.core.hashing import native_sparse_root, sha256, sha256_concat
 
 HASH_BYTES: Final = 32
 """Length of every hash, path and value hash, in bytes."""
@@ -209,8 +209,18 @@ def compute_root_from_pairs(pairs: Iterable[tuple[bytes, bytes]]) -> bytes:
     """Return the root of the map given as ``(key, value)`` pairs, in any order.
 
     Costs ``O(n log n)`` (one sort, about ``2n`` hashes). Raises ``ValueError`` if a key appears
-    twice, even with the same value: the input would not be a map.
+    twice, even with the same value: the input would not be a map. Runs
+    :func:`compute_root_from_pairs_reference`'s steps in C when the hashing extension is built
+    (``core/hashing.py``).
     """
+    if native_sparse_root is not None:
+        return native_sparse_root(pairs)
+    return compute_root_from_pairs_reference(pairs)
+
+
+def compute_root_from_pairs_reference(pairs: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """:func:`compute_root_from_pairs` in Python: hash the pairs into leaves, sort them by path,
+    and hash the tree top-down (the definition the C code follows)."""
     leaves = _sorted_leaves(pairs)
     return _subtree_hash(leaves, 0, len(leaves), 0)
 
