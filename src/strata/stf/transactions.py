@@ -21,7 +21,7 @@ Prices in ticks, sizes in lots, amounts in quote units (1e-6 USDC), times and no
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Annotated, Final, final
 
 import msgspec
@@ -301,9 +301,12 @@ class OracleObservation(msgspec.Struct, frozen=True, array_like=True):
 
 SystemInput = Deposit | OraclePrice
 
-_TX_DECODER: CanonicalDecoder[SignedTransaction] = CanonicalDecoder(
+TX_DECODER: Final[CanonicalDecoder[SignedTransaction]] = CanonicalDecoder(
     SignedTransaction, MAX_TRANSACTION_BYTES
 )
+"""What :func:`decode_transaction` decodes with. The executor calls its ``decode`` itself: this
+module stays interpreted (it defines Structs), and a call through it per transaction cost the
+compiled executor an interpreted frame."""
 
 
 def decode_transaction(data: bytes) -> SignedTransaction:
@@ -314,7 +317,7 @@ def decode_transaction(data: bytes) -> SignedTransaction:
     InvalidTransaction
         ``MALFORMED_TRANSACTION``, ``NON_CANONICAL_ENCODING`` or ``TRANSACTION_TOO_LARGE``.
     """
-    return _TX_DECODER.decode(data)
+    return TX_DECODER.decode(data)
 
 
 def encode_transaction(tx: SignedTransaction) -> bytes:
@@ -326,9 +329,10 @@ def encode_action(action: Action) -> bytes:
     return encode(action)
 
 
-def compute_transaction_hash(data: bytes) -> bytes:
-    """A transaction's id: SHA-256 of its canonical bytes."""
-    return sha256(data)
+compute_transaction_hash: Final[Callable[[bytes], bytes]] = sha256
+"""``compute_transaction_hash(data)``, a transaction's id: SHA-256 of its canonical bytes (the
+hash function itself, not a wrapper: it runs for every transaction, and this module is
+interpreted)."""
 
 
 def compute_oracle_action_bytes(price: OraclePrice) -> bytes:

@@ -53,6 +53,7 @@ then the state's tip carries an empty header hash (the next unsealed block's dra
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import itemgetter
 
 import msgspec
 
@@ -129,6 +130,7 @@ from strata.stf.state_root import compute_state_root
 from strata.stf.timed import apply_expiries, apply_schedules, apply_triggers
 from strata.stf.transactions import (
     MAX_BULK_ITEMS,
+    TX_DECODER,
     ApproveAgent,
     BulkCancel,
     BulkModify,
@@ -153,7 +155,6 @@ from strata.stf.transactions import (
     compute_oracle_action_bytes,
     compute_transaction_hash,
     compute_tx_class,
-    decode_transaction,
     encode_action,
 )
 
@@ -192,7 +193,7 @@ def check_signatures(params: ChainParams, transactions: Sequence[bytes]) -> list
     signers: list[bytes | None] = []
     for data in transactions:
         try:
-            tx = decode_transaction(data)
+            tx = TX_DECODER.decode(data)
         except InvalidTransaction:
             signers.append(None)
             continue
@@ -1010,12 +1011,12 @@ def _execute(
             tx = decoded[index]
         else:
             try:
-                tx = decode_transaction(data)
+                tx = TX_DECODER.decode(data)
             except InvalidTransaction as error:
                 reject(index, data, error)
                 continue
         ordered.append((compute_tx_class(tx.action), index, tx, data))
-    ordered.sort(key=lambda entry: entry[0])  # stable: the sequencer's order within a class
+    ordered.sort(key=itemgetter(0))  # stable: the sequencer's order within a class
 
     # --- admission ---
     block = _Block(state, params, header.timestamp_ms)
