@@ -235,7 +235,6 @@ def build(destination: Path, modules: Sequence[str] = MODULES, jobs: int = 2) ->
     import time
 
     from mypyc.build import mypycify
-    from setuptools import setup  # type: ignore[import-untyped]
 
     for path in modules:
         if _STRUCT_CLASS.search((SOURCE_ROOT / path).read_text()):
@@ -261,20 +260,7 @@ def build(destination: Path, modules: Sequence[str] = MODULES, jobs: int = 2) ->
             list(modules), opt_level="3", group_name=GROUP, target_dir=str(work / "c")
         )
         print(f"  compiling C ({len(extensions)} extensions) ...", flush=True)
-        setup(
-            name="strata-compiled",
-            ext_modules=extensions,
-            script_args=[
-                "--quiet",
-                "build_ext",
-                "--build-lib",
-                str(staging),
-                "--build-temp",
-                str(work / "o"),
-                "--parallel",
-                str(jobs),
-            ],
-        )
+        _build_ext("strata-compiled", extensions, staging, work / "o", jobs)
         native = _build_native(staging, work, jobs)
     finally:
         os.chdir(cwd)
@@ -304,11 +290,19 @@ def build(destination: Path, modules: Sequence[str] = MODULES, jobs: int = 2) ->
     return manifest
 
 
+def _build_ext(name: str, extensions: list[Any], staging: Path, temp: Path, jobs: int) -> None:
+    """setuptools' ``build_ext`` of ``extensions`` into ``staging``."""
+    from setuptools import setup  # type: ignore[import-untyped]
+
+    args = ["--quiet", "build_ext", "--build-lib", str(staging), "--build-temp", str(temp)]
+    setup(name=name, ext_modules=extensions, script_args=[*args, "--parallel", str(jobs)])
+
+
 def _build_native(staging: Path, work: Path, jobs: int) -> dict[str, dict[str, str]]:
     """Build the :data:`NATIVE` extensions into ``staging``; return their manifest entries. One
     that fails to build (no OpenSSL headers) is left out, with a line saying so: ring 0 then
     runs without it."""
-    from setuptools import Extension, setup
+    from setuptools import Extension
 
     suffix = str(sysconfig.get_config_var("EXT_SUFFIX"))
     entries: dict[str, dict[str, str]] = {}
@@ -316,20 +310,7 @@ def _build_native(staging: Path, work: Path, jobs: int) -> dict[str, dict[str, s
         print(f"  compiling {name} (C) ...", flush=True)
         extension = Extension(name, sources=[path], libraries=["crypto"])
         try:
-            setup(
-                name="strata-native",
-                ext_modules=[extension],
-                script_args=[
-                    "--quiet",
-                    "build_ext",
-                    "--build-lib",
-                    str(staging),
-                    "--build-temp",
-                    str(work / "native"),
-                    "--parallel",
-                    str(jobs),
-                ],
-            )
+            _build_ext("strata-native", [extension], staging, work / "native", jobs)
         except (SystemExit, Exception) as error:  # a compiler's failure is SystemExit here
             print(
                 f"  warning: {name} not built ({error}); ring 0 hashes with hashlib "
