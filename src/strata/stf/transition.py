@@ -431,8 +431,9 @@ def _check_withdrawable(block: _Block, account: bytes, amount_quote: int) -> Non
 
 
 def _check_place(block: _Block, order: PlaceOrder | ModifyOrder) -> None:
-    markets.check_order_params(block.state, order.market_id, order.price_ticks, order.size_lots)
-    if not block.has_mark[order.market_id]:
+    market_id = order.market_id
+    markets.check_order_params(block.state, market_id, order.price_ticks, order.size_lots)
+    if not block.has_mark[market_id]:
         # Without a mark no position could be margined: the market opens with its first price.
         raise InvalidTransaction(ErrorCode.MARKET_NOT_ACTIVE, "no oracle price yet")
 
@@ -901,27 +902,34 @@ def _reserve(
         stale; ``OPEN_INTEREST_CAP`` for one that would pass the market's open-interest cap;
         ``INSUFFICIENT_MARGIN`` for a single order that the free collateral does not cover.
     """
+    # Each field read once: an attribute of a record (a msgspec Struct) costs compiled code a
+    # generic attribute lookup every time.
+    market_id = order.market_id
+    is_buy = order.is_buy
+    price_ticks = order.price_ticks
+    size_lots = order.size_lots
+    reduce_only = order.reduce_only
     expires_at_ms = order.expires_at_ms if type(order) is PlaceOrder else None
     if expires_at_ms is not None and expires_at_ms <= block.timestamp_ms:
         if single:
             raise ExecutionFailure(ErrorCode.ORDER_EXPIRED, f"expired at {expires_at_ms}")
         return None
     reserved = 0
-    if not order.reduce_only:
-        if block.stale[order.market_id]:
+    if not reduce_only:
+        if block.stale[market_id]:
             # A stale index cannot price new risk: only reduce-only orders pass (the freeze).
             if single:
-                raise ExecutionFailure(ErrorCode.ORACLE_STALE, f"market {order.market_id}")
+                raise ExecutionFailure(ErrorCode.ORACLE_STALE, f"market {market_id}")
             return None
-        if block.would_pass_oi_cap(order.market_id, order.size_lots):
+        if block.would_pass_oi_cap(market_id, size_lots):
             if single:
-                raise ExecutionFailure(ErrorCode.OPEN_INTEREST_CAP, f"market {order.market_id}")
+                raise ExecutionFailure(ErrorCode.OPEN_INTEREST_CAP, f"market {market_id}")
             return None
-        params = block.risk_params(order.market_id)
+        params = block.risk_params(market_id)
         reserved = margin.compute_order_reservation(
-            order.is_buy,
-            order.price_ticks,
-            order.size_lots,
+            is_buy,
+            price_ticks,
+            size_lots,
             params.mark_ticks,
             params.quote_per_tick_lot,
             params.initial_margin_ppm,
@@ -935,17 +943,17 @@ def _reserve(
                 )
             return None
         margin.add_reserved(block.state, account, reserved)
-        block.add_oi_admitted(order.market_id, order.size_lots)
+        block.add_oi_admitted(market_id, size_lots)
     client_id = order.client_id if type(order) is PlaceOrder else replace_client_id
     return PlaceOp(
         tx_index,
         account,
-        order.market_id,
-        order.is_buy,
-        order.price_ticks,
-        order.size_lots,
+        market_id,
+        is_buy,
+        price_ticks,
+        size_lots,
         order.tif,
-        order.reduce_only,
+        reduce_only,
         client_id,
         reserved,
         replace_order_id,
