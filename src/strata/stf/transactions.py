@@ -339,23 +339,11 @@ def compute_oracle_action_bytes(price: OraclePrice) -> bytes:
     return encode(OracleObservation(price.market_id, price.price_ticks, price.timestamp_ms))
 
 
-class TxClass:
-    """Canonical in-block classes: makers are protected by running before takers."""
-
-    ACCOUNT_OR_POST_ONLY: Final = 0
-    CANCEL: Final = 1
-    TAKING: Final = 2
-
-
-_POST_ONLY = 3
-
-
 # Tuples, not ``A | B`` unions: a union is built anew on every evaluation, and these run per
 # transaction.
 CANCEL_ACTIONS = (CancelOrder, CancelAll, BulkCancel, CancelTrigger)
 ORDER_ACTIONS = (PlaceOrder, ModifyOrder)
 BULK_ACTIONS = (BulkPlace, BulkCancel, BulkModify)
-_CANCEL_CLASSES: frozenset[type] = frozenset(CANCEL_ACTIONS)
 
 
 def count_order_operations(transactions: Iterable[bytes]) -> int:
@@ -385,20 +373,3 @@ def placements_of(action: Action) -> tuple[PlaceOrder | ModifyOrder, ...]:
     if isinstance(action, BulkModify):
         return action.modifies
     return ()
-
-
-def compute_tx_class(action: Action) -> int:
-    """The class of a transaction for the canonical in-block order (ARCHITECTURE.md)."""
-    # By exact type (the action classes are final): a miss of ``isinstance`` against a Struct
-    # class is slow, and this runs for every transaction of every block.
-    if type(action) in _CANCEL_CLASSES:
-        return TxClass.CANCEL
-    if type(action) is PlaceOrder or type(action) is ModifyOrder:
-        return TxClass.ACCOUNT_OR_POST_ONLY if action.tif == _POST_ONLY else TxClass.TAKING
-    if type(action) is BulkPlace:
-        post_only = all(o.tif == _POST_ONLY for o in action.orders)
-        return TxClass.ACCOUNT_OR_POST_ONLY if post_only else TxClass.TAKING
-    if type(action) is BulkModify:
-        post_only = all(m.tif == _POST_ONLY for m in action.modifies)
-        return TxClass.ACCOUNT_OR_POST_ONLY if post_only else TxClass.TAKING
-    return TxClass.ACCOUNT_OR_POST_ONLY
