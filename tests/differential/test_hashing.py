@@ -2,7 +2,8 @@
 of the two tree computations it runs (the list tree hash, the sparse tree's root).
 
 It is loaded only from a current compiled build (``make setup``); without one these tests skip,
-except the last, which checks that ring 0 then hashes with ``hashlib``.
+except ``test_native_goes_with_the_compiled_build``, which checks that ring 0 then hashes with
+``hashlib``.
 """
 
 from __future__ import annotations
