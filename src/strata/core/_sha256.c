@@ -48,13 +48,23 @@ static PyObject *new_digest(SHA256_CTX *ctx) {
     return out;
 }
 
-static PyObject *sha256(PyObject *module, PyObject *data) {
+/* SHA256(data) into out (32 bytes); -1 with an exception if data is not bytes-like. */
+static int hash_into(PyObject *data, unsigned char *out) {
     SHA256_CTX ctx;
     SHA256_Init(&ctx);
     if (update_with(&ctx, data) < 0) {
+        return -1;
+    }
+    SHA256_Final(out, &ctx);
+    return 0;
+}
+
+static PyObject *sha256(PyObject *module, PyObject *data) {
+    unsigned char digest[DIGEST];
+    if (hash_into(data, digest) < 0) {
         return NULL;
     }
-    return new_digest(&ctx);
+    return PyBytes_FromStringAndSize((const char *)digest, DIGEST);
 }
 
 static PyObject *sha256_concat(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
@@ -169,16 +179,6 @@ static void subtree_hash(const leaf_t *leaves, Py_ssize_t lo, Py_ssize_t hi, int
     SHA256_Update(&ctx, &NODE, 1);
     SHA256_Update(&ctx, children, 2 * DIGEST);
     SHA256_Final(out, &ctx);
-}
-
-static int hash_into(PyObject *data, unsigned char *out) {
-    SHA256_CTX ctx;
-    SHA256_Init(&ctx);
-    if (update_with(&ctx, data) < 0) {
-        return -1;
-    }
-    SHA256_Final(out, &ctx);
-    return 0;
 }
 
 /* One (key, value) pair into a leaf: path = SHA256(key), value_hash = SHA256(value). */
