@@ -10,7 +10,7 @@ come back byte for byte (``encode(decode(b)) == b``).
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 import msgspec
 
@@ -18,12 +18,14 @@ from strata.core.errors import ErrorCode, InvalidTransaction
 
 T = TypeVar("T")
 
-_ENCODER = msgspec.msgpack.Encoder()
+_ENCODE: Final = msgspec.msgpack.Encoder().encode
+"""The bound method, once: compiled, a ``Final`` is a C variable, where ``encoder.encode`` would
+be a method lookup on every call."""
 
 
 def encode(value: object) -> bytes:
     """Canonical bytes of ``value`` (a msgspec Struct, or a tuple/int/bytes of them)."""
-    return _ENCODER.encode(value)
+    return _ENCODE(value)
 
 
 class CanonicalDecoder(Generic[T]):
@@ -39,7 +41,8 @@ class CanonicalDecoder(Generic[T]):
     """
 
     def __init__(self, type_: Any, max_size: int) -> None:
-        self._decoder: msgspec.msgpack.Decoder[T] = msgspec.msgpack.Decoder(type_)
+        decoder: msgspec.msgpack.Decoder[T] = msgspec.msgpack.Decoder(type_)
+        self._decode = decoder.decode
         self._max_size = max_size
 
     def decode(self, data: bytes) -> T:
@@ -48,9 +51,9 @@ class CanonicalDecoder(Generic[T]):
                 ErrorCode.TRANSACTION_TOO_LARGE, f"{len(data)} bytes > {self._max_size}"
             )
         try:
-            value = self._decoder.decode(data)
+            value = self._decode(data)
         except msgspec.DecodeError as exc:  # ValidationError is a subclass
             raise InvalidTransaction(ErrorCode.MALFORMED_TRANSACTION, str(exc)) from None
-        if _ENCODER.encode(value) != data:
+        if _ENCODE(value) != data:
             raise InvalidTransaction(ErrorCode.NON_CANONICAL_ENCODING, "not the canonical bytes")
         return value

@@ -447,7 +447,7 @@ def _check_order(block: _Block, order: PlaceOrder | ModifyOrder) -> None:
         raise InvalidTransaction(ErrorCode.MALFORMED_TRANSACTION, "order id xor client id")
 
 
-def _check_static(block: _Block, tx: SignedTransaction) -> None:
+def _check_static(block: _Block, account: bytes, action: Action) -> None:
     """Stateless-in-spirit checks of an action (markets exist, sizes in range, bulk bounds).
 
     Raises
@@ -455,7 +455,6 @@ def _check_static(block: _Block, tx: SignedTransaction) -> None:
     InvalidTransaction
         The code of the first failed check.
     """
-    action = tx.action
     if type(action) is PlaceOrder or type(action) is ModifyOrder:
         _check_order(block, action)
     elif type(action) is CancelOrder:
@@ -502,13 +501,13 @@ def _check_static(block: _Block, tx: SignedTransaction) -> None:
             raise InvalidTransaction(ErrorCode.UNKNOWN_MARKET, str(action.market_id))
         if type(action) is MoveIsolatedMargin and action.amount_quote == 0:
             raise InvalidTransaction(ErrorCode.BAD_AMOUNT, "a move of zero")
-    elif type(action) is Transfer and action.to == tx.account:
+    elif type(action) is Transfer and action.to == account:
         raise InvalidTransaction(ErrorCode.SELF_TRANSFER, "transfer to self")
     elif type(action) is ApproveAgent:
         digest = compute_agent_consent_digest(
             block.params.chain_id,
             block.params.bridge_address,
-            tx.account,
+            account,
             action.public_key,
             action.valid_until_ms,
         )
@@ -591,8 +590,9 @@ def process_admission(
     state = block.state
     params = block.params
     account = tx.account
+    action = tx.action
     check_authority(state, tx, signer, block.timestamp_ms)
-    _check_static(block, tx)
+    _check_static(block, account, action)
     base_gas = compute_base_gas(params, tx, len(block.market_ids))
     fee = base_gas * params.gas_price_quote
     # The fee is paid from equity beyond the positions' initial margin (reservations count as
@@ -612,7 +612,7 @@ def process_admission(
     staged: list[tuple[bool, CancelOp | PlaceOp]] = []
     credit: tuple[bytes, int] | None = None
     try:
-        credit = _admit_action(block, tx_index, tx, events, staged)
+        credit = _admit_action(block, tx_index, tx, account, action, events, staged)
     except ExecutionFailure as failure:
         state.rollback()
         del block.withdrawals[mark:]
@@ -636,46 +636,16 @@ def _admit_action(
     block: _Block,
     tx_index: int,
     tx: SignedTransaction,
+    account: bytes,
+    action: Action,
     events: list[Event],
     staged: list[tuple[bool, CancelOp | PlaceOp]],
 ) -> tuple[bytes, int] | None:
-    """The admission-phase effects of an action; returns a credit for settlement, if any."""
+    """The admission-phase effects of ``action`` (``tx``'s, by ``account``); returns a credit
+    for settlement, if any."""
     state = block.state
-    account = tx.account
-    action = tx.action
-    if type(action) is ApproveAgent:
-        accounts.process_approve_agent(
-            state,
-            account,
-            action.public_key,
-            action.valid_until_ms,
-            block.timestamp_ms,
-            block.params.max_agents_per_account,
-        )
-        events.append(AgentApproved(account, action.public_key, action.valid_until_ms))
-    elif type(action) is RevokeAgent:
-        accounts.process_revoke_agent(state, account, action.public_key)
-        events.append(AgentRevoked(account, action.public_key))
-    elif type(action) is Transfer:
-        _check_withdrawable(block, account, action.amount_quote)
-        collateral.add_balance(state, account, -action.amount_quote)
-        events.append(Transferred(account, action.to, action.amount_quote))
-        return action.to, action.amount_quote
-    elif type(action) is Withdraw:
-        debt = liquidation.get_bad_debt(state)
-        if debt:
-            raise ExecutionFailure(ErrorCode.WITHDRAWALS_GATED, f"bad debt {debt} outstanding")
-        _check_withdrawable(block, account, action.amount_quote)
-        record = collateral.record_withdrawal(
-            state, account, action.destination, action.amount_quote, block.state.tip.height + 1
-        )
-        block.withdrawals.append(record)
-        events.append(
-            WithdrawalRequested(
-                record.withdrawal_id, account, action.destination, action.amount_quote
-            )
-        )
-    elif type(action) is PlaceOrder:
+    # The order actions first: each test of the chain costs compiled code a global lookup.
+    if type(action) is PlaceOrder:
         if action.client_id is not None and _is_client_id_taken(block, account, action.client_id):
             # A resubmission of a live order: idempotent, nothing new is placed.
             raise ExecutionFailure(
@@ -746,6 +716,38 @@ def _admit_action(
                     ),
                 )
             )
+    elif type(action) is ApproveAgent:
+        accounts.process_approve_agent(
+            state,
+            account,
+            action.public_key,
+            action.valid_until_ms,
+            block.timestamp_ms,
+            block.params.max_agents_per_account,
+        )
+        events.append(AgentApproved(account, action.public_key, action.valid_until_ms))
+    elif type(action) is RevokeAgent:
+        accounts.process_revoke_agent(state, account, action.public_key)
+        events.append(AgentRevoked(account, action.public_key))
+    elif type(action) is Transfer:
+        _check_withdrawable(block, account, action.amount_quote)
+        collateral.add_balance(state, account, -action.amount_quote)
+        events.append(Transferred(account, action.to, action.amount_quote))
+        return action.to, action.amount_quote
+    elif type(action) is Withdraw:
+        debt = liquidation.get_bad_debt(state)
+        if debt:
+            raise ExecutionFailure(ErrorCode.WITHDRAWALS_GATED, f"bad debt {debt} outstanding")
+        _check_withdrawable(block, account, action.amount_quote)
+        record = collateral.record_withdrawal(
+            state, account, action.destination, action.amount_quote, block.state.tip.height + 1
+        )
+        block.withdrawals.append(record)
+        events.append(
+            WithdrawalRequested(
+                record.withdrawal_id, account, action.destination, action.amount_quote
+            )
+        )
     elif type(action) is SetMarginMode:
         if clearing.get_position_size(state, account, action.market_id):
             raise ExecutionFailure(ErrorCode.POSITION_OPEN, f"market {action.market_id}")
@@ -911,7 +913,11 @@ def _reserve(
     price_ticks = order.price_ticks
     size_lots = order.size_lots
     reduce_only = order.reduce_only
-    expires_at_ms = order.expires_at_ms if type(order) is PlaceOrder else None
+    expires_at_ms: int | None = None
+    client_id = replace_client_id  # a modify keeps the client id of the order it replaces
+    if type(order) is PlaceOrder:
+        expires_at_ms = order.expires_at_ms
+        client_id = order.client_id
     if expires_at_ms is not None and expires_at_ms <= block.timestamp_ms:
         if single:
             raise ExecutionFailure(ErrorCode.ORDER_EXPIRED, f"expired at {expires_at_ms}")
@@ -946,7 +952,6 @@ def _reserve(
             return None
         margin.add_reserved(block.state, account, reserved)
         block.add_oi_admitted(market_id, size_lots)
-    client_id = order.client_id if type(order) is PlaceOrder else replace_client_id
     return PlaceOp(
         tx_index,
         account,
@@ -1051,12 +1056,13 @@ def _execute(
         rejected.append((compute_transaction_hash(data), error.code))
         included[index] = False
 
+    decode = TX_DECODER.decode  # names read once, not once per transaction
     for index, data in enumerate(transactions):
         if decoded is not None:
             tx = decoded[index]
         else:
             try:
-                tx = TX_DECODER.decode(data)
+                tx = decode(data)
             except InvalidTransaction as error:
                 reject(index, data, error)
                 continue
@@ -1108,6 +1114,7 @@ def _execute(
     gas_schedule = params.gas
     receipts: list[Receipt] = []
     gas_used = 0
+    tx_hash = compute_transaction_hash
     for position, (_, _tx, data, status, base_gas) in enumerate(admitted):
         w = work[position]
         # Matching work is metered (receipt and block limit) but not charged: only base gas is
@@ -1121,7 +1128,7 @@ def _execute(
         )
         gas_used += gas
         receipts.append(
-            Receipt(compute_transaction_hash(data), status, gas, tuple(tx_events[position]))
+            Receipt(tx_hash(data), status, gas, tuple(tx_events[position]))
         )
     if gas_used > params.block_gas_limit:
         raise InvalidBlock(

@@ -60,7 +60,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from heapq import heapify, heappop, heappush
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from strata.core.errors import ErrorCode, InvariantViolation
 from strata.modules.book.types import Order, OrderReason, OrderStatus, TimeInForce
@@ -110,31 +110,37 @@ def _order_id_of(order: Order) -> int:
     return order.order_id
 
 
-# Module-level bindings: global lookups are cheaper than enum attribute lookups in hot paths.
-_new = tuple.__new__
-_GTC = TimeInForce.GTC
-_IOC = TimeInForce.IOC
-_FOK = TimeInForce.FOK
-_POST_ONLY = TimeInForce.POST_ONLY
-_OPEN = OrderStatus.OPEN
-_FILLED_S = OrderStatus.FILLED
-_CANCELED = OrderStatus.CANCELED
-_REJECTED = OrderStatus.REJECTED
-_R_NONE = OrderReason.NONE
-_R_FILLED = OrderReason.FILLED
-_R_SELF = OrderReason.SELF_TRADE
-_R_POST = OrderReason.POST_ONLY_WOULD_TAKE
-_R_IOC = OrderReason.IOC_REMAINDER
-_R_FOK = OrderReason.FOK_NOT_FILLABLE
-_R_RO = OrderReason.REDUCE_ONLY
-_R_DUP = OrderReason.DUPLICATE_CLIENT_ID
-_R_MANY = OrderReason.TOO_MANY_OPEN_ORDERS
+# Module-level bindings for the hot paths. ``Final`` names are constants to the compiled build
+# (mypyc keeps them in C variables: no lookup at all); run interpreted, a global lookup is still
+# cheaper than an enum attribute lookup or an import's.
+_new: Final = tuple.__new__
+_GTC: Final = TimeInForce.GTC
+_IOC: Final = TimeInForce.IOC
+_FOK: Final = TimeInForce.FOK
+_POST_ONLY: Final = TimeInForce.POST_ONLY
+_OPEN: Final = OrderStatus.OPEN
+_FILLED_S: Final = OrderStatus.FILLED
+_CANCELED: Final = OrderStatus.CANCELED
+_REJECTED: Final = OrderStatus.REJECTED
+_R_NONE: Final = OrderReason.NONE
+_R_FILLED: Final = OrderReason.FILLED
+_R_SELF: Final = OrderReason.SELF_TRADE
+_R_POST: Final = OrderReason.POST_ONLY_WOULD_TAKE
+_R_IOC: Final = OrderReason.IOC_REMAINDER
+_R_FOK: Final = OrderReason.FOK_NOT_FILLABLE
+_R_RO: Final = OrderReason.REDUCE_ONLY
+_R_DUP: Final = OrderReason.DUPLICATE_CLIENT_ID
+_R_MANY: Final = OrderReason.TOO_MANY_OPEN_ORDERS
 
-_MAY_REST = (_GTC, _POST_ONLY)
+_MAY_REST: Final = (_GTC, _POST_ONLY)
+_PLACE_RESULT: Final = PlaceResult
+_FILL: Final = Fill
+_heappush: Final = heappush
+_heappop: Final = heappop
 
 _Level = dict[int, Order]
 
-_GC_MIN = 256
+_GC_MIN: Final = 256
 """Level dicts a side may hold before the first compaction of empty levels."""
 
 
@@ -191,7 +197,7 @@ class Book:
             key = heap[0]
             if levels[key]:
                 return key
-            heappop(heap)
+            _heappop(heap)
             del levels[key]
         return None
 
@@ -267,7 +273,7 @@ class Book:
         level = levels.get(key)
         if level is None:
             levels[key] = {order.order_id: order}
-            heappush(self._heaps[side], key)
+            _heappush(self._heaps[side], key)
             if len(levels) > self._gc_at[side]:
                 self._compact(side)
         else:
@@ -282,7 +288,7 @@ class Book:
         if order.client_id is not None:
             self._by_client[(owner, order.client_id)] = order
         if order.expires_at_ms is not None:
-            heappush(self._expiries, (order.expires_at_ms, order.order_id))
+            _heappush(self._expiries, (order.expires_at_ms, order.order_id))
 
     def pop_expired(self, timestamp_ms: int) -> list[Order]:
         """Remove every resting order whose ``expires_at_ms <= timestamp_ms``; return them
@@ -291,7 +297,7 @@ class Book:
         orders = self._orders
         expired: list[Order] = []
         while heap and heap[0][0] <= timestamp_ms:
-            _, order_id = heappop(heap)
+            _, order_id = _heappop(heap)
             order = orders.get(order_id)
             if order is not None and order.expires_at_ms is not None:
                 expired.append(order)
@@ -392,12 +398,12 @@ class Book:
         owner = order.owner
         cid = order.client_id
         if cid is not None and (owner, cid) in self._by_client:
-            return _new(PlaceResult, ([], [], _REJECTED, _R_DUP, 0))
+            return _new(_PLACE_RESULT, ([], [], _REJECTED, _R_DUP, 0))
         if (
             tif in _MAY_REST
             and len(self._by_owner.get(owner, ())) >= self.max_open_orders_per_owner
         ):
-            return _new(PlaceResult, ([], [], _REJECTED, _R_MANY, 0))
+            return _new(_PLACE_RESULT, ([], [], _REJECTED, _R_MANY, 0))
         order_id = order.order_id
         orders = self._orders
         if order_id in orders:
@@ -420,7 +426,7 @@ class Book:
             if levels[key]:
                 crosses = key <= limit_key
                 break
-            heappop(heap)
+            _heappop(heap)
             del levels[key]
         if not crosses:
             if tif in _MAY_REST:
@@ -431,7 +437,7 @@ class Book:
                 level = own_levels.get(key)
                 if level is None:
                     own_levels[key] = {order_id: order}
-                    heappush(self._heaps[own], key)
+                    _heappush(self._heaps[own], key)
                     if len(own_levels) > self._gc_at[own]:
                         self._compact(own)
                 else:
@@ -445,25 +451,25 @@ class Book:
                 if cid is not None:
                     self._by_client[(owner, cid)] = order
                 if order.expires_at_ms is not None:
-                    heappush(self._expiries, (order.expires_at_ms, order_id))
-                return _new(PlaceResult, ([], [], _OPEN, _R_NONE, 0))
+                    _heappush(self._expiries, (order.expires_at_ms, order_id))
+                return _new(_PLACE_RESULT, ([], [], _OPEN, _R_NONE, 0))
             if tif == _FOK:
-                return _new(PlaceResult, ([], [], _REJECTED, _R_FOK, 0))
-            return _new(PlaceResult, ([], [], _CANCELED, _R_IOC, 0))
+                return _new(_PLACE_RESULT, ([], [], _REJECTED, _R_FOK, 0))
+            return _new(_PLACE_RESULT, ([], [], _CANCELED, _R_IOC, 0))
         if tif == _POST_ONLY:
-            return _new(PlaceResult, ([], [], _REJECTED, _R_POST, 0))
+            return _new(_PLACE_RESULT, ([], [], _REJECTED, _R_POST, 0))
         if tif == _FOK and not self._is_fillable(order, limit_key, levels, reduce_only_cap):
-            return _new(PlaceResult, ([], [], _REJECTED, _R_FOK, 0))
+            return _new(_PLACE_RESULT, ([], [], _REJECTED, _R_FOK, 0))
         fills, canceled = self._take(order, limit_key, opp, reduce_only_cap)
         filled = 0
         for fill in fills:
             filled += fill[2]
         if not order.size_lots:
-            return _new(PlaceResult, (fills, canceled, _FILLED_S, _R_FILLED, filled))
+            return _new(_PLACE_RESULT, (fills, canceled, _FILLED_S, _R_FILLED, filled))
         if tif == _GTC:
             self._rest(order, 1 - opp)
-            return _new(PlaceResult, (fills, canceled, _OPEN, _R_NONE, filled))
-        return _new(PlaceResult, (fills, canceled, _CANCELED, _R_IOC, filled))
+            return _new(_PLACE_RESULT, (fills, canceled, _OPEN, _R_NONE, filled))
+        return _new(_PLACE_RESULT, (fills, canceled, _CANCELED, _R_IOC, filled))
 
     def _take(
         self,
@@ -497,7 +503,7 @@ class Book:
                 level = levels[key]
                 if level:
                     break
-                heappop(heap)
+                _heappop(heap)
                 del levels[key]
             else:
                 break
@@ -515,7 +521,7 @@ class Book:
                     qty = remaining if remaining < maker_size else maker_size
                     maker.size_lots = maker_size - qty
                     remaining -= qty
-                    append_fill(_new(Fill, (maker, maker.price_ticks, qty)))
+                    append_fill(_new(_FILL, (maker, maker.price_ticks, qty)))
                     if qty == maker_size:
                         removed.append(maker)
                     if not remaining:
@@ -542,7 +548,7 @@ class Book:
                 maker.size_lots = maker_size - qty
                 remaining -= qty
                 used[maker_owner] = used_before + qty
-                append_fill(_new(Fill, (maker, maker.price_ticks, qty)))
+                append_fill(_new(_FILL, (maker, maker.price_ticks, qty)))
                 if qty == maker_size:
                     removed.append(maker)
                 elif allowed >= 0 and maker_size - qty > allowed - qty:

@@ -13,7 +13,7 @@ positions (for reduce-only), traded volume (for fee tiers) and marks.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple, Protocol, TypeVar
+from typing import Final, NamedTuple, Protocol, TypeVar
 
 from strata.modules.book import Book, Order, OrderReason, OrderStatus, TimeInForce
 from strata.modules.clearing import (
@@ -30,7 +30,7 @@ from strata.modules.markets import Market, take_order_id
 from strata.modules.oracle import record_trade_price
 from strata.state.store import State
 
-_TIF = tuple(TimeInForce)
+_TIF: Final = tuple(TimeInForce)
 _T_co = TypeVar("_T_co", covariant=True)
 
 

@@ -10,6 +10,8 @@ table              prefix  key                    value
 
 from __future__ import annotations
 
+from typing import Final
+
 from strata.core.errors import ErrorCode, InvalidTransaction
 from strata.modules.markets.records import MarginTier as MarginTier
 from strata.modules.markets.records import Market as Market
@@ -21,6 +23,9 @@ MAX_NOTIONAL = 1 << 60
 
 MARKET_KEY = int_key(4)
 """Market ids as 4 big-endian bytes."""
+
+_ACTIVE: Final = MarketStatus.ACTIVE
+"""Read once: compiled, an enum attribute costs a lookup through the enum class on every order."""
 
 
 def register_tables(state: State) -> None:
@@ -106,7 +111,7 @@ def check_order_params(state: State, market_id: int, price_ticks: int, size_lots
     market = get_market(state, market_id)
     if market is None:
         raise InvalidTransaction(ErrorCode.UNKNOWN_MARKET, f"market {market_id}")
-    if market.status != MarketStatus.ACTIVE:
+    if market.status != _ACTIVE:
         raise InvalidTransaction(ErrorCode.MARKET_NOT_ACTIVE, f"market {market_id}")
     if not 1 <= price_ticks <= market.max_price_ticks:
         raise InvalidTransaction(ErrorCode.PRICE_OUT_OF_RANGE, f"price {price_ticks}")
