@@ -85,9 +85,12 @@ def _check_nonce(
         raise InvalidTransaction(
             ErrorCode.NONCE_BELOW_WINDOW, f"nonce {nonce} <= window floor {floor}"
         )
-    at = bisect_left(recent, nonce)  # the window is sorted: O(log window), not a scan
-    if at < len(recent) and recent[at] == nonce:
-        raise InvalidTransaction(ErrorCode.NONCE_ALREADY_USED, f"nonce {nonce}")
+    # The window is sorted: a nonce above its largest (signers' clocks move forward) is new;
+    # any other is searched for in O(log window), not scanned for.
+    if recent and nonce <= recent[-1]:
+        at = bisect_left(recent, nonce)
+        if recent[at] == nonce:
+            raise InvalidTransaction(ErrorCode.NONCE_ALREADY_USED, f"nonce {nonce}")
 
 
 def process_nonce(
