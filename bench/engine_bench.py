@@ -37,7 +37,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from strata import compiled  # noqa: E402
-from strata.adapters.lifetime import tune_collector  # noqa: E402
+from strata.adapters.lifetime import collector_paused, tune_collector  # noqa: E402
 from strata.client.signing import wallet_from_seed  # noqa: E402
 from strata.core.signatures import compute_transaction_digest  # noqa: E402
 from strata.modules.clearing.events import OrderUpdate  # noqa: E402
@@ -212,8 +212,8 @@ def build_chain_workload(
 def run_engine(config: GenesisConfig, blocks: list[tuple[object, list[bytes | None]]]) -> float:
     """Re-execute the blocks from genesis with ``apply_block``; return the seconds taken.
 
-    The garbage collector is set as the node and the verifier set it (``tune_collector``), and
-    put back afterwards."""
+    The garbage collector is set as the node and the verifier set it (``tune_collector``, and
+    held off during each block: ``collector_paused``), and put back afterwards."""
     state, _ = make_genesis(config)
     thresholds = gc.get_threshold()
     tune_collector()
@@ -221,7 +221,8 @@ def run_engine(config: GenesisConfig, blocks: list[tuple[object, list[bytes | No
     try:
         for block, signers in blocks:
             start = time.perf_counter()
-            apply_block(state, block, config.params, signers)  # type: ignore[arg-type]
+            with collector_paused():
+                apply_block(state, block, config.params, signers)  # type: ignore[arg-type]
             elapsed += time.perf_counter() - start
     finally:
         gc.unfreeze()

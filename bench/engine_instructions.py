@@ -49,7 +49,7 @@ from strata.stf.transactions import count_order_operations  # noqa: E402
 
 _REPLAY = """
 import pickle, sys
-from strata.adapters.lifetime import tune_collector
+from strata.adapters.lifetime import collector_paused, tune_collector
 from strata.stf.genesis import make_genesis
 from strata.stf.transition import apply_block
 with open(sys.argv[1], "rb") as f:
@@ -57,7 +57,8 @@ with open(sys.argv[1], "rb") as f:
 state, _ = make_genesis(config)
 tune_collector()
 for block, signers in blocks[: int(sys.argv[2])]:
-    apply_block(state, block, config.params, signers)
+    with collector_paused():
+        apply_block(state, block, config.params, signers)
 """
 _COLLECTED = re.compile(r"Collected : (\d+)")
 

@@ -16,7 +16,8 @@ parallel`` tell them apart: ``strata-node`` (the node), ``strata-sig`` (a signat
 ``strata-match`` (a matching worker), ``strata-commit`` (the commitment process),
 ``strata-index`` (the index process) and ``strata-ckpt`` (a checkpoint or bulk writer).
 
-:func:`tune_collector` sets the garbage collector of the processes that execute blocks.
+:func:`tune_collector` sets the garbage collector of the processes that execute blocks, and
+:func:`collector_paused` holds it off while one block executes.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ import ctypes
 import gc
 import os
 import signal
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -122,3 +124,26 @@ def tune_collector() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 100)
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Hold the cyclic garbage collector off while one block executes (as it was, after).
+
+    A block's execution keeps tens of thousands of objects alive until it ends (the decoded
+    transactions, the admitted operations, every event and receipt: about 42,000 a 10,000-order
+    block of ``strata bench engine``) and makes almost no reference cycles (10 objects collected
+    over two such blocks). A collection in the middle of a block therefore only walked objects
+    that reference counting frees when the block ends; after the block, the young generation
+    holds only what the block kept. Measured, re-executing the engine benchmark's blocks
+    (``strata bench engine --instructions``): 3.7% fewer instructions with single orders and 2.3%
+    with bulk actions. The collector is process-wide, so other threads' cycles wait for the
+    block too; memory is still freed by reference counting meanwhile.
+    ``tests/unit/test_collector.py`` checks the premise: blocks make almost no cycles."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

@@ -43,6 +43,7 @@ import msgspec
 
 from strata.adapters.chain_store import ChainStore, StoreError
 from strata.adapters.lifetime import (
+    collector_paused,
     start_commitment_process,
     start_sharded_matching,
     start_signature_pool,
@@ -721,10 +722,11 @@ class Node:
                     decoded,
                     self.matching,
                 )
-                if self.committer is None:
-                    block, output = build_block(*args)
-                else:
-                    unsealed = execute_block(*args)
+                with collector_paused():
+                    if self.committer is None:
+                        block, output = build_block(*args)
+                    else:
+                        unsealed = execute_block(*args)
                 break
             except MatchingWorkerDied as error:
                 # Nothing of the block is committed: take the state back, then stop (a restart

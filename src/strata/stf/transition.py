@@ -1127,9 +1127,7 @@ def _execute(
             + w.cancels * gas_schedule.cancel
         )
         gas_used += gas
-        receipts.append(
-            Receipt(tx_hash(data), status, gas, tuple(tx_events[position]))
-        )
+        receipts.append(Receipt(tx_hash(data), status, gas, tuple(tx_events[position])))
     if gas_used > params.block_gas_limit:
         raise InvalidBlock(
             ErrorCode.BLOCK_GAS_LIMIT_EXCEEDED, f"{gas_used} > {params.block_gas_limit}"

@@ -41,6 +41,7 @@ from typing import Any
 
 from strata.adapters.da_open import open_da
 from strata.adapters.lifetime import (
+    collector_paused,
     start_sharded_matching,
     start_signature_pool,
     tune_collector,
@@ -214,7 +215,8 @@ class Verifier:
     ) -> None:
         height = block.header.height
         try:
-            apply_block(self.state, block, self.params, joined(signers), self.matching)
+            with collector_paused():
+                apply_block(self.state, block, self.params, joined(signers), self.matching)
         except InvalidBlock as error:
             what = ROOT_CODES.get(error.code)
             reason = (
