@@ -12,7 +12,7 @@ written at all.
 
 from __future__ import annotations
 
-from bisect import insort
+from bisect import bisect_left, insort
 from collections.abc import Callable
 
 from hypothesis import given, settings
@@ -137,3 +137,10 @@ def test_one_transaction_at_a_time_gives_the_same_state(history: list) -> None:
         ledger.flush()
         for account in ACCOUNTS:
             assert get_nonces(one_by_one, account) == get_nonces(batched, account)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 40), max_size=30, unique=True), st.integers(-1, 41))
+def test_the_window_search_is_bisect_left(values: list[int], nonce: int) -> None:
+    recent = sorted(values)
+    assert accounts._lower_bound(recent, nonce) == bisect_left(recent, nonce)
