@@ -26,7 +26,7 @@ def register_tables(state: State) -> None:
 
 
 def get_nonces(state: State, account: bytes) -> NonceWindow:
-    window: NonceWindow | None = state.tables["nonces"].data.get(account)
+    window: NonceWindow | None = state.tables["nonces"].get(account)
     return window if window is not None else EMPTY_WINDOW
 
 
@@ -35,7 +35,7 @@ def set_nonces(state: State, account: bytes, window: NonceWindow) -> None:
 
 
 def get_agent(state: State, public_key: bytes) -> AgentRecord | None:
-    record: AgentRecord | None = state.tables["agents"].data.get(public_key)
+    record: AgentRecord | None = state.tables["agents"].get(public_key)
     return record
 
 
@@ -48,7 +48,7 @@ def delete_agent(state: State, public_key: bytes) -> None:
 
 
 def get_account_agents(state: State, account: bytes) -> tuple[bytes, ...]:
-    agents: tuple[bytes, ...] | None = state.tables["account_agents"].data.get(account)
+    agents: tuple[bytes, ...] | None = state.tables["account_agents"].get(account)
     return agents if agents is not None else ()
 
 

@@ -65,13 +65,13 @@ def register_tables(state: State) -> None:
 
 def get_positions(state: State, account: bytes) -> tuple[Position, ...]:
     """The account's open positions, ascending by market id."""
-    positions: tuple[Position, ...] | None = state.tables["positions"].data.get(account)
+    positions: tuple[Position, ...] | None = state.tables["positions"].get(account)
     return () if positions is None else positions
 
 
 def get_position_size(state: State, account: bytes, market_id: int) -> int:
     """The account's signed position in lots in one market (0 if none)."""
-    positions: tuple[Position, ...] | None = state.tables["positions"].data.get(account)
+    positions: tuple[Position, ...] | None = state.tables["positions"].get(account)
     if positions:
         for position in positions:
             if position.market_id == market_id:
@@ -81,7 +81,7 @@ def get_position_size(state: State, account: bytes, market_id: int) -> int:
 
 def get_position(state: State, account: bytes, market_id: int) -> Position:
     """The account's position in one market (size 0 if none)."""
-    positions: tuple[Position, ...] | None = state.tables["positions"].data.get(account)
+    positions: tuple[Position, ...] | None = state.tables["positions"].get(account)
     if positions:
         for position in positions:
             if position.market_id == market_id:
@@ -104,7 +104,7 @@ def set_position(state: State, account: bytes, position: Position) -> None:
     long_delta = (after if after > 0 else 0) - (before if before > 0 else 0)
     if long_delta:
         oi = state.tables["open_interest"]
-        total = oi.data.get(position.market_id, 0) + long_delta
+        total = (oi.get(position.market_id) or 0) + long_delta
         if total:
             oi.put(position.market_id, total)
         else:
@@ -132,7 +132,7 @@ def get_holders(state: State) -> list[bytes]:
 
 def get_open_interest(state: State, market_id: int) -> int:
     """The market's open interest: the sum of its long positions, in lots."""
-    total: int | None = state.tables["open_interest"].data.get(market_id)
+    total: int | None = state.tables["open_interest"].get(market_id)
     return 0 if total is None else total
 
 
@@ -151,7 +151,7 @@ def add_fee_pool(state: State, delta_quote: int) -> None:
 
 
 def get_volume(state: State, account: bytes) -> int:
-    volume: int | None = state.tables["volume"].data.get(account)
+    volume: int | None = state.tables["volume"].get(account)
     return 0 if volume is None else volume
 
 
@@ -159,7 +159,7 @@ def add_volume(state: State, account: bytes, notional_quote: int) -> None:
     """Add traded notional; the total saturates at the largest int64 (it only selects a fee tier,
     and every committed integer must fit the canonical encoding)."""
     table = state.tables["volume"]
-    table.put(account, min(table.data.get(account, 0) + notional_quote, I64_MAX))
+    table.put(account, min((table.get(account) or 0) + notional_quote, I64_MAX))
 
 
 def select_fee_tier(tiers: Sequence[FeeTier], volume_quote: int) -> FeeTier:

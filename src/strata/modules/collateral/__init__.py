@@ -77,7 +77,7 @@ def register_tables(state: State) -> None:
 
 def get_balance(state: State, account: bytes) -> int:
     """The account's quote balance (0 for an unknown account)."""
-    balance: int | None = state.tables["balances"].data.get(account)
+    balance: int | None = state.tables["balances"].get(account)
     return 0 if balance is None else balance
 
 
@@ -85,7 +85,7 @@ def add_balance(state: State, account: bytes, delta_quote: int) -> None:
     """Move the account's balance by ``delta_quote``. Callers pair every change with its
     counterpart (another balance, the fee pool, the ledger), so the sum is conserved."""
     table = state.tables["balances"]
-    table.put(account, table.data.get(account, 0) + delta_quote)
+    table.put(account, (table.get(account) or 0) + delta_quote)
 
 
 def get_ledger(state: State) -> Ledger:
@@ -164,7 +164,7 @@ def is_isolated(state: State, account: bytes, market_id: int) -> bool:
 
 def get_isolated_cash(state: State, account: bytes, market_id: int) -> int:
     """The cash of the account's isolated position in ``market_id`` (0 if not isolated)."""
-    cash: int | None = state.tables["isolated"].data.get((account, market_id))
+    cash: int | None = state.tables["isolated"].get((account, market_id))
     return 0 if cash is None else cash
 
 
@@ -185,7 +185,7 @@ def add_position_cash(state: State, account: bytes, market_id: int, delta_quote:
     market is isolated for the account, else to the balance."""
     table = state.tables["isolated"]
     key = (account, market_id)
-    cash: int | None = table.data.get(key)
+    cash: int | None = table.get(key)
     if cash is None:
         add_balance(state, account, delta_quote)
     else:

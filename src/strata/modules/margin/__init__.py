@@ -55,14 +55,14 @@ def register_tables(state: State) -> None:
 
 
 def get_reserved(state: State, account: bytes) -> int:
-    reserved: int | None = state.tables["reserved"].data.get(account)
+    reserved: int | None = state.tables["reserved"].get(account)
     return 0 if reserved is None else reserved
 
 
 def add_reserved(state: State, account: bytes, delta_quote: int) -> None:
     """Change the account's total reservation; a total of zero deletes the key."""
     table = state.tables["reserved"]
-    total = table.data.get(account, 0) + delta_quote
+    total = (table.get(account) or 0) + delta_quote
     if total:
         table.put(account, total)
     else:

@@ -89,7 +89,7 @@ def list_market(state: State, market: Market) -> None:
 
 
 def get_market(state: State, market_id: int) -> Market | None:
-    market: Market | None = state.tables["markets"].data.get(market_id)
+    market: Market | None = state.tables["markets"].get(market_id)
     return market
 
 

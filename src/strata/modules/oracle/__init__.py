@@ -70,7 +70,7 @@ def register_tables(state: State) -> None:
 
 
 def get_oracle(state: State, market_id: int) -> OracleRecord | None:
-    record: OracleRecord | None = state.tables["oracle"].data.get(market_id)
+    record: OracleRecord | None = state.tables["oracle"].get(market_id)
     return record
 
 
@@ -93,13 +93,13 @@ def is_stale(state: State, market_id: int) -> bool:
 
 
 def get_submission(state: State, market_id: int, signer: bytes) -> Submission | None:
-    submission: Submission | None = state.tables["oracle_submissions"].data.get((market_id, signer))
+    submission: Submission | None = state.tables["oracle_submissions"].get((market_id, signer))
     return submission
 
 
 def get_last_trade_price(state: State, market_id: int) -> int | None:
     """The price in ticks of the market's latest fill, or ``None`` before its first fill."""
-    price: int | None = state.tables["last_trade"].data.get(market_id)
+    price: int | None = state.tables["last_trade"].get(market_id)
     return price
 
 
