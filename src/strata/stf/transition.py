@@ -340,6 +340,7 @@ class _Block:
         )
         """The nonces admission records (written to the state once per account at its end)."""
         self._risk_params: dict[int, MarketRiskParams] = {}
+        self._reservation_terms: dict[int, tuple[int, int, int]] = {}
         self._position_part: dict[bytes, tuple[int, int]] = {}
         self.client_ids: dict[bytes, set[int]] = {}
         """Client ids each account placed earlier in this block (membership only)."""
@@ -407,6 +408,17 @@ class _Block:
             params = liquidation.get_market_risk_params(self.state, market_id)
             self._risk_params[market_id] = params
         return params
+
+    def reservation_terms(self, market_id: int) -> tuple[int, int, int]:
+        """``(mark_ticks, quote_per_tick_lot, initial_margin_ppm)`` of the market's risk
+        parameters, which an order's reservation needs: read once per block into a tuple (compiled,
+        each read of a record's field is a generic attribute lookup; a tuple's are not)."""
+        terms = self._reservation_terms.get(market_id)
+        if terms is None:
+            params = self.risk_params(market_id)
+            terms = (params.mark_ticks, params.quote_per_tick_lot, params.initial_margin_ppm)
+            self._reservation_terms[market_id] = terms
+        return terms
 
 
 def get_account_risk(state: State, account: bytes) -> AccountRisk:
@@ -933,14 +945,14 @@ def _reserve(
             if single:
                 raise ExecutionFailure(ErrorCode.OPEN_INTEREST_CAP, f"market {market_id}")
             return None
-        params = block.risk_params(market_id)
+        mark_ticks, quote_per_tick_lot, initial_margin_ppm = block.reservation_terms(market_id)
         reserved = margin.compute_order_reservation(
             is_buy,
             price_ticks,
             size_lots,
-            params.mark_ticks,
-            params.quote_per_tick_lot,
-            params.initial_margin_ppm,
+            mark_ticks,
+            quote_per_tick_lot,
+            initial_margin_ppm,
             block.max_taker_ppm,
         )
         free = block.free_collateral(account)
@@ -1111,23 +1123,23 @@ def _execute(
         matching.match(state, jobs, params.fee_tiers, tx_events, deltas, work)
 
     # --- receipts and gas ---
+    # Names and the gas schedule read once, not once per transaction.
     gas_schedule = params.gas
+    per_fill = gas_schedule.per_fill
+    per_level = gas_schedule.per_level
+    per_cancel = gas_schedule.cancel
     receipts: list[Receipt] = []
     gas_used = 0
     tx_hash = compute_transaction_hash
+    make_receipt = Receipt
     for position, (_, _tx, data, status, base_gas) in enumerate(admitted):
         w = work[position]
         # Matching work is metered (receipt and block limit) but not charged: only base gas is
         # paid, at admission, where free collateral is checked. A charge for work that no
         # reservation can bound could leave an account with bad debt.
-        gas = (
-            base_gas
-            + w.fills * gas_schedule.per_fill
-            + w.levels * gas_schedule.per_level
-            + w.cancels * gas_schedule.cancel
-        )
+        gas = base_gas + w.fills * per_fill + w.levels * per_level + w.cancels * per_cancel
         gas_used += gas
-        receipts.append(Receipt(tx_hash(data), status, gas, tuple(tx_events[position])))
+        receipts.append(make_receipt(tx_hash(data), status, gas, tuple(tx_events[position])))
     if gas_used > params.block_gas_limit:
         raise InvalidBlock(
             ErrorCode.BLOCK_GAS_LIMIT_EXCEEDED, f"{gas_used} > {params.block_gas_limit}"
