@@ -20,7 +20,7 @@ risk) never roll back, by construction (check, then apply).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any, Generic, NamedTuple, TypeVar
 
 import msgspec
@@ -168,13 +168,12 @@ class Table(Generic[K, V]):
         journal. Raises ``ValueError`` or ``msgspec.DecodeError`` on bytes that do not decode."""
         self.data[self.decode_key(key_bytes)] = self.decode_value(value_bytes)
 
-    def leaves(self) -> Iterator[tuple[bytes, bytes]]:
+    def leaves(self) -> list[tuple[bytes, bytes]]:
         """``(prefix ‖ key bytes, value bytes)`` for every entry (any order: the tree sorts)."""
         head = bytes((self.prefix,))
         ek = self.encode_key
         ev = self.encode_value
-        for key, value in self.data.items():
-            yield head + ek(key), ev(value)
+        return [(head + ek(key), ev(value)) for key, value in self.data.items()]
 
 
 class State:

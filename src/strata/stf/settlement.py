@@ -5,12 +5,17 @@ The risk phase (``stf/risk.py``) settles the fills of liquidation orders with th
 
 from __future__ import annotations
 
+from typing import Final
+
 from strata.modules import clearing, collateral, funding, liquidation, margin
 from strata.modules.clearing.events import PositionChanged
 from strata.modules.clearing.matching import AccountDelta
 from strata.modules.margin import Position
 from strata.state.store import State
 from strata.stf.events import Event
+
+# Compiled, a ``Final`` name is a C variable, not a lookup in the module's globals at each use.
+_POSITION_CHANGED: Final = PositionChanged
 
 
 def process_settlement(
@@ -53,7 +58,7 @@ def process_settlement(
             ):
                 _top_up_isolated(state, account, position)
             events.append(
-                PositionChanged(
+                _POSITION_CHANGED(
                     account,
                     market_id,
                     position.size_lots,

@@ -162,6 +162,17 @@ from strata.stf.transactions import (
 
 _WALLET_ONLY = (ApproveAgent, RevokeAgent, Transfer, Withdraw)
 
+# The order actions' classes, for the type tests of the hot paths. Compiled, a name imported from
+# an interpreted module is a lookup in this module's globals at every use; a ``Final`` name is a C
+# variable (docs/node.md, "What mypyc asks of ring 0's code").
+_PLACE_ORDER: Final = PlaceOrder
+_MODIFY_ORDER: Final = ModifyOrder
+_CANCEL_ORDER: Final = CancelOrder
+_CANCEL_ALL: Final = CancelAll
+_BULK_PLACE: Final = BulkPlace
+_BULK_CANCEL: Final = BulkCancel
+_BULK_MODIFY: Final = BulkModify
+
 # Admission tells actions apart by ``type(action) is X``, not ``isinstance``: an action is always
 # exactly one of the classes of ``Action`` (a closed union, decoded by its tag, none a subclass of
 # another), so both say the same; but ``isinstance`` against a msgspec Struct class that does not
@@ -346,6 +357,11 @@ class _Block:
         """Client ids each account placed earlier in this block (membership only)."""
         self.books = [state.books[m] for m in self.market_ids]
         self.max_taker_ppm = max(t.taker_ppm for t in params.fee_tiers)
+        gas = params.gas
+        self.gas_place = gas.place  # the schedule's base gas, read once per block
+        self.gas_cancel = gas.cancel
+        self.gas_account_action = gas.account_action
+        self.gas_price_quote = params.gas_price_quote
         self.oi_admitted: dict[int, int] = {}
         """Per market, the sizes of orders that are not reduce-only admitted in this block."""
         # Per market, read once: admission runs after the prologue, so neither changes.
@@ -455,7 +471,7 @@ def _check_place(block: _Block, order: PlaceOrder | ModifyOrder) -> None:
 def _check_order(block: _Block, order: PlaceOrder | ModifyOrder) -> None:
     """The static checks of one order (alone or in a bulk action)."""
     _check_place(block, order)
-    if type(order) is ModifyOrder and (order.order_id is None) == (order.client_id is None):
+    if type(order) is _MODIFY_ORDER and (order.order_id is None) == (order.client_id is None):
         raise InvalidTransaction(ErrorCode.MALFORMED_TRANSACTION, "order id xor client id")
 
 
@@ -467,17 +483,19 @@ def _check_static(block: _Block, account: bytes, action: Action) -> None:
     InvalidTransaction
         The code of the first failed check.
     """
-    if type(action) is PlaceOrder or type(action) is ModifyOrder:
+    if type(action) is _PLACE_ORDER or type(action) is _MODIFY_ORDER:
         _check_order(block, action)
-    elif type(action) is CancelOrder:
+    elif type(action) is _CANCEL_ORDER:
         _check_cancel(block, action)
-    elif type(action) is CancelAll:
+    elif type(action) is _CANCEL_ALL:
         if (
             action.market_id is not None
             and markets.get_market(block.state, action.market_id) is None
         ):
             raise InvalidTransaction(ErrorCode.UNKNOWN_MARKET, str(action.market_id))
-    elif type(action) is BulkPlace or type(action) is BulkCancel or type(action) is BulkModify:
+    elif (
+        type(action) is _BULK_PLACE or type(action) is _BULK_CANCEL or type(action) is _BULK_MODIFY
+    ):
         items: Sequence[PlaceOrder | CancelOrder | ModifyOrder]
         if type(action) is BulkPlace:
             items = action.orders
@@ -538,26 +556,33 @@ def compute_base_gas(params: ChainParams, tx: SignedTransaction, market_count: i
     """Gas known before execution: per account action, per order placed, per cancel (a
     cancel-all pays one cancel per market it covers; each order it removes is matching work)."""
     gas = params.gas
-    action = tx.action
-    if type(action) is PlaceOrder:
-        return gas.place
-    if type(action) is ModifyOrder:
-        return gas.place + gas.cancel
-    if type(action) is CancelOrder:
-        return gas.cancel
-    if type(action) is CancelAll:
-        return gas.cancel * (market_count if action.market_id is None else 1)
-    if type(action) is BulkPlace:
-        return gas.place * len(action.orders)
-    if type(action) is BulkCancel:
-        return gas.cancel * len(action.cancels)
-    if type(action) is BulkModify:
-        return (gas.place + gas.cancel) * len(action.modifies)
+    return compute_action_gas(gas.place, gas.cancel, gas.account_action, tx.action, market_count)
+
+
+def compute_action_gas(
+    place: int, cancel: int, account_action: int, action: Action, market_count: int
+) -> int:
+    """:func:`compute_base_gas` of ``action`` under the schedule's ``place``, ``cancel`` and
+    ``account_action`` (admission reads them once per block)."""
+    if type(action) is _PLACE_ORDER:
+        return place
+    if type(action) is _MODIFY_ORDER:
+        return place + cancel
+    if type(action) is _CANCEL_ORDER:
+        return cancel
+    if type(action) is _CANCEL_ALL:
+        return cancel * (market_count if action.market_id is None else 1)
+    if type(action) is _BULK_PLACE:
+        return place * len(action.orders)
+    if type(action) is _BULK_CANCEL:
+        return cancel * len(action.cancels)
+    if type(action) is _BULK_MODIFY:
+        return (place + cancel) * len(action.modifies)
     if type(action) is PlaceTrigger:
-        return gas.place
+        return place
     if type(action) is CancelTrigger:
-        return gas.cancel
-    return gas.account_action
+        return cancel
+    return account_action
 
 
 def check_authority(
@@ -600,13 +625,14 @@ def process_admission(
         If the transaction may not be included; then nothing has changed.
     """
     state = block.state
-    params = block.params
     account = tx.account
     action = tx.action
     check_authority(state, tx, signer, block.timestamp_ms)
     _check_static(block, account, action)
-    base_gas = compute_base_gas(params, tx, len(block.market_ids))
-    fee = base_gas * params.gas_price_quote
+    base_gas = compute_action_gas(
+        block.gas_place, block.gas_cancel, block.gas_account_action, action, len(block.market_ids)
+    )
+    fee = base_gas * block.gas_price_quote
     # The fee is paid from equity beyond the positions' initial margin (reservations count as
     # free here: a cancel must stay possible for an account whose orders hold all its margin).
     if fee and block.free_collateral(account) + margin.get_reserved(state, account) < fee:
@@ -657,7 +683,7 @@ def _admit_action(
     for settlement, if any."""
     state = block.state
     # The order actions first: each test of the chain costs compiled code a global lookup.
-    if type(action) is PlaceOrder:
+    if type(action) is _PLACE_ORDER:
         if action.client_id is not None and _is_client_id_taken(block, account, action.client_id):
             # A resubmission of a live order: idempotent, nothing new is placed.
             raise ExecutionFailure(
@@ -666,7 +692,7 @@ def _admit_action(
         op = _reserve(block, tx_index, account, action, None, None, single=True)
         assert op is not None
         staged.append((False, op))
-    elif type(action) is BulkPlace:
+    elif type(action) is _BULK_PLACE:
         in_bulk: set[int] = set()
         for order in action.orders:
             cid = order.client_id
@@ -680,10 +706,10 @@ def _admit_action(
                     in_bulk.add(cid)
             else:
                 events.append(_rejected(account, order, _bulk_reason(block, order)))
-    elif type(action) is ModifyOrder or type(action) is BulkModify:
+    elif type(action) is _MODIFY_ORDER or type(action) is _BULK_MODIFY:
         modifies = (action,) if type(action) is ModifyOrder else action.modifies
         for modify in modifies:
-            if type(action) is ModifyOrder:
+            if type(action) is _MODIFY_ORDER:
                 _check_order_owned(
                     block, account, CancelOrder(modify.market_id, modify.order_id, modify.client_id)
                 )
@@ -695,7 +721,7 @@ def _admit_action(
                 modify,
                 modify.order_id,
                 modify.client_id,
-                single=type(action) is ModifyOrder,
+                single=type(action) is _MODIFY_ORDER,
                 credit_quote=credit,
             )
             if op is None:
@@ -715,10 +741,10 @@ def _admit_action(
                 )
             )
             staged.append((False, op))
-    elif type(action) is CancelOrder or type(action) is BulkCancel:
+    elif type(action) is _CANCEL_ORDER or type(action) is _BULK_CANCEL:
         cancels = (action,) if type(action) is CancelOrder else action.cancels
         for cancel in cancels:
-            if type(action) is CancelOrder:
+            if type(action) is _CANCEL_ORDER:
                 _check_order_owned(block, account, cancel)
             staged.append(
                 (
@@ -827,7 +853,7 @@ def _admit_action(
         events.append(
             TriggerUpdate(account, action.market_id, action.trigger_id, TriggerStatus.CANCELED, 0)
         )
-    elif type(action) is CancelAll:
+    elif type(action) is _CANCEL_ALL:
         market_ids = block.market_ids if action.market_id is None else [action.market_id]
         for market_id in market_ids:
             staged.append((True, CancelOp(tx_index, account, market_id, cancel_all=True)))
@@ -843,7 +869,7 @@ def _rejected(account: bytes, order: PlaceOrder | ModifyOrder, reason: OrderReas
 
 def _bulk_reason(block: _Block, order: PlaceOrder | ModifyOrder) -> OrderReason:
     """Why :func:`_reserve` refused an order of a bulk action."""
-    expires_at_ms = order.expires_at_ms if type(order) is PlaceOrder else None
+    expires_at_ms = order.expires_at_ms if type(order) is _PLACE_ORDER else None
     if expires_at_ms is not None and expires_at_ms <= block.timestamp_ms:
         return OrderReason.EXPIRED
     if not order.reduce_only and block.stale[order.market_id]:
@@ -927,7 +953,7 @@ def _reserve(
     reduce_only = order.reduce_only
     expires_at_ms: int | None = None
     client_id = replace_client_id  # a modify keeps the client id of the order it replaces
-    if type(order) is PlaceOrder:
+    if type(order) is _PLACE_ORDER:
         expires_at_ms = order.expires_at_ms
         client_id = order.client_id
     if expires_at_ms is not None and expires_at_ms <= block.timestamp_ms:
@@ -1005,12 +1031,12 @@ def compute_tx_class(action: Action) -> int:
     # the interpreted stf/transactions.py it cost an interpreted frame per transaction).
     if type(action) in _CANCEL_CLASSES:
         return TxClass.CANCEL
-    if type(action) is PlaceOrder or type(action) is ModifyOrder:
+    if type(action) is _PLACE_ORDER or type(action) is _MODIFY_ORDER:
         return TxClass.ACCOUNT_OR_POST_ONLY if action.tif == _POST_ONLY else TxClass.TAKING
-    if type(action) is BulkPlace:
+    if type(action) is _BULK_PLACE:
         post_only = all(o.tif == _POST_ONLY for o in action.orders)
         return TxClass.ACCOUNT_OR_POST_ONLY if post_only else TxClass.TAKING
-    if type(action) is BulkModify:
+    if type(action) is _BULK_MODIFY:
         post_only = all(m.tif == _POST_ONLY for m in action.modifies)
         return TxClass.ACCOUNT_OR_POST_ONLY if post_only else TxClass.TAKING
     return TxClass.ACCOUNT_OR_POST_ONLY

@@ -87,7 +87,9 @@ def _check_nonce(
     window: int,
     past_bound_ms: int,
     future_bound_ms: int,
-) -> None:
+) -> int:
+    """Raise as :func:`check_nonce` does; return where ``nonce`` goes in ``recent`` (the index
+    that keeps it sorted: ``len(recent)`` for a nonce above them all)."""
     if not timestamp_ms - past_bound_ms < nonce < timestamp_ms + future_bound_ms:
         raise InvalidTransaction(
             ErrorCode.NONCE_OUT_OF_TIME_BOUND, f"nonce {nonce} vs block time {timestamp_ms}"
@@ -100,10 +102,13 @@ def _check_nonce(
         )
     # The window is sorted: a nonce above its largest (signers' clocks move forward) is new;
     # any other is searched for in O(log window), not scanned for.
-    if recent and nonce <= recent[-1]:
-        at = _lower_bound(recent, nonce)
-        if recent[at] == nonce:
-            raise InvalidTransaction(ErrorCode.NONCE_ALREADY_USED, f"nonce {nonce}")
+    size = len(recent)
+    if size == 0 or nonce > recent[size - 1]:
+        return size
+    at = _lower_bound(recent, nonce)
+    if recent[at] == nonce:
+        raise InvalidTransaction(ErrorCode.NONCE_ALREADY_USED, f"nonce {nonce}")
+    return at
 
 
 def process_nonce(
@@ -138,14 +143,15 @@ class _UsedNonces:
         self.floor = floor
         self.recent = recent
 
-    def record(self, nonce: int, window: int) -> None:
-        """Add ``nonce`` (checked), keeping the ``window`` largest; the largest evicted becomes
-        the floor: every nonce up to it is spent."""
+    def record(self, nonce: int, at: int, window: int) -> None:
+        """Add ``nonce`` (checked) at ``at``, where :func:`_check_nonce` found it goes, keeping
+        the ``window`` largest; the largest evicted becomes the floor: every nonce up to it is
+        spent."""
         recent = self.recent
-        if not recent or nonce > recent[-1]:
+        if at == len(recent):
             recent.append(nonce)  # signers' clocks move forward
         else:
-            recent.insert(_lower_bound(recent, nonce), nonce)  # checked: not in the window
+            recent.insert(at, nonce)
         if len(recent) > window:
             evicted = len(recent) - window
             self.floor = recent[evicted - 1]
@@ -191,7 +197,7 @@ class NonceLedger:
         if used is None:
             spent = get_nonces(self.state, account)
             used = _UsedNonces(spent.floor, list(spent.recent))
-        _check_nonce(
+        at = _check_nonce(
             used.floor,
             used.recent,
             nonce,
@@ -202,7 +208,7 @@ class NonceLedger:
         )
         if first:
             self.used[account] = used
-        used.record(nonce, self.window)
+        used.record(nonce, at, self.window)
 
     def flush(self) -> None:
         """Write every window recorded into back to the state (then the ledger is empty)."""

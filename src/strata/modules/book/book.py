@@ -241,6 +241,11 @@ class Book:
         for order_id in sorted(orders):
             yield orders[order_id]
 
+    def unordered_orders(self) -> list[Order]:
+        """Every resting order, in no particular order (for what does not depend on it: the
+        state root sorts its leaves by path)."""
+        return list(self._orders.values())
+
     def __len__(self) -> int:
         """Number of resting orders."""
         return len(self._orders)

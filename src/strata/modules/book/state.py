@@ -13,8 +13,6 @@ leaves is the same book.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from strata.core.codec import encode
 from strata.modules.book.book import Book
 from strata.modules.book.types import Order
@@ -22,11 +20,14 @@ from strata.modules.book.types import Order
 BOOK_PREFIX = 0x70
 
 
-def compute_book_leaves(book: Book) -> Iterator[tuple[bytes, bytes]]:
-    """``(key, value)`` of every resting order of ``book``."""
+def compute_book_leaves(book: Book) -> list[tuple[bytes, bytes]]:
+    """``(key, value)`` of every resting order of ``book``, in no particular order (the tree
+    sorts its leaves by path)."""
     head = bytes((BOOK_PREFIX,)) + book.market_id.to_bytes(4, "big")
-    for order in book.iter_orders():
-        yield head + order.order_id.to_bytes(8, "big"), encode(order.as_tuple())
+    return [
+        (head + order.order_id.to_bytes(8, "big"), encode(order.as_tuple()))
+        for order in book.unordered_orders()
+    ]
 
 
 def copy_book(book: Book, max_open_orders_per_owner: int) -> Book:

@@ -36,6 +36,7 @@ conserved and positions net to zero in every market.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Final
 
 from strata.core.units import I64_MAX, compute_ppm_ceil, compute_ppm_floor
 from strata.modules.clearing.records import FeeTier as FeeTier
@@ -49,6 +50,9 @@ from strata.state.registry import (
     registry_remove,
 )
 from strata.state.store import BYTES_KEY, State, Table
+
+# Compiled, a ``Final`` name is a C variable, not a lookup in the module's globals at each use.
+_POSITION: Final = Position
 
 HOLDERS = "holders"
 
@@ -86,7 +90,7 @@ def get_position(state: State, account: bytes, market_id: int) -> Position:
         for position in positions:
             if position.market_id == market_id:
                 return position
-    return Position(market_id, 0, 0)
+    return _POSITION(market_id, 0, 0)
 
 
 def set_position(state: State, account: bytes, position: Position) -> None:
@@ -207,19 +211,19 @@ def compute_trade_on_position(
     delta = size_lots if is_buy else -size_lots
     if size == 0 or (size > 0) == is_buy:
         signed = notional_quote if is_buy else -notional_quote
-        return Position(position.market_id, size + delta, cost + signed, funding), 0
+        return _POSITION(position.market_id, size + delta, cost + signed, funding), 0
     before = size if size > 0 else -size
     closed = size_lots if size_lots < before else before
     after = before - closed
-    kept_cost = -((-cost * after) // before)
+    kept_cost = -(-(cost * after) // before)
     removed = cost - kept_cost
     close_value = notional_quote * closed // size_lots
     realized = (close_value if size > 0 else -close_value) - removed
     if size_lots <= before:
-        return Position(position.market_id, size + delta, kept_cost, funding), realized
+        return _POSITION(position.market_id, size + delta, kept_cost, funding), realized
     open_value = notional_quote - close_value
     opened_cost = open_value if is_buy else -open_value
-    return Position(position.market_id, size + delta, opened_cost, funding), realized
+    return _POSITION(position.market_id, size + delta, opened_cost, funding), realized
 
 
 def apply_fill_to_account(

@@ -31,6 +31,9 @@ from strata.modules.oracle import record_trade_price
 from strata.state.store import State
 
 _TIF: Final = tuple(TimeInForce)
+# Compiled, a ``Final`` name is a C variable, not a lookup in the module's globals at each use.
+_ORDER_UPDATE: Final = OrderUpdate
+_FILL_EVENT: Final = FillEvent
 _T_co = TypeVar("_T_co", covariant=True)
 
 
@@ -161,7 +164,7 @@ def _delta(deltas: dict[bytes, AccountDelta], owner: bytes) -> AccountDelta:
 def _order_update(
     market_id: int, order: Order, status: int, reason: int, filled: int
 ) -> OrderUpdate:
-    return OrderUpdate(
+    return _ORDER_UPDATE(
         market_id,
         order.order_id,
         order.owner,
@@ -220,7 +223,7 @@ def process_market_matching(
             if cancel.modify is not None:
                 cancel.modify.replaced = False
             out.append(
-                OrderUpdate(
+                _ORDER_UPDATE(
                     market_id,
                     cancel.order_id or 0,
                     cancel.owner,
@@ -272,7 +275,7 @@ def process_market_matching(
         if op.replaced is False:
             _delta(deltas, owner).release_quote += op.reserved_quote
             out.append(
-                OrderUpdate(
+                _ORDER_UPDATE(
                     market_id,
                     0,
                     owner,
@@ -293,7 +296,7 @@ def process_market_matching(
             if size <= 0:
                 _delta(deltas, owner).release_quote += op.reserved_quote
                 out.append(
-                    OrderUpdate(
+                    _ORDER_UPDATE(
                         market_id,
                         order_id,
                         owner,
@@ -357,7 +360,7 @@ def process_market_matching(
                 maker_delta.release_quote += maker.reserved_quote - keep
                 maker.reserved_quote = keep
                 out.append(
-                    FillEvent(
+                    _FILL_EVENT(
                         market_id,
                         maker.order_id,
                         order_id,
@@ -410,7 +413,7 @@ def process_market_matching(
         if release:
             _delta(deltas, owner).release_quote += release
         out.append(
-            OrderUpdate(
+            _ORDER_UPDATE(
                 market_id,
                 order_id,
                 owner,

@@ -41,6 +41,7 @@ orders reserve nothing: they can only lower the requirement.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Final
 
 from strata.core.units import PPM, compute_ppm_ceil, div_ceil
 from strata.modules.margin.records import AccountRisk as AccountRisk
@@ -48,6 +49,9 @@ from strata.modules.margin.records import MarketRiskParams as MarketRiskParams
 from strata.modules.margin.records import Position as Position
 from strata.modules.margin.records import compute_requirement as compute_requirement
 from strata.state.store import BYTES_KEY, State, Table
+
+# Compiled, a ``Final`` name is a C variable, not a lookup in the module's globals at each use.
+_ACCOUNT_RISK: Final = AccountRisk
 
 
 def register_tables(state: State) -> None:
@@ -100,7 +104,7 @@ def compute_account_risk(
         pnl = value - position.entry_cost_quote - owed
         if pnl > 0:
             profit += pnl
-    return AccountRisk(equity, initial, maintenance, profit, reserved_quote)
+    return _ACCOUNT_RISK(equity, initial, maintenance, profit, reserved_quote)
 
 
 def compute_funding_owed(size_lots: int, index_now_micro: int, index_then_micro: int) -> int:
@@ -148,4 +152,4 @@ def compute_remaining_reservation(
     """
     if size_after_lots <= 0:
         return 0
-    return -((-reserved_quote * size_after_lots) // size_before_lots)
+    return -(-(reserved_quote * size_after_lots) // size_before_lots)
