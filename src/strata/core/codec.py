@@ -57,3 +57,18 @@ class CanonicalDecoder(Generic[T]):
         if _ENCODE(value) != data:
             raise InvalidTransaction(ErrorCode.NON_CANONICAL_ENCODING, "not the canonical bytes")
         return value
+
+    def decode_known_canonical(self, data: bytes) -> T:
+        """:meth:`decode` of bytes this decoder has already accepted (the executor's signature
+        check decodes every transaction before execution): the same value, without encoding it
+        again to compare. Raises as :meth:`decode` when the bytes do not decode; bytes that
+        decode but were never accepted could pass here non-canonical, so only a caller that holds
+        :meth:`decode`'s verdict on these very bytes may use it."""
+        if len(data) > self._max_size:
+            raise InvalidTransaction(
+                ErrorCode.TRANSACTION_TOO_LARGE, f"{len(data)} bytes > {self._max_size}"
+            )
+        try:
+            return self._decode(data)
+        except msgspec.DecodeError as exc:
+            raise InvalidTransaction(ErrorCode.MALFORMED_TRANSACTION, str(exc)) from None
