@@ -39,7 +39,9 @@ class Block(msgspec.Struct, frozen=True, array_like=True):
     transactions: tuple[bytes, ...]
 
 
-class Receipt(msgspec.Struct, frozen=True, array_like=True):
+# gc=False: immutable, of ints, bytes and records, it cannot be part of a reference cycle; the
+# collector need not track it, which makes it cheaper to create and free (one per transaction).
+class Receipt(msgspec.Struct, frozen=True, gc=False, array_like=True):
     """The outcome of one transaction: ``status`` 0 for success, else an ``ErrorCode`` of the
     execution-failure family (effects rolled back, fee and nonce kept)."""
 

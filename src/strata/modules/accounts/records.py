@@ -9,7 +9,9 @@ from __future__ import annotations
 import msgspec
 
 
-class NonceWindow(msgspec.Struct, frozen=True, array_like=True):
+# gc=False: immutable, of ints, bytes and records, it cannot be part of a reference cycle; the
+# collector need not track it, which makes it cheaper to create and free (one per transaction).
+class NonceWindow(msgspec.Struct, frozen=True, gc=False, array_like=True):
     """An account's replay protection: every nonce ``<= floor`` is spent (the largest nonce ever
     evicted from the window), and ``recent`` holds the spent nonces above it, ascending."""
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import msgspec
 
 
-class OrderUpdate(msgspec.Struct, frozen=True, array_like=True, tag=10):
+# gc=False: immutable, of ints, bytes and records, it cannot be part of a reference cycle; the
+# collector need not track it, which makes it cheaper to create and free (one per transaction).
+class OrderUpdate(msgspec.Struct, frozen=True, gc=False, array_like=True, tag=10):
     """An order's new status (``book.types.OrderStatus``) and, when it ends, the reason."""
 
     market_id: int
@@ -18,7 +20,9 @@ class OrderUpdate(msgspec.Struct, frozen=True, array_like=True, tag=10):
     client_id: int | None
 
 
-class FillEvent(msgspec.Struct, frozen=True, array_like=True, tag=11):
+# gc=False: immutable, of ints, bytes and records, it cannot be part of a reference cycle; the
+# collector need not track it, which makes it cheaper to create and free (one per transaction).
+class FillEvent(msgspec.Struct, frozen=True, gc=False, array_like=True, tag=11):
     """A trade: ``size_lots`` at the maker's ``price_ticks``. Fees are in quote units; a negative
     maker fee is a rebate."""
 
@@ -34,7 +38,9 @@ class FillEvent(msgspec.Struct, frozen=True, array_like=True, tag=11):
     taker_fee_quote: int
 
 
-class PositionChanged(msgspec.Struct, frozen=True, array_like=True, tag=12):
+# gc=False: immutable, of ints, bytes and records, it cannot be part of a reference cycle; the
+# collector need not track it, which makes it cheaper to create and free (one per transaction).
+class PositionChanged(msgspec.Struct, frozen=True, gc=False, array_like=True, tag=12):
     """An account's position in a market after the block's fills, with the PnL they realized and
     the funding it settled first (``funding_quote``: paid, negative when received; see
     ``modules/funding``)."""

@@ -9,7 +9,9 @@ from __future__ import annotations
 import msgspec
 
 
-class Ledger(msgspec.Struct, frozen=True, array_like=True):
+# gc=False: immutable, of ints, bytes and records, it cannot be part of a reference cycle; the
+# collector need not track it, which makes it cheaper to create and free (one per transaction).
+class Ledger(msgspec.Struct, frozen=True, gc=False, array_like=True):
     """Chain-wide totals: quote deposited and withdrawn since genesis, and the next ids."""
 
     deposited_quote: int = 0

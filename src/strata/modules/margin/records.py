@@ -14,7 +14,9 @@ from strata.core.units import PPM, compute_ppm_ceil, div_ceil
 from strata.modules.markets import MarginTier
 
 
-class Position(msgspec.Struct, frozen=True, array_like=True):
+# gc=False: immutable, of ints, bytes and records, it cannot be part of a reference cycle; the
+# collector need not track it, which makes it cheaper to create and free (one per transaction).
+class Position(msgspec.Struct, frozen=True, gc=False, array_like=True):
     """A position in one market: signed size in lots and the signed quote paid for it.
 
     ``entry_cost_quote`` is positive for a long (quote paid) and negative for a short (quote
