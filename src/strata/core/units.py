@@ -83,7 +83,8 @@ def compute_notional_quote(price_ticks: int, size_lots: int, quote_per_tick_lot:
 
 def compute_ppm_ceil(amount_quote: int, rate_ppm: int) -> int:
     """``amount_quote * rate_ppm / 1e6`` rounded up: for requirements and fees owed."""
-    return -(-(amount_quote * rate_ppm) // PPM)  # (a product of non-negatives: mypyc's fast path)
+    # Negated after the product: compiled, a negative operand takes mypyc's slow multiply.
+    return -(-(amount_quote * rate_ppm) // PPM)
 
 
 def compute_ppm_floor(amount_quote: int, rate_ppm: int) -> int:

@@ -39,8 +39,8 @@ class Block(msgspec.Struct, frozen=True, array_like=True):
     transactions: tuple[bytes, ...]
 
 
-# gc=False: immutable, of ints, bytes and records, it cannot be part of a reference cycle; the
-# collector need not track it, which makes it cheaper to create and free (one per transaction).
+# gc=False: an immutable record of ints, bytes and other records cannot be part of a reference
+# cycle, so the cyclic collector need not track it, which makes it cheaper to create and free.
 class Receipt(msgspec.Struct, frozen=True, gc=False, array_like=True):
     """The outcome of one transaction: ``status`` 0 for success, else an ``ErrorCode`` of the
     execution-failure family (effects rolled back, fee and nonce kept)."""

@@ -84,8 +84,8 @@ class IsolatedMarginMoved(msgspec.Struct, frozen=True, array_like=True, tag=31):
     cash_quote: int
 
 
-# gc=False: immutable, of ints, bytes and records, it cannot be part of a reference cycle; the
-# collector need not track it, which makes it cheaper to create and free (one per transaction).
+# gc=False: an immutable record of ints, bytes and other records cannot be part of a reference
+# cycle, so the cyclic collector need not track it, which makes it cheaper to create and free.
 class FeeCharged(msgspec.Struct, frozen=True, gc=False, array_like=True, tag=7):
     """Gas fee paid by a transaction's account."""
 

@@ -45,8 +45,8 @@ NonZero = Annotated[int, msgspec.Meta(ge=-((1 << 63) - 1), le=(1 << 63) - 1)]
 """A signed amount (zero is refused at admission: ``BAD_AMOUNT``)."""
 
 
-# gc=False: immutable, of ints, bytes and records, it cannot be part of a reference cycle; the
-# collector need not track it, which makes it cheaper to create and free (one per transaction).
+# gc=False: an immutable record of ints, bytes and other records cannot be part of a reference
+# cycle, so the cyclic collector need not track it, which makes it cheaper to create and free.
 class _Action(msgspec.Struct, frozen=True, gc=False, array_like=True, forbid_unknown_fields=True):
     pass
 
@@ -238,8 +238,8 @@ Action = (
 )
 
 
-# gc=False: immutable, of ints, bytes and records, it cannot be part of a reference cycle; the
-# collector need not track it, which makes it cheaper to create and free (one per transaction).
+# gc=False: an immutable record of ints, bytes and other records cannot be part of a reference
+# cycle, so the cyclic collector need not track it, which makes it cheaper to create and free.
 class SignedTransaction(
     msgspec.Struct, frozen=True, gc=False, array_like=True, forbid_unknown_fields=True
 ):

@@ -9,8 +9,8 @@ from __future__ import annotations
 import msgspec
 
 
-# gc=False: immutable, of ints, bytes and records, it cannot be part of a reference cycle; the
-# collector need not track it, which makes it cheaper to create and free (one per transaction).
+# gc=False: an immutable record of ints, bytes and other records cannot be part of a reference
+# cycle, so the cyclic collector need not track it, which makes it cheaper to create and free.
 class NonceWindow(msgspec.Struct, frozen=True, gc=False, array_like=True):
     """An account's replay protection: every nonce ``<= floor`` is spent (the largest nonce ever
     evicted from the window), and ``recent`` holds the spent nonces above it, ascending."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 import msgspec
 
 
-# gc=False: immutable, of ints, bytes and records, it cannot be part of a reference cycle; the
-# collector need not track it, which makes it cheaper to create and free (one per transaction).
+# gc=False: an immutable record of ints, bytes and other records cannot be part of a reference
+# cycle, so the cyclic collector need not track it, which makes it cheaper to create and free.
 class OrderUpdate(msgspec.Struct, frozen=True, gc=False, array_like=True, tag=10):
     """An order's new status (``book.types.OrderStatus``) and, when it ends, the reason."""
 
@@ -20,8 +20,8 @@ class OrderUpdate(msgspec.Struct, frozen=True, gc=False, array_like=True, tag=10
     client_id: int | None
 
 
-# gc=False: immutable, of ints, bytes and records, it cannot be part of a reference cycle; the
-# collector need not track it, which makes it cheaper to create and free (one per transaction).
+# gc=False: an immutable record of ints, bytes and other records cannot be part of a reference
+# cycle, so the cyclic collector need not track it, which makes it cheaper to create and free.
 class FillEvent(msgspec.Struct, frozen=True, gc=False, array_like=True, tag=11):
     """A trade: ``size_lots`` at the maker's ``price_ticks``. Fees are in quote units; a negative
     maker fee is a rebate."""
@@ -38,8 +38,8 @@ class FillEvent(msgspec.Struct, frozen=True, gc=False, array_like=True, tag=11):
     taker_fee_quote: int
 
 
-# gc=False: immutable, of ints, bytes and records, it cannot be part of a reference cycle; the
-# collector need not track it, which makes it cheaper to create and free (one per transaction).
+# gc=False: an immutable record of ints, bytes and other records cannot be part of a reference
+# cycle, so the cyclic collector need not track it, which makes it cheaper to create and free.
 class PositionChanged(msgspec.Struct, frozen=True, gc=False, array_like=True, tag=12):
     """An account's position in a market after the block's fills, with the PnL they realized and
     the funding it settled first (``funding_quote``: paid, negative when received; see

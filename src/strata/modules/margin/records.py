@@ -14,8 +14,8 @@ from strata.core.units import PPM, compute_ppm_ceil, div_ceil
 from strata.modules.markets import MarginTier
 
 
-# gc=False: immutable, of ints, bytes and records, it cannot be part of a reference cycle; the
-# collector need not track it, which makes it cheaper to create and free (one per transaction).
+# gc=False: an immutable record of ints, bytes and other records cannot be part of a reference
+# cycle, so the cyclic collector need not track it, which makes it cheaper to create and free.
 class Position(msgspec.Struct, frozen=True, gc=False, array_like=True):
     """A position in one market: signed size in lots and the signed quote paid for it.
 
