@@ -354,6 +354,7 @@ class _Block:
         """The nonces admission records (written to the state once per account at its end)."""
         self._risk_params: dict[int, MarketRiskParams] = {}
         self._reservation_terms: dict[int, tuple[int, int, int]] = {}
+        self._order_limits: dict[int, markets.OrderLimits] = {}
         self._position_part: dict[bytes, tuple[int, int]] = {}
         self.client_ids: dict[bytes, set[int]] = {}
         """Client ids each account placed earlier in this block (membership only)."""
@@ -388,7 +389,8 @@ class _Block:
         return clearing.get_open_interest(self.state, market_id) + admitted + size_lots > cap
 
     def add_oi_admitted(self, market_id: int, size_lots: int) -> None:
-        self.oi_admitted[market_id] = self.oi_admitted.get(market_id, 0) + size_lots
+        if self.oi_cap[market_id]:  # (counted only where a cap reads it)
+            self.oi_admitted[market_id] = self.oi_admitted.get(market_id, 0) + size_lots
 
     def position_part(self, account: bytes) -> tuple[int, int]:
         """``(sum(value) - sum(initial_req), sum(max(unrealized_pnl, 0)))`` of the account's
@@ -427,6 +429,18 @@ class _Block:
             self._risk_params[market_id] = params
         return params
 
+    def order_limits(self, market_id: int) -> markets.OrderLimits | None:
+        """:func:`markets.get_order_limits` of the market, read once per block (markets change
+        only in the prologue); ``None`` for a market that is not listed."""
+        limits = self._order_limits.get(market_id)
+        if limits is None:
+            market = markets.get_market(self.state, market_id)
+            if market is None:
+                return None
+            limits = markets.get_order_limits(market)
+            self._order_limits[market_id] = limits
+        return limits
+
     def reservation_terms(self, market_id: int) -> tuple[int, int, int]:
         """``(mark_ticks, quote_per_tick_lot, initial_margin_ppm)`` of the market's risk
         parameters, which an order's reservation needs: read once per block into a tuple (compiled,
@@ -464,7 +478,11 @@ def _check_withdrawable(block: _Block, account: bytes, amount_quote: int) -> Non
 
 def _check_place(block: _Block, order: PlaceOrder | ModifyOrder) -> None:
     market_id = order.market_id
-    markets.check_order_params(block.state, market_id, order.price_ticks, order.size_lots)
+    # markets.check_order_params, with the market's limits read once per block.
+    limits = block.order_limits(market_id)
+    if limits is None:
+        raise InvalidTransaction(ErrorCode.UNKNOWN_MARKET, f"market {market_id}")
+    markets.check_order_limits(limits, market_id, order.price_ticks, order.size_lots)
     if not block.has_mark[market_id]:
         # Without a mark no position could be margined: the market opens with its first price.
         raise InvalidTransaction(ErrorCode.MARKET_NOT_ACTIVE, "no oracle price yet")

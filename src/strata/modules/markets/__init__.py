@@ -111,15 +111,45 @@ def check_order_params(state: State, market_id: int, price_ticks: int, size_lots
     market = get_market(state, market_id)
     if market is None:
         raise InvalidTransaction(ErrorCode.UNKNOWN_MARKET, f"market {market_id}")
-    if market.status != _ACTIVE:
-        raise InvalidTransaction(ErrorCode.MARKET_NOT_ACTIVE, f"market {market_id}")
-    if not 1 <= price_ticks <= market.max_price_ticks:
-        raise InvalidTransaction(ErrorCode.PRICE_OUT_OF_RANGE, f"price {price_ticks}")
-    if size_lots < market.min_size_lots:
-        raise InvalidTransaction(ErrorCode.SIZE_BELOW_MINIMUM, f"size {size_lots}")
-    if size_lots > market.max_size_lots:
-        raise InvalidTransaction(ErrorCode.SIZE_OUT_OF_RANGE, f"size {size_lots}")
+    check_order_limits(get_order_limits(market), market_id, price_ticks, size_lots)
     return market
+
+
+OrderLimits = tuple[bool, int, int, int]
+"""What :func:`check_order_params` reads of a market: ``(active, max_price_ticks, min_size_lots,
+max_size_lots)``, as a tuple a caller may keep while the market cannot change (compiled, each read
+of a record's field is a generic attribute lookup; a tuple's are not)."""
+
+
+def get_order_limits(market: Market) -> OrderLimits:
+    """The :data:`OrderLimits` of ``market``."""
+    return (
+        market.status == _ACTIVE,
+        market.max_price_ticks,
+        market.min_size_lots,
+        market.max_size_lots,
+    )
+
+
+def check_order_limits(
+    limits: OrderLimits, market_id: int, price_ticks: int, size_lots: int
+) -> None:
+    """:func:`check_order_params` for a market known to exist, from its :func:`get_order_limits`.
+
+    Raises
+    ------
+    InvalidTransaction
+        As :func:`check_order_params`, but never ``UNKNOWN_MARKET``.
+    """
+    active, max_price_ticks, min_size_lots, max_size_lots = limits
+    if not active:
+        raise InvalidTransaction(ErrorCode.MARKET_NOT_ACTIVE, f"market {market_id}")
+    if not 1 <= price_ticks <= max_price_ticks:
+        raise InvalidTransaction(ErrorCode.PRICE_OUT_OF_RANGE, f"price {price_ticks}")
+    if size_lots < min_size_lots:
+        raise InvalidTransaction(ErrorCode.SIZE_BELOW_MINIMUM, f"size {size_lots}")
+    if size_lots > max_size_lots:
+        raise InvalidTransaction(ErrorCode.SIZE_OUT_OF_RANGE, f"size {size_lots}")
 
 
 def next_order_ids(state: State) -> dict[int, int]:
