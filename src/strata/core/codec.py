@@ -46,14 +46,7 @@ class CanonicalDecoder(Generic[T]):
         self._max_size = max_size
 
     def decode(self, data: bytes) -> T:
-        if len(data) > self._max_size:
-            raise InvalidTransaction(
-                ErrorCode.TRANSACTION_TOO_LARGE, f"{len(data)} bytes > {self._max_size}"
-            )
-        try:
-            value = self._decode(data)
-        except msgspec.DecodeError as exc:  # ValidationError is a subclass
-            raise InvalidTransaction(ErrorCode.MALFORMED_TRANSACTION, str(exc)) from None
+        value = self.decode_known_canonical(data)
         if _ENCODE(value) != data:
             raise InvalidTransaction(ErrorCode.NON_CANONICAL_ENCODING, "not the canonical bytes")
         return value
@@ -70,5 +63,5 @@ class CanonicalDecoder(Generic[T]):
             )
         try:
             return self._decode(data)
-        except msgspec.DecodeError as exc:
+        except msgspec.DecodeError as exc:  # ValidationError is a subclass
             raise InvalidTransaction(ErrorCode.MALFORMED_TRANSACTION, str(exc)) from None

@@ -366,7 +366,8 @@ class _Block:
         self.gas_account_action = gas.account_action
         self.gas_price_quote = params.gas_price_quote
         self.oi_admitted: dict[int, int] = {}
-        """Per market, the sizes of orders that are not reduce-only admitted in this block."""
+        """Per market with an open-interest cap, the sizes of orders that are not reduce-only
+        admitted in this block (only a cap reads them)."""
         # Per market, read once: admission runs after the prologue, so neither changes.
         self.stale = {m: oracle.is_stale(state, m) for m in self.market_ids}
         self.has_mark = {m: oracle.get_mark_price(state, m) is not None for m in self.market_ids}
@@ -429,15 +430,18 @@ class _Block:
             self._risk_params[market_id] = params
         return params
 
-    def order_limits(self, market_id: int) -> markets.OrderLimits | None:
+    def order_limits(self, market_id: int) -> markets.OrderLimits:
         """:func:`markets.get_order_limits` of the market, read once per block (markets change
-        only in the prologue); ``None`` for a market that is not listed."""
+        only in the prologue).
+
+        Raises
+        ------
+        InvalidTransaction
+            ``UNKNOWN_MARKET`` (:func:`markets.get_listed_market`).
+        """
         limits = self._order_limits.get(market_id)
         if limits is None:
-            market = markets.get_market(self.state, market_id)
-            if market is None:
-                return None
-            limits = markets.get_order_limits(market)
+            limits = markets.get_order_limits(markets.get_listed_market(self.state, market_id))
             self._order_limits[market_id] = limits
         return limits
 
@@ -480,8 +484,6 @@ def _check_place(block: _Block, order: PlaceOrder | ModifyOrder) -> None:
     market_id = order.market_id
     # markets.check_order_params, with the market's limits read once per block.
     limits = block.order_limits(market_id)
-    if limits is None:
-        raise InvalidTransaction(ErrorCode.UNKNOWN_MARKET, f"market {market_id}")
     markets.check_order_limits(limits, market_id, order.price_ticks, order.size_lots)
     if not block.has_mark[market_id]:
         # Without a mark no position could be margined: the market opens with its first price.

@@ -108,10 +108,22 @@ def check_order_params(state: State, market_id: int, price_ticks: int, size_lots
         ``[1, max_price_ticks]``), ``SIZE_BELOW_MINIMUM`` or ``SIZE_OUT_OF_RANGE``
         (above ``max_size_lots``).
     """
+    market = get_listed_market(state, market_id)
+    check_order_limits(get_order_limits(market), market_id, price_ticks, size_lots)
+    return market
+
+
+def get_listed_market(state: State, market_id: int) -> Market:
+    """The market, which an order names.
+
+    Raises
+    ------
+    InvalidTransaction
+        ``UNKNOWN_MARKET`` if it is not listed.
+    """
     market = get_market(state, market_id)
     if market is None:
         raise InvalidTransaction(ErrorCode.UNKNOWN_MARKET, f"market {market_id}")
-    check_order_limits(get_order_limits(market), market_id, price_ticks, size_lots)
     return market
 
 
