@@ -26,7 +26,7 @@ from strata.modules.clearing import (
 )
 from strata.modules.clearing.events import FillEvent, OrderUpdate
 from strata.modules.margin import compute_remaining_reservation
-from strata.modules.markets import Market, take_order_id
+from strata.modules.markets import Market, get_next_order_id, set_next_order_id
 from strata.modules.oracle import record_trade_price
 from strata.state.store import State
 
@@ -269,6 +269,9 @@ def process_market_matching(
             return -size if size < 0 else 0
         return size if size > 0 else 0
 
+    # Ids are the market's sequence, assigned in order from a local counter and written back
+    # once, at the end.
+    first_order_id = next_order_id = get_next_order_id(state, market_id)
     for op in places:
         out = events[op.tx_index]
         owner = op.owner
@@ -287,7 +290,8 @@ def process_market_matching(
                 )
             )
             continue
-        order_id = take_order_id(state, market_id)
+        order_id = next_order_id
+        next_order_id += 1
         size = op.size_lots
         if op.reduce_only:
             cap = reduce_only_cap(owner, op.is_buy)
@@ -424,6 +428,8 @@ def process_market_matching(
                 order.client_id,
             )
         )
+    if next_order_id != first_order_id:
+        set_next_order_id(state, market_id, next_order_id)
     if last_trade_ticks is not None:
         # The mark of the next block reads the market's last trade price.
         record_trade_price(state, market_id, last_trade_ticks)
