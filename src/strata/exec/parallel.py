@@ -65,7 +65,7 @@ from strata.modules.clearing.matching import (
     match_markets,
     process_market_matching,
 )
-from strata.modules.markets import Market
+from strata.modules.markets import Market, get_next_order_id, set_next_order_id
 from strata.state.store import State
 from strata.stf.genesis import new_empty_state
 
@@ -256,7 +256,7 @@ class _Shard:
             account_deltas,
             tx_work,
             changed,
-            state.tables["market_seq"].data[market_id],
+            get_next_order_id(state, market_id),
             last_trade,
         )
 
@@ -469,7 +469,7 @@ class ShardedMatching:
                     (
                         market,
                         book.max_open_orders_per_owner,
-                        state.tables["market_seq"].data[market.market_id],
+                        get_next_order_id(state, market.market_id),
                         [_cancel_fields(op, place_index) for op in cancels],
                         [_place_fields(op) for op in places],
                     )
@@ -618,9 +618,8 @@ def _gather(
         w.cancels += cancels
     if next_order_id < 0:
         return []
-    seq = state.tables["market_seq"]
-    if seq.data[market_id] != next_order_id:
-        seq.put(market_id, next_order_id)
+    if get_next_order_id(state, market_id) != next_order_id:
+        set_next_order_id(state, market_id, next_order_id)
     if last_trade is not None:
         state.tables["last_trade"].put(market_id, last_trade)
     return apply_order_changes(book, changed)
