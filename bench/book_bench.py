@@ -49,14 +49,18 @@ def _replay(factory: Callable[[], Any], setup: list[Event], events: list[Event])
     return time.perf_counter() - start
 
 
-def run_book_bench(events: int, seed: int, model_events: int | None = None) -> dict[str, Any]:
-    """Measure the book (best of 3 runs) and the naive model book on the same stream.
+def run_book_bench(
+    events: int, seed: int, model_events: int | None = None, runs: int = 3
+) -> dict[str, Any]:
+    """Measure the book (best of ``runs`` passes) and the naive model book on the same stream.
 
     Returns ``events``, ``book_events_per_s``, ``model_events``, ``model_events_per_s``,
     ``speedup`` (book rate / model rate), and the stream's ``mix``.
     """
     workload = generate(events, seed)
-    book_s = min(_replay(lambda: Book(1, 10**9), workload.setup, workload.events) for _ in range(3))
+    book_s = min(
+        _replay(lambda: Book(1, 10**9), workload.setup, workload.events) for _ in range(runs)
+    )
     n_model = min(events, model_events if model_events is not None else 20_000)
     model_s = _replay(lambda: ModelBook(1, 10**9), workload.setup, workload.events[:n_model])
     book_rate = events / book_s
