@@ -63,14 +63,18 @@ def get_reserved(state: State, account: bytes) -> int:
     return 0 if reserved is None else reserved
 
 
-def add_reserved(state: State, account: bytes, delta_quote: int) -> None:
-    """Change the account's total reservation; a total of zero deletes the key."""
+def set_reserved(state: State, account: bytes, total_quote: int) -> None:
+    """Set the account's total reservation; a total of zero deletes the key."""
     table = state.tables["reserved"]
-    total = (table.get(account) or 0) + delta_quote
-    if total:
-        table.put(account, total)
+    if total_quote:
+        table.put(account, total_quote)
     else:
         table.delete(account)
+
+
+def add_reserved(state: State, account: bytes, delta_quote: int) -> None:
+    """Change the account's total reservation; a total of zero deletes the key."""
+    set_reserved(state, account, get_reserved(state, account) + delta_quote)
 
 
 def compute_account_risk(
