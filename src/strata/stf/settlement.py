@@ -42,16 +42,20 @@ def process_settlement(
             position = clearing.get_position(state, account, market_id)
             size_before = abs(position.size_lots)
             position, funding_paid = funding.settle_position_funding(state, account, position)
-            realized = fees = 0
+            realized = fees = cash = 0
             while i < n and fills[i][0] == market_id:
                 _, is_buy, price, qty, fee = fills[i]
-                position, pnl = clearing.apply_fill_to_account(
-                    state, account, position, is_buy, price, qty, fee, qptl
-                )
+                notional = price * qty * qptl
+                position, pnl = clearing.compute_trade_on_position(position, is_buy, qty, notional)
+                cash += (-notional if is_buy else notional) - fee  # a buyer pays, a seller is paid
                 realized += pnl
                 fees += fee
-                volume += price * qty * qptl
+                volume += notional
                 i += 1
+            # The market's fills move the position's cash and the fee pool once, by their sums
+            # (the same totals as fill by fill: nothing reads them in between).
+            collateral.add_position_cash(state, account, market_id, cash)
+            clearing.add_fee_pool(state, fees)
             clearing.set_position(state, account, position)
             if abs(position.size_lots) > size_before and collateral.is_isolated(
                 state, account, market_id

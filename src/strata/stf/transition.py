@@ -737,7 +737,7 @@ def process_admission(
     state.begin()
     mark = len(block.withdrawals)
     reserved_mark = len(block.reserved_undo)
-    staged: list[tuple[bool, CancelOp | PlaceOp]] = []
+    staged: list[CancelOp | PlaceOp] = []
     credit: tuple[bytes, int] | None = None
     try:
         credit = _admit_action(block, tx_index, tx, account, action, events, staged)
@@ -747,12 +747,10 @@ def process_admission(
         del block.withdrawals[mark:]
         return failure.code, base_gas, events[:1] if fee else []
     state.commit()
-    for is_cancel, op in staged:
-        if is_cancel:
-            assert isinstance(op, CancelOp)
+    for op in staged:
+        if isinstance(op, CancelOp):  # (native classes: a pointer comparison, compiled)
             block.cancels[op.market_id].append(op)
         else:
-            assert isinstance(op, PlaceOp)
             block.places[op.market_id].append(op)
             if op.client_id is not None and op.replace_order_id is None:
                 block.client_ids.setdefault(account, set()).add(op.client_id)
@@ -768,21 +766,20 @@ def _admit_action(
     account: bytes,
     action: Action,
     events: list[Event],
-    staged: list[tuple[bool, CancelOp | PlaceOp]],
+    staged: list[CancelOp | PlaceOp],
 ) -> tuple[bytes, int] | None:
     """The admission-phase effects of ``action`` (``tx``'s, by ``account``); returns a credit
     for settlement, if any."""
     state = block.state
     # The order actions first: each test of the chain costs compiled code a global lookup.
     if type(action) is _PLACE_ORDER:
-        if action.client_id is not None and _is_client_id_taken(block, account, action.client_id):
+        client_id = action.client_id
+        if client_id is not None and _is_client_id_taken(block, account, client_id):
             # A resubmission of a live order: idempotent, nothing new is placed.
-            raise ExecutionFailure(
-                ErrorCode.DUPLICATE_CLIENT_ID, f"client id {action.client_id} is live"
-            )
+            raise ExecutionFailure(ErrorCode.DUPLICATE_CLIENT_ID, f"client id {client_id} is live")
         op = _reserve(block, tx_index, account, action, None, None, single=True)
         assert op is not None
-        staged.append((False, op))
+        staged.append(op)
     elif type(action) is _BULK_PLACE:
         in_bulk: set[int] = set()
         for order in action.orders:
@@ -792,7 +789,7 @@ def _admit_action(
                 continue
             op = _reserve(block, tx_index, account, order, None, None, single=False)
             if op is not None:
-                staged.append((False, op))
+                staged.append(op)
                 if cid is not None:
                     in_bulk.add(cid)
             else:
@@ -819,31 +816,23 @@ def _admit_action(
                 events.append(_rejected(account, modify, _bulk_reason(block, modify)))
                 continue
             staged.append(
-                (
-                    True,
-                    CancelOp(
-                        tx_index,
-                        account,
-                        modify.market_id,
-                        modify.order_id,
-                        modify.client_id,
-                        modify=op,
-                    ),
+                CancelOp(
+                    tx_index,
+                    account,
+                    modify.market_id,
+                    modify.order_id,
+                    modify.client_id,
+                    modify=op,
                 )
             )
-            staged.append((False, op))
+            staged.append(op)
     elif type(action) is _CANCEL_ORDER or type(action) is _BULK_CANCEL:
         cancels = (action,) if type(action) is CancelOrder else action.cancels
         for cancel in cancels:
             if type(action) is _CANCEL_ORDER:
                 _check_order_owned(block, account, cancel)
             staged.append(
-                (
-                    True,
-                    CancelOp(
-                        tx_index, account, cancel.market_id, cancel.order_id, cancel.client_id
-                    ),
-                )
+                CancelOp(tx_index, account, cancel.market_id, cancel.order_id, cancel.client_id)
             )
     elif type(action) is ApproveAgent:
         accounts.process_approve_agent(
@@ -947,7 +936,7 @@ def _admit_action(
     elif type(action) is _CANCEL_ALL:
         market_ids = block.market_ids if action.market_id is None else [action.market_id]
         for market_id in market_ids:
-            staged.append((True, CancelOp(tx_index, account, market_id, cancel_all=True)))
+            staged.append(CancelOp(tx_index, account, market_id, cancel_all=True))
     return None
 
 

@@ -40,7 +40,7 @@ from typing import Final
 
 from strata.core.units import I64_MAX, compute_ppm_ceil, compute_ppm_floor
 from strata.modules.clearing.records import FeeTier as FeeTier
-from strata.modules.collateral import add_position_cash, is_isolated, release_isolated_cash
+from strata.modules.collateral import is_isolated, release_isolated_cash
 from strata.modules.margin import Position
 from strata.modules.markets import MARKET_KEY
 from strata.state.registry import (
@@ -224,23 +224,3 @@ def compute_trade_on_position(
     open_value = notional_quote - close_value
     opened_cost = open_value if is_buy else -open_value
     return _POSITION(position.market_id, size + delta, opened_cost, funding), realized
-
-
-def apply_fill_to_account(
-    state: State,
-    account: bytes,
-    position: Position,
-    is_buy: bool,
-    price_ticks: int,
-    size_lots: int,
-    fee_quote: int,
-    quote_per_tick_lot: int,
-) -> tuple[Position, int]:
-    """Move the balance and fee pool for one side of a fill; return the new position and the
-    realized PnL. The caller stores the position once per market (positions are per block)."""
-    notional = price_ticks * size_lots * quote_per_tick_lot
-    add_position_cash(
-        state, account, position.market_id, (-notional if is_buy else notional) - fee_quote
-    )
-    add_fee_pool(state, fee_quote)
-    return compute_fill_on_position(position, is_buy, price_ticks, size_lots, quote_per_tick_lot)
