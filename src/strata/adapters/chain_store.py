@@ -39,11 +39,12 @@ no block is ever half there. A checkpoint only holds acknowledged blocks, so it 
 every crash order; one that leads the tip (or sits below the base) is refused.
 
 Recovery refuses, with :class:`StoreError`, a database whose contents do not check out: a data
-file shorter than the pages LMDB says it uses (truncated), a record whose checksum fails (every
-header, block and receipts record is checked at open), a header that does not link to its
-parent, a tree node whose bytes do not hash to its key (every node is checked at open), a
-checkpoint whose state does not hash to its header's root, a tree that does not reach that root,
-a block that does not re-execute to its header. Nothing is repaired or overwritten silently. The
+file that ends before pages LMDB uses (truncated; pages past its end that LMDB lists as free
+are fine, see ``_check_data_file``), a record whose checksum fails (every header, block and
+receipts record is checked at open), a header that does not link to its parent, a tree node
+whose bytes do not hash to its key (every node is checked at open), a checkpoint whose state
+does not hash to its header's root, a tree that does not reach that root, a block that does not
+re-execute to its header. Nothing is repaired or overwritten silently. The
 full scan costs a read of the whole file at open; ``open(..., full_check=False)`` skips the scans
 of records and nodes that recovery itself does not read (the checkpoint and the replayed blocks
 are always checked). Values at older heights (``history``) are checked when read: :meth:`read`
@@ -80,6 +81,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import os
+import struct
 import sys
 import time
 import traceback
@@ -298,14 +300,154 @@ class _NodeSource:
 
 
 def _check_data_file(path: Path, env: lmdb.Environment) -> None:
-    """Refuse a data file shorter than the pages LMDB's meta page says are in use (a truncated
-    file would otherwise be mapped past its end, and reading there kills the process)."""
-    size = (path / "data.mdb").stat().st_size
-    used = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
-    if size < used:
+    """Refuse a data file that has lost pages the store can reach (a truncated file would be
+    mapped past its end, and reading there kills the process with ``SIGBUS``).
+
+    The file may legitimately end before page ``last_pgno``: LMDB documents ``mm_last_pg`` as
+    "Last used page in the datafile. Actually the file may be shorter if the freeDB lists the
+    final pages" (``MDB_meta`` in ``mdb.c``). Without ``MDB_WRITEMAP`` the file grows only by
+    ``mdb_page_flush``'s ``pwrite`` of dirty pages, while ``mdb_env_write_meta`` records
+    ``mt_next_pgno - 1``; a page ``mdb_page_alloc`` took at ``mt_next_pgno`` and the same
+    transaction freed is never written: a loose page (``mdb_page_loose``) that
+    ``mdb_freelist_save`` puts on the free list and ``mdb_page_flush`` skips (``P_LOOSE``), or
+    overflow pages ``mdb_ovpage_free`` takes off the dirty list. LMDB itself clamps to the file
+    size where it reads up to ``last_pgno`` (``mdb_env_copyfd0``), and never reads a free page
+    (``mdb_page_alloc`` hands out a fresh buffer). Every page up to ``last_pgno`` is "either used
+    by a database or listed in a freeDB record" (``MDB_page``); one in use was written, and
+    synced, before ``mdb_txn_commit`` wrote the meta page that reaches it.
+
+    So a file of at least ``(last_pgno + 1) * psize`` bytes passes at once; a shorter one passes
+    only if every page from its end (a partial page counts as missing) to ``last_pgno`` is listed
+    in the free-page database of the newest meta page, read here with ``pread`` (never through the
+    map). Only a short file pays for that read, of the free-page database alone (usually a few
+    pages; the pages in use are never walked).
+
+    Raises
+    ------
+    StoreError
+        If a page past the end of the file is not free (``truncated``), or the meta pages or the
+        free-page database cannot be read (``unreadable``).
+    """
+    data_file = path / "data.mdb"
+    size = data_file.stat().st_size
+    psize = env.stat()["psize"]
+    info = env.info()
+    last_pgno = info["last_pgno"]
+    used = (last_pgno + 1) * psize
+    if size >= used:
+        return
+    first_missing = size // psize
+    with data_file.open("rb", buffering=0) as file:
+        free = _free_pages(
+            file.fileno(), size, psize, info["last_txnid"], last_pgno, f"{path.name}/data.mdb"
+        )
+    if free is None or sum(first_missing <= pgno <= last_pgno for pgno in free) < (
+        last_pgno + 1 - first_missing
+    ):
         raise StoreError(
             f"{path.name}/data.mdb is truncated: {size} bytes on disk, {used} bytes in use"
         )
+
+
+# LMDB 0.9's page layout (``mdb.c``, native byte order). Every page starts with ``MDB_page``:
+# page number (8 B), pad (2), flags (2), then ``mp_lower`` and ``mp_upper`` (2 + 2) or, on the
+# first page of an overflow run, its page count (4). Pages 0 and 1 hold an ``MDB_meta`` after
+# that header: magic, version, address, map size, ``MDB_db`` of the free and main databases
+# (pad 4, flags 2, depth 2, branch/leaf/overflow pages, entries, root: 8 each), last page,
+# txnid. A branch or leaf page has ``(mp_lower - 16) / 2`` node offsets (2 B each) after the
+# header; a node is ``mn_lo``, ``mn_hi``, ``mn_flags``, ``mn_ksize`` (2 B each), key, data. A
+# branch node's child is ``lo | hi << 16 | flags << 32``; a leaf node's data size ``lo | hi <<
+# 16``, its data the page number of an overflow run if ``F_BIGDATA``. A free-page record is
+# keyed by txnid; its data is an ID list: a count, then that many page numbers (8 B each).
+_PAGE_HEADER = struct.Struct("=QHHHH")
+_PAGE_HEADER_BYTES = 16
+_META = struct.Struct("=IIQQ" + "IHHQQQQQ" * 2 + "QQ")
+_NODE = struct.Struct("=HHHH")
+_NODE_BYTES = 8
+_ID = struct.Struct("=Q")
+_MDB_MAGIC = 0xBEEFC0DE
+_MDB_DATA_VERSION = 1
+_P_BRANCH, _P_LEAF, _P_OVERFLOW, _P_META = 0x01, 0x02, 0x04, 0x08
+_F_BIGDATA = 0x01
+_P_INVALID = (1 << 64) - 1
+
+
+def _free_pages(
+    fd: int, size: int, psize: int, txnid: int, last_pgno: int, name: str
+) -> set[int] | None:
+    """The page numbers the free-page database of meta page ``txnid`` lists, read from ``fd``
+    (the data file ``name``, ``size`` bytes) with ``pread``; ``None`` if a page it needs lies
+    past the end of the file.
+
+    Raises ``StoreError`` if neither meta page is the one of ``txnid`` and ``last_pgno`` (the
+    environment's), or a page of the free-page database is not what its parent says."""
+
+    def read(offset: int, length: int) -> bytes | None:
+        if offset + length > size:
+            return None
+        data = os.pread(fd, length, offset)
+        return data if len(data) == length else None
+
+    def unreadable(what: str) -> StoreError:
+        return StoreError(f"{name} is unreadable: {what}")
+
+    root = depth = None
+    for meta_pgno in (0, 1):
+        page = read(meta_pgno * psize, _PAGE_HEADER_BYTES + _META.size)
+        if page is None:
+            return None
+        flags = _PAGE_HEADER.unpack_from(page)[2]
+        meta = _META.unpack_from(page, _PAGE_HEADER_BYTES)
+        # magic, version, ..., the free database's depth and root, ..., last page, txnid
+        fields = (meta[0], meta[1], meta[-2], meta[-1])
+        if flags & _P_META and fields == (_MDB_MAGIC, _MDB_DATA_VERSION, last_pgno, txnid):
+            root, depth = meta[11], meta[6]
+    if root is None or depth is None:
+        raise unreadable(f"no meta page of transaction {txnid} with last page {last_pgno}")
+    free: set[int] = set()
+    if root == _P_INVALID:
+        return free
+    pending = [(root, 1)]
+    seen: set[int] = set()
+    try:
+        while pending:
+            pgno, level = pending.pop()
+            if pgno > last_pgno or pgno in seen:
+                raise unreadable(f"free-page database page {pgno} is out of place")
+            seen.add(pgno)
+            page = read(pgno * psize, psize)
+            if page is None:
+                return None
+            page_pgno, _, flags, lower, _ = _PAGE_HEADER.unpack_from(page)
+            kind = _P_BRANCH if level < depth else _P_LEAF
+            if page_pgno != pgno or flags & (_P_BRANCH | _P_LEAF) != kind:
+                raise unreadable(f"free-page database page {pgno} is not the page expected")
+            count = (lower - _PAGE_HEADER_BYTES) // 2
+            for offset in struct.unpack_from(f"={count}H", page, _PAGE_HEADER_BYTES):
+                lo, hi, node_flags, key_size = _NODE.unpack_from(page, offset)
+                if kind == _P_BRANCH:
+                    pending.append((lo | hi << 16 | node_flags << 32, level + 1))
+                    continue
+                data_size = lo | hi << 16
+                data_at = offset + _NODE_BYTES + key_size
+                if node_flags & _F_BIGDATA:
+                    (first,) = _ID.unpack_from(page, data_at)
+                    header = read(first * psize, _PAGE_HEADER_BYTES)
+                    data = read(first * psize + _PAGE_HEADER_BYTES, data_size)
+                    if header is None or data is None:
+                        return None
+                    first_pgno, _, first_flags, _, _ = _PAGE_HEADER.unpack_from(header)
+                    if first_pgno != first or not first_flags & _P_OVERFLOW:
+                        raise unreadable(f"free-page record at page {first} is not an overflow")
+                else:
+                    data = page[data_at : data_at + data_size]
+                (ids,) = _ID.unpack_from(data)
+                if (ids + 1) * _ID.size > len(data):
+                    raise unreadable(f"free-page record of page {pgno} is longer than its data")
+                free.update(struct.unpack_from(f"={ids}Q", data, _ID.size))
+    except struct.error:
+        raise unreadable("a free-page database page does not parse") from None
+    return free
 
 
 def _write_in_child(write: Callable[[], None], what: str) -> None:
