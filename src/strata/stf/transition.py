@@ -173,10 +173,11 @@ _BULK_PLACE: Final = BulkPlace
 _BULK_CANCEL: Final = BulkCancel
 _BULK_MODIFY: Final = BulkModify
 
-# An order's fields, all at once: compiled, each read of a record's attribute is a generic
-# attribute lookup (about 110 instructions); ``astuple`` reads them all in one C call, and a cast
-# to the fields' types unpacks them natively. The tuples follow the classes' field order
-# (``__struct_fields__``; ``tests/unit/test_transactions.py`` checks that they still do).
+# A transaction's or an order's fields, all at once: compiled, each read of a record's attribute
+# is a generic attribute lookup (about 110 instructions); ``astuple`` reads them all in one C
+# call, and a cast to the fields' types unpacks them natively. The tuples follow the classes'
+# field order (``__struct_fields__``; ``tests/unit/test_order_fields.py`` checks that they
+# still do, types included).
 _AS_TUPLE: Final = msgspec.structs.astuple
 PlaceFields = tuple[int, bool, int, int, int, bool, int | None, int | None]
 """``PlaceOrder``'s fields: market_id, is_buy, price_ticks, size_lots, tif, reduce_only,
