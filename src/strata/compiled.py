@@ -82,6 +82,22 @@ MODULES: tuple[str, ...] = (
 NATIVE: dict[str, str] = {"strata/core/_sha256.c": "strata.core._sha256"}
 """The hand-written C extensions built with them: source path -> module name."""
 
+EXTRA_CFLAGS: tuple[str, ...] = ("-fno-semantic-interposition", "-fno-plt")
+"""Flags added to mypyc's: calls between the functions of the one shared library may be direct
+(and inlined) rather than through its symbol table, and calls into libpython skip the PLT
+(-1.7% instructions per event on ``strata bench engine --instructions``)."""
+
+TRAINING = SOURCE_ROOT.parent / "bench" / "engine_bench.py"
+"""The profile-guided build's training run: the engine benchmark's two chain workloads, run once
+(in a checkout; an installed package without ``bench/`` builds without a profile)."""
+
+TRAINING_EVENTS = 20_000
+"""Order operations of each training workload (two blocks each)."""
+
+COMPILED_DIR_ENV = "STRATA_COMPILED_DIR"
+"""Load ring 0 from this build directory rather than the environment's (the training run of an
+instrumented build)."""
+
 GROUP = "strata_ring0"
 """mypyc's name for the shared library all compiled modules live in (``strata_ring0__mypyc``)."""
 
@@ -205,7 +221,10 @@ def install() -> dict[str, object]:
     global _STATUS
     if any(isinstance(f, _CompiledFinder) for f in sys.meta_path):
         return status()
-    files, reason = plan(compiled_dir(), pure=os.environ.get(PURE_ENV, "") not in ("", "0"))
+    root = os.environ.get(COMPILED_DIR_ENV)
+    files, reason = plan(
+        Path(root) if root else compiled_dir(), pure=os.environ.get(PURE_ENV, "") not in ("", "0")
+    )
     if files is None:
         _STATUS = {"compiled": False, "reason": reason, "modules": 0, "native": []}
         if "stale" in reason:
@@ -228,8 +247,15 @@ def install() -> dict[str, object]:
 # --- building ----------------------------------------------------------------------------------
 
 
-def build(destination: Path, modules: Sequence[str] = MODULES, jobs: int = 2) -> dict[str, object]:
-    """Compile ``modules`` with mypyc into ``destination`` (replaced whole); return the manifest."""
+def build(
+    destination: Path, modules: Sequence[str] = MODULES, jobs: int = 2, pgo: bool = True
+) -> dict[str, object]:
+    """Compile ``modules`` with mypyc into ``destination`` (replaced whole); return the manifest.
+
+    With ``pgo`` (and GCC, and :data:`TRAINING` at hand) the C is compiled twice: instrumented,
+    then trained on the engine benchmark's workloads in a subprocess, then again with that
+    profile (``-fprofile-use``: GCC lays out and inlines the paths the workloads take). The
+    rules are the same code either way; only the machine code's layout differs."""
     import shutil
     import tempfile
     import time
@@ -253,15 +279,34 @@ def build(destination: Path, modules: Sequence[str] = MODULES, jobs: int = 2) ->
     cwd = os.getcwd()
     cache = os.environ.get("MYPY_CACHE_DIR")
     os.environ["MYPY_CACHE_DIR"] = str(work / "mypy-cache")  # not src/.mypy_cache
+    profiled = False
     try:
         os.chdir(SOURCE_ROOT)
         print("  type-checking and generating C (mypyc) ...", flush=True)
         extensions = mypycify(
             list(modules), opt_level="3", group_name=GROUP, target_dir=str(work / "c")
         )
-        print(f"  compiling C ({len(extensions)} extensions) ...", flush=True)
-        _build_ext("strata-compiled", extensions, staging, work / "o", jobs)
-        native = _build_native(staging, work, jobs)
+        flagged = [(e, list(e.extra_compile_args)) for e in extensions]  # with mypyc's flags
+        why_not = _why_no_pgo() if pgo else "not asked for"
+        if why_not is None:
+            # Both passes compile the same C from the same paths: GCC finds each object's
+            # profile by its object file's path.
+            profile = work / "profile"
+            print(f"  compiling C, instrumented ({len(extensions)} extensions) ...", flush=True)
+            instrumented = work / "instrumented"
+            generate = [f"-fprofile-generate={profile}"]
+            native = _compile_all(flagged, instrumented, work, jobs, generate, generate)
+            _write_manifest(instrumented, modules, digests, native)
+            print(f"  training: {TRAINING.name} on {TRAINING_EVENTS} operations ...", flush=True)
+            why_not = _train(instrumented, profile)
+        if why_not is None:
+            use = [f"-fprofile-use={profile}", "-fprofile-correction", "-Wno-missing-profile"]
+            print(f"  compiling C with the profile ({len(extensions)} extensions) ...", flush=True)
+            native = _compile_all(flagged, staging, work, jobs, use, [])
+            profiled = True
+        else:
+            print(f"  compiling C ({len(extensions)} extensions; no profile: {why_not}) ...")
+            native = _compile_all(flagged, staging, work, jobs, [], [])
     finally:
         os.chdir(cwd)
         if cache is None:
@@ -269,6 +314,80 @@ def build(destination: Path, modules: Sequence[str] = MODULES, jobs: int = 2) ->
         else:
             os.environ["MYPY_CACHE_DIR"] = cache
         shutil.rmtree(work, ignore_errors=True)
+    manifest = _write_manifest(staging, modules, digests, native, profiled)
+    shutil.rmtree(destination, ignore_errors=True)
+    staging.rename(destination)
+    print(f"compiled in {time.monotonic() - start:.0f} s", flush=True)
+    return manifest
+
+
+def _why_no_pgo() -> str | None:
+    """Why the build cannot be profile-guided here, or ``None`` if it can."""
+    import shlex
+    import subprocess
+
+    if not TRAINING.is_file():
+        return f"no {TRAINING.relative_to(SOURCE_ROOT.parent)} (not a checkout)"
+    compiler = shlex.split(os.environ.get("CC") or str(sysconfig.get_config_var("CC") or "cc"))
+    try:
+        version = subprocess.run(
+            [*compiler, "--version"], capture_output=True, text=True, check=True
+        ).stdout
+    except (OSError, subprocess.CalledProcessError, IndexError):
+        return "the C compiler does not say its version"
+    if "clang" in version.lower() or "gcc" not in version.lower():
+        return "the C compiler is not GCC (its profiles need other tools)"
+    return None
+
+
+def _train(staging: Path, profile: Path) -> str | None:
+    """Run :data:`TRAINING` once with the instrumented build in ``staging`` (its counters go to
+    ``profile``); ``None`` if it ran, else why not."""
+    import subprocess
+
+    env = dict(os.environ, **{COMPILED_DIR_ENV: str(staging)})
+    env.pop(PURE_ENV, None)  # `make` runs `strata compile` interpreted; the training is compiled
+    argv = ["--engine-only", "--events", str(TRAINING_EVENTS), "--runs", "1"]
+    done = subprocess.run(
+        [sys.executable, str(TRAINING), *argv],
+        env=env,
+        cwd=SOURCE_ROOT.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        return f"the training run failed ({done.returncode}): {done.stderr[-500:]}"
+    if not any(profile.rglob("*.gcda")):
+        return "the training run left no profile"
+    return None
+
+
+def _compile_all(
+    extensions: list[tuple[Any, list[str]]],
+    staging: Path,
+    work: Path,
+    jobs: int,
+    cflags: list[str],
+    ldflags: list[str],
+) -> dict[str, dict[str, str]]:
+    """Compile mypyc's ``extensions`` (each with mypyc's flags) and the :data:`NATIVE` ones into
+    ``staging`` with :data:`EXTRA_CFLAGS` and ``cflags`` (``ldflags`` to link); return the
+    native entries."""
+    for extension, mypyc_flags in extensions:
+        extension.extra_compile_args = [*mypyc_flags, *EXTRA_CFLAGS, *cflags]
+        extension.extra_link_args = [*ldflags]
+    _build_ext("strata-compiled", [e for e, _ in extensions], staging, work / "o", jobs)
+    return _build_native(staging, work, jobs, [*EXTRA_CFLAGS, *cflags], ldflags)
+
+
+def _write_manifest(
+    staging: Path,
+    modules: Sequence[str],
+    digests: dict[str, str],
+    native: dict[str, dict[str, str]],
+    profiled: bool = False,
+) -> dict[str, object]:
     suffix = str(sysconfig.get_config_var("EXT_SUFFIX"))
     entries: dict[str, dict[str, str]] = {}
     for path in modules:
@@ -282,11 +401,9 @@ def build(destination: Path, modules: Sequence[str] = MODULES, jobs: int = 2) ->
         "support": f"{GROUP}__mypyc{suffix}",
         "modules": entries,
         "native": native,
+        "profile_guided": profiled,
     }
     (staging / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-    shutil.rmtree(destination, ignore_errors=True)
-    staging.rename(destination)
-    print(f"compiled in {time.monotonic() - start:.0f} s", flush=True)
     return manifest
 
 
@@ -294,11 +411,23 @@ def _build_ext(name: str, extensions: list[Any], staging: Path, temp: Path, jobs
     """setuptools' ``build_ext`` of ``extensions`` into ``staging``."""
     from setuptools import setup  # type: ignore[import-untyped]
 
-    args = ["--quiet", "build_ext", "--build-lib", str(staging), "--build-temp", str(temp)]
+    # --force: the profile-guided build compiles the same sources to the same objects twice (its
+    # profile is found by the objects' paths).
+    args = [
+        "--quiet",
+        "build_ext",
+        "--force",
+        "--build-lib",
+        str(staging),
+        "--build-temp",
+        str(temp),
+    ]
     setup(name=name, ext_modules=extensions, script_args=[*args, "--parallel", str(jobs)])
 
 
-def _build_native(staging: Path, work: Path, jobs: int) -> dict[str, dict[str, str]]:
+def _build_native(
+    staging: Path, work: Path, jobs: int, cflags: list[str], ldflags: list[str]
+) -> dict[str, dict[str, str]]:
     """Build the :data:`NATIVE` extensions into ``staging``; return their manifest entries. One
     that fails to build (no OpenSSL headers) is left out, with a line saying so: ring 0 then
     runs without it."""
@@ -308,7 +437,13 @@ def _build_native(staging: Path, work: Path, jobs: int) -> dict[str, dict[str, s
     entries: dict[str, dict[str, str]] = {}
     for path, name in NATIVE.items():
         print(f"  compiling {name} (C) ...", flush=True)
-        extension = Extension(name, sources=[path], libraries=["crypto"])
+        extension = Extension(
+            name,
+            sources=[path],
+            libraries=["crypto"],
+            extra_compile_args=cflags,
+            extra_link_args=ldflags,
+        )
         try:
             _build_ext("strata-native", [extension], staging, work / "native", jobs)
         except (SystemExit, Exception) as error:  # a compiler's failure is SystemExit here
@@ -335,9 +470,14 @@ def compile_main(argv: list[str]) -> int:
     )
     parser.add_argument("--status", action="store_true", help="print how ring 0 runs, as JSON")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="C compilers")
+    parser.add_argument(
+        "--no-pgo",
+        action="store_true",
+        help="compile once, without the training run (faster to build, slower to run)",
+    )
     args = parser.parse_args(argv)
     if args.status:
         print(json.dumps(status()))
         return 0
-    build(compiled_dir(), jobs=args.jobs)
+    build(compiled_dir(), jobs=args.jobs, pgo=not args.no_pgo)
     return 0

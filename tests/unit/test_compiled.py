@@ -108,3 +108,29 @@ def test_the_compiled_modules_define_no_struct() -> None:
         text = (compiled.SOURCE_ROOT / path).read_text()
         assert not compiled._STRUCT_CLASS.search(text), path
     assert sys.modules["strata.compiled"] is compiled
+
+
+def test_profile_guided_build_needs_gcc(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Another compiler (or none that answers) gives a plain build, with the reason printed.
+    monkeypatch.setenv("CC", "no-such-compiler-strata")
+    assert compiled._why_no_pgo() == "the C compiler does not say its version"
+    fake = shutil.which("true")
+    assert fake is not None
+    monkeypatch.setenv("CC", fake)  # answers nothing: not GCC
+    assert compiled._why_no_pgo() == "the C compiler is not GCC (its profiles need other tools)"
+
+
+def test_the_training_run_loads_the_build_it_is_given(tmp_path: Path) -> None:
+    # STRATA_COMPILED_DIR points a process at another build (the training run's, instrumented):
+    # one with no build there runs interpreted and says where it looked.
+    import os
+    import subprocess
+
+    code = "import json, strata; from strata import compiled; print(json.dumps(compiled.status()))"
+    env = dict(os.environ, **{compiled.COMPILED_DIR_ENV: str(tmp_path)})
+    env.pop(compiled.PURE_ENV, None)
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    status = json.loads(done.stdout)
+    assert status["compiled"] is False and status["reason"] == f"no build in {tmp_path}"
