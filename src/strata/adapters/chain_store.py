@@ -341,9 +341,7 @@ def _check_data_file(path: Path, env: lmdb.Environment) -> None:
         free = _free_pages(
             file.fileno(), size, psize, info["last_txnid"], last_pgno, f"{path.name}/data.mdb"
         )
-    if free is None or sum(first_missing <= pgno <= last_pgno for pgno in free) < (
-        last_pgno + 1 - first_missing
-    ):
+    if free is None or any(pgno not in free for pgno in range(first_missing, last_pgno + 1)):
         raise StoreError(
             f"{path.name}/data.mdb is truncated: {size} bytes on disk, {used} bytes in use"
         )
