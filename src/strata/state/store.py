@@ -38,10 +38,14 @@ _MISSING: Any = object()
 class Journal:
     """Undo log shared by all tables of one :class:`State`."""
 
-    __slots__ = ("undo",)
+    __slots__ = ("spare", "undo")
 
     def __init__(self) -> None:
         self.undo: list[tuple[MutableMapping[Any, Any], Any, Any]] | None = None
+        """The open journal's entries, or ``None`` when no journal is open."""
+        self.spare: list[tuple[MutableMapping[Any, Any], Any, Any]] = []
+        """The list the next journal records into (emptied when a journal closes): one list for
+        every journal, not a new one for each transaction."""
 
 
 class KeyCodec(NamedTuple):
@@ -202,12 +206,15 @@ class State:
 
     # --- journal ---
     def begin(self) -> None:
-        if self.journal.undo is not None:
+        journal = self.journal
+        if journal.undo is not None:
             raise InvariantViolation(ErrorCode.JOURNAL_OPEN, "journals do not nest")
-        self.journal.undo = []
+        journal.undo = journal.spare
 
     def commit(self) -> None:
-        self.journal.undo = None
+        journal = self.journal
+        journal.spare.clear()
+        journal.undo = None
 
     def rollback(self) -> None:
         undo = self.journal.undo
@@ -219,6 +226,7 @@ class State:
                 data.pop(key, None)
             else:
                 data[key] = old
+        undo.clear()
         self.journal.undo = None
 
     def is_journal_open(self) -> bool:

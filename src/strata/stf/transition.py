@@ -1094,6 +1094,22 @@ def _reserve(
 # --------------------------------------------------------------------------------------------
 
 
+class _Admitted(MarketWork):
+    """An admitted transaction from admission to its receipt: its bytes, status (0 or the
+    execution failure's code), base gas and events, and (as a :class:`MarketWork`) the matching
+    work its gas meters. One object per transaction, where a tuple, a work record and the
+    integers boxed into the tuple were three."""
+
+    __slots__ = ("base_gas", "data", "events", "status")
+
+    def __init__(self, data: bytes, status: int, base_gas: int, events: list[Event]) -> None:
+        super().__init__()
+        self.data = data
+        self.status = status
+        self.base_gas = base_gas
+        self.events = events
+
+
 class TxClass:
     """Canonical in-block classes: makers are protected by running before takers."""
 
@@ -1145,9 +1161,10 @@ def _execute(
     check_header(state, header, params)
     if len(transactions) > params.max_transactions_per_block:
         raise InvalidBlock(ErrorCode.TOO_MANY_TRANSACTIONS, str(len(transactions)))
-    if signers is None:
-        signers = check_signatures(params, transactions)
-    if len(signers) != len(transactions):
+    # A list: compiled, a list's item is read directly, any other sequence's through a generic
+    # lookup with a boxed index.
+    signer_of = check_signatures(params, transactions) if signers is None else list(signers)
+    if len(signer_of) != len(transactions):
         raise InvalidBlock(ErrorCode.MALFORMED_BLOCK, "one signer result per transaction")
 
     # --- prologue ---
@@ -1185,7 +1202,7 @@ def _execute(
             try:
                 # A signer found means check_signatures decoded these bytes, canonical: they
                 # need not be encoded again to compare (about 3% of a single-order block).
-                tx = decode(data) if signers[index] is None else decode_known_canonical(data)
+                tx = decode(data) if signer_of[index] is None else decode_known_canonical(data)
             except InvalidTransaction as error:
                 reject(index, data, error)
                 continue
@@ -1194,27 +1211,26 @@ def _execute(
 
     # --- admission ---
     block = _Block(state, params, header.timestamp_ms)
-    admitted: list[tuple[bytes, int, int]] = []  # (bytes, status, base gas)
+    admitted: list[_Admitted] = []
     tx_events: list[list[Event]] = []
     for _, index, tx, data in ordered:
         try:
-            status, base_gas, events = process_admission(block, len(admitted), tx, signers[index])
+            status, base_gas, events = process_admission(block, len(admitted), tx, signer_of[index])
         except InvalidTransaction as error:
             reject(index, data, error)
             continue
-        admitted.append((data, status, base_gas))
+        admitted.append(_Admitted(data, status, base_gas, events))
         tx_events.append(events)
     block.nonces.flush()
     block.flush_reserved()
 
     # --- matching, market by market ---
     deltas: dict[bytes, AccountDelta] = {}
-    work = [MarketWork() for _ in admitted]
     # The orders of fired triggers match first; their events go to one more slot at the end.
     system_slot = len(admitted)
     system_events: list[Event] = []
     tx_events.append(system_events)
-    work.append(MarketWork())
+    work: list[MarketWork] = [*admitted, MarketWork()]
     for market_id, ops in triggered.items():
         for op in ops:
             op.tx_index = system_slot
@@ -1241,17 +1257,19 @@ def _execute(
     per_level = gas_schedule.per_level
     per_cancel = gas_schedule.cancel
     receipts: list[Receipt] = []
+    encoded_receipts: list[bytes] = []  # encoded here, while each receipt's events are in cache
     gas_used = 0
     tx_hash = compute_transaction_hash
     make_receipt = Receipt
-    for position, (data, status, base_gas) in enumerate(admitted):
-        w = work[position]
+    for w in admitted:
         # Matching work is metered (receipt and block limit) but not charged: only base gas is
         # paid, at admission, where free collateral is checked. A charge for work that no
         # reservation can bound could leave an account with bad debt.
-        gas = base_gas + w.fills * per_fill + w.levels * per_level + w.cancels * per_cancel
+        gas = w.base_gas + w.fills * per_fill + w.levels * per_level + w.cancels * per_cancel
         gas_used += gas
-        receipts.append(make_receipt(tx_hash(data), status, gas, tuple(tx_events[position])))
+        receipt = make_receipt(tx_hash(w.data), w.status, gas, tuple(w.events))
+        receipts.append(receipt)
+        encoded_receipts.append(encode(receipt))
     if gas_used > params.block_gas_limit:
         raise InvalidBlock(
             ErrorCode.BLOCK_GAS_LIMIT_EXCEEDED, f"{gas_used} > {params.block_gas_limit}"
@@ -1284,9 +1302,7 @@ def _execute(
         gas_used=gas_used,
         state_root=b"",
         transactions_root=compute_ordered_root(included_txs),
-        receipts_root=compute_ordered_root(
-            [encode(receipt) for receipt in receipts] + [encode(block_events)]
-        ),
+        receipts_root=compute_ordered_root([*encoded_receipts, encode(block_events)]),
         withdrawals_root=compute_ordered_root([encode(w) for w in block.withdrawals]),
     )
     state.tip = ChainTip(computed.height, computed.timestamp_ms, b"")

@@ -60,7 +60,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from heapq import heapify, heappop, heappush
-from typing import Final, NamedTuple
+from typing import Final
 
 from strata.core.errors import ErrorCode, InvariantViolation
 from strata.modules.book.types import Order, OrderReason, OrderStatus, TimeInForce
@@ -73,19 +73,32 @@ ReduceOnlyCap = Callable[[bytes, bool], int]
 position that such trades would reduce)."""
 
 
-class Fill(NamedTuple):
+class Fill:
     """One match between the incoming order and a resting maker.
 
     ``maker`` is the resting order with its ``size_lots`` already decremented (removed from the
     book when it reaches 0); ``price_ticks`` is always the maker's price; ``size_lots > 0``.
+
+    A plain class, not a named tuple (as :class:`PlaceResult`): compiled, constructing one is a
+    direct call and reading a field a load, where a named tuple's construction goes through
+    ``tuple.__new__`` (about 400 instructions) and its fields through attribute lookups.
     """
 
-    maker: Order
-    price_ticks: int
-    size_lots: int
+    __slots__ = ("maker", "price_ticks", "size_lots")
+
+    def __init__(self, maker: Order, price_ticks: int, size_lots: int) -> None:
+        self.maker = maker
+        self.price_ticks = price_ticks
+        self.size_lots = size_lots
+
+    def __repr__(self) -> str:
+        return (
+            f"Fill(maker={self.maker.order_id}, price_ticks={self.price_ticks}, "
+            f"size_lots={self.size_lots})"
+        )
 
 
-class PlaceResult(NamedTuple):
+class PlaceResult:
     """Outcome of ``Book.place``.
 
     fills:        matches in execution order
@@ -99,11 +112,27 @@ class PlaceResult(NamedTuple):
     filled_lots:  total lots filled (sum of ``fills`` sizes)
     """
 
-    fills: list[Fill]
-    canceled: list[tuple[Order, OrderReason]]
-    status: OrderStatus
-    reason: OrderReason
-    filled_lots: int
+    __slots__ = ("canceled", "filled_lots", "fills", "reason", "status")
+
+    def __init__(
+        self,
+        fills: list[Fill],
+        canceled: list[tuple[Order, OrderReason]],
+        status: OrderStatus,
+        reason: OrderReason,
+        filled_lots: int,
+    ) -> None:
+        self.fills = fills
+        self.canceled = canceled
+        self.status = status
+        self.reason = reason
+        self.filled_lots = filled_lots
+
+    def __repr__(self) -> str:
+        return (
+            f"PlaceResult(fills={self.fills!r}, canceled={self.canceled!r}, "
+            f"status={self.status!r}, reason={self.reason!r}, filled_lots={self.filled_lots})"
+        )
 
 
 def _order_id_of(order: Order) -> int:
@@ -113,7 +142,6 @@ def _order_id_of(order: Order) -> int:
 # Module-level bindings for the hot paths. ``Final`` names are constants to the compiled build
 # (mypyc keeps them in C variables: no lookup at all); run interpreted, a global lookup is still
 # cheaper than an enum attribute lookup or an import's.
-_new: Final = tuple.__new__
 _GTC: Final = TimeInForce.GTC
 _IOC: Final = TimeInForce.IOC
 _FOK: Final = TimeInForce.FOK
@@ -403,12 +431,12 @@ class Book:
         owner = order.owner
         cid = order.client_id
         if cid is not None and (owner, cid) in self._by_client:
-            return _new(_PLACE_RESULT, ([], [], _REJECTED, _R_DUP, 0))
+            return _PLACE_RESULT([], [], _REJECTED, _R_DUP, 0)
         if (
             tif in _MAY_REST
             and len(self._by_owner.get(owner, ())) >= self.max_open_orders_per_owner
         ):
-            return _new(_PLACE_RESULT, ([], [], _REJECTED, _R_MANY, 0))
+            return _PLACE_RESULT([], [], _REJECTED, _R_MANY, 0)
         order_id = order.order_id
         orders = self._orders
         if order_id in orders:
@@ -457,24 +485,24 @@ class Book:
                     self._by_client[(owner, cid)] = order
                 if order.expires_at_ms is not None:
                     _heappush(self._expiries, (order.expires_at_ms, order_id))
-                return _new(_PLACE_RESULT, ([], [], _OPEN, _R_NONE, 0))
+                return _PLACE_RESULT([], [], _OPEN, _R_NONE, 0)
             if tif == _FOK:
-                return _new(_PLACE_RESULT, ([], [], _REJECTED, _R_FOK, 0))
-            return _new(_PLACE_RESULT, ([], [], _CANCELED, _R_IOC, 0))
+                return _PLACE_RESULT([], [], _REJECTED, _R_FOK, 0)
+            return _PLACE_RESULT([], [], _CANCELED, _R_IOC, 0)
         if tif == _POST_ONLY:
-            return _new(_PLACE_RESULT, ([], [], _REJECTED, _R_POST, 0))
+            return _PLACE_RESULT([], [], _REJECTED, _R_POST, 0)
         if tif == _FOK and not self._is_fillable(order, limit_key, levels, reduce_only_cap):
-            return _new(_PLACE_RESULT, ([], [], _REJECTED, _R_FOK, 0))
+            return _PLACE_RESULT([], [], _REJECTED, _R_FOK, 0)
         fills, canceled = self._take(order, limit_key, opp, reduce_only_cap)
         filled = 0
         for fill in fills:
-            filled += fill[2]
+            filled += fill.size_lots
         if not order.size_lots:
-            return _new(_PLACE_RESULT, (fills, canceled, _FILLED_S, _R_FILLED, filled))
+            return _PLACE_RESULT(fills, canceled, _FILLED_S, _R_FILLED, filled)
         if tif == _GTC:
             self._rest(order, 1 - opp)
-            return _new(_PLACE_RESULT, (fills, canceled, _OPEN, _R_NONE, filled))
-        return _new(_PLACE_RESULT, (fills, canceled, _CANCELED, _R_IOC, filled))
+            return _PLACE_RESULT(fills, canceled, _OPEN, _R_NONE, filled)
+        return _PLACE_RESULT(fills, canceled, _CANCELED, _R_IOC, filled)
 
     def _take(
         self,
@@ -526,7 +554,7 @@ class Book:
                     qty = remaining if remaining < maker_size else maker_size
                     maker.size_lots = maker_size - qty
                     remaining -= qty
-                    append_fill(_new(_FILL, (maker, maker.price_ticks, qty)))
+                    append_fill(_FILL(maker, maker.price_ticks, qty))
                     if qty == maker_size:
                         removed.append(maker)
                     if not remaining:
@@ -553,7 +581,7 @@ class Book:
                 maker.size_lots = maker_size - qty
                 remaining -= qty
                 used[maker_owner] = used_before + qty
-                append_fill(_new(_FILL, (maker, maker.price_ticks, qty)))
+                append_fill(_FILL(maker, maker.price_ticks, qty))
                 if qty == maker_size:
                     removed.append(maker)
                 elif allowed >= 0 and maker_size - qty > allowed - qty:
