@@ -161,8 +161,6 @@ _R_DUP: Final = OrderReason.DUPLICATE_CLIENT_ID
 _R_MANY: Final = OrderReason.TOO_MANY_OPEN_ORDERS
 
 _MAY_REST: Final = (_GTC, _POST_ONLY)
-_PLACE_RESULT: Final = PlaceResult
-_FILL: Final = Fill
 _heappush: Final = heappush
 _heappop: Final = heappop
 
@@ -195,8 +193,10 @@ class Book:
         self.market_id = market_id
         self.max_open_orders_per_owner = max_open_orders_per_owner
         self._orders: dict[int, Order] = {}
-        self._levels: tuple[dict[int, _Level], dict[int, _Level]] = ({}, {})
-        self._heaps: tuple[list[int], list[int]] = ([], [])
+        # Lists of the two sides, not tuples: compiled, a tuple attribute is kept unboxed and
+        # indexing it by a variable side builds a tuple object first; a list is indexed in place.
+        self._levels: list[dict[int, _Level]] = [{}, {}]
+        self._heaps: list[list[int]] = [[], []]
         self._gc_at = [_GC_MIN, _GC_MIN]
         self._by_owner: dict[bytes, dict[int, Order]] = {}
         self._by_client: dict[tuple[bytes, int], Order] = {}
@@ -431,12 +431,10 @@ class Book:
         owner = order.owner
         cid = order.client_id
         if cid is not None and (owner, cid) in self._by_client:
-            return _PLACE_RESULT([], [], _REJECTED, _R_DUP, 0)
-        if (
-            tif in _MAY_REST
-            and len(self._by_owner.get(owner, ())) >= self.max_open_orders_per_owner
-        ):
-            return _PLACE_RESULT([], [], _REJECTED, _R_MANY, 0)
+            return PlaceResult([], [], _REJECTED, _R_DUP, 0)
+        mine = self._by_owner.get(owner)  # (read once: resting below uses it too)
+        if tif in _MAY_REST and mine is not None and len(mine) >= self.max_open_orders_per_owner:
+            return PlaceResult([], [], _REJECTED, _R_MANY, 0)
         order_id = order.order_id
         orders = self._orders
         if order_id in orders:
@@ -476,8 +474,7 @@ class Book:
                 else:
                     level[order_id] = order
                 orders[order_id] = order
-                mine = self._by_owner.get(owner)
-                if mine is None:
+                if mine is None:  # (nothing changed since it was read: no match ran)
                     self._by_owner[owner] = {order_id: order}
                 else:
                     mine[order_id] = order
@@ -485,24 +482,24 @@ class Book:
                     self._by_client[(owner, cid)] = order
                 if order.expires_at_ms is not None:
                     _heappush(self._expiries, (order.expires_at_ms, order_id))
-                return _PLACE_RESULT([], [], _OPEN, _R_NONE, 0)
+                return PlaceResult([], [], _OPEN, _R_NONE, 0)
             if tif == _FOK:
-                return _PLACE_RESULT([], [], _REJECTED, _R_FOK, 0)
-            return _PLACE_RESULT([], [], _CANCELED, _R_IOC, 0)
+                return PlaceResult([], [], _REJECTED, _R_FOK, 0)
+            return PlaceResult([], [], _CANCELED, _R_IOC, 0)
         if tif == _POST_ONLY:
-            return _PLACE_RESULT([], [], _REJECTED, _R_POST, 0)
+            return PlaceResult([], [], _REJECTED, _R_POST, 0)
         if tif == _FOK and not self._is_fillable(order, limit_key, levels, reduce_only_cap):
-            return _PLACE_RESULT([], [], _REJECTED, _R_FOK, 0)
+            return PlaceResult([], [], _REJECTED, _R_FOK, 0)
         fills, canceled = self._take(order, limit_key, opp, reduce_only_cap)
         filled = 0
         for fill in fills:
             filled += fill.size_lots
         if not order.size_lots:
-            return _PLACE_RESULT(fills, canceled, _FILLED_S, _R_FILLED, filled)
+            return PlaceResult(fills, canceled, _FILLED_S, _R_FILLED, filled)
         if tif == _GTC:
             self._rest(order, 1 - opp)
-            return _PLACE_RESULT(fills, canceled, _OPEN, _R_NONE, filled)
-        return _PLACE_RESULT(fills, canceled, _CANCELED, _R_IOC, filled)
+            return PlaceResult(fills, canceled, _OPEN, _R_NONE, filled)
+        return PlaceResult(fills, canceled, _CANCELED, _R_IOC, filled)
 
     def _take(
         self,
@@ -525,7 +522,6 @@ class Book:
         remaining = order.size_lots
         fills: list[Fill] = []
         canceled: list[tuple[Order, OrderReason]] = []
-        append_fill = fills.append
         # Reduce-only bookkeeping, only with a cap function: start-of-call caps and lots filled
         # so far by each maker owner in this call.
         caps: dict[bytes, int] = {}
@@ -554,7 +550,7 @@ class Book:
                     qty = remaining if remaining < maker_size else maker_size
                     maker.size_lots = maker_size - qty
                     remaining -= qty
-                    append_fill(_FILL(maker, maker.price_ticks, qty))
+                    fills.append(Fill(maker, maker.price_ticks, qty))
                     if qty == maker_size:
                         removed.append(maker)
                     if not remaining:
@@ -581,7 +577,7 @@ class Book:
                 maker.size_lots = maker_size - qty
                 remaining -= qty
                 used[maker_owner] = used_before + qty
-                append_fill(_FILL(maker, maker.price_ticks, qty))
+                fills.append(Fill(maker, maker.price_ticks, qty))
                 if qty == maker_size:
                     removed.append(maker)
                 elif allowed >= 0 and maker_size - qty > allowed - qty:

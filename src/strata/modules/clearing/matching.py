@@ -155,6 +155,24 @@ class MarketWork:
         self.cancels = 0
 
 
+class AdmittedTx(MarketWork):
+    """An admitted transaction from admission to its receipt (``stf.transition``): its bytes,
+    status (0 or the execution failure's code), base gas and events, and (as a
+    :class:`MarketWork`) the matching work its gas meters. One object per transaction, where a
+    tuple, a work record and the integers boxed into the tuple were three. (Defined beside its
+    base: an interpreted copy of the transition, as tests make, cannot subclass a compiled
+    class.)"""
+
+    __slots__ = ("base_gas", "data", "events", "status")
+
+    def __init__(self, data: bytes, status: int, base_gas: int, events: EventSink) -> None:
+        super().__init__()
+        self.data = data
+        self.status = status
+        self.base_gas = base_gas
+        self.events = events
+
+
 def _delta(deltas: dict[bytes, AccountDelta], owner: bytes) -> AccountDelta:
     delta = deltas.get(owner)
     if delta is None:
@@ -331,7 +349,7 @@ def process_market_matching(
         # Makers removed during this placement (self-trade, reduce-only) report once, after
         # their fills, as canceled with what they filled here.
         removed = {o.order_id for o, _ in result.canceled} if result.canceled else None
-        filled_here: dict[int, int] = {}
+        filled_here: dict[int, int] | None = {} if removed is not None else None
         if fills:
             taker_tier = tier_of(owner)
             taker_delta = _delta(deltas, owner)
@@ -379,6 +397,7 @@ def process_market_matching(
                     )
                 )
                 if removed is not None and maker.order_id in removed:
+                    assert filled_here is not None
                     filled_here[maker.order_id] = filled_here.get(maker.order_id, 0) + qty
                 elif remaining == 0:
                     out.append(
@@ -403,7 +422,7 @@ def process_market_matching(
                     canceled,
                     OrderStatus.CANCELED,
                     reason,
-                    filled_here.get(canceled.order_id, 0),
+                    0 if filled_here is None else filled_here.get(canceled.order_id, 0),
                 )
             )
 
