@@ -16,6 +16,7 @@ from strata.stf.events import Event
 
 # Compiled, a ``Final`` name is a C variable, not a lookup in the module's globals at each use.
 _POSITION_CHANGED: Final = PositionChanged
+_POSITION: Final = Position
 
 
 def process_settlement(
@@ -43,15 +44,19 @@ def process_settlement(
             size_before = abs(position.size_lots)
             position, funding_paid = funding.settle_position_funding(state, account, position)
             realized = fees = cash = 0
+            # The fills apply to the position's figures one after another (one record at the end).
+            size = position.size_lots
+            cost = position.entry_cost_quote
             while i < n and fills[i][0] == market_id:
                 _, is_buy, price, qty, fee = fills[i]
                 notional = price * qty * qptl
-                position, pnl = clearing.compute_trade_on_position(position, is_buy, qty, notional)
+                size, cost, pnl = clearing.compute_trade(size, cost, is_buy, qty, notional)
                 cash += (-notional if is_buy else notional) - fee  # a buyer pays, a seller is paid
                 realized += pnl
                 fees += fee
                 volume += notional
                 i += 1
+            position = _POSITION(market_id, size, cost, position.funding_index_micro)
             # The market's fills move the position's cash and the fee pool once, by their sums
             # (the same totals as fill by fill: nothing reads them in between).
             collateral.add_position_cash(state, account, market_id, cash)

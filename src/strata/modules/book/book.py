@@ -60,7 +60,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from heapq import heapify, heappop, heappush
-from typing import Final
+from typing import Any, Final
 
 from strata.core.errors import ErrorCode, InvariantViolation
 from strata.modules.book.types import Order, OrderReason, OrderStatus, TimeInForce
@@ -302,26 +302,27 @@ class Book:
     def _rest(self, order: Order, side: int) -> None:
         """Append ``order`` to its level on ``side`` and index it (no checks)."""
         key = -order.price_ticks if side == 0 else order.price_ticks
+        order_id: Any = order.order_id  # (boxed once: see place)
         levels = self._levels[side]
         level = levels.get(key)
         if level is None:
-            levels[key] = {order.order_id: order}
+            levels[key] = {order_id: order}
             _heappush(self._heaps[side], key)
             if len(levels) > self._gc_at[side]:
                 self._compact(side)
         else:
-            level[order.order_id] = order
-        self._orders[order.order_id] = order
+            level[order_id] = order
+        self._orders[order_id] = order
         owner = order.owner
         mine = self._by_owner.get(owner)
         if mine is None:
-            self._by_owner[owner] = {order.order_id: order}
+            self._by_owner[owner] = {order_id: order}
         else:
-            mine[order.order_id] = order
+            mine[order_id] = order
         if order.client_id is not None:
             self._by_client[(owner, order.client_id)] = order
         if order.expires_at_ms is not None:
-            _heappush(self._expiries, (order.expires_at_ms, order.order_id))
+            _heappush(self._expiries, (order.expires_at_ms, order_id))
 
     def pop_expired(self, timestamp_ms: int) -> list[Order]:
         """Remove every resting order whose ``expires_at_ms <= timestamp_ms``; return them
@@ -362,13 +363,14 @@ class Book:
     def cancel(self, order_id: int) -> Order | None:
         """Remove the resting order ``order_id`` and return it (unchanged), or ``None`` if no
         such order rests."""
-        order = self._orders.pop(order_id, None)
+        key: Any = order_id  # (boxed once: see place)
+        order = self._orders.pop(key, None)
         if order is None:
             return None
         if order.is_buy:
-            del self._levels[0][-order.price_ticks][order_id]
+            del self._levels[0][-order.price_ticks][key]
         else:
-            del self._levels[1][order.price_ticks][order_id]
+            del self._levels[1][order.price_ticks][key]
         self._unindex(order)
         return order
 
@@ -435,7 +437,9 @@ class Book:
         mine = self._by_owner.get(owner)  # (read once: resting below uses it too)
         if tif in _MAY_REST and mine is not None and len(mine) >= self.max_open_orders_per_owner:
             return PlaceResult([], [], _REJECTED, _R_MANY, 0)
-        order_id = order.order_id
+        # Boxed once (``Any``): compiled, an ``int`` variable used as a dict key is boxed into a
+        # new object at each use.
+        order_id: Any = order.order_id
         orders = self._orders
         if order_id in orders:
             raise InvariantViolation(
@@ -586,7 +590,7 @@ class Book:
                 if not remaining:
                     break
             for maker in removed:
-                maker_id = maker.order_id
+                maker_id: Any = maker.order_id  # (boxed once: see place)
                 del level[maker_id]
                 del orders[maker_id]
                 maker_owner = maker.owner

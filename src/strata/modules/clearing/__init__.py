@@ -203,24 +203,38 @@ def compute_trade_on_position(
 ) -> tuple[Position, int]:
     """:func:`compute_fill_on_position` for a trade of ``size_lots`` worth ``notional_quote`` in
     all (a fill's ``price * size * qptl``, or a liquidation transfer's bankruptcy value, which
-    need not be a whole number of ticks). A flip splits the notional: the closing part is
+    need not be a whole number of ticks): :func:`compute_trade` on the position's figures. The
+    funding index stays (the position settled its funding before the trade: see
+    ``modules/funding``)."""
+    size, cost, realized = compute_trade(
+        position.size_lots, position.entry_cost_quote, is_buy, size_lots, notional_quote
+    )
+    return _POSITION(position.market_id, size, cost, position.funding_index_micro), realized
+
+
+def compute_trade(
+    size_lots: int, entry_cost_quote: int, is_buy: bool, trade_lots: int, notional_quote: int
+) -> tuple[int, int, int]:
+    """``(size_lots, entry_cost_quote, realized PnL)`` of a position of ``size_lots`` that cost
+    ``entry_cost_quote`` after a trade of ``trade_lots`` worth ``notional_quote`` (the rule of
+    the module docstring, on integers: a settlement applies a market's fills one after another
+    without a position record for each). A flip splits the notional: the closing part is
     ``floor(notional * closed / size)``, the opening part the rest."""
-    size = position.size_lots
-    cost = position.entry_cost_quote
-    funding = position.funding_index_micro  # settled before the fill (see ``modules/funding``)
-    delta = size_lots if is_buy else -size_lots
+    size = size_lots
+    cost = entry_cost_quote
+    delta = trade_lots if is_buy else -trade_lots
     if size == 0 or (size > 0) == is_buy:
         signed = notional_quote if is_buy else -notional_quote
-        return _POSITION(position.market_id, size + delta, cost + signed, funding), 0
+        return size + delta, cost + signed, 0
     before = size if size > 0 else -size
-    closed = size_lots if size_lots < before else before
+    closed = trade_lots if trade_lots < before else before
     after = before - closed
     kept_cost = -(-(cost * after) // before)
     removed = cost - kept_cost
-    close_value = notional_quote * closed // size_lots
+    close_value = notional_quote * closed // trade_lots
     realized = (close_value if size > 0 else -close_value) - removed
-    if size_lots <= before:
-        return _POSITION(position.market_id, size + delta, kept_cost, funding), realized
+    if trade_lots <= before:
+        return size + delta, kept_cost, realized
     open_value = notional_quote - close_value
     opened_cost = open_value if is_buy else -open_value
-    return _POSITION(position.market_id, size + delta, opened_cost, funding), realized
+    return size + delta, opened_cost, realized

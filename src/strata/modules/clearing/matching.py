@@ -309,7 +309,9 @@ def process_market_matching(
                 )
             )
             continue
-        order_id = next_order_id
+        # Boxed once (``Any``): compiled, an ``int`` passed to a set or an event is boxed into a
+        # new object at each use.
+        order_id: Any = next_order_id
         next_order_id += 1
         size = op.size_lots
         if op.reduce_only:
@@ -360,7 +362,8 @@ def process_market_matching(
             levels = 0
             for fill in fills:
                 maker = fill.maker
-                dirty.add(maker.order_id)
+                maker_id: Any = maker.order_id  # (boxed once)
+                dirty.add(maker_id)
                 price = fill.price_ticks
                 qty = fill.size_lots
                 if price != last_price:
@@ -385,7 +388,7 @@ def process_market_matching(
                 out.append(
                     _FILL_EVENT(
                         market_id,
-                        maker.order_id,
+                        maker_id,
                         order_id,
                         maker.owner,
                         owner,
