@@ -112,7 +112,7 @@ def test_single_order_beyond_free_collateral_fails_with_insufficient_margin() ->
 
 def test_orders_of_one_block_see_each_others_reservations() -> None:
     # Admission keeps reservation totals apart until the block's admission ends
-    # (transition._Block.reserved): each order still sees those of the earlier ones.
+    # (transition._Block.accounts): each order still sees those of the earlier ones.
     c = make_chain(balance_quote=10_000_000)  # 19 lots
     first, second = c.tx("alice", buy(MARK - 1_000, 10)), c.tx("alice", buy(MARK - 2_000, 10))
     third = c.tx("alice", buy(MARK - 3_000, 9))
@@ -142,10 +142,10 @@ def test_a_failed_transaction_rolls_back_its_reservations() -> None:
     assert margin.get_reserved(c.state, alice) == 0  # not in the state before the flush
     block.rollback_reserved(mark)
     assert (block.get_reserved(alice), block.get_reserved(bob)) == (100, 7)
-    assert block.reserved == {alice: 100}
+    assert len(block.reserved_undo) == mark
     block.flush_reserved()
     assert (margin.get_reserved(c.state, alice), margin.get_reserved(c.state, bob)) == (100, 7)
-    assert block.reserved == {} and block.reserved_undo == []
+    assert block.accounts == {} and block.reserved_undo == []
 
 
 def test_bulk_order_beyond_free_collateral_is_rejected_alone() -> None:

@@ -352,6 +352,73 @@ def apply_funding(state: State, timestamp_ms: int, params: ChainParams) -> list[
 # --------------------------------------------------------------------------------------------
 
 
+class _AccountInBlock:
+    """One account during a block's admission: the bytes object the block uses for it, its
+    reservation total (``margin``'s ``reserved``) as admission leaves it, and its position part
+    (:meth:`_Block.position_part`, computed once). One map lookup per use finds them all, where
+    a map for each cost a lookup each."""
+
+    __slots__ = ("account", "part_equity", "part_known", "part_profit", "reserved", "reserved_read")
+
+    def __init__(self, account: bytes, reserved: int) -> None:
+        self.account = account
+        self.reserved = reserved
+        self.reserved_read = reserved  # (what the table holds: the flush writes only a change)
+        self.part_known = False
+        self.part_equity = 0
+        self.part_profit = 0
+
+
+class _MarketInBlock:
+    """One market during a block's admission: what its orders' checks and reservations read,
+    read once (markets, marks and staleness change only in the prologue, before admission), and
+    the sizes admitted against its open-interest cap. One map lookup finds them all, where a map
+    for each cost a lookup each."""
+
+    __slots__ = (
+        "has_mark",
+        "initial_margin_ppm",
+        "limits",
+        "mark_ticks",
+        "market_id",
+        "oi_admitted",
+        "oi_cap",
+        "quote_per_tick_lot",
+        "stale",
+        "terms_known",
+    )
+
+    def __init__(self, market_id: int, stale: bool, has_mark: bool, oi_cap: int) -> None:
+        self.market_id = market_id
+        self.stale = stale
+        self.has_mark = has_mark
+        self.oi_cap = oi_cap
+        self.oi_admitted = 0
+        """The sizes of the orders that are not reduce-only admitted in this block (counted
+        only under a cap, which alone reads them)."""
+        self.limits: markets.OrderLimits | None = None  # (read at the first order: _Block.market)
+        self.terms_known = False  # the reservation terms below, read at the first reservation
+        self.mark_ticks = 0
+        self.quote_per_tick_lot = 0
+        self.initial_margin_ppm = 0
+
+    def would_pass_oi_cap(self, state: State, size_lots: int) -> bool:
+        """Whether an order of ``size_lots`` that is not reduce-only would pass the market's
+        open-interest cap: open interest at block start, plus the sizes of the orders that are
+        not reduce-only admitted earlier in the block, plus this one, above the cap. (Orders
+        resting from earlier blocks can still fill beyond it: the cap bounds what is admitted.)
+        """
+        cap = self.oi_cap
+        if not cap:
+            return False
+        open_interest = clearing.get_open_interest(state, self.market_id)
+        return open_interest + self.oi_admitted + size_lots > cap
+
+    def add_oi_admitted(self, size_lots: int) -> None:
+        if self.oi_cap:
+            self.oi_admitted += size_lots
+
+
 class _Block:
     """Working data of one block's execution (never part of the state)."""
 
@@ -363,27 +430,23 @@ class _Block:
         self.cancels: dict[int, list[CancelOp]] = {m: [] for m in self.market_ids}
         self.places: dict[int, list[PlaceOp]] = {m: [] for m in self.market_ids}
         self.credits: dict[bytes, int] = {}
-        self.accounts: dict[bytes, bytes] = {}
-        """The first bytes object of each account seen in the block, used for all its later
-        transactions (see :func:`process_admission`)."""
+        self.accounts: dict[bytes, _AccountInBlock] = {}
+        """Each account seen in admission (:meth:`account`), under the first bytes object seen
+        for it: all its later transactions use that one (see :func:`process_admission`)."""
         self.withdrawals: list[WithdrawalRecord] = []
         self.nonces = accounts.NonceLedger(
             state, params.nonce_window, params.nonce_past_bound_ms, params.nonce_future_bound_ms
         )
         """The nonces admission records (written to the state once per account at its end)."""
-        self.reserved: dict[bytes, int] = {}
-        """The reservation totals (``margin``'s ``reserved``) of the accounts whose orders
-        admission reserved margin for, kept here and written to the state once per account at
-        the end of admission (:meth:`flush_reserved`): a read and a journaled write of the table
-        for every order cost about 2,700 instructions. Nothing reads the table between the
-        first reservation and the flush but admission, through :meth:`get_reserved`."""
-        self.reserved_undo: list[tuple[bytes, int | None]] = []
-        """``(account, total before)`` of every change to :attr:`reserved`, newest last: what
-        :meth:`rollback_reserved` undoes when a transaction fails in execution."""
+        # Reservation totals are kept in :attr:`accounts` and written to the state once per
+        # account at the end of admission (:meth:`flush_reserved`): a read and a journaled write
+        # of the table for every order cost about 2,700 instructions. Nothing reads or writes
+        # the table between an account's first transaction and the flush but admission,
+        # through :meth:`get_reserved` and :meth:`add_reserved`.
+        self.reserved_undo: list[tuple[_AccountInBlock, int]] = []
+        """``(account, total before)`` of every change to a reservation total, newest last:
+        what :meth:`rollback_reserved` undoes when a transaction fails in execution."""
         self._risk_params: dict[int, MarketRiskParams] = {}
-        self._reservation_terms: dict[int, tuple[int, int, int]] = {}
-        self._order_limits: dict[int, markets.OrderLimits] = {}
-        self._position_part: dict[bytes, tuple[int, int]] = {}
         self.client_ids: dict[bytes, set[int]] = {}
         """Client ids each account placed earlier in this block (membership only)."""
         self.books = [state.books[m] for m in self.market_ids]
@@ -393,91 +456,76 @@ class _Block:
         self.gas_cancel = gas.cancel
         self.gas_account_action = gas.account_action
         self.gas_price_quote = params.gas_price_quote
-        self.oi_admitted: dict[int, int] = {}
-        """Per market with an open-interest cap, the sizes of orders that are not reduce-only
-        admitted in this block (only a cap reads them)."""
-        # Per market, read once: admission runs after the prologue, so neither changes.
-        self.stale = {m: oracle.is_stale(state, m) for m in self.market_ids}
-        self.has_mark = {m: oracle.get_mark_price(state, m) is not None for m in self.market_ids}
-        self.oi_cap: dict[int, int] = {}
+        self.markets: dict[int, _MarketInBlock] = {}
+        """Every market, read once: admission runs after the prologue, so none changes."""
         for market_id in self.market_ids:
             market = markets.get_market(state, market_id)
             assert market is not None
-            self.oi_cap[market_id] = market.max_open_interest_lots
+            self.markets[market_id] = _MarketInBlock(
+                market_id,
+                oracle.is_stale(state, market_id),
+                oracle.get_mark_price(state, market_id) is not None,
+                market.max_open_interest_lots,
+            )
 
-    def would_pass_oi_cap(self, market_id: int, size_lots: int) -> bool:
-        """Whether an order of ``size_lots`` that is not reduce-only would pass the market's
-        open-interest cap: open interest at block start, plus the sizes of the orders that are
-        not reduce-only admitted earlier in the block, plus this one, above the cap. (Orders
-        resting from earlier blocks can still fill beyond it: the cap bounds what is admitted.)
-        """
-        cap = self.oi_cap[market_id]
-        if not cap:
-            return False
-        admitted = self.oi_admitted.get(market_id, 0)
-        return clearing.get_open_interest(self.state, market_id) + admitted + size_lots > cap
-
-    def add_oi_admitted(self, market_id: int, size_lots: int) -> None:
-        if self.oi_cap[market_id]:  # (counted only where a cap reads it)
-            self.oi_admitted[market_id] = self.oi_admitted.get(market_id, 0) + size_lots
+    def account(self, account: bytes) -> _AccountInBlock:
+        """The account's record for this block (made at its first use in admission)."""
+        found = self.accounts.get(account)
+        if found is None:
+            found = _AccountInBlock(account, margin.get_reserved(self.state, account))
+            self.accounts[account] = found
+        return found
 
     def position_part(self, account: bytes) -> tuple[int, int]:
         """``(sum(value) - sum(initial_req), sum(max(unrealized_pnl, 0)))`` of the account's
         cross-margin positions. Positions and marks do not change during admission, so this is
         computed once per account per block; balance and reservations are read fresh each time."""
-        part = self._position_part.get(account)
-        if part is None:
+        record = self.account(account)
+        if not record.part_known:
             positions, _ = liquidation.split_positions(
                 self.state, account, clearing.get_positions(self.state, account)
             )
             if positions:
                 risk = margin.compute_account_risk(0, 0, positions, self.risk_params)
-                part = (risk.equity_quote - risk.initial_quote, risk.unrealized_profit_quote)
-            else:
-                part = (0, 0)
-            self._position_part[account] = part
-        return part
+                record.part_equity = risk.equity_quote - risk.initial_quote
+                record.part_profit = risk.unrealized_profit_quote
+            record.part_known = True
+        return record.part_equity, record.part_profit
 
     def free_collateral(self, account: bytes) -> int:
         """The account's free collateral now (see ``margin``), during admission."""
-        state = self.state
-        return (
-            collateral.get_balance(state, account)
-            + self.position_part(account)[0]
-            - self.get_reserved(account)
-        )
+        record = self.account(account)
+        if not record.part_known:
+            self.position_part(account)
+        return collateral.get_balance(self.state, account) + record.part_equity - record.reserved
 
     def get_reserved(self, account: bytes) -> int:
         """The account's reservation total now, during admission."""
-        total = self.reserved.get(account)
-        return margin.get_reserved(self.state, account) if total is None else total
+        return self.account(account).reserved
 
     def add_reserved(self, account: bytes, delta_quote: int) -> None:
-        """:func:`margin.add_reserved`, in :attr:`reserved` until :meth:`flush_reserved`."""
-        total = self.reserved.get(account)
-        self.reserved_undo.append((account, total))
-        if total is None:
-            total = margin.get_reserved(self.state, account)
-        self.reserved[account] = total + delta_quote
+        """:func:`margin.add_reserved`, kept in the account's record until
+        :meth:`flush_reserved`."""
+        record = self.account(account)
+        self.reserved_undo.append((record, record.reserved))
+        record.reserved += delta_quote
 
     def rollback_reserved(self, mark: int) -> None:
-        """Undo the changes to :attr:`reserved` since ``len(self.reserved_undo)`` was ``mark``."""
+        """Undo the changes to reservation totals since ``len(self.reserved_undo)`` was
+        ``mark``."""
         undo = self.reserved_undo
         while len(undo) > mark:
-            account, total = undo.pop()
-            if total is None:
-                del self.reserved[account]
-            else:
-                self.reserved[account] = total
+            record, total = undo.pop()
+            record.reserved = total
 
     def flush_reserved(self) -> None:
-        """Write the totals of :attr:`reserved` to the state (in the order the accounts first
-        reserved), each only if it changed; then there are none."""
+        """Write the reservation totals that admission changed to the state (in the order the
+        accounts were first seen); then admission is over for the block's account records."""
         state = self.state
-        for account, total in self.reserved.items():
-            if total != margin.get_reserved(state, account):
-                margin.set_reserved(state, account, total)
-        self.reserved = {}
+        for record in self.accounts.values():
+            if record.reserved != record.reserved_read:
+                margin.set_reserved(state, record.account, record.reserved)
+        self.accounts = {}
         self.reserved_undo = []
 
     def withdrawable(self, account: bytes) -> int:
@@ -491,31 +539,34 @@ class _Block:
             self._risk_params[market_id] = params
         return params
 
-    def order_limits(self, market_id: int) -> markets.OrderLimits:
-        """:func:`markets.get_order_limits` of the market, read once per block (markets change
-        only in the prologue).
+    def market(self, market_id: int) -> _MarketInBlock:
+        """The market's record, with its order limits (:func:`markets.get_order_limits`, read at
+        its first order).
 
         Raises
         ------
         InvalidTransaction
-            ``UNKNOWN_MARKET`` (:func:`markets.get_listed_market`).
+            ``UNKNOWN_MARKET`` (:func:`markets.get_listed_market`): no such market, or not
+            listed.
         """
-        limits = self._order_limits.get(market_id)
-        if limits is None:
+        found = self.markets.get(market_id)
+        if found is None or found.limits is None:
             limits = markets.get_order_limits(markets.get_listed_market(self.state, market_id))
-            self._order_limits[market_id] = limits
-        return limits
+            found = self.markets[market_id]  # (a listed market is one of the block's)
+            found.limits = limits
+        return found
 
-    def reservation_terms(self, market_id: int) -> tuple[int, int, int]:
+    def reservation_terms(self, market: _MarketInBlock) -> tuple[int, int, int]:
         """``(mark_ticks, quote_per_tick_lot, initial_margin_ppm)`` of the market's risk
-        parameters, which an order's reservation needs: read once per block into a tuple (compiled,
-        each read of a record's field is a generic attribute lookup; a tuple's are not)."""
-        terms = self._reservation_terms.get(market_id)
-        if terms is None:
-            params = self.risk_params(market_id)
-            terms = (params.mark_ticks, params.quote_per_tick_lot, params.initial_margin_ppm)
-            self._reservation_terms[market_id] = terms
-        return terms
+        parameters, which an order's reservation needs: read once per block into the market's
+        record (compiled, each read of a risk record's field is a generic attribute lookup)."""
+        if not market.terms_known:
+            params = self.risk_params(market.market_id)
+            market.mark_ticks = params.mark_ticks
+            market.quote_per_tick_lot = params.quote_per_tick_lot
+            market.initial_margin_ppm = params.initial_margin_ppm
+            market.terms_known = True
+        return market.mark_ticks, market.quote_per_tick_lot, market.initial_margin_ppm
 
 
 def get_account_risk(state: State, account: bytes) -> AccountRisk:
@@ -544,9 +595,11 @@ def _check_withdrawable(block: _Block, account: bytes, amount_quote: int) -> Non
 def _check_place(block: _Block, order: PlaceOrder | ModifyOrder) -> None:
     market_id = order.market_id
     # markets.check_order_params, with the market's limits read once per block.
-    limits = block.order_limits(market_id)
+    market = block.market(market_id)
+    limits = market.limits
+    assert limits is not None
     markets.check_order_limits(limits, market_id, order.price_ticks, order.size_lots)
-    if not block.has_mark[market_id]:
+    if not market.has_mark:
         # Without a mark no position could be margined: the market opens with its first price.
         raise InvalidTransaction(ErrorCode.MARKET_NOT_ACTIVE, "no oracle price yet")
 
@@ -724,7 +777,7 @@ def process_admission(
     # One bytes object per account for the whole block (each transaction decodes its own): the
     # block's maps (nonces, reservations, positions, ...) then find an account by identity
     # instead of comparing its 20 bytes, about a hundred instructions a lookup.
-    account = block.accounts.setdefault(account, account)
+    account = block.account(account).account
     _check_authority(state, account, action, agent, signer, block.timestamp_ms)
     _check_static(block, account, action)
     base_gas = compute_action_gas(
@@ -961,9 +1014,10 @@ def _bulk_reason(block: _Block, order: PlaceOrder | ModifyOrder) -> OrderReason:
     expires_at_ms = order.expires_at_ms if type(order) is _PLACE_ORDER else None
     if expires_at_ms is not None and expires_at_ms <= block.timestamp_ms:
         return OrderReason.EXPIRED
-    if not order.reduce_only and block.stale[order.market_id]:
+    market = block.markets[order.market_id]
+    if not order.reduce_only and market.stale:
         return OrderReason.ORACLE_STALE
-    if not order.reduce_only and block.would_pass_oi_cap(order.market_id, order.size_lots):
+    if not order.reduce_only and market.would_pass_oi_cap(block.state, order.size_lots):
         return OrderReason.OPEN_INTEREST_CAP
     return OrderReason.INSUFFICIENT_MARGIN
 
@@ -1052,16 +1106,17 @@ def _reserve(
         return None
     reserved = 0
     if not reduce_only:
-        if block.stale[market_id]:
+        market = block.markets[market_id]  # (there: the order's static checks passed)
+        if market.stale:
             # A stale index cannot price new risk: only reduce-only orders pass (the freeze).
             if single:
                 raise ExecutionFailure(ErrorCode.ORACLE_STALE, f"market {market_id}")
             return None
-        if block.would_pass_oi_cap(market_id, size_lots):
+        if market.would_pass_oi_cap(block.state, size_lots):
             if single:
                 raise ExecutionFailure(ErrorCode.OPEN_INTEREST_CAP, f"market {market_id}")
             return None
-        mark_ticks, quote_per_tick_lot, initial_margin_ppm = block.reservation_terms(market_id)
+        mark_ticks, quote_per_tick_lot, initial_margin_ppm = block.reservation_terms(market)
         reserved = margin.compute_order_reservation(
             is_buy,
             price_ticks,
@@ -1079,7 +1134,7 @@ def _reserve(
                 )
             return None
         block.add_reserved(account, reserved)
-        block.add_oi_admitted(market_id, size_lots)
+        market.add_oi_admitted(size_lots)
     return PlaceOp(
         tx_index,
         account,
@@ -1205,7 +1260,11 @@ def _execute(
     block = _Block(state, params, header.timestamp_ms)
     admitted: list[AdmittedTx] = []
     tx_events: list[list[Event]] = []
-    for _, index, tx, data in ordered:
+    # Taken from the end of the reversed list: each decoded transaction is freed as soon as it
+    # is admitted, while it is still in the CPU's cache, not in a sweep over them all at the end.
+    ordered.reverse()
+    while ordered:
+        _, index, tx, data = ordered.pop()
         try:
             status, base_gas, events = process_admission(block, len(admitted), tx, signer_of[index])
         except InvalidTransaction as error:
@@ -1241,6 +1300,8 @@ def _execute(
         match_markets(state, jobs, params.fee_tiers, tx_events, deltas, work)
     else:
         matching.match(state, jobs, params.fee_tiers, tx_events, deltas, work)
+    work.clear()  # (the records live on in ``admitted`` until their receipts are made)
+    tx_events.clear()
 
     # --- receipts and gas ---
     # Names and the gas schedule read once, not once per transaction.
@@ -1253,7 +1314,11 @@ def _execute(
     gas_used = 0
     tx_hash = compute_transaction_hash
     make_receipt = Receipt
-    for w in admitted:
+    # As in admission: each record is freed once its receipt is made (``admitted`` holds the last
+    # reference).
+    admitted.reverse()
+    while admitted:
+        w = admitted.pop()
         # Matching work is metered (receipt and block limit) but not charged: only base gas is
         # paid, at admission, where free collateral is checked. A charge for work that no
         # reservation can bound could leave an account with bad debt.
@@ -1271,8 +1336,8 @@ def _execute(
     settlement: list[Event] = []
     for account in sorted(deltas.keys() | block.credits.keys()):
         settlement.extend(
-            process_settlement(
-                state, account, deltas.get(account), block.credits.get(account, 0), qptl
+            process_settlement(  # (popped: each delta is freed once applied, while in cache)
+                state, account, deltas.pop(account, None), block.credits.get(account, 0), qptl
             )
         )
 
