@@ -29,7 +29,7 @@ def test_resting_and_reads() -> None:
     book = Book(1)
     assert book.best_bid() is None and book.best_ask() is None and len(book) == 0
     r = book.place(buy(5, 100, 3, client_id=9), GTC)
-    assert (r.status, r.reason, r.filled_lots, r.fills, r.canceled) == (
+    assert (r.status, r.reason, r.filled_lots, list(r.fills), list(r.canceled)) == (
         OrderStatus.OPEN,
         OrderReason.NONE,
         0,
@@ -138,7 +138,7 @@ def test_fok_fills_all_or_nothing() -> None:
     book.place(sell(2, 101, 2, owner=A), GTC)  # the taker's own: not available, not canceled
     book.place(sell(3, 102, 2), GTC)
     r = book.place(buy(4, 102, 5, owner=A), FOK)
-    assert (r.status, r.reason, r.fills, r.canceled) == (
+    assert (r.status, r.reason, list(r.fills), list(r.canceled)) == (
         OrderStatus.REJECTED,
         OrderReason.FOK_NOT_FILLABLE,
         [],

@@ -58,7 +58,7 @@ Known limitations
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from heapq import heapify, heappop, heappush
 from typing import Any, Final
 
@@ -101,9 +101,10 @@ class Fill:
 class PlaceResult:
     """Outcome of ``Book.place``.
 
-    fills:        matches in execution order
+    fills:        matches in execution order (a list; an empty tuple if none)
     canceled:     resting orders removed during this placement, with the reason (``SELF_TRADE``
-                  or ``REDUCE_ONLY``), in the order they were removed
+                  or ``REDUCE_ONLY``), in the order they were removed (a list; an empty tuple
+                  if none)
     status:       the incoming order's status: ``OPEN`` (rests), ``FILLED``, ``CANCELED``
                   (IOC/FOK remainder) or ``REJECTED`` (no effect at all)
     reason:       ``NONE`` with ``OPEN``, ``FILLED`` with ``FILLED``, ``IOC_REMAINDER`` with
@@ -116,17 +117,18 @@ class PlaceResult:
 
     def __init__(
         self,
-        fills: list[Fill],
-        canceled: list[tuple[Order, OrderReason]],
+        fills: Sequence[Fill],
+        canceled: Sequence[tuple[Order, OrderReason]],
         status: OrderStatus,
         reason: OrderReason,
         filled_lots: int,
     ) -> None:
-        self.fills = fills
-        self.canceled = canceled
-        self.status = status
-        self.reason = reason
-        self.filled_lots = filled_lots
+        # Final: a result may be shared (the outcomes without fills are constants below).
+        self.fills: Final = fills
+        self.canceled: Final = canceled
+        self.status: Final = status
+        self.reason: Final = reason
+        self.filled_lots: Final = filled_lots
 
     def __repr__(self) -> str:
         return (
@@ -161,6 +163,15 @@ _R_DUP: Final = OrderReason.DUPLICATE_CLIENT_ID
 _R_MANY: Final = OrderReason.TOO_MANY_OPEN_ORDERS
 
 _MAY_REST: Final = (_GTC, _POST_ONLY)
+
+# The outcomes of a placement that touched no maker, shared: the commonest, an order that rests,
+# then allocates no result and no lists.
+_RESTS: Final = PlaceResult((), (), _OPEN, _R_NONE, 0)
+_NOTHING_TO_TAKE: Final = PlaceResult((), (), _CANCELED, _R_IOC, 0)
+_DUPLICATE: Final = PlaceResult((), (), _REJECTED, _R_DUP, 0)
+_TOO_MANY: Final = PlaceResult((), (), _REJECTED, _R_MANY, 0)
+_POST_ONLY_TAKES: Final = PlaceResult((), (), _REJECTED, _R_POST, 0)
+_NOT_FILLABLE: Final = PlaceResult((), (), _REJECTED, _R_FOK, 0)
 _heappush: Final = heappush
 _heappop: Final = heappop
 
@@ -433,10 +444,10 @@ class Book:
         owner = order.owner
         cid = order.client_id
         if cid is not None and (owner, cid) in self._by_client:
-            return PlaceResult([], [], _REJECTED, _R_DUP, 0)
+            return _DUPLICATE
         mine = self._by_owner.get(owner)  # (read once: resting below uses it too)
         if tif in _MAY_REST and mine is not None and len(mine) >= self.max_open_orders_per_owner:
-            return PlaceResult([], [], _REJECTED, _R_MANY, 0)
+            return _TOO_MANY
         # Boxed once (``Any``): compiled, an ``int`` variable used as a dict key is boxed into a
         # new object at each use.
         order_id: Any = order.order_id
@@ -486,14 +497,14 @@ class Book:
                     self._by_client[(owner, cid)] = order
                 if order.expires_at_ms is not None:
                     _heappush(self._expiries, (order.expires_at_ms, order_id))
-                return PlaceResult([], [], _OPEN, _R_NONE, 0)
+                return _RESTS
             if tif == _FOK:
-                return PlaceResult([], [], _REJECTED, _R_FOK, 0)
-            return PlaceResult([], [], _CANCELED, _R_IOC, 0)
+                return _NOT_FILLABLE
+            return _NOTHING_TO_TAKE
         if tif == _POST_ONLY:
-            return PlaceResult([], [], _REJECTED, _R_POST, 0)
+            return _POST_ONLY_TAKES
         if tif == _FOK and not self._is_fillable(order, limit_key, levels, reduce_only_cap):
-            return PlaceResult([], [], _REJECTED, _R_FOK, 0)
+            return _NOT_FILLABLE
         fills, canceled = self._take(order, limit_key, opp, reduce_only_cap)
         filled = 0
         for fill in fills:
