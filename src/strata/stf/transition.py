@@ -434,6 +434,9 @@ class _Block:
         """Each account seen in admission (:meth:`account`), under the first bytes object seen
         for it: all its later transactions use that one (see :func:`process_admission`)."""
         self.withdrawals: list[WithdrawalRecord] = []
+        self.staged: list[CancelOp | PlaceOp] = []
+        """The operations the transaction in admission stages for matching (see
+        :func:`process_admission`)."""
         self.nonces = accounts.NonceLedger(
             state, params.nonce_window, params.nonce_past_bound_ms, params.nonce_future_bound_ms
         )
@@ -799,7 +802,8 @@ def process_admission(
     state.begin()
     mark = len(block.withdrawals)
     reserved_mark = len(block.reserved_undo)
-    staged: list[CancelOp | PlaceOp] = []
+    staged = block.staged  # (one list for the block, emptied before each transaction)
+    staged.clear()
     credit: tuple[bytes, int] | None = None
     try:
         credit = _admit_action(block, tx_index, tx, account, action, events, staged)

@@ -415,7 +415,7 @@ def process_market_matching(
             w.fills += len(fills)
             w.levels += levels
 
-        for canceled, reason in result.canceled:
+        for canceled, reason in result.canceled if removed is not None else ():
             dirty.add(canceled.order_id)
             _delta(deltas, canceled.owner).release_quote += canceled.reserved_quote
             canceled.reserved_quote = 0
