@@ -446,7 +446,8 @@ class Book:
         if cid is not None and (owner, cid) in self._by_client:
             return _DUPLICATE
         mine = self._by_owner.get(owner)  # (read once: resting below uses it too)
-        if tif in _MAY_REST and mine is not None and len(mine) >= self.max_open_orders_per_owner:
+        held = 0 if mine is None else len(mine)
+        if tif in _MAY_REST and held >= self.max_open_orders_per_owner:
             return _TOO_MANY
         # Boxed once (``Any``): compiled, an ``int`` variable used as a dict key is boxed into a
         # new object at each use.
