@@ -22,7 +22,7 @@ Prices in ticks, sizes in lots, amounts in quote units (1e-6 USDC), times and no
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Annotated, Final, final
+from typing import Annotated, Final, final, get_type_hints
 
 import msgspec
 
@@ -313,6 +313,20 @@ TX_DECODER: Final[CanonicalDecoder[SignedTransaction]] = CanonicalDecoder(
 """What :func:`decode_transaction` decodes with. The executor calls its ``decode`` itself: this
 module stays interpreted (it defines Structs), and a call through it per transaction cost the
 compiled executor an interpreted frame."""
+
+
+TX_FIELDS_DECODER: Final[CanonicalDecoder[tuple[object, ...]]] = CanonicalDecoder(
+    tuple[tuple(get_type_hints(SignedTransaction, include_extras=True).values())],  # type: ignore[misc]
+    MAX_TRANSACTION_BYTES,
+)
+"""Decodes a transaction into the tuple of its fields (``account, nonce, action, agent,
+signature``, the types and constraints of :class:`SignedTransaction`'s fields, in their order):
+what the executor unpacks, without a record to build, read and free. (Typed as a tuple of any
+length: compiled, a tuple of fixed types is unboxed into a C struct, which boxing back into a list
+would build again.) It accepts exactly the bytes
+:data:`TX_DECODER` accepts, to the same values: a ``SignedTransaction`` is encoded as the array
+of its fields, exactly as this tuple is, and neither takes an array of another length
+(``tests/differential/test_tx_fields_decoder.py`` checks both on random and mangled bytes)."""
 
 
 def decode_transaction(data: bytes) -> SignedTransaction:

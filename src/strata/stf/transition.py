@@ -53,7 +53,6 @@ then the state's tip carries an empty header hash (the next unsealed block's dra
 from __future__ import annotations
 
 from collections.abc import Sequence
-from operator import itemgetter
 from typing import Final, cast
 
 import msgspec
@@ -134,6 +133,7 @@ from strata.stf.transactions import (
     CANCEL_ACTIONS,
     MAX_BULK_ITEMS,
     TX_DECODER,
+    TX_FIELDS_DECODER,
     Action,
     ApproveAgent,
     BulkCancel,
@@ -763,9 +763,10 @@ def _check_authority(
 
 
 def process_admission(
-    block: _Block, tx_index: int, tx: SignedTransaction, signer: bytes | None
+    block: _Block, tx_index: int, fields: tuple[object, ...], signer: bytes | None
 ) -> tuple[int, int, list[Event]]:
-    """Admit one transaction: authority, static checks, fee, nonce, then its admission effects.
+    """Admit one transaction (its fields: :data:`SignedFields`): authority, static checks, fee,
+    nonce, then its admission effects.
 
     Returns ``(status, base_gas, events)``: ``status`` is 0 or the ``ExecutionFailure`` code (the
     effects were rolled back; nonce and fee are kept).
@@ -776,7 +777,7 @@ def process_admission(
         If the transaction may not be included; then nothing has changed.
     """
     state = block.state
-    account, nonce, action, agent, _ = cast(SignedFields, _AS_TUPLE(tx))
+    account, nonce, action, agent, _ = cast(SignedFields, fields)
     # One bytes object per account for the whole block (each transaction decodes its own): the
     # block's maps (nonces, reservations, positions, ...) then find an account by identity
     # instead of comparing its 20 bytes, about a hundred instructions a lookup.
@@ -806,7 +807,7 @@ def process_admission(
     staged.clear()
     credit: tuple[bytes, int] | None = None
     try:
-        credit = _admit_action(block, tx_index, tx, account, action, events, staged)
+        credit = _admit_action(block, tx_index, nonce, account, action, events, staged)
     except ExecutionFailure as failure:
         state.rollback()
         block.rollback_reserved(reserved_mark)
@@ -828,14 +829,14 @@ def process_admission(
 def _admit_action(
     block: _Block,
     tx_index: int,
-    tx: SignedTransaction,
+    nonce: int,
     account: bytes,
     action: Action,
     events: list[Event],
     staged: list[CancelOp | PlaceOp],
 ) -> tuple[bytes, int] | None:
-    """The admission-phase effects of ``action`` (``tx``'s, by ``account``); returns a credit
-    for settlement, if any."""
+    """The admission-phase effects of ``action`` (signed by ``account`` with ``nonce``); returns
+    a credit for settlement, if any."""
     state = block.state
     # The order actions first: each test of the chain costs compiled code a global lookup.
     if type(action) is _PLACE_ORDER:
@@ -976,7 +977,7 @@ def _admit_action(
         # The nonce is the trigger's id: unique per account, and known before the receipt.
         trigger = triggers.Trigger(
             action.market_id,
-            tx.nonce,
+            nonce,
             action.is_buy,
             action.trigger_price_ticks,
             action.trigger_above,
@@ -985,7 +986,7 @@ def _admit_action(
             action.tif,
         )
         triggers.set_triggers(state, account, (*held, trigger))
-        events.append(TriggerUpdate(account, action.market_id, tx.nonce, TriggerStatus.PLACED, 0))
+        events.append(TriggerUpdate(account, action.market_id, nonce, TriggerStatus.PLACED, 0))
     elif type(action) is CancelTrigger:
         held = triggers.get_triggers(state, account)
         kept = tuple(
@@ -1167,6 +1168,8 @@ class TxClass:
     ACCOUNT_OR_POST_ONLY: Final = 0
     CANCEL: Final = 1
     TAKING: Final = 2
+    COUNT: Final = 3
+    """How many classes there are (they are ``0 .. COUNT - 1``)."""
 
 
 _POST_ONLY: Final = 3  # TimeInForce.POST_ONLY, as the decoded field holds it
@@ -1231,7 +1234,13 @@ def _execute(
     prologue.extend(trigger_events)
 
     # --- canonical order ---
-    ordered: list[tuple[int, int, SignedTransaction, bytes]] = []
+    # Each transaction's class is noted; admission then sweeps the block once per class, in
+    # the sequencer's order: a stable sort by class with no key compared and nothing built per
+    # transaction (a sort of (class, index, ...) tuples built a tuple and a boxed index for
+    # each, and compared their keys).
+    class_of = [TxClass.COUNT] * len(transactions)  # (COUNT: refused, in no class)
+    fields_of: list[tuple[object, ...] | None] = [None] * len(transactions)
+    txs = list(transactions)  # (compiled, a list's item is read directly)
     rejected: list[tuple[bytes, int]] = []
     included = [True] * len(transactions)
 
@@ -1244,38 +1253,49 @@ def _execute(
         rejected.append((compute_transaction_hash(data), error.code))
         included[index] = False
 
-    decode = TX_DECODER.decode  # names read once, not once per transaction
-    decode_known_canonical = TX_DECODER.decode_known_canonical
-    for index, data in enumerate(transactions):
+    # Decoded straight into a tuple of the fields (TX_FIELDS_DECODER: the same bytes accepted,
+    # the same values), which admission unpacks natively: no record to build, read and free.
+    decode = TX_FIELDS_DECODER.decode  # names read once, not once per transaction
+    decode_known_canonical = TX_FIELDS_DECODER.decode_known_canonical
+    fields: tuple[object, ...] | None
+    for index in range(len(txs)):
         if decoded is not None:
-            tx = decoded[index]
+            fields = _AS_TUPLE(decoded[index])
         else:
+            data = txs[index]
             try:
                 # A signer found means check_signatures decoded these bytes, canonical: they
                 # need not be encoded again to compare (about 3% of a single-order block).
-                tx = decode(data) if signer_of[index] is None else decode_known_canonical(data)
+                fields = decode(data) if signer_of[index] is None else decode_known_canonical(data)
             except InvalidTransaction as error:
                 reject(index, data, error)
                 continue
-        ordered.append((compute_tx_class(tx.action), index, tx, data))
-    ordered.sort(key=itemgetter(0))  # stable: the sequencer's order within a class
+        fields_of[index] = fields
+        class_of[index] = compute_tx_class(cast(Action, fields[2]))
 
     # --- admission ---
     block = _Block(state, params, header.timestamp_ms)
     admitted: list[AdmittedTx] = []
     tx_events: list[list[Event]] = []
-    # Taken from the end of the reversed list: each decoded transaction is freed as soon as it
-    # is admitted, while it is still in the CPU's cache, not in a sweep over them all at the end.
-    ordered.reverse()
-    while ordered:
-        _, index, tx, data = ordered.pop()
-        try:
-            status, base_gas, events = process_admission(block, len(admitted), tx, signer_of[index])
-        except InvalidTransaction as error:
-            reject(index, data, error)
-            continue
-        admitted.append(AdmittedTx(data, status, base_gas, events))
-        tx_events.append(events)
+    for tx_class in range(TxClass.COUNT):
+        for index in range(len(txs)):
+            if class_of[index] != tx_class:
+                continue
+            fields = fields_of[index]
+            assert fields is not None
+            # Freed as soon as it is admitted, while it is still in the CPU's cache, not in a
+            # sweep over them all at the end.
+            fields_of[index] = None
+            data = txs[index]
+            try:
+                status, base_gas, events = process_admission(
+                    block, len(admitted), fields, signer_of[index]
+                )
+            except InvalidTransaction as error:
+                reject(index, data, error)
+                continue
+            admitted.append(AdmittedTx(data, status, base_gas, events))
+            tx_events.append(events)
     block.nonces.flush()
     block.flush_reserved()
 
