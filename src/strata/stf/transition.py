@@ -53,7 +53,7 @@ then the state's tip carries an empty header hash (the next unsealed block's dra
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final, cast
+from typing import Final, cast, get_args
 
 import msgspec
 
@@ -1181,10 +1181,12 @@ def compute_tx_class(action: Action) -> int:
     # By exact type (the action classes are final): a miss of ``isinstance`` against a Struct
     # class is slow, and this runs for every transaction of every block (here, compiled: from
     # the interpreted stf/transactions.py it cost an interpreted frame per transaction).
-    if type(action) in _CANCEL_CLASSES:
-        return TxClass.CANCEL
+    # Single orders first, the commonest; a set lookup of the cancel classes cost every
+    # transaction a hash and a probe.
     if type(action) is _PLACE_ORDER or type(action) is _MODIFY_ORDER:
         return TxClass.ACCOUNT_OR_POST_ONLY if action.tif == _POST_ONLY else TxClass.TAKING
+    if type(action) in _CANCEL_CLASSES:
+        return TxClass.CANCEL
     if type(action) is _BULK_PLACE:
         post_only = all(o.tif == _POST_ONLY for o in action.orders)
         return TxClass.ACCOUNT_OR_POST_ONLY if post_only else TxClass.TAKING
@@ -1192,6 +1194,144 @@ def compute_tx_class(action: Action) -> int:
         post_only = all(m.tif == _POST_ONLY for m in action.modifies)
         return TxClass.ACCOUNT_OR_POST_ONLY if post_only else TxClass.TAKING
     return TxClass.ACCOUNT_OR_POST_ONLY
+
+
+# The class read from a transaction's bytes (:func:`peek_tx_class`). A transaction is encoded
+# as a MessagePack array ``[account, nonce, action, agent, signature]``, and an action as the
+# array ``[tag, field, ...]`` of its class's tag and fields in declaration order
+# (``stf/transactions.py``); the class needs only the tag and, for orders, the time in force.
+def _tag(cls: type) -> int:
+    tag: int = cls.__struct_config__.tag  # type: ignore[attr-defined]
+    return tag
+
+
+_PLACE_TAG: Final = _tag(PlaceOrder)
+_MODIFY_TAG: Final = _tag(ModifyOrder)
+_BULK_PLACE_TAG: Final = _tag(BulkPlace)
+_BULK_MODIFY_TAG: Final = _tag(BulkModify)
+_PLACE_TIF_AT: Final = PlaceOrder.__struct_fields__.index("tif")
+_MODIFY_TIF_AT: Final = ModifyOrder.__struct_fields__.index("tif")
+_TAG_CLASS: Final[list[int]] = [-1] * (max(_tag(c) for c in get_args(Action)) + 1)
+"""The class of each action tag whose class the tag alone gives (-1: no action, or an order
+action, whose class depends on its time in force)."""
+for _cls in get_args(Action):
+    _TAG_CLASS[_tag(_cls)] = (
+        TxClass.CANCEL if _cls in CANCEL_ACTIONS else TxClass.ACCOUNT_OR_POST_ONLY
+    )
+for _cls in (PlaceOrder, ModifyOrder, BulkPlace, BulkModify):
+    _TAG_CLASS[_tag(_cls)] = -1
+
+
+def _byte(data: bytes, pos: int) -> int:
+    """``data[pos]``, or -1 past the end."""
+    return data[pos] if 0 <= pos < len(data) else -1
+
+
+def _array_head(data: bytes, pos: int) -> tuple[int, int]:
+    """``(items, position of the first)`` of the MessagePack array at ``pos``; ``(-1, -1)`` if
+    there is none."""
+    head = _byte(data, pos)
+    if 0x90 <= head <= 0x9F:  # fixarray
+        return head & 0x0F, pos + 1
+    if head == 0xDC:  # array 16
+        high = _byte(data, pos + 1)
+        low = _byte(data, pos + 2)
+        if high >= 0 and low >= 0:
+            return high << 8 | low, pos + 3
+    return -1, -1
+
+
+def _skip(data: bytes, pos: int) -> int:
+    """The position after the MessagePack value at ``pos``, or -1 if there is none of the kinds
+    a transaction holds (integers, nil, booleans, binaries, arrays of them)."""
+    head = _byte(data, pos)
+    if head < 0:
+        return -1
+    if head <= 0x7F or head >= 0xE0 or head == 0xC0 or head == 0xC2 or head == 0xC3:
+        return pos + 1  # fixint, negative fixint, nil, false, true
+    if 0xCC <= head <= 0xCF:  # uint 8, 16, 32, 64
+        return pos + 1 + (1 << (head - 0xCC))
+    if 0xD0 <= head <= 0xD3:  # int 8, 16, 32, 64
+        return pos + 1 + (1 << (head - 0xD0))
+    if head == 0xC4:  # bin 8
+        size = _byte(data, pos + 1)
+        return pos + 2 + size if size >= 0 else -1
+    items, pos = _array_head(data, pos)
+    for _ in range(items):
+        pos = _skip(data, pos)
+        if pos < 0:
+            return -1
+    return pos
+
+
+def _order_class(data: bytes, pos: int, fields: int, tif_at: int) -> int:
+    """The class of an order whose ``fields`` fields start at ``pos`` and whose time in force is
+    field ``tif_at`` (absent: its default, GTC), or -1."""
+    if fields <= tif_at:
+        return TxClass.TAKING
+    for _ in range(tif_at):
+        pos = _skip(data, pos)
+    tif = _byte(data, pos)
+    if not 0 <= tif <= 0x7F:  # (a time in force is a fixint)
+        return -1
+    return TxClass.ACCOUNT_OR_POST_ONLY if tif == _POST_ONLY else TxClass.TAKING
+
+
+def _bulk_class(data: bytes, pos: int, item_tag: int, tif_at: int) -> int:
+    """The class of a bulk action whose array of orders (each tagged ``item_tag``) is at
+    ``pos``: post-only if all its orders are, else taking; or -1."""
+    items, pos = _array_head(data, pos)
+    if items < 0:
+        return -1
+    taking = False
+    for _ in range(items):
+        fields, at = _array_head(data, pos)
+        if fields < 1 or _byte(data, at) != item_tag:
+            return -1
+        found = _order_class(data, at + 1, fields - 1, tif_at)
+        if found < 0:
+            return -1
+        if found == TxClass.TAKING:
+            taking = True
+        pos = _skip(data, pos)  # the whole order
+        if pos < 0:
+            return -1
+    return TxClass.TAKING if taking else TxClass.ACCOUNT_OR_POST_ONLY
+
+
+def peek_tx_class(data: bytes) -> int:
+    """:func:`compute_tx_class` of the action of the transaction ``data``, read from the bytes
+    without decoding them (no objects are made), or -1 when the bytes are not laid out as a
+    transaction's canonical encoding (the caller decodes them then).
+
+    For any bytes that decode as a transaction it gives -1 or exactly the class of the decoded
+    action (``tests/differential/test_peek_tx_class.py``). Execution sorts a block by class
+    before admitting anything, and decoding every transaction for that alone kept them all in
+    memory until admission, which read them again from outside the CPU's caches: peeked, each
+    is decoded at its admission and freed right after."""
+    items, pos = _array_head(data, 0)
+    if items != 5:
+        return -1
+    pos = _skip(data, _skip(data, pos))  # account, nonce
+    if pos < 0:
+        return -1
+    fields, pos = _array_head(data, pos)
+    tag = _byte(data, pos)
+    if fields < 1 or tag < 0 or tag > 0x7F:
+        return -1
+    if tag < len(_TAG_CLASS) and _TAG_CLASS[tag] >= 0:
+        return _TAG_CLASS[tag]
+    if tag == _PLACE_TAG:
+        return _order_class(data, pos + 1, fields - 1, _PLACE_TIF_AT)
+    if tag == _MODIFY_TAG:
+        return _order_class(data, pos + 1, fields - 1, _MODIFY_TIF_AT)
+    if fields != 2:
+        return -1
+    if tag == _BULK_PLACE_TAG:
+        return _bulk_class(data, pos + 1, _PLACE_TAG, _PLACE_TIF_AT)
+    if tag == _BULK_MODIFY_TAG:
+        return _bulk_class(data, pos + 1, _MODIFY_TAG, _MODIFY_TIF_AT)
+    return -1
 
 
 # --------------------------------------------------------------------------------------------
@@ -1253,8 +1393,14 @@ def _execute(
         rejected.append((compute_transaction_hash(data), error.code))
         included[index] = False
 
-    # Decoded straight into a tuple of the fields (TX_FIELDS_DECODER: the same bytes accepted,
-    # the same values), which admission unpacks natively: no record to build, read and free.
+    # A transaction is decoded straight into a tuple of its fields (TX_FIELDS_DECODER: the
+    # same bytes accepted, the same values), which admission unpacks natively: no record to
+    # build, read and free. One whose signer was found (check_signatures decoded its bytes,
+    # canonical) is classed from its bytes (peek_tx_class) and decoded only at its admission,
+    # then freed: decoding them all first kept a block's worth of objects alive until
+    # admission read them again from outside the CPU's caches (measured: decoding each twice,
+    # once to class it and once to admit it, was already faster). The others are decoded here,
+    # canonical, so that bytes that do not decode are refused in the sequencer's order.
     decode = TX_FIELDS_DECODER.decode  # names read once, not once per transaction
     decode_known_canonical = TX_FIELDS_DECODER.decode_known_canonical
     fields: tuple[object, ...] | None
@@ -1263,10 +1409,14 @@ def _execute(
             fields = _AS_TUPLE(decoded[index])
         else:
             data = txs[index]
+            known = signer_of[index] is not None
+            if known:
+                tx_class = peek_tx_class(data)
+                if tx_class >= 0:
+                    class_of[index] = tx_class
+                    continue
             try:
-                # A signer found means check_signatures decoded these bytes, canonical: they
-                # need not be encoded again to compare (about 3% of a single-order block).
-                fields = decode(data) if signer_of[index] is None else decode_known_canonical(data)
+                fields = decode_known_canonical(data) if known else decode(data)
             except InvalidTransaction as error:
                 reject(index, data, error)
                 continue
@@ -1281,12 +1431,18 @@ def _execute(
         for index in range(len(txs)):
             if class_of[index] != tx_class:
                 continue
-            fields = fields_of[index]
-            assert fields is not None
-            # Freed as soon as it is admitted, while it is still in the CPU's cache, not in a
-            # sweep over them all at the end.
-            fields_of[index] = None
             data = txs[index]
+            fields = fields_of[index]
+            if fields is None:
+                try:
+                    # (Can fail only if the signer given was not check_signatures' verdict on
+                    # these bytes.)
+                    fields = decode_known_canonical(data)
+                except InvalidTransaction as error:
+                    reject(index, data, error)
+                    continue
+            else:
+                fields_of[index] = None  # (freed once admitted)
             try:
                 status, base_gas, events = process_admission(
                     block, len(admitted), fields, signer_of[index]
