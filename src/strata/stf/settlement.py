@@ -16,7 +16,6 @@ from strata.stf.events import Event
 
 # Compiled, a ``Final`` name is a C variable, not a lookup in the module's globals at each use.
 _POSITION_CHANGED: Final = PositionChanged
-_POSITION: Final = Position
 
 
 def process_settlement(
@@ -56,7 +55,7 @@ def process_settlement(
                 fees += fee
                 volume += notional
                 i += 1
-            position = _POSITION(market_id, size, cost, position.funding_index_micro)
+            position = clearing.compute_traded_position(position, size, cost)
             # The market's fills move the position's cash and the fee pool once, by their sums
             # (the same totals as fill by fill: nothing reads them in between).
             collateral.add_position_cash(state, account, market_id, cash)

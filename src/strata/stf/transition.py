@@ -358,12 +358,11 @@ class _AccountInBlock:
     (:meth:`_Block.position_part`, computed once). One map lookup per use finds them all, where
     a map for each cost a lookup each."""
 
-    __slots__ = ("account", "part_equity", "part_known", "part_profit", "reserved", "reserved_read")
+    __slots__ = ("account", "part_equity", "part_known", "part_profit", "reserved")
 
     def __init__(self, account: bytes, reserved: int) -> None:
         self.account = account
         self.reserved = reserved
-        self.reserved_read = reserved  # (what the table holds: the flush writes only a change)
         self.part_known = False
         self.part_equity = 0
         self.part_profit = 0
@@ -483,8 +482,13 @@ class _Block:
         """``(sum(value) - sum(initial_req), sum(max(unrealized_pnl, 0)))`` of the account's
         cross-margin positions. Positions and marks do not change during admission, so this is
         computed once per account per block; balance and reservations are read fresh each time."""
-        record = self.account(account)
+        record = self._with_part(self.account(account))
+        return record.part_equity, record.part_profit
+
+    def _with_part(self, record: _AccountInBlock) -> _AccountInBlock:
+        """``record``, its position part computed (at its first use in the block)."""
         if not record.part_known:
+            account = record.account
             positions, _ = liquidation.split_positions(
                 self.state, account, clearing.get_positions(self.state, account)
             )
@@ -493,14 +497,16 @@ class _Block:
                 record.part_equity = risk.equity_quote - risk.initial_quote
                 record.part_profit = risk.unrealized_profit_quote
             record.part_known = True
-        return record.part_equity, record.part_profit
+        return record
 
     def free_collateral(self, account: bytes) -> int:
         """The account's free collateral now (see ``margin``), during admission."""
-        record = self.account(account)
-        if not record.part_known:
-            self.position_part(account)
-        return collateral.get_balance(self.state, account) + record.part_equity - record.reserved
+        return self._free(self._with_part(self.account(account)))
+
+    def _free(self, record: _AccountInBlock) -> int:
+        """:meth:`free_collateral` of a record whose position part is known."""
+        balance = collateral.get_balance(self.state, record.account)
+        return balance + record.part_equity - record.reserved
 
     def get_reserved(self, account: bytes) -> int:
         """The account's reservation total now, during admission."""
@@ -526,14 +532,15 @@ class _Block:
         accounts were first seen); then admission is over for the block's account records."""
         state = self.state
         for record in self.accounts.values():
-            if record.reserved != record.reserved_read:
+            if record.reserved != margin.get_reserved(state, record.account):  # (only a change)
                 margin.set_reserved(state, record.account, record.reserved)
         self.accounts = {}
         self.reserved_undo = []
 
     def withdrawable(self, account: bytes) -> int:
         """What the account may withdraw or transfer now: free collateral less unrealized profit."""
-        return self.free_collateral(account) - self.position_part(account)[1]
+        record = self._with_part(self.account(account))
+        return self._free(record) - record.part_profit
 
     def risk_params(self, market_id: int) -> MarketRiskParams:
         params = self._risk_params.get(market_id)

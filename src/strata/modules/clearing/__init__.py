@@ -209,7 +209,14 @@ def compute_trade_on_position(
     size, cost, realized = compute_trade(
         position.size_lots, position.entry_cost_quote, is_buy, size_lots, notional_quote
     )
-    return _POSITION(position.market_id, size, cost, position.funding_index_micro), realized
+    return compute_traded_position(position, size, cost), realized
+
+
+def compute_traded_position(position: Position, size_lots: int, entry_cost_quote: int) -> Position:
+    """``position`` after trades that left it ``size_lots`` for ``entry_cost_quote`` (figures from
+    :func:`compute_trade`). Its funding index stays: a position settles its funding before it
+    trades (see ``modules/funding``)."""
+    return _POSITION(position.market_id, size_lots, entry_cost_quote, position.funding_index_micro)
 
 
 def compute_trade(
