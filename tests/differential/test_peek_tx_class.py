@@ -11,9 +11,7 @@ mangled bytes (where it must not raise).
 
 from __future__ import annotations
 
-import json
 import random
-from pathlib import Path
 
 import pytest
 from bench.engine_bench import build_chain_workload
@@ -21,7 +19,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from strata.core.errors import InvalidTransaction
-from strata.stf.block import decode_block
 from strata.stf.transactions import (
     TX_DECODER,
     ApproveAgent,
@@ -44,21 +41,9 @@ from strata.stf.transactions import (
     encode_transaction,
 )
 from strata.stf.transition import compute_tx_class, peek_tx_class
+from tests.helpers.vectors import vector_transactions
 
-VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "stf"
-
-
-def _vector_transactions() -> list[bytes]:
-    found: set[bytes] = set()
-    for path in sorted(VECTORS.glob("*.json")):
-        vector = json.loads(path.read_text())
-        for data, expect in zip(vector["blocks"], vector["expect"], strict=True):
-            found.update(decode_block(bytes.fromhex(data)).transactions)
-            found.update(bytes.fromhex(tx) for tx in expect.get("candidates", ()))
-    return sorted(found)
-
-
-TRANSACTIONS = _vector_transactions()
+TRANSACTIONS = vector_transactions()
 
 
 def _decoded_class(data: bytes) -> int | None:

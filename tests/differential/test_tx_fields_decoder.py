@@ -10,9 +10,6 @@ item shorter or longer), and on random MessagePack arrays of five or so random i
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import msgspec
 import pytest
 from hypothesis import given, settings
@@ -20,23 +17,10 @@ from hypothesis import strategies as st
 
 from strata.core.codec import CanonicalDecoder
 from strata.core.errors import InvalidTransaction
-from strata.stf.block import decode_block
 from strata.stf.transactions import TX_DECODER, TX_FIELDS_DECODER, SignedTransaction
+from tests.helpers.vectors import vector_transactions
 
-VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "stf"
-
-
-def _vector_transactions() -> list[bytes]:
-    found: set[bytes] = set()
-    for path in sorted(VECTORS.glob("*.json")):
-        vector = json.loads(path.read_text())
-        for data, expect in zip(vector["blocks"], vector["expect"], strict=True):
-            found.update(decode_block(bytes.fromhex(data)).transactions)
-            found.update(bytes.fromhex(tx) for tx in expect.get("candidates", ()))
-    return sorted(found)
-
-
-TRANSACTIONS = _vector_transactions()
+TRANSACTIONS = vector_transactions()
 
 
 def _verdict(decoder: CanonicalDecoder[object], data: bytes, canonical: bool) -> object:
