@@ -355,7 +355,7 @@ def apply_funding(state: State, timestamp_ms: int, params: ChainParams) -> list[
 class _AccountInBlock:
     """One account during a block's admission: the bytes object the block uses for it, its
     reservation total (``margin``'s ``reserved``) as admission leaves it, and its position part
-    (:meth:`_Block.position_part`, computed once). One map lookup per use finds them all, where
+    (:meth:`_Block._with_part`, computed once). One map lookup per use finds them all, where
     a map for each cost a lookup each."""
 
     __slots__ = ("account", "part_equity", "part_known", "part_profit", "reserved")
@@ -478,15 +478,12 @@ class _Block:
             self.accounts[account] = found
         return found
 
-    def position_part(self, account: bytes) -> tuple[int, int]:
-        """``(sum(value) - sum(initial_req), sum(max(unrealized_pnl, 0)))`` of the account's
-        cross-margin positions. Positions and marks do not change during admission, so this is
-        computed once per account per block; balance and reservations are read fresh each time."""
-        record = self._with_part(self.account(account))
-        return record.part_equity, record.part_profit
-
     def _with_part(self, record: _AccountInBlock) -> _AccountInBlock:
-        """``record``, its position part computed (at its first use in the block)."""
+        """``record``, its position part computed: ``part_equity = sum(value) -
+        sum(initial_req)`` and ``part_profit = sum(max(unrealized_pnl, 0))`` of the account's
+        cross-margin positions. Positions and marks do not change during admission, so this is
+        computed once per account per block (at its first use); balance and reservations are
+        read fresh each time."""
         if not record.part_known:
             account = record.account
             positions, _ = liquidation.split_positions(

@@ -426,6 +426,7 @@ def process_market_matching(
             w.levels += levels
 
         if removed is not None:  # (else none was removed: no loop over an empty sequence)
+            assert filled_here is not None  # (made with ``removed``)
             for canceled, reason in result.canceled:
                 dirty.add(canceled.order_id)
                 _delta(deltas, canceled.owner).release_quote += canceled.reserved_quote
@@ -436,7 +437,7 @@ def process_market_matching(
                         canceled,
                         OrderStatus.CANCELED,
                         reason,
-                        0 if filled_here is None else filled_here.get(canceled.order_id, 0),
+                        filled_here.get(canceled.order_id, 0),
                     )
                 )
 
