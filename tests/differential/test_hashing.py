@@ -17,7 +17,12 @@ from hypothesis import strategies as st
 from strata import compiled
 from strata.core import hashing
 from strata.core.merkle import EMPTY, compute_root_from_pairs, compute_root_from_pairs_reference
-from strata.core.ordered_merkle import compute_tree_hash, compute_tree_hash_reference
+from strata.core.ordered_merkle import (
+    compute_list_leaf_hash,
+    compute_tree_hash,
+    compute_tree_hash_of_leaves,
+    compute_tree_hash_reference,
+)
 
 native = pytest.mark.skipif(not hashing.NATIVE, reason="the hashing extension is not built")
 
@@ -67,6 +72,30 @@ def test_list_tree_hash_at_every_size_to_300() -> None:
     for n in range(301):
         assert hashing.native_list_tree_hash(items[:n]) == compute_tree_hash_reference(items[:n])
     assert hashing.native_list_tree_hash([]) == hashlib.sha256(b"").digest()
+
+
+@native
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_BYTES, max_size=70))
+def test_tree_hash_of_leaves_is_the_tree_hash_of_the_items(items: list[bytes]) -> None:
+    """The leaf hash in C is ``SHA256(0x00 || item)``, and the tree hash from leaf hashes (in C
+    and in Python) is the tree hash of the items: the transactions root computed from the ids."""
+    assert hashing.native_list_leaf_hash is not None
+    assert hashing.native_tree_hash_of_leaves is not None
+    leaves = [hashing.native_list_leaf_hash(item) for item in items]
+    assert leaves == [hashlib.sha256(b"\x00" + item).digest() for item in items]
+    want = compute_tree_hash_reference(items)
+    assert hashing.native_tree_hash_of_leaves(leaves) == want
+    assert compute_tree_hash_of_leaves(leaves) == want
+    assert [compute_list_leaf_hash(item) for item in items] == leaves
+
+
+@native
+@pytest.mark.parametrize("bad", [[b"short"], [bytes(33)], [bytes(32), None], [bytearray(32)]])
+def test_tree_hash_of_leaves_refuses_what_is_not_a_leaf_hash(bad: list[object]) -> None:
+    assert hashing.native_tree_hash_of_leaves is not None
+    with pytest.raises(ValueError, match="32 bytes"):
+        hashing.native_tree_hash_of_leaves(bad)  # type: ignore[arg-type]
 
 
 @native

@@ -1,8 +1,8 @@
 """Admission reads a transaction's and an order's fields at once (``msgspec.structs.astuple``)
-and unpacks them by position (``transition.SignedFields``, ``PlaceFields``, ``ModifyFields``): the
-positions must stay the classes' field order, and the types their fields' types. A field added,
-removed or moved in ``stf/transactions.py`` fails here before it could mix up a price and a
-size."""
+and unpacks them by position (``transition.SignedFields``, ``PlaceFields``, ``ModifyFields``,
+``CancelFields``): the positions must stay the classes' field order, and the types their fields'
+types. A field added, removed or moved in ``stf/transactions.py`` fails here before it could mix
+up a price and a size."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import typing
 import msgspec
 import pytest
 
-from strata.stf.transactions import Action, ModifyOrder, PlaceOrder, SignedTransaction
-from strata.stf.transition import ModifyFields, PlaceFields, SignedFields
+from strata.stf.transactions import Action, CancelOrder, ModifyOrder, PlaceOrder, SignedTransaction
+from strata.stf.transition import CancelFields, ModifyFields, PlaceFields, SignedFields
 
 PLACE_NAMES = (
     "market_id",
@@ -25,6 +25,7 @@ PLACE_NAMES = (
     "expires_at_ms",
 )
 SIGNED_NAMES = ("account", "nonce", "action", "agent", "signature")
+CANCEL_NAMES = ("market_id", "order_id", "client_id")
 MODIFY_NAMES = (
     "market_id",
     "order_id",
@@ -58,6 +59,7 @@ def _plain(annotation: object) -> object:
         (PlaceOrder, PlaceFields, PLACE_NAMES),
         (ModifyOrder, ModifyFields, MODIFY_NAMES),
         (SignedTransaction, SignedFields, SIGNED_NAMES),
+        (CancelOrder, CancelFields, CANCEL_NAMES),
     ],
 )
 def test_field_tuples_follow_the_classes(cls: type, fields: object, names: tuple[str, ...]) -> None:
@@ -73,6 +75,9 @@ def test_astuple_puts_each_value_where_admission_reads_it() -> None:
     modify = ModifyOrder(7, 9, None, False, 99, 4, 1, True)
     by_name = dict(zip(MODIFY_NAMES, msgspec.structs.astuple(modify), strict=True))
     assert by_name == {name: getattr(modify, name) for name in MODIFY_NAMES}
+    cancel = CancelOrder(7, None, 12)
+    by_name = dict(zip(CANCEL_NAMES, msgspec.structs.astuple(cancel), strict=True))
+    assert by_name == {name: getattr(cancel, name) for name in CANCEL_NAMES}
     signed = SignedTransaction(bytes(20), 5, place, None, bytes(65))
     by_name = dict(zip(SIGNED_NAMES, msgspec.structs.astuple(signed), strict=True))
     assert by_name == {name: getattr(signed, name) for name in SIGNED_NAMES}

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from strata.core import ordered_merkle
 from strata.core.ordered_merkle import (
     compute_list_leaf_hash,
     compute_ordered_root,
+    compute_ordered_root_of_leaves,
     compute_tree_hash,
     prove_list_item,
     verify_list_proof,
 )
+from strata.stf.transactions import compute_transaction_hash
 
 
 def reference_mth(items: list[bytes]) -> bytes:
@@ -92,3 +96,26 @@ def test_malformed_inputs_are_false_not_errors() -> None:
     assert not verify_list_proof(root, 1, 1, b"x", ())
     assert not verify_list_proof(root[:31], 0, 1, b"x", ())
     assert not verify_list_proof(root, 0, 2, b"x", (b"short",))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(max_size=150), max_size=40))
+def test_root_of_leaves_is_the_root_of_the_items(items: list[bytes]) -> None:
+    """A block's transactions root is computed from its transactions' ids: each id is the
+    transaction's leaf hash, so the root is the one over the transactions themselves."""
+    ids = [compute_transaction_hash(item) for item in items]
+    assert ids == [hashlib.sha256(b"\x00" + item).digest() for item in items]
+    assert ids == [compute_list_leaf_hash(item) for item in items]
+    assert compute_ordered_root_of_leaves(ids) == compute_ordered_root(items)
+
+
+def test_root_of_leaves_in_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Python definition (without the C extension) gives the same roots and refuses a leaf
+    hash that is not 32 bytes."""
+    monkeypatch.setattr(ordered_merkle, "native_tree_hash_of_leaves", None)
+    for n in range(12):
+        items = [bytes([i]) * i for i in range(n)]
+        leaves = [compute_list_leaf_hash(item) for item in items]
+        assert compute_ordered_root_of_leaves(leaves) == compute_ordered_root(items)
+    with pytest.raises(ValueError, match="32 bytes"):
+        compute_ordered_root_of_leaves([bytes(31)])

@@ -9,8 +9,11 @@
  *
  *   sha256(data) -> bytes                   SHA256(data)
  *   sha256_concat(*parts) -> bytes          SHA256(parts[0] || parts[1] || ...)
+ *   list_leaf_hash(item) -> bytes           SHA256(0x00 || item): an item's leaf in that tree
  *   list_tree_hash(items) -> bytes          RFC 6962's Merkle Tree Hash of a list of bytes, as
  *                                           core/ordered_merkle.py's compute_tree_hash defines it
+ *   list_tree_hash_of_leaves(leaves)        the same from the items' leaf hashes (32 bytes each;
+ *       -> bytes                            ValueError on any other length)
  *   sparse_root(pairs) -> bytes             the root of core/merkle.py's sparse tree over an
  *                                           iterable of (key, value) pairs, as its
  *                                           compute_root_from_pairs defines it (ValueError on a
@@ -81,35 +84,19 @@ static PyObject *sha256_concat(PyObject *module, PyObject *const *args, Py_ssize
 static const unsigned char LEAF = 0x00;
 static const unsigned char NODE = 0x01;
 
-static PyObject *list_tree_hash(PyObject *module, PyObject *items) {
-    PyObject *seq = PySequence_Fast(items, "list_tree_hash expects a sequence of bytes");
-    if (seq == NULL) {
+static PyObject *list_leaf_hash(PyObject *module, PyObject *item) {
+    SHA256_CTX ctx;
+    SHA256_Init(&ctx);
+    SHA256_Update(&ctx, &LEAF, 1);
+    if (update_with(&ctx, item) < 0) {
         return NULL;
     }
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    return new_digest(&ctx);
+}
+
+/* The tree hash of the n >= 1 leaf hashes in `level` (n * 32 bytes, overwritten), freed here. */
+static PyObject *tree_hash_from_level(unsigned char *level, Py_ssize_t n) {
     SHA256_CTX ctx;
-    if (n == 0) {
-        Py_DECREF(seq);
-        SHA256_Init(&ctx);
-        return new_digest(&ctx);
-    }
-    unsigned char *level = PyMem_Malloc((size_t)n * DIGEST);
-    if (level == NULL) {
-        Py_DECREF(seq);
-        return PyErr_NoMemory();
-    }
-    PyObject **objects = PySequence_Fast_ITEMS(seq);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        SHA256_Init(&ctx);
-        SHA256_Update(&ctx, &LEAF, 1);
-        if (update_with(&ctx, objects[i]) < 0) {
-            PyMem_Free(level);
-            Py_DECREF(seq);
-            return NULL;
-        }
-        SHA256_Final(level + i * DIGEST, &ctx);
-    }
-    Py_DECREF(seq);
     /* Pair neighbours; a lone last node goes up unchanged. In place: node i of the next level
      * is written over node i of this one, after nodes 2i and 2i+1 were read. */
     while (n > 1) {
@@ -128,6 +115,61 @@ static PyObject *list_tree_hash(PyObject *module, PyObject *items) {
     PyObject *root = PyBytes_FromStringAndSize((const char *)level, DIGEST);
     PyMem_Free(level);
     return root;
+}
+
+/* The items' leaf hashes (leaves = 0) or the leaf hashes themselves (leaves = 1), n >= 1 of
+ * them, into a new level array; NULL with an exception on a wrong item. */
+static unsigned char *first_level(PyObject **objects, Py_ssize_t n, int leaves) {
+    unsigned char *level = PyMem_Malloc((size_t)n * DIGEST);
+    if (level == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    SHA256_CTX ctx;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (leaves) {
+            if (!PyBytes_CheckExact(objects[i]) || PyBytes_GET_SIZE(objects[i]) != DIGEST) {
+                PyMem_Free(level);
+                PyErr_SetString(PyExc_ValueError, "a leaf hash is 32 bytes");
+                return NULL;
+            }
+            memcpy(level + i * DIGEST, PyBytes_AS_STRING(objects[i]), DIGEST);
+            continue;
+        }
+        SHA256_Init(&ctx);
+        SHA256_Update(&ctx, &LEAF, 1);
+        if (update_with(&ctx, objects[i]) < 0) {
+            PyMem_Free(level);
+            return NULL;
+        }
+        SHA256_Final(level + i * DIGEST, &ctx);
+    }
+    return level;
+}
+
+static PyObject *tree_hash(PyObject *items, int leaves) {
+    PyObject *seq = PySequence_Fast(items, "the tree hash expects a sequence of bytes");
+    if (seq == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (n == 0) {
+        Py_DECREF(seq);
+        SHA256_CTX ctx;
+        SHA256_Init(&ctx);
+        return new_digest(&ctx);
+    }
+    unsigned char *level = first_level(PySequence_Fast_ITEMS(seq), n, leaves);
+    Py_DECREF(seq);
+    return level == NULL ? NULL : tree_hash_from_level(level, n);
+}
+
+static PyObject *list_tree_hash(PyObject *module, PyObject *items) {
+    return tree_hash(items, 0);
+}
+
+static PyObject *list_tree_hash_of_leaves(PyObject *module, PyObject *leaves) {
+    return tree_hash(leaves, 1);
 }
 
 /* --- the sparse tree of core/merkle.py: compute_root_from_pairs --- */
@@ -262,8 +304,11 @@ static PyMethodDef methods[] = {
     {"sha256", (PyCFunction)sha256, METH_O, "SHA-256 of a bytes-like object."},
     {"sha256_concat", (PyCFunction)(void (*)(void))sha256_concat, METH_FASTCALL,
      "SHA-256 of the concatenation of the arguments."},
+    {"list_leaf_hash", (PyCFunction)list_leaf_hash, METH_O, "SHA-256 of 0x00 || item."},
     {"list_tree_hash", (PyCFunction)list_tree_hash, METH_O,
      "RFC 6962 Merkle Tree Hash of a sequence of bytes (without the length)."},
+    {"list_tree_hash_of_leaves", (PyCFunction)list_tree_hash_of_leaves, METH_O,
+     "RFC 6962 Merkle Tree Hash from the items' leaf hashes (32 bytes each)."},
     {"sparse_root", (PyCFunction)sparse_root, METH_O,
      "Root of the sparse Merkle tree of core/merkle.py over (key, value) pairs."},
     {NULL, NULL, 0, NULL},

@@ -15,7 +15,8 @@ EVP interface, which ``hashlib`` uses, allocates and frees two digest contexts p
 on a 65-byte Merkle node is most of the work (measured with ``perf`` on ``strata bench engine``:
 about 85% of the time spent hashing was context management). Two whole computations come in C
 too, each the exact loop of its Python definition, or ``None``: :data:`native_list_tree_hash`,
-the RFC 6962 tree hash of ``core/ordered_merkle.py``, and :data:`native_sparse_root`, the root of
+the RFC 6962 tree hash of ``core/ordered_merkle.py`` (:data:`native_tree_hash_of_leaves`, the
+same from leaf hashes already computed), and :data:`native_sparse_root`, the root of
 ``core/merkle.py``'s sparse tree over ``(key, value)`` pairs (hash, sort, split, hash: the
 interpreter's share of that was most of the state root's cost).
 
@@ -49,20 +50,28 @@ sha256: Callable[[bytes], bytes]
 """``SHA256(data)``."""
 sha256_concat: Callable[..., bytes]
 """``SHA256(parts[0] || parts[1] || ...)``."""
+native_list_leaf_hash: Callable[[bytes], bytes] | None
+"""``SHA256(0x00 || item)`` in C (``ordered_merkle.compute_list_leaf_hash``), if built."""
 native_list_tree_hash: Callable[[Sequence[bytes]], bytes] | None
 """RFC 6962's Merkle Tree Hash in C (``ordered_merkle.compute_tree_hash``), if built."""
+native_tree_hash_of_leaves: Callable[[Sequence[bytes]], bytes] | None
+"""The same from the leaf hashes (``ordered_merkle.compute_tree_hash_of_leaves``), if built."""
 native_sparse_root: Callable[[Iterable[tuple[bytes, bytes]]], bytes] | None
 """The sparse tree's root in C (``merkle.compute_root_from_pairs``), if built."""
 
 if _native is not None:
     sha256 = _native.sha256
     sha256_concat = _native.sha256_concat
+    native_list_leaf_hash = _native.list_leaf_hash
     native_list_tree_hash = _native.list_tree_hash
+    native_tree_hash_of_leaves = _native.list_tree_hash_of_leaves
     native_sparse_root = _native.sparse_root
 else:
     sha256 = _sha256
     sha256_concat = _sha256_concat
+    native_list_leaf_hash = None
     native_list_tree_hash = None
+    native_tree_hash_of_leaves = None
     native_sparse_root = None
 
 NATIVE: bool = _native is not None

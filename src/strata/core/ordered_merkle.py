@@ -32,7 +32,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
-from strata.core.hashing import native_list_tree_hash, sha256, sha256_concat
+from strata.core.hashing import (
+    native_list_leaf_hash,
+    native_list_tree_hash,
+    native_tree_hash_of_leaves,
+    sha256,
+    sha256_concat,
+)
 
 _LEAF: Final = b"\x00"
 _NODE: Final = b"\x01"
@@ -43,6 +49,8 @@ MAX_LIST_LENGTH: Final = (1 << 64) - 1
 
 def compute_list_leaf_hash(item: bytes) -> bytes:
     """``SHA256(0x00 || item)``."""
+    if native_list_leaf_hash is not None:
+        return native_list_leaf_hash(item)
     return sha256_concat(_LEAF, item)
 
 
@@ -63,9 +71,14 @@ def compute_tree_hash(items: Sequence[bytes]) -> bytes:
 
 def compute_tree_hash_reference(items: Sequence[bytes]) -> bytes:
     """:func:`compute_tree_hash`, bottom-up in Python (the definition the C loop follows)."""
-    if not items:
+    return _reduce([compute_list_leaf_hash(item) for item in items])
+
+
+def _reduce(level: list[bytes]) -> bytes:
+    """The tree hash over the leaf hashes ``level``: pair neighbours, level by level, a lone
+    last node going up unchanged."""
+    if not level:
         return _EMPTY_TREE
-    level = [compute_list_leaf_hash(item) for item in items]
     while len(level) > 1:
         paired = [_node(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
         if len(level) & 1:
@@ -74,9 +87,31 @@ def compute_tree_hash_reference(items: Sequence[bytes]) -> bytes:
     return level[0]
 
 
+def compute_tree_hash_of_leaves(leaves: Sequence[bytes]) -> bytes:
+    """:func:`compute_tree_hash` of the items whose leaf hashes are ``leaves`` (32 bytes each:
+    :func:`compute_list_leaf_hash` of each item, in order), for a list whose leaves were computed
+    already (a block's transactions: each one's id is its leaf, ``stf.transactions``).
+
+    Raises
+    ------
+    ValueError
+        If a leaf hash is not 32 bytes.
+    """
+    if native_tree_hash_of_leaves is not None:
+        return native_tree_hash_of_leaves(leaves)
+    if any(len(leaf) != 32 for leaf in leaves):
+        raise ValueError("a leaf hash is 32 bytes")
+    return _reduce(list(leaves))
+
+
 def compute_ordered_root(items: Sequence[bytes]) -> bytes:
     """The root of an ordered list: its tree hash sealed with its length."""
     return _seal(len(items), compute_tree_hash(items))
+
+
+def compute_ordered_root_of_leaves(leaves: Sequence[bytes]) -> bytes:
+    """:func:`compute_ordered_root` of the items whose leaf hashes are ``leaves``."""
+    return _seal(len(leaves), compute_tree_hash_of_leaves(leaves))
 
 
 def prove_list_item(items: Sequence[bytes], index: int) -> tuple[bytes, ...]:

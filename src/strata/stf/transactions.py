@@ -27,7 +27,8 @@ from typing import Annotated, Final, final, get_type_hints
 import msgspec
 
 from strata.core.codec import CanonicalDecoder, encode
-from strata.core.hashing import sha256
+from strata.core.hashing import native_list_leaf_hash
+from strata.core.ordered_merkle import compute_list_leaf_hash
 from strata.core.signatures import compute_transaction_digest
 
 MAX_TRANSACTION_BYTES: Final = 16_384
@@ -349,10 +350,15 @@ def encode_action(action: Action) -> bytes:
     return encode(action)
 
 
-compute_transaction_hash: Final[Callable[[bytes], bytes]] = sha256
-"""``compute_transaction_hash(data)``, a transaction's id: SHA-256 of its canonical bytes (the
-hash function itself, not a wrapper: it runs for every transaction, and this module is
-interpreted)."""
+compute_transaction_hash: Final[Callable[[bytes], bytes]] = (
+    compute_list_leaf_hash if native_list_leaf_hash is None else native_list_leaf_hash
+)
+"""``compute_transaction_hash(data)``, a transaction's id: ``SHA256(0x00 || data)`` over its
+canonical bytes, which is its leaf hash in the transactions tree of the block that includes it
+(``core/ordered_merkle.py``). A block's transactions root is computed from the ids its receipts
+carry, so each transaction is hashed once, not once for its id and again for the root; an
+inclusion proof starts from the id. (The hash function itself, not a wrapper: it runs for every
+transaction, and this module is interpreted.)"""
 
 
 def compute_oracle_action_bytes(price: OraclePrice) -> bytes:

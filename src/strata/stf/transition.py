@@ -66,7 +66,7 @@ from strata.core.errors import (
     InvalidTransaction,
     InvariantViolation,
 )
-from strata.core.ordered_merkle import compute_ordered_root
+from strata.core.ordered_merkle import compute_ordered_root, compute_ordered_root_of_leaves
 from strata.core.signatures import (
     compute_transaction_digest,
     recover_wallet_address,
@@ -188,6 +188,8 @@ SignedFields = tuple[bytes, int, Action, bytes | None, bytes]
 ModifyFields = tuple[int, int | None, int | None, bool, int, int, int, bool]
 """``ModifyOrder``'s fields: market_id, order_id, client_id, is_buy, price_ticks, size_lots, tif,
 reduce_only."""
+CancelFields = tuple[int, int | None, int | None]
+"""``CancelOrder``'s fields: market_id, order_id, client_id."""
 
 # Admission tells actions apart by ``type(action) is X``, not ``isinstance``: an action is always
 # exactly one of the classes of ``Action`` (a closed union, decoded by its tag, none a subclass of
@@ -599,13 +601,12 @@ def _check_withdrawable(block: _Block, account: bytes, amount_quote: int) -> Non
         )
 
 
-def _check_place(block: _Block, order: PlaceOrder | ModifyOrder) -> None:
-    market_id = order.market_id
+def _check_place(block: _Block, market_id: int, price_ticks: int, size_lots: int) -> None:
     # markets.check_order_params, with the market's limits read once per block.
     market = block.market(market_id)
     limits = market.limits
     assert limits is not None
-    markets.check_order_limits(limits, market_id, order.price_ticks, order.size_lots)
+    markets.check_order_limits(limits, market_id, price_ticks, size_lots)
     if not market.has_mark:
         # Without a mark no position could be margined: the market opens with its first price.
         raise InvalidTransaction(ErrorCode.MARKET_NOT_ACTIVE, "no oracle price yet")
@@ -613,9 +614,17 @@ def _check_place(block: _Block, order: PlaceOrder | ModifyOrder) -> None:
 
 def _check_order(block: _Block, order: PlaceOrder | ModifyOrder) -> None:
     """The static checks of one order (alone or in a bulk action)."""
-    _check_place(block, order)
-    if type(order) is _MODIFY_ORDER and (order.order_id is None) == (order.client_id is None):
-        raise InvalidTransaction(ErrorCode.MALFORMED_TRANSACTION, "order id xor client id")
+    # Every field read at once (see _AS_TUPLE).
+    if type(order) is _MODIFY_ORDER:
+        market_id, order_id, client_id, _, price_ticks, size_lots, _, _ = cast(
+            ModifyFields, _AS_TUPLE(order)
+        )
+        _check_place(block, market_id, price_ticks, size_lots)
+        if (order_id is None) == (client_id is None):
+            raise InvalidTransaction(ErrorCode.MALFORMED_TRANSACTION, "order id xor client id")
+    else:
+        market_id, _, price_ticks, size_lots, _, _, _, _ = cast(PlaceFields, _AS_TUPLE(order))
+        _check_place(block, market_id, price_ticks, size_lots)
 
 
 def _check_static(block: _Block, account: bytes, action: Action) -> None:
@@ -689,9 +698,10 @@ def _check_static(block: _Block, account: bytes, action: Action) -> None:
 
 
 def _check_cancel(block: _Block, cancel: CancelOrder) -> None:
-    if markets.get_market(block.state, cancel.market_id) is None:
-        raise InvalidTransaction(ErrorCode.UNKNOWN_MARKET, str(cancel.market_id))
-    if (cancel.order_id is None) == (cancel.client_id is None):
+    market_id, order_id, client_id = cast(CancelFields, _AS_TUPLE(cancel))
+    if markets.get_market(block.state, market_id) is None:
+        raise InvalidTransaction(ErrorCode.UNKNOWN_MARKET, str(market_id))
+    if (order_id is None) == (client_id is None):
         raise InvalidTransaction(ErrorCode.MALFORMED_TRANSACTION, "order id xor client id")
 
 
@@ -868,43 +878,32 @@ def _admit_action(
     elif type(action) is _MODIFY_ORDER or type(action) is _BULK_MODIFY:
         modifies = (action,) if type(action) is ModifyOrder else action.modifies
         for modify in modifies:
+            market_id, order_id, client_id, _, _, _, _, _ = cast(ModifyFields, _AS_TUPLE(modify))
             if type(action) is _MODIFY_ORDER:
-                _check_order_owned(
-                    block, account, CancelOrder(modify.market_id, modify.order_id, modify.client_id)
-                )
-            credit = _live_reservation(block, account, modify.market_id, modify)
+                _check_order_owned(block, account, market_id, order_id, client_id)
+            credit = _live_reservation(block, account, market_id, order_id, client_id)
             op = _reserve(
                 block,
                 tx_index,
                 account,
                 modify,
-                modify.order_id,
-                modify.client_id,
+                order_id,
+                client_id,
                 single=type(action) is _MODIFY_ORDER,
                 credit_quote=credit,
             )
             if op is None:
                 events.append(_rejected(account, modify, _bulk_reason(block, modify)))
                 continue
-            staged.append(
-                CancelOp(
-                    tx_index,
-                    account,
-                    modify.market_id,
-                    modify.order_id,
-                    modify.client_id,
-                    modify=op,
-                )
-            )
+            staged.append(CancelOp(tx_index, account, market_id, order_id, client_id, modify=op))
             staged.append(op)
     elif type(action) is _CANCEL_ORDER or type(action) is _BULK_CANCEL:
         cancels = (action,) if type(action) is CancelOrder else action.cancels
         for cancel in cancels:
+            market_id, order_id, client_id = cast(CancelFields, _AS_TUPLE(cancel))
             if type(action) is _CANCEL_ORDER:
-                _check_order_owned(block, account, cancel)
-            staged.append(
-                CancelOp(tx_index, account, cancel.market_id, cancel.order_id, cancel.client_id)
-            )
+                _check_order_owned(block, account, market_id, order_id, client_id)
+            staged.append(CancelOp(tx_index, account, market_id, order_id, client_id))
     elif type(action) is ApproveAgent:
         accounts.process_approve_agent(
             state,
@@ -1045,26 +1044,32 @@ def _is_client_id_taken(block: _Block, account: bytes, client_id: int) -> bool:
     return False
 
 
-def _check_order_owned(block: _Block, account: bytes, cancel: CancelOrder) -> None:
-    book: Book = block.state.books[cancel.market_id]
-    if cancel.order_id is not None:
-        order = book.get_order(cancel.order_id)
-        if order is not None and order.owner != account:
-            raise ExecutionFailure(ErrorCode.NOT_ORDER_OWNER, str(cancel.order_id))
-    else:
-        assert cancel.client_id is not None
-        order = book.get_order_by_client_id(account, cancel.client_id)
-    if order is None:
-        raise ExecutionFailure(ErrorCode.UNKNOWN_ORDER, f"{cancel.order_id}/{cancel.client_id}")
-
-
-def _live_reservation(block: _Block, account: bytes, market_id: int, modify: ModifyOrder) -> int:
+def _check_order_owned(
+    block: _Block, account: bytes, market_id: int, order_id: int | None, client_id: int | None
+) -> None:
+    """The order a single cancel or modify names (by order id, else by client id) rests and is
+    ``account``'s."""
     book: Book = block.state.books[market_id]
-    if modify.order_id is not None:
-        order = book.get_order(modify.order_id)
+    if order_id is not None:
+        order = book.get_order(order_id)
+        if order is not None and order.owner != account:
+            raise ExecutionFailure(ErrorCode.NOT_ORDER_OWNER, str(order_id))
     else:
-        assert modify.client_id is not None
-        order = book.get_order_by_client_id(account, modify.client_id)
+        assert client_id is not None
+        order = book.get_order_by_client_id(account, client_id)
+    if order is None:
+        raise ExecutionFailure(ErrorCode.UNKNOWN_ORDER, f"{order_id}/{client_id}")
+
+
+def _live_reservation(
+    block: _Block, account: bytes, market_id: int, order_id: int | None, client_id: int | None
+) -> int:
+    book: Book = block.state.books[market_id]
+    if order_id is not None:
+        order = book.get_order(order_id)
+    else:
+        assert client_id is not None
+        order = book.get_order_by_client_id(account, client_id)
     if order is None or order.owner != account:
         return 0
     reserved: int = order.reserved_quote
@@ -1422,7 +1427,7 @@ def _execute(
             except InvalidTransaction as error:
                 reject(index, data, error)
                 continue
-            admitted.append(AdmittedTx(data, status, base_gas, events))
+            admitted.append(AdmittedTx(index, data, status, base_gas, events))
             tx_events.append(events)
     block.nonces.flush()
     block.flush_reserved()
@@ -1463,6 +1468,9 @@ def _execute(
     per_cancel = gas_schedule.cancel
     receipts: list[Receipt] = []
     encoded_receipts: list[bytes] = []  # encoded here, while each receipt's events are in cache
+    # Each transaction's id is its leaf in the transactions tree (stf/transactions.py): kept by
+    # its place in the block, the root's order (receipts follow the canonical order).
+    ids: list[bytes] = [b""] * len(txs)
     gas_used = 0
     tx_hash = compute_transaction_hash
     make_receipt = Receipt
@@ -1476,7 +1484,8 @@ def _execute(
         # reservation can bound could leave an account with bad debt.
         gas = w.base_gas + w.fills * per_fill + w.levels * per_level + w.cancels * per_cancel
         gas_used += gas
-        receipt = make_receipt(tx_hash(w.data), w.status, gas, tuple(w.events))
+        tx_id = ids[w.index] = tx_hash(w.data)
+        receipt = make_receipt(tx_id, w.status, gas, tuple(w.events))
         receipts.append(receipt)
         encoded_receipts.append(encode(receipt))
     if gas_used > params.block_gas_limit:
@@ -1500,6 +1509,7 @@ def _execute(
     if matching is not None:
         matching.end_block(state)
     included_txs = tuple(data for index, data in enumerate(transactions) if included[index])
+    included_ids = [ids[index] for index in range(len(txs)) if included[index]]
     block_events = BlockEvents(
         tuple(prologue), tuple(settlement), tuple(risk), tuple(system_events)
     )
@@ -1510,7 +1520,7 @@ def _execute(
         timestamp_ms=header.timestamp_ms,
         gas_used=gas_used,
         state_root=b"",
-        transactions_root=compute_ordered_root(included_txs),
+        transactions_root=compute_ordered_root_of_leaves(included_ids),
         receipts_root=compute_ordered_root([*encoded_receipts, encode(block_events)]),
         withdrawals_root=compute_ordered_root([encode(w) for w in block.withdrawals]),
     )

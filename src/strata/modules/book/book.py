@@ -111,6 +111,9 @@ class PlaceResult:
                   ``CANCELED``; with ``REJECTED``: ``DUPLICATE_CLIENT_ID``,
                   ``TOO_MANY_OPEN_ORDERS``, ``POST_ONLY_WOULD_TAKE`` or ``FOK_NOT_FILLABLE``
     filled_lots:  total lots filled (sum of ``fills`` sizes)
+
+    Statuses and reasons are the plain ``int`` values of ``OrderStatus`` and ``OrderReason``
+    (equal to the members; see the bindings below for why not the members themselves).
     """
 
     __slots__ = ("canceled", "filled_lots", "fills", "reason", "status")
@@ -118,9 +121,9 @@ class PlaceResult:
     def __init__(
         self,
         fills: Sequence[Fill],
-        canceled: Sequence[tuple[Order, OrderReason]],
-        status: OrderStatus,
-        reason: OrderReason,
+        canceled: Sequence[tuple[Order, int]],
+        status: int,
+        reason: int,
         filled_lots: int,
     ) -> None:
         # Final: a result may be shared (the outcomes without fills are constants below).
@@ -141,28 +144,28 @@ def _order_id_of(order: Order) -> int:
     return order.order_id
 
 
-# Module-level bindings for the hot paths. ``Final`` names are constants to the compiled build
-# (mypyc keeps them in C variables: no lookup at all); run interpreted, a global lookup is still
-# cheaper than an enum attribute lookup or an import's.
-_GTC: Final = TimeInForce.GTC
-_IOC: Final = TimeInForce.IOC
-_FOK: Final = TimeInForce.FOK
-_POST_ONLY: Final = TimeInForce.POST_ONLY
-_OPEN: Final = OrderStatus.OPEN
-_FILLED_S: Final = OrderStatus.FILLED
-_CANCELED: Final = OrderStatus.CANCELED
-_REJECTED: Final = OrderStatus.REJECTED
-_R_NONE: Final = OrderReason.NONE
-_R_FILLED: Final = OrderReason.FILLED
-_R_SELF: Final = OrderReason.SELF_TRADE
-_R_POST: Final = OrderReason.POST_ONLY_WOULD_TAKE
-_R_IOC: Final = OrderReason.IOC_REMAINDER
-_R_FOK: Final = OrderReason.FOK_NOT_FILLABLE
-_R_RO: Final = OrderReason.REDUCE_ONLY
-_R_DUP: Final = OrderReason.DUPLICATE_CLIENT_ID
-_R_MANY: Final = OrderReason.TOO_MANY_OPEN_ORDERS
-
-_MAY_REST: Final = (_GTC, _POST_ONLY)
+# Module-level bindings for the hot paths, as plain ints. ``Final`` names are constants to the
+# compiled build (mypyc keeps them in C variables: no lookup at all), and an ``int`` is compared
+# natively; an enum member is an object, compared through a generic call, and when it reaches an
+# event msgspec encodes it by reading its ``value`` attribute. Run interpreted, a global lookup
+# is still cheaper than an enum attribute lookup or an import's.
+_GTC: Final = int(TimeInForce.GTC)
+_IOC: Final = int(TimeInForce.IOC)
+_FOK: Final = int(TimeInForce.FOK)
+_POST_ONLY: Final = int(TimeInForce.POST_ONLY)
+_OPEN: Final = int(OrderStatus.OPEN)
+_FILLED_S: Final = int(OrderStatus.FILLED)
+_CANCELED: Final = int(OrderStatus.CANCELED)
+_REJECTED: Final = int(OrderStatus.REJECTED)
+_R_NONE: Final = int(OrderReason.NONE)
+_R_FILLED: Final = int(OrderReason.FILLED)
+_R_SELF: Final = int(OrderReason.SELF_TRADE)
+_R_POST: Final = int(OrderReason.POST_ONLY_WOULD_TAKE)
+_R_IOC: Final = int(OrderReason.IOC_REMAINDER)
+_R_FOK: Final = int(OrderReason.FOK_NOT_FILLABLE)
+_R_RO: Final = int(OrderReason.REDUCE_ONLY)
+_R_DUP: Final = int(OrderReason.DUPLICATE_CLIENT_ID)
+_R_MANY: Final = int(OrderReason.TOO_MANY_OPEN_ORDERS)
 
 # The outcomes of a placement that touched no maker, shared: the commonest, an order that rests,
 # then allocates no result and no lists.
@@ -410,7 +413,7 @@ class Book:
     def place(
         self,
         order: Order,
-        tif: TimeInForce,
+        tif: int,
         reduce_only_cap: ReduceOnlyCap | None = None,
     ) -> PlaceResult:
         """Match ``order`` against the book, then rest, cancel or reject its remainder.
@@ -447,7 +450,8 @@ class Book:
             return _DUPLICATE
         mine = self._by_owner.get(owner)  # (read once: resting below uses it too)
         held = 0 if mine is None else len(mine)
-        if tif in _MAY_REST and held >= self.max_open_orders_per_owner:
+        may_rest = tif in (_GTC, _POST_ONLY)  # (compiled: two int comparisons)
+        if may_rest and held >= self.max_open_orders_per_owner:
             return _TOO_MANY
         # Boxed once (``Any``): compiled, an ``int`` variable used as a dict key is boxed into a
         # new object at each use.
@@ -476,7 +480,7 @@ class Book:
             _heappop(heap)
             del levels[key]
         if not crosses:
-            if tif in _MAY_REST:
+            if may_rest:
                 # Rest (inline _rest): the order's own side is the other one.
                 own = 1 - opp
                 own_levels = self._levels[own]
@@ -523,7 +527,7 @@ class Book:
         limit_key: int,
         opp: int,
         cap_fn: ReduceOnlyCap | None,
-    ) -> tuple[list[Fill], list[tuple[Order, OrderReason]]]:
+    ) -> tuple[list[Fill], list[tuple[Order, int]]]:
         """Match ``order`` against side ``opp`` down to ``limit_key`` (see ``place``).
 
         Decrements ``order.size_lots`` and the makers' sizes; removes consumed and canceled
@@ -537,7 +541,7 @@ class Book:
         owner = order.owner
         remaining = order.size_lots
         fills: list[Fill] = []
-        canceled: list[tuple[Order, OrderReason]] = []
+        canceled: list[tuple[Order, int]] = []
         # Reduce-only bookkeeping, only with a cap function: start-of-call caps and lots filled
         # so far by each maker owner in this call.
         caps: dict[bytes, int] = {}

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final, NamedTuple, Protocol, TypeVar
 
-from strata.modules.book import Book, Order, OrderReason, OrderStatus, TimeInForce
+from strata.modules.book import Book, Order, OrderReason, OrderStatus
 from strata.modules.clearing import (
     FeeTier,
     compute_maker_fee,
@@ -30,8 +30,21 @@ from strata.modules.markets import Market, get_next_order_id, set_next_order_id
 from strata.modules.oracle import record_trade_price
 from strata.state.store import State
 
-_TIF: Final = tuple(TimeInForce)
 # Compiled, a ``Final`` name is a C variable, not a lookup in the module's globals at each use.
+# Statuses and reasons as plain ints (the members' values, as ``book.book`` binds them): an enum
+# member is an object, read by an attribute lookup at each use, compared through a generic call,
+# and encoded by msgspec through another lookup (of its ``value``) in every event that holds it.
+_OPEN: Final = int(OrderStatus.OPEN)
+_FILLED: Final = int(OrderStatus.FILLED)
+_CANCELED: Final = int(OrderStatus.CANCELED)
+_REJECTED: Final = int(OrderStatus.REJECTED)
+_R_NONE: Final = int(OrderReason.NONE)
+_R_FILLED: Final = int(OrderReason.FILLED)
+_R_CANCELED_BY_USER: Final = int(OrderReason.CANCELED_BY_USER)
+_R_CANCELED_ALL: Final = int(OrderReason.CANCELED_ALL)
+_R_REPLACED: Final = int(OrderReason.REPLACED)
+_R_REDUCE_ONLY: Final = int(OrderReason.REDUCE_ONLY)
+_R_UNKNOWN_ORDER: Final = int(OrderReason.UNKNOWN_ORDER)
 _ORDER_UPDATE: Final = OrderUpdate
 _FILL_EVENT: Final = FillEvent
 _T_co = TypeVar("_T_co", covariant=True)
@@ -156,17 +169,20 @@ class MarketWork:
 
 
 class AdmittedTx(MarketWork):
-    """An admitted transaction from admission to its receipt (``stf.transition``): its bytes,
-    status (0 or the execution failure's code), base gas and events, and (as a
+    """An admitted transaction from admission to its receipt (``stf.transition``): its place in
+    the block, its bytes, status (0 or the execution failure's code), base gas and events, and (as a
     :class:`MarketWork`) the matching work its gas meters. One object per transaction, where a
     tuple, a work record and the integers boxed into the tuple were three. (Defined beside its
     base: an interpreted copy of the transition, as tests make, cannot subclass a compiled
     class.)"""
 
-    __slots__ = ("base_gas", "data", "events", "status")
+    __slots__ = ("base_gas", "data", "events", "index", "status")
 
-    def __init__(self, data: bytes, status: int, base_gas: int, events: EventSink) -> None:
+    def __init__(
+        self, index: int, data: bytes, status: int, base_gas: int, events: EventSink
+    ) -> None:
         super().__init__()
+        self.index = index
         self.data = data
         self.status = status
         self.base_gas = base_gas
@@ -190,14 +206,17 @@ def _position_of(state: State, positions: dict[bytes, int], owner: bytes, market
     return size
 
 
-def _tier_of(
-    state: State, tiers: dict[bytes, FeeTier], fee_tiers: Sequence[FeeTier], owner: bytes
-) -> FeeTier:
-    """``owner``'s fee tier for the block (by its traded volume at block start; read once)."""
-    tier = tiers.get(owner)
-    if tier is None:
-        tier = tiers[owner] = select_fee_tier(fee_tiers, get_volume(state, owner))
-    return tier
+def _fees_of(
+    state: State, fees: dict[bytes, tuple[int, int]], fee_tiers: Sequence[FeeTier], owner: bytes
+) -> tuple[int, int]:
+    """``(maker_ppm, taker_ppm)`` of ``owner``'s fee tier for the block (by its traded volume at
+    block start; read once). Two ints, not the tier: compiled, reading a field of a record is a
+    generic attribute lookup (about 110 instructions), and a fill reads two."""
+    ppm = fees.get(owner)
+    if ppm is None:
+        tier = select_fee_tier(fee_tiers, get_volume(state, owner))
+        ppm = fees[owner] = (tier.maker_ppm, tier.taker_ppm)
+    return ppm
 
 
 def _order_update(
@@ -246,11 +265,7 @@ def process_market_matching(
                 book.cancel(order.order_id)
                 dirty.add(order.order_id)
                 _delta(deltas, order.owner).release_quote += order.reserved_quote
-                out.append(
-                    _order_update(
-                        market_id, order, OrderStatus.CANCELED, OrderReason.CANCELED_ALL, 0
-                    )
-                )
+                out.append(_order_update(market_id, order, _CANCELED, _R_CANCELED_ALL, 0))
             continue
         found: Order | None
         if cancel.order_id is not None:
@@ -266,8 +281,8 @@ def process_market_matching(
                     market_id,
                     cancel.order_id or 0,
                     cancel.owner,
-                    OrderStatus.REJECTED,
-                    OrderReason.UNKNOWN_ORDER,
+                    _REJECTED,
+                    _R_UNKNOWN_ORDER,
                     0,
                     0,
                     cancel.client_id,
@@ -277,17 +292,17 @@ def process_market_matching(
         book.cancel(found.order_id)
         dirty.add(found.order_id)
         _delta(deltas, found.owner).release_quote += found.reserved_quote
-        reason = OrderReason.CANCELED_BY_USER
+        reason = _R_CANCELED_BY_USER
         if cancel.modify is not None:
             cancel.modify.replaced = True
             cancel.modify.client_id = found.client_id
             cancel.modify.expires_at_ms = found.expires_at_ms
-            reason = OrderReason.REPLACED
-        out.append(_order_update(market_id, found, OrderStatus.CANCELED, reason, 0))
+            reason = _R_REPLACED
+        out.append(_order_update(market_id, found, _CANCELED, reason, 0))
 
     # --- placements ---
     positions: dict[bytes, int] = {}
-    tiers: dict[bytes, FeeTier] = {}
+    fees: dict[bytes, tuple[int, int]] = {}
     last_trade_ticks: int | None = None
 
     def reduce_only_cap(owner: bytes, is_buy: bool) -> int:
@@ -309,8 +324,8 @@ def process_market_matching(
                     market_id,
                     0,
                     owner,
-                    OrderStatus.REJECTED,
-                    OrderReason.UNKNOWN_ORDER,
+                    _REJECTED,
+                    _R_UNKNOWN_ORDER,
                     0,
                     0,
                     op.client_id,
@@ -333,8 +348,8 @@ def process_market_matching(
                         market_id,
                         order_id,
                         owner,
-                        OrderStatus.REJECTED,
-                        OrderReason.REDUCE_ONLY,
+                        _REJECTED,
+                        _R_REDUCE_ONLY,
                         0,
                         0,
                         op.client_id,
@@ -352,7 +367,7 @@ def process_market_matching(
             op.reserved_quote,
             op.expires_at_ms,
         )
-        result = book.place(order, _TIF[op.tif], reduce_only_cap)
+        result = book.place(order, op.tif, reduce_only_cap)
         dirty.add(order_id)
 
         fills = result.fills
@@ -361,7 +376,7 @@ def process_market_matching(
         removed = {o.order_id for o, _ in result.canceled} if result.canceled else None
         filled_here: dict[int, int] | None = {} if removed is not None else None
         if fills:
-            taker_tier = _tier_of(state, tiers, fee_tiers, owner)
+            taker_ppm = _fees_of(state, fees, fee_tiers, owner)[1]
             taker_delta = _delta(deltas, owner)
             taker_is_buy = op.is_buy
             maker_is_buy = not taker_is_buy
@@ -378,9 +393,10 @@ def process_market_matching(
                     levels += 1
                     last_price = price
                 notional = price * qty * qptl
-                taker_fee = compute_taker_fee(notional, taker_tier.taker_ppm)
-                maker_tier = _tier_of(state, tiers, fee_tiers, maker.owner)
-                maker_fee = compute_maker_fee(notional, maker_tier.maker_ppm)
+                taker_fee = compute_taker_fee(notional, taker_ppm)
+                maker_fee = compute_maker_fee(
+                    notional, _fees_of(state, fees, fee_tiers, maker.owner)[0]
+                )
                 taker_delta.fills.append((market_id, taker_is_buy, price, qty, taker_fee))
                 maker_delta = _delta(deltas, maker.owner)
                 maker_delta.fills.append((market_id, maker_is_buy, price, qty, maker_fee))
@@ -413,13 +429,9 @@ def process_market_matching(
                     assert filled_here is not None
                     filled_here[maker.order_id] = filled_here.get(maker.order_id, 0) + qty
                 elif remaining == 0:
-                    out.append(
-                        _order_update(market_id, maker, OrderStatus.FILLED, OrderReason.FILLED, qty)
-                    )
+                    out.append(_order_update(market_id, maker, _FILLED, _R_FILLED, qty))
                 else:
-                    out.append(
-                        _order_update(market_id, maker, OrderStatus.OPEN, OrderReason.NONE, qty)
-                    )
+                    out.append(_order_update(market_id, maker, _OPEN, _R_NONE, qty))
             last_trade_ticks = last_price
             w = work[op.tx_index]
             w.fills += len(fills)
@@ -435,14 +447,14 @@ def process_market_matching(
                     _order_update(
                         market_id,
                         canceled,
-                        OrderStatus.CANCELED,
+                        _CANCELED,
                         reason,
                         filled_here.get(canceled.order_id, 0),
                     )
                 )
 
         # The taker keeps a reservation only for what rests.
-        if result.status == OrderStatus.OPEN:
+        if result.status == _OPEN:
             keep = compute_remaining_reservation(op.reserved_quote, op.size_lots, order.size_lots)
             order.reserved_quote = keep
             release = op.reserved_quote - keep
