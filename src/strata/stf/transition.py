@@ -1271,7 +1271,7 @@ def _order_class(data: bytes, pos: int, fields: int, tif_at: int) -> int:
     field ``tif_at`` (absent: its default, GTC), or -1."""
     if fields <= tif_at:
         return TxClass.TAKING
-    for _ in range(tif_at):
+    for _field in range(tif_at):  # (compiled, ``_`` would be an object, boxed each time round)
         pos = _skip(data, pos)
     tif = _byte(data, pos)
     if not 0 <= tif <= 0x7F:  # (a time in force is a fixint)
