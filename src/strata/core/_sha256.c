@@ -84,14 +84,24 @@ static PyObject *sha256_concat(PyObject *module, PyObject *const *args, Py_ssize
 static const unsigned char LEAF = 0x00;
 static const unsigned char NODE = 0x01;
 
-static PyObject *list_leaf_hash(PyObject *module, PyObject *item) {
+/* SHA256(0x00 || item) into out (32 bytes); -1 with an exception if item is not bytes-like. */
+static int leaf_hash_into(PyObject *item, unsigned char *out) {
     SHA256_CTX ctx;
     SHA256_Init(&ctx);
     SHA256_Update(&ctx, &LEAF, 1);
     if (update_with(&ctx, item) < 0) {
+        return -1;
+    }
+    SHA256_Final(out, &ctx);
+    return 0;
+}
+
+static PyObject *list_leaf_hash(PyObject *module, PyObject *item) {
+    unsigned char digest[DIGEST];
+    if (leaf_hash_into(item, digest) < 0) {
         return NULL;
     }
-    return new_digest(&ctx);
+    return PyBytes_FromStringAndSize((const char *)digest, DIGEST);
 }
 
 /* The tree hash of the n >= 1 leaf hashes in `level` (n * 32 bytes, overwritten), freed here. */
@@ -125,7 +135,6 @@ static unsigned char *first_level(PyObject **objects, Py_ssize_t n, int leaves) 
         PyErr_NoMemory();
         return NULL;
     }
-    SHA256_CTX ctx;
     for (Py_ssize_t i = 0; i < n; i++) {
         if (leaves) {
             if (!PyBytes_CheckExact(objects[i]) || PyBytes_GET_SIZE(objects[i]) != DIGEST) {
@@ -136,13 +145,10 @@ static unsigned char *first_level(PyObject **objects, Py_ssize_t n, int leaves) 
             memcpy(level + i * DIGEST, PyBytes_AS_STRING(objects[i]), DIGEST);
             continue;
         }
-        SHA256_Init(&ctx);
-        SHA256_Update(&ctx, &LEAF, 1);
-        if (update_with(&ctx, objects[i]) < 0) {
+        if (leaf_hash_into(objects[i], level + i * DIGEST) < 0) {
             PyMem_Free(level);
             return NULL;
         }
-        SHA256_Final(level + i * DIGEST, &ctx);
     }
     return level;
 }

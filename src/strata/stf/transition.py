@@ -83,7 +83,7 @@ from strata.modules import (
     oracle,
     triggers,
 )
-from strata.modules.book import Book, OrderReason, OrderStatus, TimeInForce
+from strata.modules.book import Book, Order, OrderReason, OrderStatus, TimeInForce
 from strata.modules.book.state import copy_book
 from strata.modules.clearing.events import OrderUpdate
 from strata.modules.clearing.matching import (
@@ -880,8 +880,10 @@ def _admit_action(
         for modify in modifies:
             market_id, order_id, client_id, _, _, _, _, _ = cast(ModifyFields, _AS_TUPLE(modify))
             if type(action) is _MODIFY_ORDER:
-                _check_order_owned(block, account, market_id, order_id, client_id)
-            credit = _live_reservation(block, account, market_id, order_id, client_id)
+                owned = _check_order_owned(block, account, market_id, order_id, client_id)
+                credit: int = owned.reserved_quote
+            else:
+                credit = _live_reservation(block, account, market_id, order_id, client_id)
             op = _reserve(
                 block,
                 tx_index,
@@ -1044,32 +1046,36 @@ def _is_client_id_taken(block: _Block, account: bytes, client_id: int) -> bool:
     return False
 
 
-def _check_order_owned(
+def _named_order(
     block: _Block, account: bytes, market_id: int, order_id: int | None, client_id: int | None
-) -> None:
-    """The order a single cancel or modify names (by order id, else by client id) rests and is
-    ``account``'s."""
+) -> Order | None:
+    """The resting order a cancel or modify names: by its order id, else by the account's client
+    id (then it is the account's own), or ``None``."""
     book: Book = block.state.books[market_id]
     if order_id is not None:
-        order = book.get_order(order_id)
-        if order is not None and order.owner != account:
-            raise ExecutionFailure(ErrorCode.NOT_ORDER_OWNER, str(order_id))
-    else:
-        assert client_id is not None
-        order = book.get_order_by_client_id(account, client_id)
+        return book.get_order(order_id)
+    assert client_id is not None
+    return book.get_order_by_client_id(account, client_id)
+
+
+def _check_order_owned(
+    block: _Block, account: bytes, market_id: int, order_id: int | None, client_id: int | None
+) -> Order:
+    """The order a single cancel or modify names (:func:`_named_order`), which must rest and be
+    ``account``'s."""
+    order = _named_order(block, account, market_id, order_id, client_id)
     if order is None:
         raise ExecutionFailure(ErrorCode.UNKNOWN_ORDER, f"{order_id}/{client_id}")
+    if order.owner != account:
+        raise ExecutionFailure(ErrorCode.NOT_ORDER_OWNER, str(order_id))
+    return order
 
 
 def _live_reservation(
     block: _Block, account: bytes, market_id: int, order_id: int | None, client_id: int | None
 ) -> int:
-    book: Book = block.state.books[market_id]
-    if order_id is not None:
-        order = book.get_order(order_id)
-    else:
-        assert client_id is not None
-        order = book.get_order_by_client_id(account, client_id)
+    """The reservation of the order a bulk modify names, 0 if none of ``account``'s rests."""
+    order = _named_order(block, account, market_id, order_id, client_id)
     if order is None or order.owner != account:
         return 0
     reserved: int = order.reserved_quote
