@@ -24,7 +24,7 @@ from strata.node.events import Phase, block_segments
 from strata.node.feeds import Feeds, Subscriber, render_account_messages
 from strata.node.index import NodeIndex, OrderOrigin
 from strata.state.store import State
-from strata.stf.block import Block, BlockEvents, BlockOutput, Header, Receipt
+from strata.stf.block import Block, BlockEvents, BlockOutput, Header, Receipt, encode_receipts
 from strata.stf.events import Event, IsolatedMarginMoved, MarginModeChanged
 from strata.stf.genesis import make_genesis
 from strata.stf.transactions import (
@@ -81,7 +81,7 @@ def _block(
     )
     output = BlockOutput(
         header=header,
-        receipts=receipts,
+        encoded_receipts=encode_receipts(receipts),
         block_events=BlockEvents(prologue, settlement, risk, matching),
         withdrawals=(),
         transactions=tuple(datas),

@@ -23,7 +23,7 @@ from strata.modules.clearing.events import OrderUpdate
 from strata.node.config import devnet_genesis, read_config
 from strata.node.index import IndexHints, NodeIndex
 from strata.node.index_worker import IndexWorker, PayloadQueue
-from strata.stf.block import Block, BlockEvents, BlockOutput, Header, Receipt
+from strata.stf.block import Block, BlockEvents, BlockOutput, Header, Receipt, encode_receipts
 from strata.stf.transactions import PlaceOrder, SignedTransaction, encode_transaction
 
 MARKETS = devnet_genesis(0).market_infos()
@@ -52,7 +52,9 @@ def _big_block(height: int, count: int) -> tuple[Block, BlockOutput]:
         datas.append(encode_transaction(SignedTransaction(owner, i, order, None, b"\x01" * 65)))
         event = OrderUpdate(BTC, i + 1, owner, OrderStatus.OPEN, OrderReason.NONE, 1, 0, i)
         receipts.append(Receipt(i.to_bytes(32, "big"), 0, 0, (event,)))
-    output = BlockOutput(header, tuple(receipts), BlockEvents((), (), (), ()), (), tuple(datas))
+    output = BlockOutput(
+        header, encode_receipts(receipts), BlockEvents((), (), (), ()), (), tuple(datas)
+    )
     return Block(header, (), tuple(datas)), output
 
 

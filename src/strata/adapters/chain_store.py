@@ -180,6 +180,14 @@ class _ReceiptsRecord(msgspec.Struct, frozen=True, array_like=True):
     block_events: BlockEvents
 
 
+class _EncodedReceiptsRecord(msgspec.Struct, frozen=True, array_like=True):
+    """The same record, with each receipt's bytes as they are (``BlockOutput.encoded_receipts``):
+    written without decoding and encoding the receipts again."""
+
+    receipts: tuple[msgspec.Raw, ...]
+    block_events: BlockEvents
+
+
 class _SnapshotHead(msgspec.Struct, frozen=True, array_like=True):
     version: int
     height: int
@@ -192,6 +200,7 @@ _HEADER = msgspec.msgpack.Decoder(Header)
 _TIP = msgspec.msgpack.Decoder(ChainTip)
 _CHECKPOINT = msgspec.msgpack.Decoder(_Checkpoint)
 _RECEIPTS = msgspec.msgpack.Decoder(_ReceiptsRecord)
+_ENCODED_RECEIPTS = msgspec.msgpack.Decoder(_EncodedReceiptsRecord)
 _SNAPSHOT_HEAD = msgspec.msgpack.Decoder(_SnapshotHead)
 _SNAPSHOT_CHUNK_DECODER = msgspec.msgpack.Decoder(list[tuple[bytes, bytes]])
 _HEIGHT = msgspec.msgpack.Decoder(int)
@@ -867,7 +876,10 @@ class ChainStore:
         height = header.height
         if height != self.tip.height + 1:
             raise StoreError(f"block {height} does not follow the tip {self.tip.height}")
-        record = _ReceiptsRecord(output.receipts, output.block_events)
+        raw = msgspec.Raw
+        record = _EncodedReceiptsRecord(
+            tuple(raw(receipt) for receipt in output.encoded_receipts), output.block_events
+        )
         tip = ChainTip(height, header.timestamp_ms, compute_header_hash(header))
         self._write_block(height, encode(block), encode(header), encode(record), tip)
         self._remember(tip)
@@ -1263,12 +1275,20 @@ class ChainStore:
             raise StoreError(f"block {height} does not decode: {error}") from None
 
     def get_receipts(self, height: int) -> tuple[tuple[Receipt, ...], BlockEvents]:
+        decoded = _RECEIPTS.decode(self._receipts_record(height))
+        return decoded.receipts, decoded.block_events
+
+    def get_encoded_receipts(self, height: int) -> tuple[tuple[bytes, ...], BlockEvents]:
+        """:meth:`get_receipts` with each receipt's bytes (``BlockOutput.encoded_receipts``)."""
+        decoded = _ENCODED_RECEIPTS.decode(self._receipts_record(height))
+        return tuple(bytes(receipt) for receipt in decoded.receipts), decoded.block_events
+
+    def _receipts_record(self, height: int) -> bytes:
         with self._env.begin() as txn:
             record = txn.get(_height_key(height), db=self._dbs[b"receipts"])
         if record is None:
             raise StoreError(f"receipts of block {height} are missing")
-        decoded = _RECEIPTS.decode(_unseal(bytes(record), f"receipts {height}"))
-        return decoded.receipts, decoded.block_events
+        return _unseal(bytes(record), f"receipts {height}")
 
     def iter_blocks(self, first: int = 1) -> Iterator[Block]:
         for height in range(max(first, self.base_height + 1), self.tip.height + 1):

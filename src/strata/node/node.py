@@ -331,10 +331,10 @@ class Node:
 
     def _read_block(self, height: int) -> tuple[Block, BlockOutput]:
         block = self.store.get_block(height)
-        receipts, block_events = self.store.get_receipts(height)
+        receipts, block_events = self.store.get_encoded_receipts(height)
         output = BlockOutput(
             header=block.header,
-            receipts=receipts,
+            encoded_receipts=receipts,
             block_events=block_events,
             withdrawals=(),
             transactions=block.transactions,

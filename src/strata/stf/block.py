@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from functools import cached_property
+
 import msgspec
 
 from strata.core.codec import CanonicalDecoder, encode
@@ -65,17 +68,37 @@ class BlockEvents(msgspec.Struct, frozen=True, array_like=True):
     matching: tuple[Event, ...] = ()
 
 
-class BlockOutput(msgspec.Struct, frozen=True):
+_RECEIPT_DECODER: msgspec.msgpack.Decoder[Receipt] = msgspec.msgpack.Decoder(Receipt)
+
+
+# dict=True: room for the receipts once decoded (``cached_property``); only the fields are
+# compared, hashed and encoded.
+class BlockOutput(msgspec.Struct, frozen=True, dict=True):
     """What ``apply_block`` returns: the header it computed and everything it committed to."""
 
     header: Header
-    receipts: tuple[Receipt, ...]
+    encoded_receipts: tuple[bytes, ...]
+    """Each transaction's :class:`Receipt`, canonically encoded, in the canonical order: the
+    leaves of ``header.receipts_root`` (before the block's events). Execution keeps the bytes,
+    not the records: a record with its events for every transaction, alive until the output is
+    dropped, was the most memory a block held at its end; :attr:`receipts` decodes them."""
     block_events: BlockEvents
     withdrawals: tuple[WithdrawalRecord, ...]
     transactions: tuple[bytes, ...]
     """The transactions the block includes, in sequencer order."""
     rejected: tuple[tuple[bytes, int], ...] = ()
     """When building: ``(tx_hash, code)`` of each transaction left out as invalid."""
+
+    @cached_property
+    def receipts(self) -> tuple[Receipt, ...]:
+        """The receipts (:attr:`encoded_receipts` decoded, at the first read)."""
+        decode = _RECEIPT_DECODER.decode
+        return tuple(decode(data) for data in self.encoded_receipts)
+
+
+def encode_receipts(receipts: Iterable[Receipt]) -> tuple[bytes, ...]:
+    """``BlockOutput.encoded_receipts`` of the receipts."""
+    return tuple(encode(receipt) for receipt in receipts)
 
 
 class UnsealedBlock(msgspec.Struct, frozen=True):

@@ -107,7 +107,6 @@ from strata.stf.block import (
     BlockEvents,
     BlockOutput,
     Header,
-    Receipt,
     UnsealedBlock,
     compute_header_hash,
 )
@@ -1472,16 +1471,14 @@ def _execute(
     per_fill = gas_schedule.per_fill
     per_level = gas_schedule.per_level
     per_cancel = gas_schedule.cancel
-    receipts: list[Receipt] = []
-    encoded_receipts: list[bytes] = []  # encoded here, while each receipt's events are in cache
+    encoded_receipts: list[bytes] = []
     # Each transaction's id is its leaf in the transactions tree (stf/transactions.py): kept by
     # its place in the block, the root's order (receipts follow the canonical order).
     ids: list[bytes] = [b""] * len(txs)
     gas_used = 0
     tx_hash = compute_transaction_hash
-    make_receipt = Receipt
     # As in admission: each record is freed once its receipt is made (``admitted`` holds the last
-    # reference).
+    # reference), and its events with it, while still in cache.
     admitted.reverse()
     while admitted:
         w = admitted.pop()
@@ -1491,9 +1488,10 @@ def _execute(
         gas = w.base_gas + w.fills * per_fill + w.levels * per_level + w.cancels * per_cancel
         gas_used += gas
         tx_id = ids[w.index] = tx_hash(w.data)
-        receipt = make_receipt(tx_id, w.status, gas, tuple(w.events))
-        receipts.append(receipt)
-        encoded_receipts.append(encode(receipt))
+        # The receipt's encoding, made from its fields: a Receipt is encoded as the array of
+        # its fields (array_like), as this tuple is, so no record is built (the output keeps
+        # the bytes; BlockOutput.receipts decodes them).
+        encoded_receipts.append(encode((tx_id, w.status, gas, w.events)))
     if gas_used > params.block_gas_limit:
         raise InvalidBlock(
             ErrorCode.BLOCK_GAS_LIMIT_EXCEEDED, f"{gas_used} > {params.block_gas_limit}"
@@ -1533,7 +1531,7 @@ def _execute(
     state.tip = ChainTip(computed.height, computed.timestamp_ms, b"")
     return BlockOutput(
         header=computed,
-        receipts=tuple(receipts),
+        encoded_receipts=tuple(encoded_receipts),
         block_events=block_events,
         withdrawals=tuple(block.withdrawals),
         transactions=included_txs,
