@@ -1468,11 +1468,8 @@ def _execute(
         match_markets(state, jobs, params.fee_tiers, tx_events, deltas, work)
     else:
         matching.match(state, jobs, params.fee_tiers, tx_events, deltas, work)
-    # ``work`` and ``tx_events`` hold each admitted record and its events at its place in
-    # ``admitted``: emptied at the receipts, in step with it (cleared here whole, they touched
-    # every record and events list again, from outside the CPU's caches, only to let go of it).
-    work.pop()  # (the system slot's)
-    tx_events.pop()
+    work.clear()  # (the records live on in ``admitted`` until their receipts are made)
+    tx_events.clear()
 
     # --- receipts and gas ---
     # Names and the gas schedule read once, not once per transaction.
@@ -1482,15 +1479,11 @@ def _execute(
     per_cancel = gas_schedule.cancel
     encoded_receipts: list[bytes] = []
     gas_used = 0
-    # As in admission: each record is freed once its receipt is made, and its events with it,
-    # while still in cache (the three lists hold the last references).
+    # As in admission: each record is freed once its receipt is made (``admitted`` holds the last
+    # reference), and its events with it, while still in cache.
     admitted.reverse()
-    work.reverse()
-    tx_events.reverse()
     while admitted:
         w = admitted.pop()
-        work.pop()
-        tx_events.pop()
         # Matching work is metered (receipt and block limit) but not charged: only base gas is
         # paid, at admission, where free collateral is checked. A charge for work that no
         # reservation can bound could leave an account with bad debt.
