@@ -1406,11 +1406,6 @@ def _execute(
         class_of[index] = compute_tx_class(cast(Action, fields[2]))
 
     # --- admission ---
-    # Each transaction's id is its leaf in the transactions tree (stf/transactions.py), hashed
-    # at its admission, while its bytes are in cache (decoding just read them), and kept by its
-    # place in the block, the root's order (receipts follow the canonical order).
-    ids: list[bytes] = [b""] * len(txs)
-    tx_hash = compute_transaction_hash
     block = _Block(state, params, header.timestamp_ms)
     admitted: list[AdmittedTx] = []
     tx_events: list[list[Event]] = []
@@ -1437,8 +1432,7 @@ def _execute(
             except InvalidTransaction as error:
                 reject(index, data, error)
                 continue
-            tx_id = ids[index] = tx_hash(data)
-            admitted.append(AdmittedTx(tx_id, status, base_gas, events))
+            admitted.append(AdmittedTx(index, data, status, base_gas, events))
             tx_events.append(events)
     block.nonces.flush()
     block.flush_reserved()
@@ -1478,7 +1472,11 @@ def _execute(
     per_level = gas_schedule.per_level
     per_cancel = gas_schedule.cancel
     encoded_receipts: list[bytes] = []
+    # Each transaction's id is its leaf in the transactions tree (stf/transactions.py): kept by
+    # its place in the block, the root's order (receipts follow the canonical order).
+    ids: list[bytes] = [b""] * len(txs)
     gas_used = 0
+    tx_hash = compute_transaction_hash
     # As in admission: each record is freed once its receipt is made (``admitted`` holds the last
     # reference), and its events with it, while still in cache.
     admitted.reverse()
@@ -1489,10 +1487,11 @@ def _execute(
         # reservation can bound could leave an account with bad debt.
         gas = w.base_gas + w.fills * per_fill + w.levels * per_level + w.cancels * per_cancel
         gas_used += gas
+        tx_id = ids[w.index] = tx_hash(w.data)
         # The receipt's encoding, made from its fields: a Receipt is encoded as the array of
         # its fields (array_like), as this tuple is, so no record is built (the output keeps
         # the bytes; BlockOutput.receipts decodes them).
-        encoded_receipts.append(encode((w.tx_id, w.status, gas, w.events)))
+        encoded_receipts.append(encode((tx_id, w.status, gas, w.events)))
     if gas_used > params.block_gas_limit:
         raise InvalidBlock(
             ErrorCode.BLOCK_GAS_LIMIT_EXCEEDED, f"{gas_used} > {params.block_gas_limit}"

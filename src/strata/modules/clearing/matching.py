@@ -169,18 +169,21 @@ class MarketWork:
 
 
 class AdmittedTx(MarketWork):
-    """An admitted transaction from admission to its receipt (``stf.transition``): its id,
-    status (0 or the execution failure's code), base gas and events, and (as a
+    """An admitted transaction from admission to its receipt (``stf.transition``): its place in
+    the block, its bytes, status (0 or the execution failure's code), base gas and events, and (as a
     :class:`MarketWork`) the matching work its gas meters. One object per transaction, where a
     tuple, a work record and the integers boxed into the tuple were three. (Defined beside its
     base: an interpreted copy of the transition, as tests make, cannot subclass a compiled
     class.)"""
 
-    __slots__ = ("base_gas", "events", "status", "tx_id")
+    __slots__ = ("base_gas", "data", "events", "index", "status")
 
-    def __init__(self, tx_id: bytes, status: int, base_gas: int, events: EventSink) -> None:
+    def __init__(
+        self, index: int, data: bytes, status: int, base_gas: int, events: EventSink
+    ) -> None:
         super().__init__()
-        self.tx_id = tx_id
+        self.index = index
+        self.data = data
         self.status = status
         self.base_gas = base_gas
         self.events = events
