@@ -51,10 +51,15 @@ static PyObject *new_digest(SHA256_CTX *ctx) {
     return out;
 }
 
-/* SHA256(data) into out (32 bytes); -1 with an exception if data is not bytes-like. */
-static int hash_into(PyObject *data, unsigned char *out) {
+/* SHA256(prefix || data) into out (32 bytes; prefix_len may be 0); -1 with an exception if
+ * data is not bytes-like. */
+static int hash_into(const unsigned char *prefix, size_t prefix_len, PyObject *data,
+                     unsigned char *out) {
     SHA256_CTX ctx;
     SHA256_Init(&ctx);
+    if (prefix_len) {
+        SHA256_Update(&ctx, prefix, prefix_len);
+    }
     if (update_with(&ctx, data) < 0) {
         return -1;
     }
@@ -62,12 +67,17 @@ static int hash_into(PyObject *data, unsigned char *out) {
     return 0;
 }
 
-static PyObject *sha256(PyObject *module, PyObject *data) {
+/* hash_into's digest as a new bytes object. */
+static PyObject *digest_of(const unsigned char *prefix, size_t prefix_len, PyObject *data) {
     unsigned char digest[DIGEST];
-    if (hash_into(data, digest) < 0) {
+    if (hash_into(prefix, prefix_len, data, digest) < 0) {
         return NULL;
     }
     return PyBytes_FromStringAndSize((const char *)digest, DIGEST);
+}
+
+static PyObject *sha256(PyObject *module, PyObject *data) {
+    return digest_of(NULL, 0, data);
 }
 
 static PyObject *sha256_concat(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
@@ -84,24 +94,8 @@ static PyObject *sha256_concat(PyObject *module, PyObject *const *args, Py_ssize
 static const unsigned char LEAF = 0x00;
 static const unsigned char NODE = 0x01;
 
-/* SHA256(0x00 || item) into out (32 bytes); -1 with an exception if item is not bytes-like. */
-static int leaf_hash_into(PyObject *item, unsigned char *out) {
-    SHA256_CTX ctx;
-    SHA256_Init(&ctx);
-    SHA256_Update(&ctx, &LEAF, 1);
-    if (update_with(&ctx, item) < 0) {
-        return -1;
-    }
-    SHA256_Final(out, &ctx);
-    return 0;
-}
-
 static PyObject *list_leaf_hash(PyObject *module, PyObject *item) {
-    unsigned char digest[DIGEST];
-    if (leaf_hash_into(item, digest) < 0) {
-        return NULL;
-    }
-    return PyBytes_FromStringAndSize((const char *)digest, DIGEST);
+    return digest_of(&LEAF, 1, item);  /* SHA256(0x00 || item) */
 }
 
 /* The tree hash of the n >= 1 leaf hashes in `level` (n * 32 bytes, overwritten), freed here. */
@@ -145,7 +139,7 @@ static unsigned char *first_level(PyObject **objects, Py_ssize_t n, int leaves) 
             memcpy(level + i * DIGEST, PyBytes_AS_STRING(objects[i]), DIGEST);
             continue;
         }
-        if (leaf_hash_into(objects[i], level + i * DIGEST) < 0) {
+        if (hash_into(&LEAF, 1, objects[i], level + i * DIGEST) < 0) {
             PyMem_Free(level);
             return NULL;
         }
@@ -238,8 +232,8 @@ static int make_leaf(PyObject *pair, leaf_t *leaf) {
     int ok = -1;
     if (PySequence_Fast_GET_SIZE(seq) != 2) {
         PyErr_SetString(PyExc_TypeError, "a pair must have exactly two items");
-    } else if (hash_into(PySequence_Fast_GET_ITEM(seq, 0), leaf->path) == 0 &&
-               hash_into(PySequence_Fast_GET_ITEM(seq, 1), leaf->value_hash) == 0) {
+    } else if (hash_into(NULL, 0, PySequence_Fast_GET_ITEM(seq, 0), leaf->path) == 0 &&
+               hash_into(NULL, 0, PySequence_Fast_GET_ITEM(seq, 1), leaf->value_hash) == 0) {
         ok = 0;
     }
     Py_DECREF(seq);
