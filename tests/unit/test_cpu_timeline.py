@@ -79,8 +79,11 @@ def test_the_tree_is_read_by_role(tree: subprocess.Popen[str]) -> None:
     assert cpu["signatures"] >= 0.5  # the child that named itself strata-sig
     assert cpu["node threads"] >= 0.5  # the root's other thread
     assert cpu["checkpoint"] >= 0.3  # the forked writer, waited for: in the root's cutime
-    assert cpu["index"] < 0.3  # it only started
-    assert cpu["node"] < 0.4  # the root's main thread slept (its start-up only)
+    # The index child only started, as the signature child did before burning 0.6 s; the root's
+    # main thread only started and slept while its other thread burned. (Relative bounds: a
+    # start-up's CPU time grows when the machine is busy, a burn's does not.)
+    assert cpu["index"] < cpu["signatures"] - 0.4
+    assert cpu["node"] < cpu["node threads"]
     assert cpu["total"] == pytest.approx(sum(cpu[r] for r in ROLES))
 
 
