@@ -611,23 +611,29 @@ def _check_place(block: _Block, market_id: int, price_ticks: int, size_lots: int
         raise InvalidTransaction(ErrorCode.MARKET_NOT_ACTIVE, "no oracle price yet")
 
 
-def _check_order(block: _Block, order: PlaceOrder | ModifyOrder) -> None:
-    """The static checks of one order (alone or in a bulk action)."""
+def _check_order(block: _Block, order: PlaceOrder | ModifyOrder) -> tuple[object, ...]:
+    """The static checks of one order (alone or in a bulk action); returns its fields
+    (:data:`PlaceFields` or :data:`ModifyFields`), for admission to read again."""
     # Every field read at once (see _AS_TUPLE).
+    fields = _AS_TUPLE(order)
     if type(order) is _MODIFY_ORDER:
-        market_id, order_id, client_id, _, price_ticks, size_lots, _, _ = cast(
-            ModifyFields, _AS_TUPLE(order)
-        )
+        market_id, order_id, client_id, _, price_ticks, size_lots, _, _ = cast(ModifyFields, fields)
         _check_place(block, market_id, price_ticks, size_lots)
         if (order_id is None) == (client_id is None):
             raise InvalidTransaction(ErrorCode.MALFORMED_TRANSACTION, "order id xor client id")
     else:
-        market_id, _, price_ticks, size_lots, _, _, _, _ = cast(PlaceFields, _AS_TUPLE(order))
+        market_id, _, price_ticks, size_lots, _, _, _, _ = cast(PlaceFields, fields)
         _check_place(block, market_id, price_ticks, size_lots)
+    return fields
 
 
-def _check_static(block: _Block, account: bytes, action: Action) -> None:
+def _check_static(block: _Block, account: bytes, action: Action) -> tuple[object, ...] | None:
     """Stateless-in-spirit checks of an action (markets exist, sizes in range, bulk bounds).
+
+    Returns the fields of a single order, modify or cancel (:data:`PlaceFields`,
+    :data:`ModifyFields`, :data:`CancelFields`), read once here for admission to use again
+    (compiled, each ``astuple`` is a call that builds a tuple: about 300 instructions); ``None``
+    for any other action.
 
     Raises
     ------
@@ -635,10 +641,10 @@ def _check_static(block: _Block, account: bytes, action: Action) -> None:
         The code of the first failed check.
     """
     if type(action) is _PLACE_ORDER or type(action) is _MODIFY_ORDER:
-        _check_order(block, action)
-    elif type(action) is _CANCEL_ORDER:
-        _check_cancel(block, action)
-    elif type(action) is _CANCEL_ALL:
+        return _check_order(block, action)
+    if type(action) is _CANCEL_ORDER:
+        return _check_cancel(block, action)
+    if type(action) is _CANCEL_ALL:
         if (
             action.market_id is not None
             and markets.get_market(block.state, action.market_id) is None
@@ -694,14 +700,18 @@ def _check_static(block: _Block, account: bytes, action: Action) -> None:
         )
         if not verify_agent_signature(action.public_key, digest, action.agent_signature):
             raise InvalidTransaction(ErrorCode.BAD_AGENT_CONSENT, "the agent key did not consent")
+    return None
 
 
-def _check_cancel(block: _Block, cancel: CancelOrder) -> None:
-    market_id, order_id, client_id = cast(CancelFields, _AS_TUPLE(cancel))
+def _check_cancel(block: _Block, cancel: CancelOrder) -> tuple[object, ...]:
+    """The static checks of one cancel; returns its fields (:data:`CancelFields`)."""
+    fields = _AS_TUPLE(cancel)
+    market_id, order_id, client_id = cast(CancelFields, fields)
     if markets.get_market(block.state, market_id) is None:
         raise InvalidTransaction(ErrorCode.UNKNOWN_MARKET, str(market_id))
     if (order_id is None) == (client_id is None):
         raise InvalidTransaction(ErrorCode.MALFORMED_TRANSACTION, "order id xor client id")
+    return fields
 
 
 def compute_base_gas(params: ChainParams, tx: SignedTransaction, market_count: int) -> int:
@@ -796,7 +806,7 @@ def process_admission(
     # instead of comparing its 20 bytes, about a hundred instructions a lookup.
     account = block.account(account).account
     _check_authority(state, account, action, agent, signer, block.timestamp_ms)
-    _check_static(block, account, action)
+    action_fields = _check_static(block, account, action)
     base_gas = compute_action_gas(
         block.gas_place, block.gas_cancel, block.gas_account_action, action, len(block.market_ids)
     )
@@ -820,7 +830,9 @@ def process_admission(
     staged.clear()
     credit: tuple[bytes, int] | None = None
     try:
-        credit = _admit_action(block, tx_index, nonce, account, action, events, staged)
+        credit = _admit_action(
+            block, tx_index, nonce, account, action, action_fields, events, staged
+        )
     except ExecutionFailure as failure:
         state.rollback()
         block.rollback_reserved(reserved_mark)
@@ -845,19 +857,21 @@ def _admit_action(
     nonce: int,
     account: bytes,
     action: Action,
+    action_fields: tuple[object, ...] | None,
     events: list[Event],
     staged: list[CancelOp | PlaceOp],
 ) -> tuple[bytes, int] | None:
-    """The admission-phase effects of ``action`` (signed by ``account`` with ``nonce``); returns
-    a credit for settlement, if any."""
+    """The admission-phase effects of ``action`` (signed by ``account`` with ``nonce``; its
+    fields as :func:`_check_static` returned them); returns a credit for settlement, if any."""
     state = block.state
     # The order actions first: each test of the chain costs compiled code a global lookup.
     if type(action) is _PLACE_ORDER:
-        client_id = action.client_id
+        assert action_fields is not None
+        client_id = cast(PlaceFields, action_fields)[6]
         if client_id is not None and _is_client_id_taken(block, account, client_id):
             # A resubmission of a live order: idempotent, nothing new is placed.
             raise ExecutionFailure(ErrorCode.DUPLICATE_CLIENT_ID, f"client id {client_id} is live")
-        op = _reserve(block, tx_index, account, action, None, None, single=True)
+        op = _reserve(block, tx_index, account, action, action_fields, None, None, single=True)
         assert op is not None
         staged.append(op)
     elif type(action) is _BULK_PLACE:
@@ -867,7 +881,9 @@ def _admit_action(
             if cid is not None and (cid in in_bulk or _is_client_id_taken(block, account, cid)):
                 events.append(_rejected(account, order, OrderReason.DUPLICATE_CLIENT_ID))
                 continue
-            op = _reserve(block, tx_index, account, order, None, None, single=False)
+            op = _reserve(
+                block, tx_index, account, order, _AS_TUPLE(order), None, None, single=False
+            )
             if op is not None:
                 staged.append(op)
                 if cid is not None:
@@ -877,7 +893,10 @@ def _admit_action(
     elif type(action) is _MODIFY_ORDER or type(action) is _BULK_MODIFY:
         modifies = (action,) if type(action) is ModifyOrder else action.modifies
         for modify in modifies:
-            market_id, order_id, client_id, _, _, _, _, _ = cast(ModifyFields, _AS_TUPLE(modify))
+            fields = action_fields if type(action) is _MODIFY_ORDER else None
+            if fields is None:
+                fields = _AS_TUPLE(modify)
+            market_id, order_id, client_id, _, _, _, _, _ = cast(ModifyFields, fields)
             if type(action) is _MODIFY_ORDER:
                 owned = _check_order_owned(block, account, market_id, order_id, client_id)
                 credit: int = owned.reserved_quote
@@ -888,6 +907,7 @@ def _admit_action(
                 tx_index,
                 account,
                 modify,
+                fields,
                 order_id,
                 client_id,
                 single=type(action) is _MODIFY_ORDER,
@@ -901,7 +921,10 @@ def _admit_action(
     elif type(action) is _CANCEL_ORDER or type(action) is _BULK_CANCEL:
         cancels = (action,) if type(action) is CancelOrder else action.cancels
         for cancel in cancels:
-            market_id, order_id, client_id = cast(CancelFields, _AS_TUPLE(cancel))
+            fields = action_fields if type(action) is _CANCEL_ORDER else None
+            if fields is None:
+                fields = _AS_TUPLE(cancel)
+            market_id, order_id, client_id = cast(CancelFields, fields)
             if type(action) is _CANCEL_ORDER:
                 _check_order_owned(block, account, market_id, order_id, client_id)
             staged.append(CancelOp(tx_index, account, market_id, order_id, client_id))
@@ -1086,13 +1109,15 @@ def _reserve(
     tx_index: int,
     account: bytes,
     order: PlaceOrder | ModifyOrder,
+    fields: tuple[object, ...],
     replace_order_id: int | None,
     replace_client_id: int | None,
     *,
     single: bool,
     credit_quote: int = 0,
 ) -> PlaceOp | None:
-    """Reserve initial margin for one order against the account's free collateral.
+    """Reserve initial margin for one order (``fields``: its :data:`PlaceFields` or
+    :data:`ModifyFields`) against the account's free collateral.
 
     ``credit_quote`` is the reservation of the order a modify replaces (released when it is
     canceled in matching). Returns the placement to match, or ``None`` when the margin is
@@ -1106,16 +1131,15 @@ def _reserve(
         stale; ``OPEN_INTEREST_CAP`` for one that would pass the market's open-interest cap;
         ``INSUFFICIENT_MARGIN`` for a single order that the free collateral does not cover.
     """
-    # Every field read at once (see _AS_TUPLE).
     expires_at_ms: int | None
     client_id: int | None
     if type(order) is _PLACE_ORDER:
-        place = cast(PlaceFields, _AS_TUPLE(order))
+        place = cast(PlaceFields, fields)
         market_id, is_buy, price_ticks, size_lots, tif, reduce_only, client_id, expires_at_ms = (
             place
         )
     else:
-        modify = cast(ModifyFields, _AS_TUPLE(order))
+        modify = cast(ModifyFields, fields)
         market_id, _, _, is_buy, price_ticks, size_lots, tif, reduce_only = modify
         expires_at_ms = None
         client_id = replace_client_id  # a modify keeps the client id of the order it replaces
