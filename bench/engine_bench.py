@@ -17,6 +17,10 @@ With ring 0 compiled (``strata/compiled.py``, what ``make setup`` builds), (b) i
 a fresh interpreter running ring 0 from source (``STRATA_PURE=1``):
 ``engine_interpreted_events_per_s`` and ``compiled_vs_interpreted`` (and their bulk twins).
 
+``--record FILE`` appends the run's JSON line, with the time and the commit, to ``FILE``;
+``--runs-of FILE [--plot OUT]`` runs nothing and sums up the runs recorded there against the
+targets, and draws each run's engine rates against its book rate (``bench/engine_runs.py``).
+
 The chain workload (seeded): ``accounts`` funded accounts trade one market around a fixed oracle
 price; each block holds ``block_size`` single-order transactions: 45% passive GTC/post-only
 placements at 0-5 ticks behind the touch, 30% cancels of the sender's own live orders, 15% IOC
@@ -41,6 +45,13 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.engine_runs import (  # noqa: E402
+    load_runs,
+    plot_runs,
+    print_summary,
+    record_run,
+    summarize_runs,
+)
 from strata import compiled  # noqa: E402
 from strata.adapters.lifetime import collector_paused, tune_collector  # noqa: E402
 from strata.client.signing import wallet_from_seed  # noqa: E402
@@ -268,6 +279,25 @@ def _interpreted_engine(events: int, seed: int, runs: int) -> tuple[float, float
     return float(result["engine_s"]), float(result["bulk_s"])
 
 
+def _report_runs(path: Path, plot: Path | None, as_json: bool) -> int:
+    """``--runs-of``: the recorded runs summed up (and drawn)."""
+    if not path.is_file():
+        print(f"error: {path}: no such file", file=sys.stderr)
+        return 2
+    runs = load_runs(path)
+    summary = summarize_runs(runs)
+    if plot is not None:
+        plot_runs(runs, plot)
+        summary["plot"] = str(plot)
+    if as_json:
+        print(json.dumps(summary))
+    else:
+        print_summary(summary)
+        if plot is not None:
+            print(f"plot: {plot}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="strata bench engine", description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=100_000, help="book and engine events")
@@ -279,9 +309,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--engine-only", action="store_true", help="(b) alone, as JSON (the interpreted run)"
     )
+    parser.add_argument(
+        "--record",
+        type=Path,
+        metavar="FILE",
+        help="append this run's JSON line, with the time and the commit, to FILE",
+    )
+    parser.add_argument(
+        "--runs-of",
+        type=Path,
+        metavar="FILE",
+        help="run nothing: sum up the runs recorded in FILE (--record) against the targets",
+    )
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        metavar="OUT",
+        help="with --runs-of: draw each run's engine rates against its book rate (.png, .svg)",
+    )
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
+    if args.plot is not None and args.runs_of is None:
+        parser.error("--plot draws the runs of --runs-of FILE")
+    if args.runs_of is not None:
+        return _report_runs(args.runs_of, args.plot, args.json)
 
     print(f"building the chain workloads ({args.events} order operations each)...", file=sys.stderr)
     config, blocks = build_chain_workload(args.events, args.seed)
@@ -320,6 +372,8 @@ def main(argv: list[str] | None = None) -> int:
         summary["engine_bulk_interpreted_events_per_s"] = round(args.events / interpreted[1])
         summary["compiled_vs_interpreted"] = round(interpreted[0] / engine_s, 2)
         summary["compiled_vs_interpreted_bulk"] = round(interpreted[1] / bulk_s, 2)
+    if args.record is not None:
+        record_run(args.record, summary, ROOT)
     if args.json:
         print(json.dumps(summary))
     else:

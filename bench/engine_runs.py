@@ -1,0 +1,183 @@
+"""Runs of ``strata bench engine`` kept over time, summed up against the targets and plotted.
+
+This shared machine's speed moves by half from one hour to the next, and a run's engine figure
+moves with it. A run of ``strata bench engine --record FILE`` appends its JSON line to ``FILE``
+with the time (UTC) and the checkout's commit; ``strata bench engine --runs-of FILE`` then reads
+every run recorded there and prints, for the full engine with single orders and with bulk
+actions, how many runs reached the 150,000 events/s target and their range, and with ``--plot
+OUT`` draws each run's engine figure against its book figure: the book workload, timed in the same
+run, is the gauge of the machine's speed in that minute (it does no clearing, so a change to the
+engine leaves it alone), and a run whose engine misses the target can be seen to be a slow
+minute or not.
+
+A record needs ``book_events_per_s``, ``engine_events_per_s`` and ``engine_bulk_events_per_s``
+(what ``--json`` prints); ``time``, ``commit`` and the passes (``engine_runs_events_per_s``) are
+used when present.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+BOOK_TARGET = 500_000
+"""The book alone: events/s on one core (issue 2)."""
+
+ENGINE_TARGET = 150_000
+"""The full engine, single orders and bulk: events/s on one core (issue 2)."""
+
+REQUIRED = ("book_events_per_s", "engine_events_per_s", "engine_bulk_events_per_s")
+
+
+def record_run(path: Path, summary: dict[str, Any], root: Path) -> dict[str, Any]:
+    """Append ``summary`` (``strata bench engine --json``'s line) to ``path`` as one JSON line,
+    with ``time`` (UTC, to the second) and ``commit`` (``root``'s ``git describe``, or ``None``
+    outside a git checkout); return the record."""
+    record = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": _commit(root)}
+    record.update(summary)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as file:
+        file.write(json.dumps(record) + "\n")
+    return record
+
+
+def _commit(root: Path) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError:
+        return None
+    if done.returncode != 0:
+        return None
+    return done.stdout.strip() or None
+
+
+def load_runs(path: Path) -> list[dict[str, Any]]:
+    """Every record in ``path`` (one JSON object a line; blank lines skipped).
+
+    Raises
+    ------
+    SystemExit
+        Naming the line, if a line is not a JSON object with the :data:`REQUIRED` figures as
+        positive integers.
+    """
+    runs: list[dict[str, Any]] = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise SystemExit(f"error: {path}, line {number}: not JSON ({error.msg})") from None
+        if not isinstance(record, dict):
+            raise SystemExit(f"error: {path}, line {number}: not a JSON object")
+        for key in REQUIRED:
+            value = record.get(key)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise SystemExit(f"error: {path}, line {number}: {key} must be a positive integer")
+        runs.append(record)
+    return runs
+
+
+def summarize_runs(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Per figure (``book``, ``engine``, ``engine_bulk``): the runs, how many reached the target,
+    and the lowest, median and highest rate; and the time span of the records."""
+    summary: dict[str, Any] = {"runs": len(runs)}
+    times = sorted(str(r["time"]) for r in runs if r.get("time"))
+    if times:
+        summary["first"], summary["last"] = times[0], times[-1]
+    for label, target in (
+        ("book", BOOK_TARGET),
+        ("engine", ENGINE_TARGET),
+        ("engine_bulk", ENGINE_TARGET),
+    ):
+        rates = [int(r[f"{label}_events_per_s"]) for r in runs]
+        summary[label] = {
+            "target": target,
+            "at_target": sum(rate >= target for rate in rates),
+            "min": min(rates, default=0),
+            "median": round(statistics.median(rates)) if rates else 0,
+            "max": max(rates, default=0),
+        }
+    return summary
+
+
+def plot_runs(runs: Sequence[dict[str, Any]], path: Path, title: str = "") -> None:
+    """Each run's full-engine rates (single orders, bulk actions; the best pass filled, every pass
+    as a dot) against its book rate, under the engine's target line. The suffix of ``path``
+    picks the format.
+
+    Raises
+    ------
+    SystemExit
+        If matplotlib is not installed (``pip install 'strata[plot]'``; ``make setup`` has it).
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        matplotlib.rcParams["svg.fonttype"] = "none"
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise SystemExit(
+            "plots need matplotlib: pip install 'strata[plot]' (make setup installs it)"
+        ) from None
+    figure, ax = plt.subplots(figsize=(7.2, 4.6))
+    for key, passes_key, label, color in (
+        ("engine_events_per_s", "engine_runs_events_per_s", "single orders", "tab:blue"),
+        ("engine_bulk_events_per_s", "engine_bulk_runs_events_per_s", "bulk actions", "tab:orange"),
+    ):
+        books = [r["book_events_per_s"] / 1e6 for r in runs]
+        ax.scatter(books, [r[key] / 1e3 for r in runs], color=color, label=f"{label}, best pass")
+        dots = [
+            (r["book_events_per_s"] / 1e6, rate / 1e3)
+            for r in runs
+            for rate in r.get(passes_key) or ()
+        ]
+        if dots:
+            xs, ys = zip(*dots, strict=True)
+            ax.scatter(xs, ys, color=color, s=8, alpha=0.35, label=f"{label}, each pass")
+    ax.axhline(ENGINE_TARGET / 1e3, color="black", linestyle="--", linewidth=1)
+    ax.annotate(
+        f"target {ENGINE_TARGET:,}",
+        (0.01, ENGINE_TARGET / 1e3),
+        xycoords=("axes fraction", "data"),
+        textcoords="offset points",
+        xytext=(0, 3),
+        fontsize=8,
+    )
+    ax.set_xlim(left=0)
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("book alone, same run (million events/s): the machine's speed that minute")
+    ax.set_ylabel("full engine (thousand events/s)")
+    commits = sorted({str(r["commit"]) for r in runs if r.get("commit")})
+    at = f" at {', '.join(commits)}" if commits else ""
+    ax.set_title(title or f"strata bench engine: {len(runs)} runs{at}", fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    """The summary as a table."""
+    span = f", {summary['first']} to {summary['last']}" if "first" in summary else ""
+    print(f"{summary['runs']} runs{span}")
+    print(f"{'figure':<14}{'target':>10}{'at target':>11}{'min':>11}{'median':>11}{'max':>11}")
+    for label in ("book", "engine", "engine_bulk"):
+        row = summary[label]
+        print(
+            f"{label:<14}{row['target']:>10,}{row['at_target']:>6} of {summary['runs']:<3}"
+            f"{row['min']:>10,}{row['median']:>11,}{row['max']:>11,}"
+        )
