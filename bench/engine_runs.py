@@ -1,14 +1,14 @@
 """Runs of ``strata bench engine`` kept over time, summed up against the targets and plotted.
 
-This shared machine's speed moves by half from one hour to the next, and a run's engine figure
-moves with it. A run of ``strata bench engine --record FILE`` appends its JSON line to ``FILE``
-with the time (UTC) and the checkout's commit; ``strata bench engine --runs-of FILE`` then reads
-every run recorded there and prints, for the full engine with single orders and with bulk
-actions, how many runs reached the 150,000 events/s target and their range, and with ``--plot
-OUT`` draws each run's engine figure against its book figure: the book workload, timed in the same
-run, is the gauge of the machine's speed in that minute (it does no clearing, so a change to the
-engine leaves it alone), and a run whose engine misses the target can be seen to be a slow
-minute or not.
+This shared machine's speed moves by a third and more from one hour to the next, and a run's engine
+figure moves with it. A run of ``strata bench engine --record FILE`` appends its JSON line to
+``FILE`` with the time (UTC) and the checkout's commit; ``strata bench engine --runs-of FILE`` then
+reads every run recorded there and prints, for the full engine with single orders and with bulk
+actions, how many runs reached the 150,000 events/s target and their range, and with ``--plot OUT``
+draws each run's engine figure against its book figure: the book workload, timed in the same run,
+is the gauge of the machine's speed in that minute (it runs the book alone: a change to admission,
+clearing or the roots leaves it alone), and a run whose engine misses the target can be seen to be
+a slow minute or not.
 
 A record needs ``book_events_per_s``, ``engine_events_per_s`` and ``engine_bulk_events_per_s``
 (what ``--json`` prints); ``time``, ``commit`` and the passes (``engine_runs_events_per_s``) are
