@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.plotting import pyplot
+
 TICKS = os.sysconf("SC_CLK_TCK")
 ROLE_OF_NAME = {
     "strata-sig": "signatures",
@@ -174,16 +176,7 @@ def plot_timelines(timelines: Sequence[CpuTimeline], path: Path, columns: int = 
     SystemExit
         If matplotlib is not installed (``pip install 'strata[plot]'``; ``make setup`` has it).
     """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text: smaller, searchable
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise SystemExit(
-            "plots need matplotlib: pip install 'strata[plot]' (make setup installs it)"
-        ) from None
+    plt = pyplot()
     rows = max(1, -(-len(timelines) // columns))
     figure, axes = plt.subplots(
         rows, columns, figsize=(6.4 * columns, 3.2 * rows), squeeze=False, sharey=True

@@ -25,6 +25,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.plotting import pyplot
+
 BOOK_TARGET = 500_000
 """The book alone: events/s on one core (issue 2)."""
 
@@ -122,16 +124,7 @@ def plot_runs(runs: Sequence[dict[str, Any]], path: Path, title: str = "") -> No
     SystemExit
         If matplotlib is not installed (``pip install 'strata[plot]'``; ``make setup`` has it).
     """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        matplotlib.rcParams["svg.fonttype"] = "none"
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise SystemExit(
-            "plots need matplotlib: pip install 'strata[plot]' (make setup installs it)"
-        ) from None
+    plt = pyplot()
     figure, ax = plt.subplots(figsize=(7.2, 4.6))
     for key, passes_key, label, color in (
         ("engine_events_per_s", "engine_runs_events_per_s", "single orders", "tab:blue"),
