@@ -144,3 +144,52 @@ def test_one_transaction_at_a_time_gives_the_same_state(history: list) -> None:
 def test_the_window_search_is_bisect_left(values: list[int], nonce: int) -> None:
     recent = sorted(values)
     assert accounts._lower_bound(recent, nonce) == bisect_left(recent, nonce)
+
+
+class EagerWindow:
+    """The rule as first written: one stored window, its oldest nonce evicted as soon as it
+    overflows (the window size is the one in force when the nonce is used)."""
+
+    def __init__(self) -> None:
+        self.floor = 0
+        self.recent: list[int] = []
+
+    def decide(self, nonce: int, timestamp_ms: int, window: int) -> ErrorCode | None:
+        if not timestamp_ms - PAST_MS < nonce < timestamp_ms + FUTURE_MS:
+            return ErrorCode.NONCE_OUT_OF_TIME_BOUND
+        floor = self.floor
+        if len(self.recent) >= window and self.recent[0] > floor:
+            floor = self.recent[0]
+        if nonce <= floor:
+            return ErrorCode.NONCE_BELOW_WINDOW
+        if nonce in self.recent:
+            return ErrorCode.NONCE_ALREADY_USED
+        insort(self.recent, nonce)
+        if len(self.recent) > window:
+            evicted = len(self.recent) - window
+            self.floor = self.recent[evicted - 1]
+            del self.recent[:evicted]
+        return None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 9), blocks), min_size=1, max_size=4))
+def test_a_window_that_changes_between_blocks(eras: list) -> None:
+    """``nonce_window`` changed by an upgrade, so a stored window can be longer or shorter than
+    the new one: the ledger (which drops evicted nonces in batches) decides and writes as the
+    eager model does."""
+    state = _fresh_state()
+    model = {a: EagerWindow() for a in ACCOUNTS}
+    timestamp_ms = 1_000
+    for window, history in eras:
+        for step, uses in history:
+            timestamp_ms += step
+            ledger = NonceLedger(state, window, PAST_MS, FUTURE_MS)
+            for who, offset in uses:
+                account, nonce = ACCOUNTS[who], timestamp_ms + offset
+                expected = model[account].decide(nonce, timestamp_ms, window)
+                assert _outcome(ledger.process, account, nonce, timestamp_ms) == expected
+            ledger.flush()
+            for account in ACCOUNTS:
+                want = NonceWindow(model[account].floor, tuple(model[account].recent))
+                assert get_nonces(state, account) == want

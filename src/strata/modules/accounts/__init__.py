@@ -59,7 +59,14 @@ def check_nonce(
     """
     spent = get_nonces(state, account)
     _check_nonce(
-        spent.floor, list(spent.recent), nonce, timestamp_ms, window, past_bound_ms, future_bound_ms
+        spent.floor,
+        list(spent.recent),
+        0,
+        nonce,
+        timestamp_ms,
+        window,
+        past_bound_ms,
+        future_bound_ms,
     )
 
 
@@ -95,6 +102,7 @@ def _lower_bound(recent: list[int], nonce: int) -> int:
 def _check_nonce(
     floor: int,
     recent: list[int],
+    lo: int,
     nonce: int,
     timestamp_ms: int,
     window: int,
@@ -102,24 +110,34 @@ def _check_nonce(
     future_bound_ms: int,
 ) -> int:
     """Raise as :func:`check_nonce` does; return where ``nonce`` goes in ``recent`` (the index
-    that keeps it sorted: ``len(recent)`` for a nonce above them all)."""
+    that keeps it sorted: ``len(recent)`` for a nonce above them all).
+
+    The window is ``recent[lo:]``, ascending. Entries before ``lo`` were evicted but not yet
+    removed (:class:`_UsedNonces` removes them in batches); the largest of them, if any, is the
+    floor, else ``floor`` is."""
     if not timestamp_ms - past_bound_ms < nonce < timestamp_ms + future_bound_ms:
         raise InvalidTransaction(
             ErrorCode.NONCE_OUT_OF_TIME_BOUND, f"nonce {nonce} vs block time {timestamp_ms}"
         )
-    if len(recent) >= window and recent[0] > floor:
-        floor = recent[0]  # a full window admits only nonces above its smallest
+    size = len(recent)
+    # A nonce above the window's largest (signers' clocks move forward) is new and above the
+    # floor: an evicted entry is below the window's, and ``floor`` is compared while none is.
+    # Only the window's last entry is read, the one the account wrote last.
+    if size > lo and nonce > recent[size - 1] and (lo > 0 or nonce > floor):
+        return size
+    if lo > 0:
+        floor = recent[lo - 1]
+    if size - lo >= window and recent[lo] > floor:
+        floor = recent[lo]  # a full window admits only nonces above its smallest
     if nonce <= floor:
         raise InvalidTransaction(
             ErrorCode.NONCE_BELOW_WINDOW, f"nonce {nonce} <= window floor {floor}"
         )
-    # The window is sorted: a nonce above its largest (signers' clocks move forward) is new;
-    # any other is searched for in O(log window), not scanned for.
-    size = len(recent)
-    if size == 0 or nonce > recent[size - 1]:
+    if size == lo:
         return size
+    # Any other nonce is searched for in O(log window), not scanned for.
     at = _lower_bound(recent, nonce)
-    if recent[at] == nonce:
+    if at < size and recent[at] == nonce:
         raise InvalidTransaction(ErrorCode.NONCE_ALREADY_USED, f"nonce {nonce}")
     return at
 
@@ -148,13 +166,20 @@ def process_nonce(
 
 class _UsedNonces:
     """An account's nonce window while a block uses it: the same floor and ascending nonces as
-    :class:`NonceWindow`, in a list that changes in place."""
+    :class:`NonceWindow`, in a list that changes in place.
 
-    __slots__ = ("floor", "recent")
+    The window is ``recent[lo:]``. An evicted nonce stays in the list, before ``lo``, until
+    ``window`` of them have gathered; then they go in one step and the largest becomes
+    ``floor``. Evicting each nonce as the window overflowed read the oldest entry (an object
+    the CPU no longer held in cache) and moved the whole list down by one, for every
+    transaction."""
+
+    __slots__ = ("floor", "lo", "recent")
 
     def __init__(self, floor: int, recent: list[int]) -> None:
         self.floor = floor
         self.recent = recent
+        self.lo = 0
 
     def record(self, nonce: int, at: int, window: int) -> None:
         """Add ``nonce`` (checked) at ``at``, where :func:`_check_nonce` found it goes, keeping
@@ -165,12 +190,22 @@ class _UsedNonces:
             recent.append(nonce)  # signers' clocks move forward
         else:
             recent.insert(at, nonce)
-        if len(recent) > window:
-            evicted = len(recent) - window
-            self.floor = recent[evicted - 1]
-            del recent[:evicted]
+        if len(recent) - self.lo > window:
+            self.lo = len(recent) - window
+            if self.lo >= window:
+                self._drop_evicted()
+
+    def _drop_evicted(self) -> None:
+        """Remove the evicted nonces; the largest of them is the floor."""
+        lo = self.lo
+        if lo > 0:
+            recent = self.recent
+            self.floor = recent[lo - 1]
+            del recent[:lo]
+            self.lo = 0
 
     def window(self) -> NonceWindow:
+        self._drop_evicted()
         return NonceWindow(self.floor, tuple(self.recent))
 
 
@@ -213,6 +248,7 @@ class NonceLedger:
         at = _check_nonce(
             used.floor,
             used.recent,
+            used.lo,
             nonce,
             timestamp_ms,
             self.window,
