@@ -11,7 +11,10 @@ Three figures from one run, on one core (the machine is shared and noisy: compar
 (a) and (b) are each the best of ``--runs`` passes (3 by default; each pass of (b) re-executes the
 chain from genesis): on a shared machine a pass is only ever slowed down by other work, never sped
 up, so the fastest pass is the closest to what the code costs (``timeit``'s advice). Every pass of
-(b) is in the JSON too (``engine_runs_events_per_s``, ``engine_bulk_runs_events_per_s``).
+(b) is in the JSON too (``engine_runs_events_per_s``, ``engine_bulk_runs_events_per_s``), and on
+a Linux virtual machine the CPU time its hypervisor took away during each (``engine_runs_steal_ms``,
+``engine_bulk_runs_steal_ms``; ``book_steal_ms`` during (a) and (c)): a pass that lost time to
+the host was slowed by the machine, not the code (``bench/engine_runs.py``).
 
 With ring 0 compiled (``strata/compiled.py``, what ``make setup`` builds), (b) is timed again in
 a fresh interpreter running ring 0 from source (``STRATA_PURE=1``):
@@ -46,10 +49,12 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.engine_runs import (  # noqa: E402
+    host_steal_ms,
     load_runs,
     plot_runs,
     print_summary,
     record_run,
+    steal_during,
     summarize_runs,
 )
 from strata import compiled  # noqa: E402
@@ -246,6 +251,20 @@ def run_engine(config: GenesisConfig, blocks: list[tuple[object, list[bytes | No
     return elapsed
 
 
+def run_passes(
+    config: GenesisConfig, blocks: list[tuple[object, list[bytes | None]]], runs: int
+) -> tuple[list[float], list[int | None]]:
+    """``runs`` passes of :func:`run_engine`: the seconds of each, and the steal during each
+    (milliseconds the hypervisor took away; ``None`` if the machine does not count it)."""
+    seconds: list[float] = []
+    steal: list[int | None] = []
+    for _ in range(runs):
+        before = host_steal_ms()
+        seconds.append(run_engine(config, blocks))
+        steal.append(steal_during(before))
+    return seconds, steal
+
+
 def run_book(events: int, seed: int, runs: int = 3) -> tuple[float, float, int]:
     """(book events/s (best of ``runs``), model book events/s, events given to the model)."""
     from bench.book_bench import run_book_bench
@@ -340,8 +359,8 @@ def main(argv: list[str] | None = None) -> int:
     bulk_config, bulk_blocks = build_chain_workload(args.events, args.seed, bulk=True)
     how = compiled.status()
     print(f"timing apply_block (ring 0 {_ring0(how)})...", file=sys.stderr)
-    engine_runs = [run_engine(config, blocks) for _ in range(args.runs)]
-    bulk_runs = [run_engine(bulk_config, bulk_blocks) for _ in range(args.runs)]
+    engine_runs, engine_steal = run_passes(config, blocks, args.runs)
+    bulk_runs, bulk_steal = run_passes(bulk_config, bulk_blocks, args.runs)
     engine_s, bulk_s = min(engine_runs), min(bulk_runs)
     if args.engine_only:
         print(json.dumps({"engine_s": engine_s, "bulk_s": bulk_s}))
@@ -350,7 +369,9 @@ def main(argv: list[str] | None = None) -> int:
         _interpreted_engine(args.events, args.seed, args.runs) if how["compiled"] else None
     )
     print("timing the book and the model book...", file=sys.stderr)
+    before = host_steal_ms()
     book_rate, model_rate, model_events = run_book(args.events, args.seed, args.runs)
+    book_steal = steal_during(before)
     engine_rate = args.events / engine_s
     summary = {
         "events": args.events,
@@ -367,6 +388,10 @@ def main(argv: list[str] | None = None) -> int:
         "engine_vs_book": round(engine_rate / book_rate, 3),
         "ring0": _ring0(how),
     }
+    if book_steal is not None:  # (known for one pass, known for all: the same file is read)
+        summary["engine_runs_steal_ms"] = engine_steal
+        summary["engine_bulk_runs_steal_ms"] = bulk_steal
+        summary["book_steal_ms"] = book_steal
     if interpreted is not None:
         summary["engine_interpreted_events_per_s"] = round(args.events / interpreted[0])
         summary["engine_bulk_interpreted_events_per_s"] = round(args.events / interpreted[1])
@@ -395,6 +420,12 @@ def main(argv: list[str] | None = None) -> int:
             )
         passes = ", ".join(f"{rate:,}" for rate in summary["engine_runs_events_per_s"])
         print(f"(b) single orders, each pass: {passes} (the best is reported)")
+        if book_steal is not None:
+            print(
+                "CPU time the host took away (steal, ms): (b) single orders "
+                f"{', '.join(map(str, engine_steal))}, with bulk {', '.join(map(str, bulk_steal))}"
+                f"; (a) and (c) {book_steal}"
+            )
         print(f"ring 0: {summary['ring0']}")
         print(f"book / model book = {summary['book_vs_reference']}x")
     return 0

@@ -10,14 +10,22 @@ is the gauge of the machine's speed in that minute (it runs the book alone: a ch
 clearing or the roots leaves it alone), and a run whose engine misses the target can be seen to be
 a slow minute or not.
 
+A slow minute can often be named: a virtual machine's kernel counts the CPU time its hypervisor
+gave to other guests while this one's CPUs had work ("steal", in ``/proc/stat``). A run records the
+steal during each pass of the engine and during the book's timing (:func:`host_steal_ms`), and
+``--runs-of`` says how many of the runs that missed a target lost time to the host during their
+best pass. Steal names only one kind of slow minute: another guest sharing the CPU's caches or
+memory bandwidth slows a pass without taking its CPU away, and shows up as nothing here.
+
 A record needs ``book_events_per_s``, ``engine_events_per_s`` and ``engine_bulk_events_per_s``
-(what ``--json`` prints); ``time``, ``commit`` and the passes (``engine_runs_events_per_s``) are
-used when present.
+(what ``--json`` prints); ``time``, ``commit``, the passes (``engine_runs_events_per_s``) and
+their steal (``engine_runs_steal_ms``) are used when present.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import time
@@ -37,6 +45,29 @@ FIGURES = (("book", BOOK_TARGET), ("engine", ENGINE_TARGET), ("engine_bulk", ENG
 """The figures counted against their targets: ``LABEL_events_per_s`` in a record."""
 
 REQUIRED = tuple(f"{label}_events_per_s" for label, _ in FIGURES)
+
+PROC_STAT = Path("/proc/stat")
+
+
+def host_steal_ms(stat: Path = PROC_STAT) -> int | None:
+    """The CPU time this machine's hypervisor has given to other guests while this one's CPUs had
+    work, since boot, in milliseconds: the steal column of ``/proc/stat``'s ``cpu`` line (every
+    CPU; an idle CPU has no work to lose, so it is the busy ones'). ``None`` where there is no such
+    file or column (not Linux, or a kernel too old to count it)."""
+    try:
+        with stat.open() as file:
+            fields = file.readline().split()
+    except OSError:
+        return None
+    if len(fields) < 9 or fields[0] != "cpu" or not fields[8].isdigit():
+        return None
+    return int(fields[8]) * 1000 // os.sysconf("SC_CLK_TCK")
+
+
+def steal_during(before: int | None) -> int | None:
+    """The steal (ms) since ``before`` (a :func:`host_steal_ms` reading), or ``None`` if unknown."""
+    after = host_steal_ms()
+    return None if before is None or after is None else after - before
 
 
 def record_run(path: Path, summary: dict[str, Any], root: Path) -> dict[str, Any]:
@@ -96,7 +127,9 @@ def load_runs(path: Path) -> list[dict[str, Any]]:
 
 def summarize_runs(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Per figure (``book``, ``engine``, ``engine_bulk``): the runs, how many reached the target,
-    and the lowest, median and highest rate; and the time span of the records."""
+    and the lowest, median and highest rate; for the engine's figures, of the runs below the
+    target, how many recorded the steal of their best pass and how many of those lost time to the
+    host in it (:func:`best_pass_steal_ms`); and the time span of the records."""
     summary: dict[str, Any] = {"runs": len(runs)}
     times = sorted(str(r["time"]) for r in runs if r.get("time"))
     if times:
@@ -110,7 +143,30 @@ def summarize_runs(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "median": round(statistics.median(rates)) if rates else 0,
             "max": max(rates, default=0),
         }
+        if label != "book":
+            steals = [best_pass_steal_ms(r, label) for r in runs]
+            missed = [
+                steal
+                for steal, rate in zip(steals, rates, strict=True)
+                if rate < target and steal is not None
+            ]
+            summary[label]["missed_with_steal_known"] = len(missed)
+            summary[label]["missed_with_steal"] = sum(steal > 0 for steal in missed)
     return summary
+
+
+def best_pass_steal_ms(run: dict[str, Any], label: str) -> int | None:
+    """The steal (ms) during the pass that gave a run's ``label`` figure (``engine`` or
+    ``engine_bulk``: its best pass), or ``None`` if the run did not record it."""
+    passes = run.get(f"{label}_runs_events_per_s")
+    steal = run.get(f"{label}_runs_steal_ms")
+    if not isinstance(passes, list) or not isinstance(steal, list) or len(passes) != len(steal):
+        return None
+    best = run[f"{label}_events_per_s"]
+    for rate, ms in zip(passes, steal, strict=True):
+        if rate == best and isinstance(ms, int):
+            return ms
+    return None
 
 
 def plot_runs(runs: Sequence[dict[str, Any]], path: Path, title: str = "") -> None:
@@ -126,11 +182,21 @@ def plot_runs(runs: Sequence[dict[str, Any]], path: Path, title: str = "") -> No
     plt = pyplot()
     figure, ax = plt.subplots(figsize=(7.2, 4.6))
     books = [r["book_events_per_s"] / 1e6 for r in runs]  # each run's x, in million events/s
+    stolen_seen = False
     for key, passes_key, label, color in (
         ("engine_events_per_s", "engine_runs_events_per_s", "single orders", "tab:blue"),
         ("engine_bulk_events_per_s", "engine_bulk_runs_events_per_s", "bulk actions", "tab:orange"),
     ):
         ax.scatter(books, [r[key] / 1e3 for r in runs], color=color, label=f"{label}, best pass")
+        stolen = [
+            (book, r[key] / 1e3)
+            for book, r in zip(books, runs, strict=True)
+            if (best_pass_steal_ms(r, key.removesuffix("_events_per_s")) or 0) > 0
+        ]
+        if stolen:
+            xs, ys = zip(*stolen, strict=True)
+            ax.scatter(xs, ys, s=90, facecolors="none", edgecolors=color, linewidths=1.2)
+            stolen_seen = True
         dots = [
             (book, rate / 1e3)
             for book, r in zip(books, runs, strict=True)
@@ -148,6 +214,10 @@ def plot_runs(runs: Sequence[dict[str, Any]], path: Path, title: str = "") -> No
         xytext=(0, 3),
         fontsize=8,
     )
+    if stolen_seen:  # one legend entry for the rings of both series
+        ax.scatter(
+            [], [], s=90, facecolors="none", edgecolors="gray", label="steal in the best pass"
+        )
     ax.set_xlim(left=0)
     ax.set_ylim(bottom=0)
     ax.set_xlabel("book alone, same run (million events/s): the machine's speed that minute")
@@ -173,3 +243,12 @@ def print_summary(summary: dict[str, Any]) -> None:
             f"{label:<14}{row['target']:>10,}{row['at_target']:>6} of {summary['runs']:<3}"
             f"{row['min']:>10,}{row['median']:>11,}{row['max']:>11,}"
         )
+    for label, _ in FIGURES:
+        row = summary[label]
+        below = summary["runs"] - row["at_target"]
+        if below and row.get("missed_with_steal_known"):
+            print(
+                f"{label}: of the {below} runs below the target, {row['missed_with_steal_known']}"
+                f" recorded steal; {row['missed_with_steal']} of those lost CPU time to the host"
+                " (steal) in their best pass"
+            )
