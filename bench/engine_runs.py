@@ -10,7 +10,7 @@ is the gauge of the machine's speed in that minute (it runs the book alone: a ch
 clearing or the roots leaves it alone), and a run whose engine misses the target can be seen to be
 a slow minute or not.
 
-A slow minute can often be named: a virtual machine's kernel counts the CPU time its hypervisor
+Some slow minutes can be named: a virtual machine's kernel counts the CPU time its hypervisor
 gave to other guests while this one's CPUs had work ("steal", in ``/proc/stat``). A run records the
 steal during each pass of the engine and during the book's timing (:func:`host_steal_ms`), and
 ``--runs-of`` says how many of the runs that missed a target lost time to the host during their
